@@ -1,0 +1,27 @@
+/** The protocol version this build speaks best. */
+export const PROTOCOL_VERSION = 1;
+
+/** Every protocol version this build can speak, newest first. */
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1];
+
+/**
+ * WebSocket close codes used by the relay and the nodes (4000–4999 is the
+ * range RFC 6455 leaves to applications). The last three digits echo the
+ * HTTP-like status of the matching error code.
+ */
+export const CloseCode = {
+  /** Normal shutdown of either side. */
+  NORMAL: 1000,
+  /** The relay is going away (shutdown). */
+  GOING_AWAY: 1001,
+  /** The peer kept sending frames that failed validation. */
+  BAD_FRAME: 4400,
+  /** The node id is already held by another live connection. */
+  NODE_ID_CONFLICT: 4409,
+  /** The node never completed the handshake in time. */
+  HANDSHAKE_TIMEOUT: 4408,
+  /** No protocol version in common. */
+  PROTOCOL_MISMATCH: 4426,
+  /** The peer missed its heartbeats. */
+  HEARTBEAT_TIMEOUT: 4504,
+} as const;

@@ -1,0 +1,185 @@
+/**
+ * Every frame of the wsrelay protocol. On the wire a frame is one MessagePack
+ * array whose first element is its type; optional trailing fields may be
+ * left off. Payloads are nested MessagePack carried as `bin`, so a relay
+ * routes on the header and forwards payload bytes untouched.
+ * docs/protocol.md describes each field.
+ */
+export enum FrameType {
+  Hello = 1,
+  Welcome = 2,
+  Request = 3,
+  Response = 4,
+  Cancel = 5,
+  Event = 6,
+  Ack = 7,
+  Error = 8,
+  Ping = 9,
+  Pong = 10,
+  Wait = 11,
+  Discover = 12,
+  Nodes = 13,
+}
+
+/** Bits of a RESPONSE frame's `flags`. */
+export const ResponseFlag = {
+  /** The stream is complete; no further RESPONSE for this id follows. */
+  DONE: 1,
+  /** The payload is the handler's error (implies DONE). */
+  ERROR: 2,
+} as const;
+
+/** First frame of a node: who it is and what it serves. */
+export interface HelloFrame {
+  type: FrameType.Hello;
+  /** Protocol versions the node speaks. */
+  versions: number[];
+  nodeId: string;
+  service: string | null;
+  /** Normalized RPC patterns this node answers. */
+  patterns: string[];
+  /** Event patterns (with `*` / `>` wildcards) this node subscribes to. */
+  events: string[];
+  /** Queue group for event load sharing. */
+  queue: string | null;
+}
+
+/** The relay's answer to HELLO. */
+export interface WelcomeFrame {
+  type: FrameType.Welcome;
+  version: number;
+  relayId: string;
+  sessionId: string;
+  nodeId: string;
+  maxPayloadBytes: number;
+  heartbeatIntervalMs: number;
+}
+
+/**
+ * An RPC call. Sent by a caller, `peer` is the target node id (or null for
+ * round-robin); delivered by the relay, `peer` is the caller's node id and
+ * `id` is the relay's id for this delivery.
+ */
+export interface RequestFrame {
+  type: FrameType.Request;
+  id: number;
+  pattern: string;
+  payload: Uint8Array;
+  /** Time left before the deadline, in ms. */
+  timeoutMs: number;
+  peer: string | null;
+  /** Opaque MessagePack (headers and Nest metadata), forwarded untouched. */
+  ext: Uint8Array | null;
+  /** The caller's verified claims as MessagePack (relay to provider only). */
+  claims: Uint8Array | null;
+}
+
+/** One value, the completion or the error of an RPC stream. */
+export interface ResponseFrame {
+  type: FrameType.Response;
+  id: number;
+  flags: number;
+  /** Present when the packet carries a value or an error. */
+  payload: Uint8Array | null;
+}
+
+/** The caller no longer wants the result; the relay passes it to the provider. */
+export interface CancelFrame {
+  type: FrameType.Cancel;
+  id: number;
+}
+
+/** An event. `peer` as in REQUEST (a target node, or the emitter's node id). */
+export interface EventFrame {
+  type: FrameType.Event;
+  id: number;
+  pattern: string;
+  payload: Uint8Array;
+  peer: string | null;
+  ext: Uint8Array | null;
+  claims: Uint8Array | null;
+}
+
+/** The relay accepted an EVENT (or a WAIT is satisfied): how many received it. */
+export interface AckFrame {
+  type: FrameType.Ack;
+  id: number;
+  recipients: number;
+}
+
+/** A failure made by the relay; `id` 0 when it concerns no single request. */
+export interface ErrorFrame {
+  type: FrameType.Error;
+  id: number;
+  code: string;
+  message: string;
+}
+
+export interface PingFrame {
+  type: FrameType.Ping;
+}
+
+export interface PongFrame {
+  type: FrameType.Pong;
+}
+
+/** Ask the relay to ACK once a provider of `pattern` is online. */
+export interface WaitFrame {
+  type: FrameType.Wait;
+  id: number;
+  pattern: string;
+  timeoutMs: number;
+}
+
+/** Ask the relay for the nodes it knows. */
+export interface DiscoverFrame {
+  type: FrameType.Discover;
+  id: number;
+}
+
+/** A node as discovery shows it. */
+export interface NodeInfo {
+  nodeId: string;
+  service: string | null;
+  patterns: string[];
+  events: string[];
+  queue: string | null;
+}
+
+export interface NodesFrame {
+  type: FrameType.Nodes;
+  id: number;
+  nodes: NodeInfo[];
+}
+
+export type Frame =
+  | HelloFrame
+  | WelcomeFrame
+  | RequestFrame
+  | ResponseFrame
+  | CancelFrame
+  | EventFrame
+  | AckFrame
+  | ErrorFrame
+  | PingFrame
+  | PongFrame
+  | WaitFrame
+  | DiscoverFrame
+  | NodesFrame;
+
+/** Lower-case names of the frame types (the relay gateway's message names). */
+export const FRAME_NAMES: Readonly<Record<FrameType, string>> = {
+  [FrameType.Hello]: 'hello',
+  [FrameType.Welcome]: 'welcome',
+  [FrameType.Request]: 'request',
+  [FrameType.Response]: 'response',
+  [FrameType.Cancel]: 'cancel',
+  [FrameType.Event]: 'event',
+  [FrameType.Ack]: 'ack',
+  [FrameType.Error]: 'error',
+  [FrameType.Ping]: 'ping',
+  [FrameType.Pong]: 'pong',
+  [FrameType.Wait]: 'wait',
+  [FrameType.Discover]: 'discover',
+  [FrameType.Nodes]: 'nodes',
+};

@@ -1,0 +1,5 @@
+export * from './codec.js';
+export * from './constants.js';
+export * from './errors.js';
+export * from './frames.js';
+export * from './subject.js';

@@ -1,0 +1,23 @@
+import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
+import type { EventFrame } from '@wsrelay/protocol';
+import { map, type Observable } from 'rxjs';
+import type WebSocket from 'ws';
+import { RelayRouter } from '../routing/relay-router.js';
+import { sessionOf } from '../session.js';
+
+/** Acknowledges every event with the number of nodes it reached (0 included). */
+@Injectable()
+export class EventAckInterceptor implements NestInterceptor<number, void> {
+  constructor(private readonly router: RelayRouter) {}
+
+  intercept(context: ExecutionContext, next: CallHandler<number>): Observable<void> {
+    const ws = context.switchToWs();
+    const session = sessionOf(ws.getClient<WebSocket>());
+    const frame = ws.getData<EventFrame>();
+    return next.handle().pipe(
+      map(recipients => {
+        if (session !== undefined) this.router.ack(session, frame.id, recipients);
+      }),
+    );
+  }
+}

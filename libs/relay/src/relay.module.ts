@@ -1,0 +1,30 @@
+import { Module } from '@nestjs/common';
+import { RelayExceptionFilter } from './filters/relay-exception.filter.js';
+import { EstablishedSessionGuard } from './guards/established-session.guard.js';
+import { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
+import type { RelayModuleOptions } from './interfaces/relay-options.interface.js';
+import { RELAY_OPTIONS, resolveRelayOptions } from './relay.constants.js';
+import { RelayGateway } from './relay.gateway.js';
+import { ConfigurableRelayModule, RELAY_MODULE_OPTIONS } from './relay.module-definition.js';
+import { RelayRouter } from './routing/relay-router.js';
+
+/**
+ * The relay as a Nest module: `RelayModule.forRoot({ path, maxPayloadBytes, ... })`
+ * or `forRootAsync({ useFactory, inject })`. The app must use `RelayWsAdapter`.
+ */
+@Module({
+  providers: [
+    {
+      provide: RELAY_OPTIONS,
+      useFactory: (options: RelayModuleOptions) => resolveRelayOptions(options),
+      inject: [RELAY_MODULE_OPTIONS],
+    },
+    RelayRouter,
+    RelayGateway,
+    EstablishedSessionGuard,
+    EventAckInterceptor,
+    RelayExceptionFilter,
+  ],
+  exports: [RelayRouter, RELAY_OPTIONS],
+})
+export class RelayModule extends ConfigurableRelayModule {}

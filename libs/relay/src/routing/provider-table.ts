@@ -1,0 +1,45 @@
+import type { Session } from '../session.js';
+
+/** Providers of one RPC pattern, taken in turn. */
+class ProviderRing {
+  readonly sessions: Session[] = [];
+  private next = 0;
+
+  pick(): Session | undefined {
+    const n = this.sessions.length;
+    if (n === 0) return undefined;
+    if (this.next >= n) this.next = 0;
+    return this.sessions[this.next++];
+  }
+}
+
+/** RPC pattern → the sessions that serve it, round-robin. */
+export class ProviderTable {
+  private readonly rings = new Map<string, ProviderRing>();
+
+  add(session: Session): void {
+    for (const pattern of session.patterns) {
+      let ring = this.rings.get(pattern);
+      if (ring === undefined) this.rings.set(pattern, (ring = new ProviderRing()));
+      ring.sessions.push(session);
+    }
+  }
+
+  remove(session: Session): void {
+    for (const pattern of session.patterns) {
+      const ring = this.rings.get(pattern);
+      if (ring === undefined) continue;
+      const i = ring.sessions.indexOf(session);
+      if (i !== -1) ring.sessions.splice(i, 1);
+      if (ring.sessions.length === 0) this.rings.delete(pattern);
+    }
+  }
+
+  pick(pattern: string): Session | undefined {
+    return this.rings.get(pattern)?.pick();
+  }
+
+  count(pattern: string): number {
+    return this.rings.get(pattern)?.sessions.length ?? 0;
+  }
+}

@@ -1,0 +1,77 @@
+import { compileSubject, type SubjectMatcher } from '@wsrelay/protocol';
+import type { Session } from '../session.js';
+
+interface Subscription {
+  session: Session;
+  match: SubjectMatcher;
+}
+
+/** Who receives one subject: every plain subscriber, and one member of each queue group. */
+interface Route {
+  plain: Session[];
+  groups: Array<{ queue: string; members: Session[] }>;
+}
+
+const MAX_CACHED_SUBJECTS = 10_000;
+
+/**
+ * Event subscriptions with NATS-style wildcards. Matching is done once per
+ * subject and cached until the set of subscriptions changes, so routing a
+ * frequent subject costs one map lookup.
+ */
+export class SubscriptionIndex {
+  private subscriptions: Subscription[] = [];
+  private readonly cache = new Map<string, Route>();
+  /** Round-robin position of each queue group; survives cache rebuilds. */
+  private readonly turns = new Map<string, number>();
+
+  add(session: Session): void {
+    if (session.events.length === 0) return;
+    for (const pattern of session.events) {
+      this.subscriptions.push({ session, match: compileSubject(pattern) });
+    }
+    this.cache.clear();
+  }
+
+  remove(session: Session): void {
+    if (session.events.length === 0) return;
+    this.subscriptions = this.subscriptions.filter(s => s.session !== session);
+    this.cache.clear();
+  }
+
+  /** The sessions one event on `subject` goes to. */
+  recipients(subject: string): Session[] {
+    const route = this.route(subject);
+    if (route.groups.length === 0) return route.plain;
+    const out = route.plain.slice();
+    for (const { queue, members } of route.groups) {
+      const turn = this.turns.get(queue) ?? 0;
+      out.push(members[turn % members.length]);
+      this.turns.set(queue, (turn + 1) % members.length);
+    }
+    return out;
+  }
+
+  private route(subject: string): Route {
+    let route = this.cache.get(subject);
+    if (route !== undefined) return route;
+    const seen = new Set<Session>();
+    route = { plain: [], groups: [] };
+    const groups = new Map<string, Session[]>();
+    for (const { session, match } of this.subscriptions) {
+      if (seen.has(session) || !match(subject)) continue;
+      seen.add(session);
+      if (session.queue === null) {
+        route.plain.push(session);
+      } else {
+        let members = groups.get(session.queue);
+        if (members === undefined) groups.set(session.queue, (members = []));
+        members.push(session);
+      }
+    }
+    for (const [queue, members] of groups) route.groups.push({ queue, members });
+    if (this.cache.size >= MAX_CACHED_SUBJECTS) this.cache.clear();
+    this.cache.set(subject, route);
+    return route;
+  }
+}

@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+
+/** A request routed through the relay, from its caller to its provider. */
+export interface PendingRequest {
+  /** The relay's id for the delivery to the provider. */
+  readonly rid: number;
+  /** The id the caller chose. */
+  readonly callerRequestId: number;
+  readonly caller: Session;
+  readonly provider: Session;
+  readonly pattern: string;
+  readonly timeoutMs: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** A WAIT frame the relay answers once a provider of the pattern is online. */
+export interface PendingWait {
+  readonly id: number;
+  readonly session: Session;
+  readonly pattern: string;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** One WebSocket connection to the relay, and what it announced. */
+export class Session {
+  readonly sessionId = randomUUID();
+  /** Set by HELLO; until then the session is not established. */
+  nodeId: string | undefined;
+  service: string | null = null;
+  patterns: string[] = [];
+  events: string[] = [];
+  queue: string | null = null;
+  /** Verified token claims as MessagePack, encoded once per connection (none without auth). */
+  claims: Uint8Array | null = null;
+  alive = true;
+  badFrames = 0;
+  handshakeTimer: NodeJS.Timeout | undefined;
+  /** Requests this session made, by the caller's id. */
+  readonly outbound = new Map<number, PendingRequest>();
+  /** Requests routed to this session, by the relay's id. */
+  readonly inbound = new Map<number, PendingRequest>();
+  readonly waits = new Map<number, PendingWait>();
+
+  constructor(readonly socket: WebSocket) {}
+
+  get established(): boolean {
+    return this.nodeId !== undefined;
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Writes an encoded frame if the socket is still open. */
+  send(bytes: Uint8Array): void {
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(bytes);
+  }
+}
+
+const SESSION = Symbol('wsrelay:session');
+
+type WithSession = WebSocket & { [SESSION]?: Session };
+
+export function attachSession(socket: WebSocket, session: Session): void {
+  (socket as WithSession)[SESSION] = session;
+}
+
+export function sessionOf(socket: WebSocket): Session | undefined {
+  return (socket as WithSession)[SESSION];
+}

@@ -1,0 +1,251 @@
+import { Logger } from '@nestjs/common';
+import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import {
+  decodePayload,
+  encodePayload,
+  type Frame,
+  FrameType,
+  type NodeInfo,
+  RelayError,
+  RelayErrorCode,
+  RelayErrorMessages,
+  ResponseFlag,
+} from '@wsrelay/protocol';
+import type WebSocket from 'ws';
+import { resolveConnectionConfig } from '../connection/connection-config.js';
+import { encodeExt } from '../connection/ext.js';
+import { RelayConnection } from '../connection/relay-connection.js';
+import { DEFAULT_CALL_TIMEOUT_MS } from '../constants.js';
+import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
+import type { WsRelayClientOptions } from '../interfaces/ws-relay-options.interface.js';
+import { validateClientOptions } from '../interfaces/ws-relay-options.validation.js';
+import {
+  type WsRelaySerializedPacket,
+  WsRelayRecordSerializer,
+} from '../serializers/ws-relay-record.serializer.js';
+
+/** Result of an `emit()`: how many nodes the relay delivered the event to. */
+export interface WsRelayEventAck {
+  recipients: number;
+}
+
+/** A correlated frame waiting for its answer (RESPONSE, ACK, NODES or ERROR). */
+interface Pending {
+  onFrame(frame: Frame): void;
+  onError(err: Error): void;
+}
+
+const MAX_ID = 0xffff_ffff;
+
+/**
+ * A Nest `ClientProxy` that sends requests and events through a wsrelay
+ * relay. Register it with `ClientsModule.register([{ name, customClass: WsRelayClient, options }])`.
+ */
+export class WsRelayClient extends ClientProxy<WsRelayEvents, WsRelayStatus> {
+  protected readonly logger = new Logger(WsRelayClient.name);
+  protected readonly connection: RelayConnection;
+  private readonly timeoutMs: number;
+  private readonly pending = new Map<number, Pending>();
+  private lastId = 0;
+
+  constructor(protected readonly options: WsRelayClientOptions) {
+    super();
+    validateClientOptions(options);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.connection = new RelayConnection(
+      resolveConnectionConfig(options, () => ({ service: null, patterns: [], events: [], queue: null })),
+      {
+        onFrame: frame => this.onFrame(frame),
+        onOpen: () => this._status$.next(WsRelayStatus.CONNECTED),
+        onLost: err => this.failAll(err),
+      },
+      WsRelayClient.name,
+    );
+    this.connection.events.on(WsRelayStatus.DISCONNECTED, () => this._status$.next(WsRelayStatus.DISCONNECTED));
+    this.connection.events.on(WsRelayStatus.RECONNECTING, () => this._status$.next(WsRelayStatus.RECONNECTING));
+    this.connection.events.on('error', () => undefined);
+    this.initializeSerializer({ serializer: options.serializer ?? new WsRelayRecordSerializer() });
+    this.initializeDeserializer(options);
+  }
+
+  /** This client's node id as the relay sees it. */
+  get nodeId(): string {
+    return this.connection.nodeId;
+  }
+
+  /** Resolves once connected to a relay; rejects with RELAY_UNAVAILABLE after `connectTimeoutMs`. */
+  connect(): Promise<void> {
+    return this.connection.ready();
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+    this.failAll(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
+    this._status$.next(WsRelayStatus.DISCONNECTED);
+  }
+
+  /** The underlying `ws` WebSocket of the current session. */
+  unwrap<T = WebSocket>(): T {
+    const socket = this.connection.webSocket;
+    if (socket === undefined) {
+      throw new Error('Not initialized. Please call the "connect" method first.');
+    }
+    return socket as T;
+  }
+
+  override on<K extends keyof WsRelayEvents>(event: K, callback: WsRelayEvents[K]): void {
+    this.connection.events.on(event, callback as (...args: unknown[]) => void);
+  }
+
+  /**
+   * Resolves once at least one provider of `pattern` is online at the relay
+   * (at once when one already is); rejects with TIMEOUT after `timeoutMs`.
+   */
+  async waitFor(pattern: unknown, timeoutMs = this.timeoutMs): Promise<void> {
+    await this.connect();
+    const normalized = this.normalizePattern(pattern as string);
+    await this.correlate(id => ({ type: FrameType.Wait, id, pattern: normalized, timeoutMs }));
+  }
+
+  /** The nodes the relay knows, with their service labels and patterns. */
+  async discover(): Promise<NodeInfo[]> {
+    await this.connect();
+    const frame = await this.correlate(id => ({ type: FrameType.Discover, id }));
+    return frame.type === FrameType.Nodes ? frame.nodes : [];
+  }
+
+  protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
+    const pattern = this.normalizePattern(packet.pattern);
+    let payload: Uint8Array;
+    let ext: Uint8Array | null;
+    try {
+      payload = encodePayload(out.data);
+      ext = encodeExt(out.options?.headers, out.metadata);
+    } catch (err) {
+      callback({ err: this.unencodable(err), isDisposed: true });
+      return noop;
+    }
+    const id = this.nextId();
+    this.pending.set(id, {
+      onFrame: frame => this.onResponse(id, frame, callback),
+      onError: err => callback({ err, isDisposed: true }),
+    });
+    const sent = this.connection.send({
+      type: FrameType.Request,
+      id,
+      pattern,
+      payload,
+      timeoutMs: out.options?.timeoutMs ?? this.timeoutMs,
+      peer: out.options?.nodeId ?? null,
+      ext,
+      claims: null,
+    });
+    if (!sent) {
+      this.pending.delete(id);
+      callback({ err: this.unavailable(), isDisposed: true });
+      return noop;
+    }
+    return () => {
+      // Still pending means the caller left early: tell the provider.
+      if (this.pending.delete(id)) this.connection.send({ type: FrameType.Cancel, id });
+    };
+  }
+
+  protected dispatchEvent<T = WsRelayEventAck>(packet: ReadPacket): Promise<T> {
+    const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
+    const pattern = this.normalizePattern(packet.pattern);
+    let payload: Uint8Array;
+    let ext: Uint8Array | null;
+    try {
+      payload = encodePayload(out.data);
+      ext = encodeExt(out.options?.headers, out.metadata);
+    } catch (err) {
+      return Promise.reject(this.unencodable(err));
+    }
+    return this.correlate(id => ({
+      type: FrameType.Event,
+      id,
+      pattern,
+      payload,
+      peer: out.options?.nodeId ?? null,
+      ext,
+      claims: null,
+    })).then(frame => ({ recipients: frame.type === FrameType.Ack ? frame.recipients : 0 }) as T);
+  }
+
+  /** Sends a frame with a fresh id and resolves with the relay's answer to it. */
+  private correlate(build: (id: number) => Frame): Promise<Frame> {
+    return new Promise<Frame>((resolve, reject) => {
+      const id = this.nextId();
+      this.pending.set(id, {
+        onFrame: frame => {
+          this.pending.delete(id);
+          if (frame.type === FrameType.Error) reject(RelayError.fromWire(frame));
+          else resolve(frame);
+        },
+        onError: reject,
+      });
+      if (!this.connection.send(build(id))) {
+        this.pending.delete(id);
+        reject(this.unavailable());
+      }
+    });
+  }
+
+  private onFrame(frame: Frame): void {
+    if (!('id' in frame)) return;
+    if (frame.id === 0) {
+      if (frame.type === FrameType.Error) {
+        this.logger.warn(`Relay reported ${frame.code}: ${frame.message}`);
+      }
+      return;
+    }
+    this.pending.get(frame.id)?.onFrame(frame);
+  }
+
+  private onResponse(id: number, frame: Frame, callback: (packet: WritePacket) => void): void {
+    let packet: WritePacket & { id: number };
+    if (frame.type === FrameType.Error) {
+      packet = { id, err: RelayError.fromWire(frame), isDisposed: true };
+    } else if (frame.type === FrameType.Response) {
+      const done = (frame.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) !== 0;
+      const value = frame.payload === null ? undefined : decodePayload(frame.payload);
+      packet =
+        frame.flags & ResponseFlag.ERROR
+          ? { id, err: value, isDisposed: true }
+          : { id, response: value, isDisposed: done };
+    } else {
+      return;
+    }
+    if (packet.isDisposed) this.pending.delete(id);
+    const deserialized = this.deserializer.deserialize(packet);
+    if (deserialized instanceof Promise) deserialized.then(callback, err => callback({ err, isDisposed: true }));
+    else callback(deserialized);
+  }
+
+  private failAll(err: Error): void {
+    const entries = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of entries) p.onError(err);
+  }
+
+  private nextId(): number {
+    this.lastId = this.lastId >= MAX_ID ? 1 : this.lastId + 1;
+    return this.lastId;
+  }
+
+  private unavailable(): RelayError {
+    return new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable());
+  }
+
+  private unencodable(err: unknown): RelayError {
+    return new RelayError(
+      RelayErrorCode.BAD_FRAME,
+      RelayErrorMessages.badFrame(`data cannot be encoded as MessagePack (${(err as Error).message})`),
+      { cause: err },
+    );
+  }
+}
+
+function noop(): void {}

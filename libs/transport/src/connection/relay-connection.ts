@@ -1,0 +1,334 @@
+import { Logger } from '@nestjs/common';
+import {
+  CloseCode,
+  type Frame,
+  FrameCodec,
+  FrameType,
+  RelayError,
+  RelayErrorCode,
+  RelayErrorMessages,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type WelcomeFrame,
+} from '@wsrelay/protocol';
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import { WsRelayStatus } from '../enums.js';
+import type {
+  WsRelayReconnectOptions,
+  WsRelayToken,
+} from '../interfaces/ws-relay-options.interface.js';
+import { backoffDelay } from './backoff.js';
+
+/** What a node announces in HELLO; asked again on every (re)connect. */
+export interface NodeAnnouncement {
+  service: string | null;
+  patterns: string[];
+  events: string[];
+  queue: string | null;
+}
+
+export interface RelayConnectionConfig {
+  urls: string[];
+  token: WsRelayToken | undefined;
+  nodeId: string;
+  heartbeatIntervalMs: number;
+  connectTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  reconnect: Required<WsRelayReconnectOptions>;
+  announce: () => NodeAnnouncement;
+}
+
+/** The owner of a connection (a client or a strategy) hears about frames and sessions here. */
+export interface RelayConnectionListener {
+  /** A frame arrived on an established session (never HELLO/WELCOME/PING/PONG). */
+  onFrame(frame: Frame): void;
+  /** A session was established (first connect or reconnect). */
+  onOpen(welcome: WelcomeFrame): void;
+  /** An established session ended; `error` is RELAY_UNAVAILABLE. */
+  onLost(error: RelayError): void;
+}
+
+type State = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * One node's link to the relay: connect with retries and backoff, the
+ * HELLO/WELCOME handshake, heartbeats, and frame encoding. It knows nothing
+ * of requests; its owner correlates them.
+ */
+export class RelayConnection {
+  readonly events = new EventEmitter();
+  private readonly logger: Logger;
+  private readonly codec = new FrameCodec();
+  private state: State = 'idle';
+  private socket: WebSocket | undefined;
+  private session: WelcomeFrame | undefined;
+  private waiters: Waiter[] = [];
+  private attempt = 0;
+  private urlIndex = 0;
+  private alive = false;
+  private lastError: Error | undefined;
+  private fatal: RelayError | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: RelayConnectionConfig,
+    private readonly listener: RelayConnectionListener,
+    owner: string,
+  ) {
+    this.logger = new Logger(owner);
+  }
+
+  get isConnected(): boolean {
+    return this.state === 'connected';
+  }
+
+  get welcome(): WelcomeFrame | undefined {
+    return this.session;
+  }
+
+  get nodeId(): string {
+    return this.config.nodeId;
+  }
+
+  get webSocket(): WebSocket | undefined {
+    return this.socket;
+  }
+
+  /**
+   * Resolves once a session is established. Starts connecting when idle.
+   * Rejects with RELAY_UNAVAILABLE after `connectTimeoutMs`, or at once on a
+   * failure that retrying cannot fix (PROTOCOL_MISMATCH).
+   */
+  ready(): Promise<void> {
+    if (this.state === 'connected') return RESOLVED;
+    if (this.state === 'idle' || this.state === 'closed') this.start();
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter(w => w !== waiter);
+          const detail = `none within ${this.config.connectTimeoutMs} ms${
+            this.lastError ? ` (last error: ${this.lastError.message})` : ''
+          }`;
+          reject(new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable(detail)));
+        }, this.config.connectTimeoutMs),
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Encodes and writes a frame; false when there is no established session. */
+  send(frame: Frame): boolean {
+    const socket = this.socket;
+    if (this.state !== 'connected' || socket === undefined || socket.readyState !== WebSocket.OPEN) {
+      return false;
+    }
+    socket.send(this.codec.encode(frame));
+    return true;
+  }
+
+  /** Closes the session and stops retrying; resolves once the socket is closed. */
+  async close(): Promise<void> {
+    this.state = 'closed';
+    this.clearTimers();
+    this.settleWaiters(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
+    const socket = this.socket;
+    if (socket === undefined || socket.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>(resolve => {
+      socket.once('close', () => resolve());
+      if (socket.readyState === WebSocket.CONNECTING) {
+        socket.terminate();
+      } else {
+        socket.close(CloseCode.NORMAL, 'node closing');
+        // A relay that never answers the close handshake must not hold us up.
+        setTimeout(() => socket.terminate(), 1000).unref();
+      }
+    });
+  }
+
+  private start(): void {
+    this.state = 'connecting';
+    this.attempt = 0;
+    this.fatal = undefined;
+    this.lastError = undefined;
+    void this.open();
+  }
+
+  private async open(): Promise<void> {
+    this.retryTimer = undefined;
+    const url = this.config.urls[this.urlIndex % this.config.urls.length];
+    let token: string | undefined;
+    try {
+      const t = this.config.token;
+      token = typeof t === 'function' ? await t() : t;
+    } catch (err) {
+      this.lastError = new Error(`token function failed: ${(err as Error).message}`, { cause: err });
+      this.scheduleRetry();
+      return;
+    }
+    if (this.state === 'closed') return;
+    const socket = new WebSocket(url, {
+      headers: token ? { authorization: `Bearer ${token}` } : undefined,
+      handshakeTimeout: this.config.handshakeTimeoutMs,
+      perMessageDeflate: false,
+    });
+    this.socket = socket;
+    socket.on('open', () => this.onSocketOpen(socket));
+    socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(socket, data, isBinary));
+    socket.on('ping', () => (this.alive = true));
+    socket.on('pong', () => (this.alive = true));
+    socket.on('error', err => (this.lastError = err));
+    socket.on('close', (code: number, reason: Buffer) => this.onSocketClose(socket, code, reason.toString()));
+  }
+
+  private onSocketOpen(socket: WebSocket): void {
+    const a = this.config.announce();
+    socket.send(
+      this.codec.encode({
+        type: FrameType.Hello,
+        versions: [...SUPPORTED_PROTOCOL_VERSIONS],
+        nodeId: this.config.nodeId,
+        service: a.service,
+        patterns: a.patterns,
+        events: a.events,
+        queue: a.queue,
+      }),
+    );
+    this.handshakeTimer = setTimeout(() => {
+      this.lastError = new Error(`relay did not answer HELLO within ${this.config.handshakeTimeoutMs} ms`);
+      socket.terminate();
+    }, this.config.handshakeTimeoutMs);
+  }
+
+  private onMessage(socket: WebSocket, data: Buffer, isBinary: boolean): void {
+    if (socket !== this.socket) return;
+    this.alive = true;
+    if (!isBinary) {
+      this.logger.warn('Ignored a text frame from the relay; the protocol is binary MessagePack.');
+      return;
+    }
+    let frame: Frame;
+    try {
+      frame = this.codec.decode(data);
+    } catch (err) {
+      this.logger.error(`Ignored a frame from the relay: ${(err as Error).message}`);
+      return;
+    }
+    if (this.session === undefined) {
+      this.onHandshakeFrame(socket, frame);
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.Ping:
+        socket.send(this.codec.encode({ type: FrameType.Pong }));
+        return;
+      case FrameType.Pong:
+        return;
+      default:
+        this.listener.onFrame(frame);
+    }
+  }
+
+  private onHandshakeFrame(socket: WebSocket, frame: Frame): void {
+    if (frame.type === FrameType.Error) {
+      const err = RelayError.fromWire(frame);
+      this.lastError = err;
+      if (err.code === RelayErrorCode.PROTOCOL_MISMATCH) this.fatal = err;
+      return; // the relay closes the socket next
+    }
+    if (frame.type !== FrameType.Welcome) return;
+    clearTimeout(this.handshakeTimer);
+    this.session = frame;
+    this.state = 'connected';
+    this.attempt = 0;
+    this.lastError = undefined;
+    this.alive = true;
+    this.startHeartbeat(socket);
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
+    this.waiters = [];
+    this.events.emit(WsRelayStatus.CONNECTED, frame);
+    this.listener.onOpen(frame);
+  }
+
+  private startHeartbeat(socket: WebSocket): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => {
+      if (!this.alive) {
+        this.lastError = new Error(`relay silent for ${this.config.heartbeatIntervalMs} ms`);
+        socket.terminate();
+        return;
+      }
+      this.alive = false;
+      socket.ping();
+    }, this.config.heartbeatIntervalMs);
+  }
+
+  private onSocketClose(socket: WebSocket, code: number, reason: string): void {
+    if (socket !== this.socket) return;
+    this.socket = undefined;
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.heartbeatTimer);
+    const wasOpen = this.session !== undefined;
+    this.session = undefined;
+    if (reason && !this.lastError) this.lastError = new Error(`relay closed the connection (${code}: ${reason})`);
+    if (wasOpen) {
+      this.listener.onLost(
+        new RelayError(
+          RelayErrorCode.RELAY_UNAVAILABLE,
+          RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : ''),
+        ),
+      );
+      this.events.emit(WsRelayStatus.DISCONNECTED, this.lastError);
+    }
+    if (this.state === 'closed') return;
+    if (this.fatal !== undefined || code === CloseCode.PROTOCOL_MISMATCH) {
+      const err =
+        this.fatal ?? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch');
+      this.logger.error(err.message);
+      this.state = 'idle';
+      this.settleWaiters(err);
+      this.events.emit('error', err);
+      return;
+    }
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.state === 'closed') return;
+    if (this.config.urls.length > 1) this.urlIndex++;
+    const delay = backoffDelay(this.attempt++, this.config.reconnect);
+    this.state = 'reconnecting';
+    this.events.emit(WsRelayStatus.RECONNECTING, this.attempt, delay);
+    this.retryTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  private settleWaiters(err: Error): void {
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.waiters = [];
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.heartbeatTimer);
+    this.retryTimer = undefined;
+  }
+}
+

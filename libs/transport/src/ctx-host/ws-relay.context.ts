@@ -1,0 +1,60 @@
+import { BaseRpcContext, type PacketMetadata } from '@nestjs/microservices';
+import { decodePayload } from '@wsrelay/protocol';
+
+export type WsRelayContextArgs = [
+  pattern: string,
+  requestId: number,
+  callerId: string | null,
+  headers: Record<string, string>,
+  deadline: number | undefined,
+  claims: Uint8Array | null,
+  metadata: PacketMetadata | undefined,
+];
+
+/** The context of a request or event delivered by the relay, for `@Ctx()`. */
+export class WsRelayContext extends BaseRpcContext<WsRelayContextArgs> {
+  private claims: Record<string, unknown> | undefined | null = null;
+
+  constructor(args: WsRelayContextArgs) {
+    super(args);
+  }
+
+  /** The pattern (for events, the concrete subject that was published). */
+  getPattern(): string {
+    return this.args[0];
+  }
+
+  /** The relay's id for this delivery (unique among the node's in-flight requests). */
+  getRequestId(): number {
+    return this.args[1];
+  }
+
+  /** The calling node's id as the relay saw it. */
+  getCallerId(): string | null {
+    return this.args[2];
+  }
+
+  /** Headers set with `WsRelayRecordBuilder.setHeaders()`. */
+  getHeaders(): Record<string, string> {
+    return this.args[3];
+  }
+
+  /** When the caller stops waiting, in this process's `Date.now()` clock; undefined for events. */
+  getDeadline(): number | undefined {
+    return this.args[4];
+  }
+
+  /** The caller's verified token claims; undefined when the relay runs without auth. */
+  getClaims(): Record<string, unknown> | undefined {
+    if (this.claims === null) {
+      const raw = this.args[5];
+      this.claims = raw ? (decodePayload(raw) as Record<string, unknown>) : undefined;
+    }
+    return this.claims;
+  }
+
+  /** Metadata the client attached with `setOnDispatchHook()`, as on Nest's TCP and Redis transports. */
+  getMetadata(): PacketMetadata | undefined {
+    return this.args[6];
+  }
+}

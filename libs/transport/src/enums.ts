@@ -1,0 +1,14 @@
+/** Connection status reported by `status` and `on()`. */
+export enum WsRelayStatus {
+  CONNECTED = 'connected',
+  DISCONNECTED = 'disconnected',
+  RECONNECTING = 'reconnecting',
+}
+
+/** Events reported through `on()`. */
+export type WsRelayEvents = {
+  connected: () => void;
+  disconnected: (reason?: Error) => void;
+  reconnecting: (attempt: number, delayMs: number) => void;
+  error: (err: Error) => void;
+};

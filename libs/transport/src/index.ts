@@ -1,0 +1,16 @@
+export { RelayError, RelayErrorCode, RELAY_ERROR_STATUS } from '@wsrelay/protocol';
+export { WsRelayClient, type WsRelayEventAck } from './client/ws-relay.client.js';
+export { WsRelayContext } from './ctx-host/ws-relay.context.js';
+export { WsRelayStatus, type WsRelayEvents } from './enums.js';
+export * from './interfaces/ws-relay-options.interface.js';
+export {
+  WsRelayRecord,
+  WsRelayRecordBuilder,
+  type WsRelayRecordOptions,
+} from './record-builders/ws-relay.record-builder.js';
+export {
+  WsRelayRecordSerializer,
+  type WsRelaySerializedPacket,
+} from './serializers/ws-relay-record.serializer.js';
+export { WsRelayStrategy } from './server/ws-relay.strategy.js';
+export * from './constants.js';

@@ -1,0 +1,90 @@
+import type { Deserializer, Serializer } from '@nestjs/microservices';
+
+/** A bearer token, or a function that yields a fresh one for each connection attempt. */
+export type WsRelayToken = string | (() => string | Promise<string>);
+
+/** How a node retries after a lost or failed connection (exponential backoff with jitter). */
+export interface WsRelayReconnectOptions {
+  /**
+   * Delay before the first retry, in ms.
+   * @default 100
+   */
+  initialDelayMs?: number;
+  /**
+   * Upper bound of the delay between retries, in ms.
+   * @default 5000
+   */
+  maxDelayMs?: number;
+  /**
+   * Factor applied to the delay after each failed attempt.
+   * @default 2
+   */
+  multiplier?: number;
+  /**
+   * Share of each delay that is randomized (0 = none, 1 = anywhere from 0 to the delay).
+   * @default 0.5
+   */
+  jitter?: number;
+}
+
+/** Options shared by `WsRelayStrategy` and `WsRelayClient`. */
+export interface WsRelayConnectionOptions {
+  /** Relay URLs (`ws://` or `wss://`); at least one. On failure the next one is tried. */
+  urls: string[];
+  /**
+   * Bearer token sent at the upgrade (`Authorization: Bearer …`).
+   * @default undefined (no token)
+   */
+  token?: WsRelayToken;
+  /**
+   * This node's id as the relay and other nodes see it.
+   * @default a random UUID
+   */
+  nodeId?: string;
+  /**
+   * Interval of this node's pings to the relay, in ms. The relay is taken for
+   * dead when nothing arrives from it for two intervals.
+   * @default 10000
+   */
+  heartbeatIntervalMs?: number;
+  /**
+   * How long `listen()` / `connect()` (and calls made while disconnected) wait
+   * for a relay connection before failing with RELAY_UNAVAILABLE, in ms.
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * How long the relay may take to answer HELLO with WELCOME, in ms.
+   * @default 5000
+   */
+  handshakeTimeoutMs?: number;
+  /** Reconnect backoff. */
+  reconnect?: WsRelayReconnectOptions;
+  /** Nest serializer for outgoing packets. @default WsRelayRecordSerializer (client), IdentitySerializer (strategy) */
+  serializer?: Serializer;
+  /** Nest deserializer for incoming packets. @default Nest's incoming request / response deserializer */
+  deserializer?: Deserializer;
+}
+
+/** Options of `WsRelayStrategy` (a provider). */
+export interface WsRelayStrategyOptions extends WsRelayConnectionOptions {
+  /**
+   * A label for this node shown in discovery.
+   * @default undefined
+   */
+  service?: string;
+  /**
+   * Queue group: nodes with the same queue share events (one copy per group).
+   * @default undefined (every matching node receives every event)
+   */
+  queue?: string;
+}
+
+/** Options of `WsRelayClient` (a caller). */
+export interface WsRelayClientOptions extends WsRelayConnectionOptions {
+  /**
+   * Deadline of each call, in ms, unless a record sets its own.
+   * @default 30000
+   */
+  timeoutMs?: number;
+}

@@ -1,0 +1,69 @@
+import 'reflect-metadata';
+import type { INestApplication, INestMicroservice, Type } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { createRelayApp, type RelayModuleOptions } from '@wsrelay/relay';
+import {
+  WsRelayClient,
+  type WsRelayClientOptions,
+  WsRelayStrategy,
+  type WsRelayStrategyOptions,
+} from '@wsrelay/transport';
+import type { AddressInfo } from 'node:net';
+
+export interface RunningRelay {
+  app: INestApplication;
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Boots a real relay app on 127.0.0.1 (port 0 unless given). */
+export async function startRelay(options: RelayModuleOptions = {}, port = 0): Promise<RunningRelay> {
+  const app = await createRelayApp(options, { logger: false });
+  await app.listen(port, '127.0.0.1');
+  const address = app.getHttpServer().address() as AddressInfo;
+  const path = options.path ?? '/relay';
+  return {
+    app,
+    port: address.port,
+    url: `ws://127.0.0.1:${address.port}${path}`,
+    close: () => app.close(),
+  };
+}
+
+export interface RunningProvider {
+  app: INestMicroservice;
+  strategy: WsRelayStrategy;
+  close(): Promise<void>;
+}
+
+/** Boots a real Nest microservice with the given controllers on a WsRelayStrategy. */
+export async function startProvider(
+  controllers: Type<unknown>[],
+  options: WsRelayStrategyOptions,
+  providers: Type<unknown>[] = [],
+): Promise<RunningProvider> {
+  @Module({ controllers, providers })
+  class ProviderModule {}
+  const strategy = new WsRelayStrategy({ reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, ...options });
+  const app = await NestFactory.createMicroservice(ProviderModule, { strategy, logger: false });
+  await app.listen();
+  return { app, strategy, close: () => app.close() };
+}
+
+/** A connected WsRelayClient. */
+export async function startClient(options: WsRelayClientOptions): Promise<WsRelayClient> {
+  const client = new WsRelayClient({ reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, ...options });
+  await client.connect();
+  return client;
+}
+
+/** Resolves when `predicate` becomes true, polling every 5 ms; rejects after `timeoutMs`. */
+export async function until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const start = Date.now();
+  while (!predicate()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise(r => setTimeout(r, 5));
+  }
+}
