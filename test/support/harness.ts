@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import type { INestApplication, INestMicroservice, Type } from '@nestjs/common';
+import type { INestApplication, INestMicroservice, Provider, Type } from '@nestjs/common';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createRelayApp, type RelayModuleOptions } from '@wsrelay/relay';
@@ -42,7 +42,7 @@ export interface RunningProvider {
 export async function startProvider(
   controllers: Type<unknown>[],
   options: WsRelayStrategyOptions,
-  providers: Type<unknown>[] = [],
+  providers: Provider[] = [],
 ): Promise<RunningProvider> {
   @Module({ controllers, providers })
   class ProviderModule {}

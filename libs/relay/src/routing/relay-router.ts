@@ -203,10 +203,12 @@ export class RelayRouter implements OnModuleDestroy {
 
   /** Fans an event out; returns how many sessions it was delivered to. */
   publish(emitter: Session, frame: EventFrame): number {
-    let recipients = this.subscriptions.recipients(frame.pattern);
-    if (frame.peer !== null) {
+    let recipients: Session[];
+    if (frame.peer === null) {
+      recipients = this.subscriptions.recipients(frame.pattern);
+    } else {
       const target = this.nodes.get(frame.peer);
-      recipients = target !== undefined && recipients.includes(target) ? [target] : [];
+      recipients = target !== undefined && this.subscriptions.subscribes(target, frame.pattern) ? [target] : [];
     }
     if (recipients.length === 0) return 0;
     // One encoding for every recipient.

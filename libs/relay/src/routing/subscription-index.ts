@@ -52,6 +52,12 @@ export class SubscriptionIndex {
     return out;
   }
 
+  /** Whether `session` subscribes to `subject` (queue groups aside). */
+  subscribes(session: Session, subject: string): boolean {
+    const route = this.route(subject);
+    return route.plain.includes(session) || route.groups.some(g => g.members.includes(session));
+  }
+
   private route(subject: string): Route {
     let route = this.cache.get(subject);
     if (route !== undefined) return route;

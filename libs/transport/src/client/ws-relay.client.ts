@@ -79,8 +79,8 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents, WsRelayStatus> {
   }
 
   async close(): Promise<void> {
-    await this.connection.close();
     this.failAll(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
+    await this.connection.close();
     this._status$.next(WsRelayStatus.DISCONNECTED);
   }
 

@@ -1,0 +1,102 @@
+import { type Frame, FrameCodec, FrameType, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+
+/** A bare WebSocket speaking the protocol by hand, for hostile-input tests. */
+export class RawNode {
+  readonly codec = new FrameCodec();
+  readonly frames: Frame[] = [];
+  closeCode: number | undefined;
+  closeReason = '';
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data: Buffer) => {
+      this.frames.push(this.codec.decode(data));
+      this.wake();
+    });
+    socket.on('close', (code, reason) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+      this.wake();
+    });
+  }
+
+  static async open(url: string): Promise<RawNode> {
+    const socket = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    return new RawNode(socket);
+  }
+
+  /** Opens a socket and completes the handshake as a plain caller. */
+  static async hello(url: string, nodeId = randomUUID()): Promise<RawNode> {
+    const node = await RawNode.open(url);
+    node.send({
+      type: FrameType.Hello,
+      versions: [...SUPPORTED_PROTOCOL_VERSIONS],
+      nodeId,
+      service: null,
+      patterns: [],
+      events: [],
+      queue: null,
+    });
+    await node.next(f => f.type === FrameType.Welcome);
+    return node;
+  }
+
+  send(frame: Frame): void {
+    this.socket.send(this.codec.encode(frame));
+  }
+
+  sendRaw(bytes: Uint8Array | string): void {
+    this.socket.send(bytes);
+  }
+
+  /** Resolves with the first received frame (past or future) matching `predicate`, removing it. */
+  async next(predicate: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.frames.findIndex(predicate);
+      if (i !== -1) return this.frames.splice(i, 1)[0];
+      if (this.closeCode !== undefined) throw new Error(`socket closed (${this.closeCode} ${this.closeReason})`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for a frame');
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async closed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.closeCode === undefined) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for close');
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return { code: this.closeCode, reason: this.closeReason };
+  }
+
+  close(): void {
+    this.socket.terminate();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
