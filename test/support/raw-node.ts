@@ -22,6 +22,11 @@ export class RawNode {
     });
   }
 
+  /** Wraps an already open socket. */
+  static wrap(socket: WebSocket): RawNode {
+    return new RawNode(socket);
+  }
+
   static async open(url: string): Promise<RawNode> {
     const socket = new WebSocket(url);
     await new Promise<void>((resolve, reject) => {
