@@ -22,7 +22,7 @@ const seen: Seen[] = [];
 @Controller()
 class StarController {
   constructor(@Inject(LABEL) private readonly label: string) {}
-  @EventPattern('orders.*')
+  @EventPattern<string>('orders.*')
   onAny(@Payload() data: unknown, @Ctx() ctx: WsRelayContext) {
     seen.push({ node: this.label, handler: 'orders.*', subject: ctx.getPattern(), data, caller: ctx.getCallerId() });
   }
@@ -31,11 +31,11 @@ class StarController {
 @Controller()
 class TailController {
   constructor(@Inject(LABEL) private readonly label: string) {}
-  @EventPattern('orders.>')
+  @EventPattern<string>('orders.>')
   onTail(@Payload() data: unknown, @Ctx() ctx: WsRelayContext) {
     seen.push({ node: this.label, handler: 'orders.>', subject: ctx.getPattern(), data, caller: ctx.getCallerId() });
   }
-  @EventPattern('orders.created')
+  @EventPattern<string>('orders.created')
   onCreated(@Payload() data: unknown, @Ctx() ctx: WsRelayContext) {
     seen.push({ node: this.label, handler: 'orders.created', subject: ctx.getPattern(), data, caller: ctx.getCallerId() });
   }
@@ -44,7 +44,7 @@ class TailController {
 @Controller()
 class WorkerController {
   constructor(@Inject(LABEL) private readonly label: string) {}
-  @EventPattern('jobs.run')
+  @EventPattern<string>('jobs.run')
   run(@Payload() data: unknown, @Ctx() ctx: WsRelayContext) {
     seen.push({ node: this.label, handler: 'jobs.run', subject: ctx.getPattern(), data, caller: ctx.getCallerId() });
   }

@@ -62,7 +62,7 @@ export class FrameCodec {
     try {
       raw = this.decoder.decode(bytes);
     } catch (err) {
-      throw new FrameError(`not a MessagePack frame (${(err as Error).message})`);
+      throw new FrameError(`malformed or over-limit MessagePack (${(err as Error).message})`);
     }
     return fromWire(raw);
   }

@@ -41,7 +41,8 @@ const MAX_ID = 0xffff_ffff;
  * A Nest `ClientProxy` that sends requests and events through a wsrelay
  * relay. Register it with `ClientsModule.register([{ name, customClass: WsRelayClient, options }])`.
  */
-export class WsRelayClient extends ClientProxy<WsRelayEvents, WsRelayStatus> {
+// Status stays `string` (WsRelayStatus values) so the class fits ClientsModule's `customClass: Type<ClientProxy>`.
+export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   protected readonly logger = new Logger(WsRelayClient.name);
   protected readonly connection: RelayConnection;
   private readonly timeoutMs: number;

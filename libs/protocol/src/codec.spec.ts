@@ -1,0 +1,90 @@
+import { encode } from '@msgpack/msgpack';
+import { decodePayload, encodePayload, FrameCodec } from './codec.js';
+import { FrameError } from './errors.js';
+import { type Frame, FrameType, ResponseFlag } from './frames.js';
+
+describe('FrameCodec', () => {
+  const codec = new FrameCodec();
+  const bytes = new Uint8Array([1, 2, 3]);
+
+  const frames: Frame[] = [
+    { type: FrameType.Hello, versions: [1], nodeId: 'n1', service: 'svc', patterns: ['a', '{"cmd":"b"}'], events: ['x.*'], queue: 'q' },
+    { type: FrameType.Hello, versions: [1, 2], nodeId: 'n2', service: null, patterns: [], events: [], queue: null },
+    { type: FrameType.Welcome, version: 1, relayId: 'r', sessionId: 's', nodeId: 'n', maxPayloadBytes: 1048576, heartbeatIntervalMs: 10000 },
+    { type: FrameType.Request, id: 1, pattern: 'p', payload: bytes, timeoutMs: 30000, peer: null, ext: null, claims: null },
+    { type: FrameType.Request, id: 0xffffffff, pattern: 'p', payload: bytes, timeoutMs: 1, peer: 'node', ext: bytes, claims: bytes },
+    { type: FrameType.Response, id: 5, flags: ResponseFlag.DONE, payload: null },
+    { type: FrameType.Response, id: 5, flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload: bytes },
+    { type: FrameType.Cancel, id: 3 },
+    { type: FrameType.Event, id: 0, pattern: 'a.b', payload: bytes, peer: null, ext: null, claims: null },
+    { type: FrameType.Event, id: 9, pattern: 'a.b', payload: bytes, peer: 'emitter', ext: bytes, claims: null },
+    { type: FrameType.Ack, id: 9, recipients: 0 },
+    { type: FrameType.Error, id: 0, code: 'BAD_FRAME', message: '' },
+    { type: FrameType.Ping },
+    { type: FrameType.Pong },
+    { type: FrameType.Wait, id: 2, pattern: 'p', timeoutMs: 100 },
+    { type: FrameType.Discover, id: 4 },
+    { type: FrameType.Nodes, id: 4, nodes: [{ nodeId: 'n', service: null, patterns: ['p'], events: [], queue: null }] },
+  ];
+
+  it.each(frames.map(f => [FrameType[f.type], f] as const))('round-trips %s', (_name, frame) => {
+    expect(codec.decode(codec.encode(frame))).toEqual(frame);
+  });
+
+  it('leaves trailing empty optional fields off the wire', () => {
+    const frame: Frame = { type: FrameType.Request, id: 1, pattern: 'p', payload: bytes, timeoutMs: 5, peer: null, ext: null, claims: null };
+    expect(codec.encode(frame)).toEqual(encode([FrameType.Request, 1, 'p', bytes, 5]));
+  });
+
+  const bad: Array<[string, Uint8Array, RegExp]> = [
+    ['not MessagePack', new Uint8Array([0xc1]), /malformed or over-limit MessagePack/],
+    ['trailing bytes', new Uint8Array([...encode([FrameType.Ping]), 1]), /malformed or over-limit MessagePack/],
+    ['a map', encode({ a: 1 }), /malformed or over-limit MessagePack.*map length/],
+    ['an empty array', encode([]), /non-empty MessagePack array/],
+    ['an unknown type', encode([42]), /unknown frame type 42/],
+    ['a string type', encode(['request']), /unknown frame type "request"/],
+    ['a short request', encode([FrameType.Request, 1, 'p']), /needs at least 5 fields/],
+    ['a zero id', encode([FrameType.Request, 0, 'p', bytes, 5]), /id must be greater than 0/],
+    ['a negative id', encode([FrameType.Cancel, -1]), /id must be an integer/],
+    ['a float id', encode([FrameType.Cancel, 1.5]), /id must be an integer/],
+    ['an empty pattern', encode([FrameType.Request, 1, '', bytes, 5]), /request.pattern must be a non-empty string/],
+    ['a string payload', encode([FrameType.Request, 1, 'p', 'data', 5]), /request.payload must be bin/],
+    ['a zero timeout', encode([FrameType.Request, 1, 'p', bytes, 0]), /request.timeoutMs must be greater than 0/],
+    ['an unknown flag', encode([FrameType.Response, 1, 8]), /response.flags must be an integer from 0 to 3/],
+    ['hello without versions', encode([FrameType.Hello, [], 'n']), /hello.versions must be a non-empty array/],
+    ['hello with a numeric pattern', encode([FrameType.Hello, [1], 'n', null, [1]]), /hello.patterns/],
+    ['a map inside a frame', encode([FrameType.Cancel, { id: 1 }]), /malformed or over-limit MessagePack/],
+  ];
+
+  it.each(bad)('rejects %s with a FrameError naming the problem', (_name, input, reason) => {
+    let caught: unknown;
+    try {
+      codec.decode(input);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(FrameError);
+    expect((caught as FrameError).code).toBe('BAD_FRAME');
+    expect((caught as FrameError).status).toBe(400);
+    expect((caught as FrameError).message).toMatch(reason);
+  });
+
+  it('keeps the request id of a frame with a bad later field', () => {
+    expect(() => codec.decode(encode([FrameType.Request, 77, 1, bytes, 5]))).toThrow(
+      expect.objectContaining({ frameId: 77 }),
+    );
+  });
+
+  it('bounds strings, arrays and bins in a frame header', () => {
+    const small = new FrameCodec({ maxStringBytes: 8, maxArrayLength: 2, maxBinBytes: 4 });
+    expect(() => small.decode(encode([FrameType.Request, 1, 'a-long-pattern', bytes, 5]))).toThrow(FrameError);
+    expect(() => small.decode(encode([FrameType.Hello, [1], 'n', null, ['a', 'b', 'c']]))).toThrow(FrameError);
+    expect(() => small.decode(encode([FrameType.Request, 1, 'p', new Uint8Array(5), 5]))).toThrow(FrameError);
+  });
+});
+
+describe('payloads', () => {
+  it('round-trip application values and drop undefined fields like JSON', () => {
+    expect(decodePayload(encodePayload({ a: 1, b: undefined, c: [null, 'x'] }))).toEqual({ a: 1, c: [null, 'x'] });
+  });
+});
