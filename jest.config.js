@@ -13,4 +13,5 @@ export default {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testTimeout: 20000,
+  reporters: ['default', '<rootDir>/scripts/summary-reporter.cjs'],
 };

@@ -1,0 +1,10 @@
+// Prints the plain closing line CI reads: "N passed, N failed".
+class SummaryReporter {
+  onRunComplete(_contexts, results) {
+    const skipped = results.numPendingTests + results.numTodoTests;
+    process.stdout.write(
+      `\n${results.numPassedTests} passed, ${results.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}\n`,
+    );
+  }
+}
+module.exports = SummaryReporter;
