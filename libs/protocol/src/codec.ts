@@ -81,17 +81,9 @@ function toWire(f: Frame): unknown[] {
     case FrameType.Welcome:
       return [f.type, f.version, f.relayId, f.sessionId, f.nodeId, f.maxPayloadBytes, f.heartbeatIntervalMs];
     case FrameType.Request:
+      return trimmed([f.type, f.id, f.pattern, f.payload, f.timeoutMs, f.peer, f.ext, f.claims]);
     case FrameType.Event:
-      return trimmed([
-        f.type,
-        f.id,
-        f.pattern,
-        f.payload,
-        f.type === FrameType.Request ? f.timeoutMs : null,
-        f.peer,
-        f.ext,
-        f.claims,
-      ]);
+      return trimmed([f.type, f.id, f.pattern, f.payload, f.peer, f.ext, f.claims]);
     case FrameType.Response:
       return trimmed([f.type, f.id, f.flags, f.payload]);
     case FrameType.Cancel:
@@ -232,9 +224,9 @@ function fromWire(raw: unknown): Frame {
         id: r.uint(1, 'event.id'),
         pattern: r.str(2, 'event.pattern'),
         payload: r.bin(3, 'event.payload'),
-        peer: r.optStr(5, 'event.peer'),
-        ext: r.optBin(6, 'event.ext'),
-        claims: r.optBin(7, 'event.claims'),
+        peer: r.optStr(4, 'event.peer'),
+        ext: r.optBin(5, 'event.ext'),
+        claims: r.optBin(6, 'event.claims'),
       };
     case FrameType.Response: {
       need(3);
