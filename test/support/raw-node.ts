@@ -37,7 +37,7 @@ export class RawNode {
   }
 
   /** Opens a socket and completes the handshake as a plain caller. */
-  static async hello(url: string, nodeId = randomUUID()): Promise<RawNode> {
+  static async hello(url: string, nodeId: string = randomUUID()): Promise<RawNode> {
     const node = await RawNode.open(url);
     node.send({
       type: FrameType.Hello,

@@ -29,6 +29,8 @@ export class Session {
   nodeId: string | undefined;
   service: string | null = null;
   patterns: string[] = [];
+  /** `patterns` as a set, for targeted requests. */
+  serves = new Set<string>();
   events: string[] = [];
   queue: string | null = null;
   /** Verified token claims as MessagePack, encoded once per connection (none without auth). */

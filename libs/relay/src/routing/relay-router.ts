@@ -108,7 +108,8 @@ export class RelayRouter implements OnModuleDestroy {
     clearTimeout(session.handshakeTimer);
     session.nodeId = frame.nodeId;
     session.service = frame.service;
-    session.patterns = [...new Set(frame.patterns)];
+    session.serves = new Set(frame.patterns);
+    session.patterns = [...session.serves];
     session.events = [...new Set(frame.events)];
     session.queue = frame.queue;
     this.nodes.set(frame.nodeId, session);
@@ -143,7 +144,7 @@ export class RelayRouter implements OnModuleDestroy {
       return;
     }
     const pending: PendingRequest = {
-      rid: this.nextRid(),
+      rid: this.nextRid(provider),
       callerRequestId: frame.id,
       caller,
       provider,
@@ -237,6 +238,9 @@ export class RelayRouter implements OnModuleDestroy {
   }
 
   wait(session: Session, frame: WaitFrame): void {
+    if (session.waits.has(frame.id)) {
+      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
+    }
     const online = this.providers.count(frame.pattern);
     if (online > 0) {
       session.send(this.codec.encode({ type: FrameType.Ack, id: frame.id, recipients: online }));
@@ -286,7 +290,7 @@ export class RelayRouter implements OnModuleDestroy {
 
   private target(nodeId: string, pattern: string): Session | undefined {
     const session = this.nodes.get(nodeId);
-    return session !== undefined && session.patterns.includes(pattern) ? session : undefined;
+    return session !== undefined && session.serves.has(pattern) ? session : undefined;
   }
 
   private expire(pending: PendingRequest): void {
@@ -346,7 +350,7 @@ export class RelayRouter implements OnModuleDestroy {
 
   private removeWait(wait: PendingWait): void {
     clearTimeout(wait.timer);
-    wait.session.waits.delete(wait.id);
+    if (wait.session.waits.get(wait.id) === wait) wait.session.waits.delete(wait.id);
     const set = this.waits.get(wait.pattern);
     set?.delete(wait);
     if (set?.size === 0) this.waits.delete(wait.pattern);
@@ -373,13 +377,19 @@ export class RelayRouter implements OnModuleDestroy {
     return this.codec.encode(frame);
   }
 
-  private nextRid(): number {
-    this.lastRid = this.lastRid >= MAX_RID ? 1 : this.lastRid + 1;
+  /** A relay id not in use at `provider` (ids wrap; a long-lived request must not be shadowed). */
+  private nextRid(provider: Session): number {
+    do {
+      this.lastRid = this.lastRid >= MAX_RID ? 1 : this.lastRid + 1;
+    } while (provider.inbound.has(this.lastRid));
     return this.lastRid;
   }
 }
 
-/** WebSocket close reasons are limited to 123 bytes. */
+/** WebSocket close reasons are limited to 123 bytes of UTF-8. */
 function truncateReason(reason: string): string {
-  return Buffer.byteLength(reason) <= 123 ? reason : `${reason.slice(0, 119)}...`;
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  const buf = new Uint8Array(120);
+  const { read } = new TextEncoder().encodeInto(reason, buf);
+  return `${reason.slice(0, read)}...`;
 }

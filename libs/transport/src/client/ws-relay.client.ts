@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import {
+  DEFAULT_MAX_STRING_BYTES,
   decodePayload,
   encodePayload,
   type Frame,
@@ -33,9 +34,16 @@ export interface WsRelayEventAck {
 interface Pending {
   onFrame(frame: Frame): void;
   onError(err: Error): void;
+  /** Past this (`Date.now()`), the client gives up even if the relay never answers. */
+  giveUpAt: number;
+  pattern: string;
+  timeoutMs: number;
 }
 
 const MAX_ID = 0xffff_ffff;
+/** How long after a deadline the client waits for the relay's own TIMEOUT before giving up itself. */
+const DEADLINE_GRACE_MS = 1000;
+const SWEEP_INTERVAL_MS = 500;
 
 /**
  * A Nest `ClientProxy` that sends requests and events through a wsrelay
@@ -48,6 +56,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   private readonly timeoutMs: number;
   private readonly pending = new Map<number, Pending>();
   private lastId = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(protected readonly options: WsRelayClientOptions) {
     super();
@@ -76,10 +85,15 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
 
   /** Resolves once connected to a relay; rejects with RELAY_UNAVAILABLE after `connectTimeoutMs`. */
   connect(): Promise<void> {
+    // The backstop for answers that never come (a relay that cannot read a
+    // frame answers with an uncorrelated error); the relay's TIMEOUT normally wins.
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
     return this.connection.ready();
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     this.failAll(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
     await this.connection.close();
     this._status$.next(WsRelayStatus.DISCONNECTED);
@@ -105,19 +119,26 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   async waitFor(pattern: unknown, timeoutMs = this.timeoutMs): Promise<void> {
     await this.connect();
     const normalized = this.normalizePattern(pattern as string);
-    await this.correlate(id => ({ type: FrameType.Wait, id, pattern: normalized, timeoutMs }));
+    const problem = headerProblem(normalized);
+    if (problem !== null) throw problem;
+    await this.correlate(normalized, timeoutMs, id => ({ type: FrameType.Wait, id, pattern: normalized, timeoutMs }));
   }
 
   /** The nodes the relay knows, with their service labels and patterns. */
   async discover(): Promise<NodeInfo[]> {
     await this.connect();
-    const frame = await this.correlate(id => ({ type: FrameType.Discover, id }));
+    const frame = await this.correlate('(discover)', this.timeoutMs, id => ({ type: FrameType.Discover, id }));
     return frame.type === FrameType.Nodes ? frame.nodes : [];
   }
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
     const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
     const pattern = this.normalizePattern(packet.pattern);
+    const problem = headerProblem(pattern, out.options?.nodeId);
+    if (problem !== null) {
+      callback({ err: problem, isDisposed: true });
+      return noop;
+    }
     let payload: Uint8Array;
     let ext: Uint8Array | null;
     try {
@@ -128,16 +149,20 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       return noop;
     }
     const id = this.nextId();
+    const timeoutMs = out.options?.timeoutMs ?? this.timeoutMs;
     this.pending.set(id, {
       onFrame: frame => this.onResponse(id, frame, callback),
       onError: err => callback({ err, isDisposed: true }),
+      giveUpAt: Date.now() + timeoutMs + DEADLINE_GRACE_MS,
+      pattern,
+      timeoutMs,
     });
     const sent = this.connection.send({
       type: FrameType.Request,
       id,
       pattern,
       payload,
-      timeoutMs: out.options?.timeoutMs ?? this.timeoutMs,
+      timeoutMs,
       peer: out.options?.nodeId ?? null,
       ext,
       claims: null,
@@ -156,6 +181,8 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   protected dispatchEvent<T = WsRelayEventAck>(packet: ReadPacket): Promise<T> {
     const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
     const pattern = this.normalizePattern(packet.pattern);
+    const problem = headerProblem(pattern, out.options?.nodeId);
+    if (problem !== null) return Promise.reject(problem);
     let payload: Uint8Array;
     let ext: Uint8Array | null;
     try {
@@ -164,7 +191,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     } catch (err) {
       return Promise.reject(this.unencodable(err));
     }
-    return this.correlate(id => ({
+    return this.correlate(pattern, this.timeoutMs, id => ({
       type: FrameType.Event,
       id,
       pattern,
@@ -176,7 +203,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   }
 
   /** Sends a frame with a fresh id and resolves with the relay's answer to it. */
-  private correlate(build: (id: number) => Frame): Promise<Frame> {
+  private correlate(pattern: string, timeoutMs: number, build: (id: number) => Frame): Promise<Frame> {
     return new Promise<Frame>((resolve, reject) => {
       const id = this.nextId();
       this.pending.set(id, {
@@ -186,6 +213,9 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
           else resolve(frame);
         },
         onError: reject,
+        giveUpAt: Date.now() + timeoutMs + DEADLINE_GRACE_MS,
+        pattern,
+        timeoutMs,
       });
       if (!this.connection.send(build(id))) {
         this.pending.delete(id);
@@ -211,7 +241,22 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       packet = { id, err: RelayError.fromWire(frame), isDisposed: true };
     } else if (frame.type === FrameType.Response) {
       const done = (frame.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) !== 0;
-      const value = frame.payload === null ? undefined : decodePayload(frame.payload);
+      let value: unknown;
+      try {
+        value = frame.payload === null ? undefined : decodePayload(frame.payload);
+      } catch (err) {
+        // The provider sent bytes that are not MessagePack: end the call with a typed error.
+        this.pending.delete(id);
+        if (!done) this.connection.send({ type: FrameType.Cancel, id });
+        callback({
+          err: new RelayError(
+            RelayErrorCode.BAD_FRAME,
+            RelayErrorMessages.badFrame(`response payload is not MessagePack (${(err as Error).message})`),
+          ),
+          isDisposed: true,
+        });
+        return;
+      }
       packet =
         frame.flags & ResponseFlag.ERROR
           ? { id, err: value, isDisposed: true }
@@ -223,6 +268,21 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     const deserialized = this.deserializer.deserialize(packet);
     if (deserialized instanceof Promise) deserialized.then(callback, err => callback({ err, isDisposed: true }));
     else callback(deserialized);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, p] of this.pending) {
+      if (p.giveUpAt > now) continue;
+      this.pending.delete(id);
+      this.connection.send({ type: FrameType.Cancel, id });
+      p.onError(
+        new RelayError(
+          RelayErrorCode.TIMEOUT,
+          `${RelayErrorMessages.timeout(p.pattern, p.timeoutMs)} (no answer from the relay)`,
+        ),
+      );
+    }
   }
 
   private failAll(err: Error): void {
@@ -250,3 +310,19 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
 }
 
 function noop(): void {}
+
+/** Matches the relay's header bound (`maxStringBytes`), so an oversized pattern fails here, typed, at once. */
+function headerProblem(pattern: string, nodeId?: string): RelayError | null {
+  for (const [name, value] of [
+    ['pattern', pattern],
+    ['nodeId', nodeId],
+  ] as const) {
+    if (value !== undefined && value.length * 3 > DEFAULT_MAX_STRING_BYTES && Buffer.byteLength(value) > DEFAULT_MAX_STRING_BYTES) {
+      return new RelayError(
+        RelayErrorCode.BAD_FRAME,
+        RelayErrorMessages.badFrame(`${name} is over ${DEFAULT_MAX_STRING_BYTES} bytes`),
+      );
+    }
+  }
+  return null;
+}

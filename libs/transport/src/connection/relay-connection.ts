@@ -72,6 +72,8 @@ export class RelayConnection {
   private session: WelcomeFrame | undefined;
   private waiters: Waiter[] = [];
   private attempt = 0;
+  /** Bumped by start() and close(), so a stale attempt can tell it is stale. */
+  private generation = 0;
   private urlIndex = 0;
   private alive = false;
   private lastError: Error | undefined;
@@ -141,9 +143,16 @@ export class RelayConnection {
   /** Closes the session and stops retrying; resolves once the socket is closed. */
   async close(): Promise<void> {
     this.state = 'closed';
+    this.generation++;
     this.clearTimers();
     this.settleWaiters(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
     const socket = this.socket;
+    const wasOpen = this.session !== undefined;
+    // Detach first: whatever the old socket still reports is ignored, so a
+    // connect() right after close() starts clean.
+    this.socket = undefined;
+    this.session = undefined;
+    if (wasOpen) this.events.emit(WsRelayStatus.DISCONNECTED);
     if (socket === undefined || socket.readyState === WebSocket.CLOSED) return;
     await new Promise<void>(resolve => {
       socket.once('close', () => resolve());
@@ -158,14 +167,15 @@ export class RelayConnection {
   }
 
   private start(): void {
+    this.generation++;
     this.state = 'connecting';
     this.attempt = 0;
     this.fatal = undefined;
     this.lastError = undefined;
-    void this.open();
+    void this.open(this.generation);
   }
 
-  private async open(): Promise<void> {
+  private async open(generation: number): Promise<void> {
     this.retryTimer = undefined;
     const url = this.config.urls[this.urlIndex % this.config.urls.length];
     let token: string | undefined;
@@ -177,7 +187,8 @@ export class RelayConnection {
       this.scheduleRetry();
       return;
     }
-    if (this.state === 'closed') return;
+    // close() (and maybe a new start()) happened while the token was fetched.
+    if (generation !== this.generation || this.state === 'closed') return;
     const socket = new WebSocket(url, {
       headers: token ? { authorization: `Bearer ${token}` } : undefined,
       handshakeTimeout: this.config.handshakeTimeoutMs,
@@ -193,6 +204,10 @@ export class RelayConnection {
   }
 
   private onSocketOpen(socket: WebSocket): void {
+    if (socket !== this.socket) {
+      socket.terminate();
+      return;
+    }
     const a = this.config.announce();
     socket.send(
       this.codec.encode({
@@ -236,7 +251,12 @@ export class RelayConnection {
       case FrameType.Pong:
         return;
       default:
-        this.listener.onFrame(frame);
+        try {
+          this.listener.onFrame(frame);
+        } catch (err) {
+          // A frame the owner cannot handle must not take the process down.
+          this.logger.error(`Failed to handle a ${frame.type} frame: ${(err as Error).message}`);
+        }
     }
   }
 
@@ -313,7 +333,8 @@ export class RelayConnection {
     const delay = backoffDelay(this.attempt++, this.config.reconnect);
     this.state = 'reconnecting';
     this.events.emit(WsRelayStatus.RECONNECTING, this.attempt, delay);
-    this.retryTimer = setTimeout(() => void this.open(), delay);
+    const generation = this.generation;
+    this.retryTimer = setTimeout(() => void this.open(generation), delay);
   }
 
   private settleWaiters(err: Error): void {

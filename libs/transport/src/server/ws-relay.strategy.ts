@@ -34,6 +34,7 @@ interface InFlight {
 }
 
 const MAX_CACHED_SUBJECTS = 10_000;
+const BAD_REQUEST_MESSAGE = 'The request could not be decoded';
 
 /**
  * A Nest transport strategy whose `@MessagePattern` and `@EventPattern`
@@ -157,30 +158,47 @@ export class WsRelayStrategy
       respond({ err: NO_MESSAGE_HANDLER, status: 'error', isDisposed: true });
       return;
     }
-    const ext = decodeExt(frame.ext);
-    const context = new WsRelayContext([
-      pattern,
-      id,
-      frame.peer,
-      ext.headers ?? {},
-      Date.now() + frame.timeoutMs,
-      frame.claims,
-      ext.metadata,
-    ]);
-    const packet = (await this.deserializer.deserialize({
-      id: String(id),
-      pattern,
-      data: decodePayload(frame.payload),
-      metadata: ext.metadata,
-    })) as IncomingRequest;
-    this.runWithProcessingHooks(context, async runEndHook => {
-      const result = await handler(packet.data, context);
-      if (entry.cancelled) {
-        runEndHook();
-        return;
+    let context: WsRelayContext;
+    let packet: IncomingRequest;
+    try {
+      const ext = decodeExt(frame.ext);
+      context = new WsRelayContext([
+        pattern,
+        id,
+        frame.peer,
+        ext.headers ?? {},
+        Date.now() + frame.timeoutMs,
+        frame.claims,
+        ext.metadata,
+      ]);
+      packet = (await this.deserializer.deserialize({
+        id: String(id),
+        pattern,
+        data: decodePayload(frame.payload),
+        metadata: ext.metadata,
+      })) as IncomingRequest;
+    } catch (err) {
+      this.logger.warn(`Refused request ${id} for "${pattern}": ${(err as Error).message}`);
+      respond({ err: { status: 'error', message: BAD_REQUEST_MESSAGE }, isDisposed: true });
+      return;
+    }
+    try {
+      await this.runWithProcessingHooks(context, async runEndHook => {
+        const result = await handler(packet.data, context);
+        if (entry.cancelled) {
+          runEndHook();
+          return;
+        }
+        entry.subscription = this.send(this.transformToObservable(result).pipe(finalize(runEndHook)), respond);
+      });
+    } catch (err) {
+      // Nest's handler proxy turns handler errors into error streams; this is
+      // what escapes it (a rejecting processing hook or exception filter).
+      this.logger.error(err);
+      if (entry.subscription === undefined) {
+        respond({ err: { status: 'error', message: 'Internal server error' }, isDisposed: true });
       }
-      entry.subscription = this.send(this.transformToObservable(result).pipe(finalize(runEndHook)), respond);
-    });
+    }
   }
 
   private respond(id: number, packet: WritePacket): void {
@@ -205,8 +223,15 @@ export class WsRelayStrategy
   private handleEventFrame(frame: EventFrame): void {
     const patterns = this.matchingEventPatterns(frame.pattern);
     if (patterns.length === 0) return;
-    const ext = decodeExt(frame.ext);
-    const data = decodePayload(frame.payload);
+    let ext: ReturnType<typeof decodeExt>;
+    let data: unknown;
+    try {
+      ext = decodeExt(frame.ext);
+      data = decodePayload(frame.payload);
+    } catch (err) {
+      this.logger.warn(`Dropped event "${frame.pattern}": ${(err as Error).message}`);
+      return;
+    }
     const context = new WsRelayContext([
       frame.pattern,
       frame.id,
