@@ -15,7 +15,7 @@ import {
   WsRelayStrategy,
 } from '@wsrelay/transport';
 import { firstValueFrom, Observable } from 'rxjs';
-import { type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
+import { type RunningRelay, startClient, startProvider, startRelay, until, rejection } from './support/harness.js';
 
 let foreverStarted = 0;
 
@@ -33,14 +33,6 @@ class EchoController {
   }
 }
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe("lifecycle", () => {
   it('recovers from a relay restart: providers re-announce and calls work again, no app restarted', async () => {

@@ -13,7 +13,7 @@ import { WebSocketServer } from 'ws';
 import { encode } from '@msgpack/msgpack';
 import type { AddressInfo } from 'node:net';
 import { RawNode } from './support/raw-node.js';
-import { type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
+import { type RunningRelay, startClient, startProvider, startRelay, until, rejection } from './support/harness.js';
 
 const received: unknown[] = [];
 
@@ -32,14 +32,6 @@ class SturdyController {
 
 const NOT_MSGPACK = new Uint8Array([0xc1]);
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('robustness', () => {
   let relay: RunningRelay;

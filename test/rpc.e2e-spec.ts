@@ -14,6 +14,7 @@ import {
   startClient,
   startProvider,
   startRelay,
+  rejection,
   until,
 } from './support/harness.js';
 import type { WsRelayClient } from '@wsrelay/transport';
@@ -130,14 +131,6 @@ async function provider(relay: RunningRelay, label: string): Promise<RunningProv
   ]);
 }
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('RPC through the relay', () => {
   let relay: RunningRelay;

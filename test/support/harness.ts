@@ -67,3 +67,13 @@ export async function until(predicate: () => boolean, timeoutMs = 5000, what = '
     await new Promise(r => setTimeout(r, 5));
   }
 }
+
+/** The error a promise rejects with; fails the test when it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}

@@ -67,36 +67,33 @@ export class RawNode {
       const i = this.frames.findIndex(predicate);
       if (i !== -1) return this.frames.splice(i, 1)[0];
       if (this.closeCode !== undefined) throw new Error(`socket closed (${this.closeCode} ${this.closeReason})`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('timed out waiting for a frame');
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      if (deadline <= Date.now()) throw new Error('timed out waiting for a frame');
+      await this.change(deadline);
     }
   }
 
   async closed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
     const deadline = Date.now() + timeoutMs;
     while (this.closeCode === undefined) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('timed out waiting for close');
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      if (deadline <= Date.now()) throw new Error('timed out waiting for close');
+      await this.change(deadline);
     }
     return { code: this.closeCode, reason: this.closeReason };
   }
 
   close(): void {
     this.socket.terminate();
+  }
+
+  /** Resolves on the next frame or close, or at `deadline`. */
+  private change(deadline: number): Promise<void> {
+    return new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, deadline - Date.now());
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private wake(): void {
