@@ -1,0 +1,56 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+
+/** Node flags that run a TypeScript entry of this repo (decorators, path aliases). */
+export const TS_LOADER = ['--import', '@swc-node/register/esm-register'];
+
+export interface Started {
+  child: ChildProcess;
+  /** Resolves with the first output line matching `re` (its match), rejects if the process exits first. */
+  line(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+}
+
+/** Spawns a TypeScript entry; each output line goes to `onLine`. */
+export function startTs(
+  entry: string,
+  env: Record<string, string>,
+  onLine: (line: string) => void = () => undefined,
+  nodeArgs: string[] = [],
+): Started {
+  const child = spawn(process.execPath, [...nodeArgs, ...TS_LOADER, entry], {
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const listeners = new Set<(line: string) => void>([onLine]);
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream! }).on('line', line => listeners.forEach(l => l(line)));
+  }
+  return {
+    child,
+    line: (re, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${entry}: no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
+        const onExit = (code: number | null) => reject(new Error(`${entry} exited (${code}) before printing ${re}`));
+        child.once('exit', onExit);
+        const l = (line: string) => {
+          const m = re.exec(line);
+          if (!m) return;
+          clearTimeout(timer);
+          child.off('exit', onExit);
+          listeners.delete(l);
+          resolve(m);
+        };
+        listeners.add(l);
+      }),
+  };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+export async function stop(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await once(child, 'exit');
+  clearTimeout(timer);
+}
