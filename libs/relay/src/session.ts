@@ -1,3 +1,4 @@
+import { corkForTick } from '@wsrelay/transport';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 
@@ -56,7 +57,9 @@ export class Session {
 
   /** Writes an encoded frame if the socket is still open. */
   send(bytes: Uint8Array): void {
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(bytes);
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    corkForTick(this.socket);
+    this.socket.send(bytes);
   }
 }
 

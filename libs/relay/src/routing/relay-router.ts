@@ -225,7 +225,7 @@ export class RelayRouter implements OnModuleDestroy {
     let delivered = 0;
     for (const session of recipients) {
       if (session.isOpen) {
-        session.socket.send(bytes);
+        session.send(bytes);
         delivered++;
       }
     }

@@ -18,6 +18,7 @@ import type {
   WsRelayToken,
 } from '../interfaces/ws-relay-options.interface.js';
 import { backoffDelay } from './backoff.js';
+import { corkForTick } from './tick-cork.js';
 
 /** What a node announces in HELLO; asked again on every (re)connect. */
 export interface NodeAnnouncement {
@@ -136,6 +137,7 @@ export class RelayConnection {
     if (this.state !== 'connected' || socket === undefined || socket.readyState !== WebSocket.OPEN) {
       return false;
     }
+    corkForTick(socket);
     socket.send(this.codec.encode(frame));
     return true;
   }

@@ -1,0 +1,55 @@
+/**
+ * `npm run bench:profile`: CPU profile of the relay under W2 (64 in flight,
+ * 64 B). Writes bench/results/relay-w2.cpuprofile and prints the functions
+ * with the most self time.
+ */
+import { readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startTs, stop } from '../scripts/processes.js';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+async function main(): Promise<void> {
+  const dir = 'bench/results/prof-tmp';
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const relay = startTs('apps/relay/src/main.ts', { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, undefined, [
+    '--cpu-prof',
+    `--cpu-prof-dir=${dir}`,
+  ]);
+  const [, url] = await relay.line(/Relay listening on (ws:\/\/\S+)/);
+  const provider = startTs('bench/peers/provider.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url });
+  await provider.line(/READY/);
+  const load = startTs('bench/load.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url, INFLIGHT: '64', SIZE: '64', DURATION_MS: '5000' });
+  const [, result] = await load.line(/^RESULT (.*)$/, 60_000);
+  console.log(`W2 under profiling: ${result}`);
+  await stop(load.child);
+  await stop(provider.child);
+  await stop(relay.child);
+  const file = readdirSync(dir).find(f => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error('no profile written');
+  const target = 'bench/results/relay-w2.cpuprofile';
+  renameSync(join(dir, file), target);
+  rmSync(dir, { recursive: true, force: true });
+  const profile = JSON.parse(readFileSync(target, 'utf8')) as { nodes: ProfileNode[] };
+  const self = new Map<string, number>();
+  let total = 0;
+  for (const n of profile.nodes) {
+    const hits = n.hitCount ?? 0;
+    total += hits;
+    const where = n.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/work\/main\//, '');
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${where}:${n.callFrame.lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + hits);
+  }
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30);
+  for (const [k, v] of top) console.log(`${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`);
+}
+
+main().catch(err => {
+  console.error(err);
+  process.exit(1);
+});
