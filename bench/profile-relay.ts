@@ -1,7 +1,8 @@
 /**
- * `npm run bench:profile`: CPU profile of the relay under W2 (64 in flight,
- * 64 B). Writes bench/results/relay-w2.cpuprofile and prints the functions
- * with the most self time.
+ * `npm run bench:profile`: CPU profile of the relay (or, with
+ * PROFILE=provider, of the provider) under W2 (64 in flight, 64 B). Writes
+ * bench/results/<target>-w2.cpuprofile and prints the functions with the most
+ * self time.
  */
 import { readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,12 +18,11 @@ async function main(): Promise<void> {
   const dir = 'bench/results/prof-tmp';
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const relay = startTs('apps/relay/src/main.ts', { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, undefined, [
-    '--cpu-prof',
-    `--cpu-prof-dir=${dir}`,
-  ]);
+  const target = process.env.PROFILE === 'provider' ? 'provider' : 'relay';
+  const prof = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const relay = startTs('apps/relay/src/main.ts', { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, undefined, target === 'relay' ? prof : []);
   const [, url] = await relay.line(/Relay listening on (ws:\/\/\S+)/);
-  const provider = startTs('bench/peers/provider.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url });
+  const provider = startTs('bench/peers/provider.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url }, undefined, target === 'provider' ? prof : []);
   await provider.line(/READY/);
   const load = startTs('bench/load.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url, INFLIGHT: '64', SIZE: '64', DURATION_MS: '5000' });
   const [, result] = await load.line(/^RESULT (.*)$/, 60_000);
@@ -32,10 +32,10 @@ async function main(): Promise<void> {
   await stop(relay.child);
   const file = readdirSync(dir).find(f => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no profile written');
-  const target = 'bench/results/relay-w2.cpuprofile';
-  renameSync(join(dir, file), target);
+  const out = `bench/results/${target}-w2.cpuprofile`;
+  renameSync(join(dir, file), out);
   rmSync(dir, { recursive: true, force: true });
-  const profile = JSON.parse(readFileSync(target, 'utf8')) as { nodes: ProfileNode[] };
+  const profile = JSON.parse(readFileSync(out, 'utf8')) as { nodes: ProfileNode[] };
   const self = new Map<string, number>();
   let total = 0;
   for (const n of profile.nodes) {

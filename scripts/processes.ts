@@ -23,13 +23,22 @@ export function startTs(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const listeners = new Set<(line: string) => void>([onLine]);
+  // Lines printed before anyone asks for them are kept, so line() cannot miss one.
+  const history: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream! }).on('line', line => listeners.forEach(l => l(line)));
+    createInterface({ input: stream! }).on('line', line => {
+      if (history.length < 1000) history.push(line);
+      listeners.forEach(l => l(line));
+    });
   }
   return {
     child,
     line: (re, timeoutMs = 30_000) =>
       new Promise((resolve, reject) => {
+        for (const old of history) {
+          const m = re.exec(old);
+          if (m) return resolve(m);
+        }
         const timer = setTimeout(() => reject(new Error(`${entry}: no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
         const onExit = (code: number | null) => reject(new Error(`${entry} exited (${code}) before printing ${re}`));
         child.once('exit', onExit);

@@ -153,7 +153,10 @@ export class WsRelayStrategy
       if (entry.cancelled) return;
       this.respond(id, packet);
     };
-    const handler = this.getHandlerByPattern(pattern);
+    // Callers send normalized patterns, which are the handler map's keys; Nest's
+    // getHandlerByPattern() first tries JSON.parse on every pattern, and the
+    // throw for a plain string cost a tenth of the provider's CPU in W2.
+    const handler = this.messageHandlers.get(pattern) ?? this.getHandlerByPattern(pattern);
     if (!handler) {
       respond({ err: NO_MESSAGE_HANDLER, status: 'error', isDisposed: true });
       return;
