@@ -14,7 +14,11 @@ import {
   WsRelayStatus,
   WsRelayStrategy,
 } from '@wsrelay/transport';
+import { WsAdapter } from '@nestjs/platform-ws';
+import { RelayModule, RelayWsAdapter } from '@wsrelay/relay';
+import type { AddressInfo } from 'node:net';
 import { firstValueFrom, Observable } from 'rxjs';
+import { RawNode } from './support/raw-node.js';
 import { type RunningRelay, startClient, startProvider, startRelay, until, rejection } from './support/harness.js';
 
 let foreverStarted = 0;
@@ -146,6 +150,41 @@ describe("lifecycle", () => {
     );
     expect(() => new WsRelayClient({ urls: ['ws://x'], token: 42 as unknown as string })).toThrow(/token/);
     expect(() => new WsRelayClient(undefined as unknown as WsRelayClientOptions)).toThrow(TypeError);
+  });
+
+  it('boots the relay from RelayModule.forRootAsync() with its options', async () => {
+    @Module({
+      imports: [RelayModule.forRootAsync({ useFactory: async () => ({ path: '/async-relay', relayId: 'from-factory' }) })],
+    })
+    class AsyncRelayModule {}
+    const app = await NestFactory.create(AsyncRelayModule, { logger: false });
+    app.useWebSocketAdapter(new RelayWsAdapter(app));
+    await app.listen(0, '127.0.0.1');
+    const { port } = app.getHttpServer().address() as AddressInfo;
+    const client = new WsRelayClient({ urls: [`ws://127.0.0.1:${port}/async-relay`] });
+    const welcomed = new Promise<{ relayId: string }>(resolve => client.on('connected', ((w: { relayId: string }) => resolve(w)) as () => void));
+    try {
+      await client.connect();
+      expect((await welcomed).relayId).toBe('from-factory');
+    } finally {
+      await client.close();
+      await app.close();
+    }
+  });
+
+  it('refuses every connection, saying why, when the app lacks RelayWsAdapter', async () => {
+    const app = await NestFactory.create(RelayModule.forRoot({}), { logger: false });
+    app.useWebSocketAdapter(new WsAdapter(app));
+    await app.listen(0, '127.0.0.1');
+    const { port } = app.getHttpServer().address() as AddressInfo;
+    try {
+      const node = await RawNode.open(`ws://127.0.0.1:${port}/relay`);
+      const closed = await node.closed();
+      expect(closed.code).toBe(1011);
+      expect(closed.reason).toContain('RelayWsAdapter');
+    } finally {
+      await app.close();
+    }
   });
 
   describe('ClientsModule', () => {

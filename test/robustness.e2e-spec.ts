@@ -128,6 +128,31 @@ describe('robustness', () => {
     await provider.close();
   });
 
+  it('takes a relay that stops answering pings for dead and reconnects', async () => {
+    // A "relay" that welcomes nodes and then goes silent, pongs included.
+    const codec = new FrameCodec();
+    const mute = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
+    await new Promise(r => mute.once('listening', r));
+    let connections = 0;
+    mute.on('connection', ws => {
+      connections++;
+      ws.on('message', (data: Buffer) => {
+        const f = codec.decode(data);
+        if (f.type === FrameType.Hello) {
+          ws.send(codec.encode({ type: FrameType.Welcome, version: 1, relayId: 'r', sessionId: 's', nodeId: f.nodeId, maxPayloadBytes: 1 << 20, heartbeatIntervalMs: 10_000 }));
+        }
+      });
+    });
+    const port = (mute.address() as AddressInfo).port;
+    const client = await startClient({ urls: [`ws://127.0.0.1:${port}/`], heartbeatIntervalMs: 50 });
+    const events: string[] = [];
+    client.on('disconnected', () => events.push('disconnected'));
+    await until(() => events.includes('disconnected') && connections >= 2, 5000, 'a dead-relay reconnect');
+    await client.close();
+    for (const ws of mute.clients) ws.terminate();
+    await new Promise(r => mute.close(r));
+  });
+
   it('gives up on its own with TIMEOUT when the relay never answers', async () => {
     // A "relay" that completes the handshake and then ignores every request.
     const codec = new FrameCodec();

@@ -26,6 +26,9 @@ import { REFUSED_EVENT, type RefusedFrame } from './relay-ws.adapter.js';
 import { RelayRouter } from './routing/relay-router.js';
 import { type Session, sessionOf } from './session.js';
 
+const MISSING_ADAPTER =
+  'RelayModule needs the relay WebSocket adapter: call app.useWebSocketAdapter(new RelayWsAdapter(app)) before app.listen(). Every connection is refused until then.';
+
 /**
  * The relay's WebSocket gateway: one handler per frame type. Handlers take
  * the raw `(socket, frame)` arguments (no parameter decorators), so Nest does
@@ -35,6 +38,7 @@ import { type Session, sessionOf } from './session.js';
 @UseFilters(RelayExceptionFilter)
 export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
   private readonly logger = new Logger(RelayGateway.name);
+  private misconfigured = false;
 
   constructor(
     @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
@@ -55,16 +59,22 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   }
 
   afterInit(server: Record<symbol, unknown>): void {
-    if (server[RELAY_ADAPTER_MARK] !== true) {
-      throw new Error(
-        'RelayModule needs the relay WebSocket adapter: call app.useWebSocketAdapter(new RelayWsAdapter(app)) before app.listen().',
-      );
+    // Thrown here, the error would escape Nest's rxjs init stream as an
+    // uncaught exception; instead the relay says so and refuses every socket.
+    this.misconfigured = server[RELAY_ADAPTER_MARK] !== true;
+    if (this.misconfigured) {
+      this.logger.error(MISSING_ADAPTER);
+      return;
     }
     this.router.startHeartbeat();
     this.logger.log(`Relay ${this.options.relayId} accepting nodes on path ${this.options.path}`);
   }
 
   handleConnection(socket: WebSocket): void {
+    if (this.misconfigured) {
+      socket.close(1011, 'relay misconfigured: it needs RelayWsAdapter');
+      return;
+    }
     this.router.accept(socket);
   }
 
