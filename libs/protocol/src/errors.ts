@@ -26,8 +26,6 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = {
   [RelayErrorCode.INTERNAL]: 500,
 };
 
-const KNOWN_CODES = new Set<string>(Object.values(RelayErrorCode));
-
 /** Message texts, kept in one place so every side words a failure the same way. */
 export const RelayErrorMessages = {
   microserviceOffline: (pattern: string, target?: string | null) =>
@@ -92,10 +90,6 @@ export class RelayError extends Error {
    */
   static fromWire(wire: RelayErrorWire): RelayError {
     return new RelayError(wire.code as RelayErrorCode, wire.message);
-  }
-
-  static isKnownCode(code: string): code is RelayErrorCode {
-    return KNOWN_CODES.has(code);
   }
 
   /** JSON shape, so a RelayError logged or returned over HTTP keeps its code. */

@@ -91,14 +91,6 @@ export class RelayConnection {
     this.logger = new Logger(owner);
   }
 
-  get isConnected(): boolean {
-    return this.state === 'connected';
-  }
-
-  get welcome(): WelcomeFrame | undefined {
-    return this.session;
-  }
-
   get nodeId(): string {
     return this.config.nodeId;
   }
