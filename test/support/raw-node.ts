@@ -1,6 +1,46 @@
 import { type Frame, FrameCodec, FrameType, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
 import { randomUUID } from 'node:crypto';
-import WebSocket from 'ws';
+import type { IncomingMessage } from 'node:http';
+import WebSocket, { type ClientOptions } from 'ws';
+
+/** How a raw socket opens: headers (e.g. Authorization, Origin), subprotocols, TLS. */
+export interface RawOpenOptions extends ClientOptions {
+  protocols?: string[];
+}
+
+/** An upgrade the relay refused: HTTP status, body and headers. */
+export interface Refusal {
+  status: number;
+  body: string;
+  headers: IncomingMessage['headers'];
+}
+
+/**
+ * Attempts an upgrade that the relay should refuse, and reports the HTTP
+ * answer; rejects if the socket opens instead.
+ */
+export function refusal(url: string, options: RawOpenOptions = {}): Promise<Refusal> {
+  const { protocols, ...rest } = options;
+  const socket = new WebSocket(url, protocols, rest);
+  return new Promise<Refusal>((resolve, reject) => {
+    socket.on('unexpected-response', (req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
+      });
+    });
+    socket.on('open', () => {
+      socket.terminate();
+      reject(new Error('the relay accepted the upgrade'));
+    });
+    socket.on('error', err => {
+      if (!/aborted|socket hang up/i.test(err.message)) reject(err);
+    });
+  });
+}
 
 /** A bare WebSocket speaking the protocol by hand, for hostile-input tests. */
 export class RawNode {
@@ -27,8 +67,9 @@ export class RawNode {
     return new RawNode(socket);
   }
 
-  static async open(url: string): Promise<RawNode> {
-    const socket = new WebSocket(url);
+  static async open(url: string, options: RawOpenOptions = {}): Promise<RawNode> {
+    const { protocols, ...rest } = options;
+    const socket = new WebSocket(url, protocols, rest);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', resolve);
       socket.once('error', reject);
@@ -37,15 +78,20 @@ export class RawNode {
   }
 
   /** Opens a socket and completes the handshake as a plain caller. */
-  static async hello(url: string, nodeId: string = randomUUID()): Promise<RawNode> {
-    const node = await RawNode.open(url);
+  static async hello(
+    url: string,
+    nodeId: string = randomUUID(),
+    options: RawOpenOptions & { patterns?: string[]; events?: string[] } = {},
+  ): Promise<RawNode> {
+    const { patterns = [], events = [], ...open } = options;
+    const node = await RawNode.open(url, open);
     node.send({
       type: FrameType.Hello,
       versions: [...SUPPORTED_PROTOCOL_VERSIONS],
       nodeId,
       service: null,
-      patterns: [],
-      events: [],
+      patterns,
+      events,
       queue: null,
     });
     await node.next(f => f.type === FrameType.Welcome);

@@ -6,13 +6,12 @@ import { relayConfigFromEnv } from './relay.config.js';
 
 async function bootstrap(): Promise<void> {
   const config = relayConfigFromEnv();
-  const app = await createRelayApp(config.relay);
+  const app = await createRelayApp(config.relay, { tls: config.tls });
   app.enableShutdownHooks();
   await app.listen(config.port, config.host);
   const { port } = app.getHttpServer().address() as AddressInfo;
-  const logger = new Logger('Relay');
-  logger.warn('Authentication is off: any client that reaches this port can join routing.');
-  logger.log(`Relay listening on ws://${config.host}:${port}${config.relay.path ?? '/relay'}`);
+  const scheme = config.tls ? 'wss' : 'ws';
+  new Logger('Relay').log(`Relay listening on ${scheme}://${config.host}:${port}${config.relay.path ?? '/relay'}`);
 }
 
 bootstrap().catch(err => {

@@ -39,3 +39,41 @@ describe('relayConfigFromEnv', () => {
     expect(() => relayConfigFromEnv({ RELAY_MAX_PAYLOAD_BYTES: '1.5' })).toThrow(/RELAY_MAX_PAYLOAD_BYTES/);
   });
 });
+
+describe('relayConfigFromEnv security settings', () => {
+  const files: Record<string, string> = { '/k.pem': 'KEY', '/c.pem': 'CERT', '/pub.pem': 'PUB' };
+  const read = (path: string) => {
+    if (!(path in files)) throw new Error('ENOENT');
+    return Buffer.from(files[path]);
+  };
+
+  it('reads auth, limits, origins and TLS', () => {
+    const c = relayConfigFromEnv(
+      {
+        RELAY_JWT_PUBLIC_KEY_FILE: '/pub.pem',
+        RELAY_JWT_ISSUER: 'iss',
+        RELAY_JWT_AUDIENCE: 'aud',
+        RELAY_ALLOWED_ORIGINS: 'https://a.example, https://b.example',
+        RELAY_MAX_CONNECTIONS: '10',
+        RELAY_RATE_LIMIT: '500',
+        RELAY_MAX_IN_FLIGHT: '20',
+        RELAY_TLS_KEY_FILE: '/k.pem',
+        RELAY_TLS_CERT_FILE: '/c.pem',
+      },
+      read,
+    );
+    expect(c.relay.auth).toEqual({ publicKey: 'PUB', issuer: 'iss', audience: 'aud', secret: undefined, jwks: undefined });
+    expect(c.relay.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
+    expect(c.relay).toMatchObject({ maxConnections: 10, rateLimit: { perSecond: 500 }, maxInFlightPerConnection: 20 });
+    expect(c.tls?.key.toString()).toBe('KEY');
+  });
+
+  it('names the variable whose file cannot be read', () => {
+    expect(() => relayConfigFromEnv({ RELAY_TLS_KEY_FILE: '/missing', RELAY_TLS_CERT_FILE: '/c.pem' }, read)).toThrow(/RELAY_TLS_KEY_FILE/);
+    expect(() => relayConfigFromEnv({ RELAY_TLS_KEY_FILE: '/k.pem' }, read)).toThrow(/go together/);
+  });
+
+  it('leaves auth off without a key', () => {
+    expect(relayConfigFromEnv({}, read).relay.auth).toBeUndefined();
+  });
+});

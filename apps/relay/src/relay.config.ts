@@ -1,10 +1,13 @@
-import type { RelayModuleOptions } from '@wsrelay/relay';
+import type { RelayAuthOptions, RelayModuleOptions } from '@wsrelay/relay';
+import { readFileSync } from 'node:fs';
 
 /** Where the deployable relay listens and how it routes, read from the environment. */
 export interface RelayAppConfig {
   port: number;
   host: string;
   relay: RelayModuleOptions;
+  /** PEM key and certificate to serve wss:// with. */
+  tls?: { key: Buffer; cert: Buffer };
 }
 
 export const DEFAULT_RELAY_PORT = 8787;
@@ -20,13 +23,60 @@ function int(env: NodeJS.ProcessEnv, name: string, min: number): number | undefi
   return n;
 }
 
+function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  return raw.split(',').map(s => s.trim()).filter(Boolean);
+}
+
+function file(env: NodeJS.ProcessEnv, name: string, read: (path: string) => Buffer): Buffer | undefined {
+  const path = env[name];
+  if (!path) return undefined;
+  try {
+    return read(path);
+  } catch (err) {
+    throw new TypeError(`${name}: cannot read "${path}" (${(err as Error).message})`);
+  }
+}
+
+/**
+ * JWT auth from RELAY_JWT_SECRET, RELAY_JWT_PUBLIC_KEY_FILE or RELAY_JWKS
+ * (URL or file), with RELAY_JWT_ISSUER, RELAY_JWT_AUDIENCE; off when none is set.
+ */
+function authFromEnv(env: NodeJS.ProcessEnv, read: (path: string) => Buffer): RelayAuthOptions | undefined {
+  const publicKey = file(env, 'RELAY_JWT_PUBLIC_KEY_FILE', read)?.toString('utf8');
+  const secret = env.RELAY_JWT_SECRET || undefined;
+  const jwks = env.RELAY_JWKS || undefined;
+  if (publicKey === undefined && secret === undefined && jwks === undefined) return undefined;
+  return {
+    secret,
+    publicKey,
+    jwks,
+    issuer: env.RELAY_JWT_ISSUER || undefined,
+    audience: env.RELAY_JWT_AUDIENCE || undefined,
+  };
+}
+
 /**
  * RELAY_PORT (8787), RELAY_HOST (127.0.0.1), RELAY_PATH (/relay),
  * RELAY_MAX_PAYLOAD_BYTES, RELAY_HEARTBEAT_INTERVAL_MS,
- * RELAY_HANDSHAKE_TIMEOUT_MS, RELAY_MAX_BAD_FRAMES, RELAY_ID.
+ * RELAY_HANDSHAKE_TIMEOUT_MS, RELAY_MAX_BAD_FRAMES, RELAY_ID,
+ * RELAY_JWT_SECRET | RELAY_JWT_PUBLIC_KEY_FILE | RELAY_JWKS, RELAY_JWT_ISSUER,
+ * RELAY_JWT_AUDIENCE, RELAY_ALLOWED_ORIGINS (comma-separated),
+ * RELAY_MAX_CONNECTIONS, RELAY_RATE_LIMIT (frames/s per connection),
+ * RELAY_MAX_IN_FLIGHT, RELAY_TLS_KEY_FILE + RELAY_TLS_CERT_FILE.
  */
-export function relayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RelayAppConfig {
-  return {
+export function relayConfigFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  read: (path: string) => Buffer = path => readFileSync(path),
+): RelayAppConfig {
+  const rate = int(env, 'RELAY_RATE_LIMIT', 1);
+  const key = file(env, 'RELAY_TLS_KEY_FILE', read);
+  const cert = file(env, 'RELAY_TLS_CERT_FILE', read);
+  if ((key === undefined) !== (cert === undefined)) {
+    throw new TypeError('RELAY_TLS_KEY_FILE and RELAY_TLS_CERT_FILE go together');
+  }
+  const config: RelayAppConfig = {
     port: int(env, 'RELAY_PORT', 0) ?? DEFAULT_RELAY_PORT,
     host: env.RELAY_HOST || DEFAULT_RELAY_HOST,
     relay: {
@@ -38,4 +88,15 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RelayA
       relayId: env.RELAY_ID || undefined,
     },
   };
+  const auth = authFromEnv(env, read);
+  if (auth !== undefined) config.relay.auth = auth;
+  const origins = list(env, 'RELAY_ALLOWED_ORIGINS');
+  if (origins !== undefined) config.relay.allowedOrigins = origins;
+  const maxConnections = int(env, 'RELAY_MAX_CONNECTIONS', 1);
+  if (maxConnections !== undefined) config.relay.maxConnections = maxConnections;
+  if (rate !== undefined) config.relay.rateLimit = { perSecond: rate };
+  const inFlight = int(env, 'RELAY_MAX_IN_FLIGHT', 1);
+  if (inFlight !== undefined) config.relay.maxInFlightPerConnection = inFlight;
+  if (key !== undefined && cert !== undefined) config.tls = { key, cert };
+  return config;
 }

@@ -25,6 +25,9 @@ describe('FrameCodec', () => {
     { type: FrameType.Wait, id: 2, pattern: 'p', timeoutMs: 100 },
     { type: FrameType.Discover, id: 4 },
     { type: FrameType.Nodes, id: 4, nodes: [{ nodeId: 'n', service: null, patterns: ['p'], events: [], queue: null }] },
+    { type: FrameType.TokenExpiring, expiresAt: 1_800_000_000_000 },
+    { type: FrameType.Auth, token: new TextEncoder().encode('a.b.c') },
+    { type: FrameType.Authorized, expiresAt: 0 },
   ];
 
   it.each(frames.map(f => [FrameType[f.type], f] as const))('round-trips %s', (_name, frame) => {

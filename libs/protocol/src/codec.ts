@@ -1,5 +1,5 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { FrameError } from './errors.js';
+import { FrameError, quote } from './errors.js';
 import {
   type Frame,
   FrameType,
@@ -104,6 +104,11 @@ function toWire(f: Frame): unknown[] {
         f.id,
         f.nodes.map(n => [n.nodeId, n.service, n.patterns, n.events, n.queue]),
       ];
+    case FrameType.TokenExpiring:
+    case FrameType.Authorized:
+      return [f.type, f.expiresAt];
+    case FrameType.Auth:
+      return [f.type, f.token];
   }
 }
 
@@ -175,7 +180,7 @@ function fromWire(raw: unknown): Frame {
   const type = raw[0];
   // The id (second field of most frames) is read leniently first so that an
   // error about a later field can still be correlated to its request.
-  const id = typeof raw[1] === 'number' && Number.isInteger(raw[1]) && raw[1] > 0 ? raw[1] : 0;
+  const id = typeof raw[1] === 'number' && Number.isInteger(raw[1]) && raw[1] > 0 && raw[1] <= MAX_ID ? raw[1] : 0;
   const r = new Reader(raw, id);
   const need = (n: number) => {
     if (raw.length < n) r.fail(`frame type ${type} needs at least ${n} fields, got ${raw.length}`);
@@ -284,9 +289,25 @@ function fromWire(raw: unknown): Frame {
       });
       return { type, id: positiveId(r), nodes };
     }
+    case FrameType.TokenExpiring:
+    case FrameType.Authorized:
+      need(2);
+      return { type, expiresAt: r.uint(1, 'expiresAt', Number.MAX_SAFE_INTEGER) };
+    case FrameType.Auth:
+      need(2);
+      return { type, token: r.bin(1, 'auth.token') };
     default:
-      throw new FrameError(`unknown frame type ${JSON.stringify(type) ?? String(type)}`, id);
+      throw new FrameError(`unknown frame type ${describe(type)}`, id);
   }
+}
+
+/** A value as a reason names it: a number as is, anything else by its kind (the reason must stay short). */
+function describe(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return quote(v);
+  if (v instanceof Uint8Array) return `(bin of ${v.length} bytes)`;
+  if (Array.isArray(v)) return `(array of ${v.length})`;
+  return `(${v === null ? 'nil' : typeof v})`;
 }
 
 function positiveId(r: Reader): number {

@@ -16,6 +16,10 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** The peer kept sending frames that failed validation. */
   BAD_FRAME: 4400,
+  /** The connection's token expired and was not refreshed, or a refresh was refused. */
+  UNAUTHORIZED: 4401,
+  /** HELLO asked for something the connection may not do (serve, subscribe, a foreign node id). */
+  FORBIDDEN: 4403,
   /** The node id is already held by another live connection. */
   NODE_ID_CONFLICT: 4409,
   /** The node never completed the handshake in time. */

@@ -8,6 +8,9 @@ export enum RelayErrorCode {
   PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
   PROTOCOL_MISMATCH = 'PROTOCOL_MISMATCH',
   NODE_ID_CONFLICT = 'NODE_ID_CONFLICT',
+  UNAUTHORIZED = 'UNAUTHORIZED',
+  FORBIDDEN = 'FORBIDDEN',
+  RATE_LIMITED = 'RATE_LIMITED',
   CLOSED = 'CLOSED',
   INTERNAL = 'INTERNAL',
 }
@@ -22,22 +25,45 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = {
   [RelayErrorCode.PAYLOAD_TOO_LARGE]: 413,
   [RelayErrorCode.PROTOCOL_MISMATCH]: 426,
   [RelayErrorCode.NODE_ID_CONFLICT]: 409,
+  [RelayErrorCode.UNAUTHORIZED]: 401,
+  [RelayErrorCode.FORBIDDEN]: 403,
+  [RelayErrorCode.RATE_LIMITED]: 429,
   [RelayErrorCode.CLOSED]: 499,
   [RelayErrorCode.INTERNAL]: 500,
 };
+
+/** Longest piece of peer input (a pattern, a node id) an error message quotes, in characters. */
+const MAX_QUOTED = 200;
+/** Most items of a peer's list (versions, subscriptions) an error message names. */
+const MAX_LISTED = 5;
+
+/**
+ * Peer input as an error message quotes it: cut to MAX_QUOTED characters, so
+ * an answer never outgrows the header strings every node can decode
+ * (`maxStringBytes`) nor the input that caused it.
+ */
+export function quote(value: string): string {
+  return value.length <= MAX_QUOTED ? `"${value}"` : `"${value.slice(0, MAX_QUOTED)}..." (${value.length} characters)`;
+}
+
+/** A peer's list as an error message names it: the first MAX_LISTED items and how many more. */
+export function listed(items: readonly unknown[]): string {
+  const shown = items.slice(0, MAX_LISTED).map(String);
+  return items.length > MAX_LISTED ? `${shown.join(', ')} and ${items.length - MAX_LISTED} more` : shown.join(', ');
+}
 
 /** Message texts, kept in one place so every side words a failure the same way. */
 export const RelayErrorMessages = {
   microserviceOffline: (pattern: string, target?: string | null) =>
     target != null
-      ? `Node "${target}" is not online or does not serve pattern "${pattern}".`
-      : `No microservice is online for pattern "${pattern}".`,
+      ? `Node ${quote(target)} is not online or does not serve pattern ${quote(pattern)}.`
+      : `No microservice is online for pattern ${quote(pattern)}.`,
   providerDisconnected: (pattern: string) =>
-    `The microservice handling "${pattern}" disconnected before it completed.`,
+    `The microservice handling ${quote(pattern)} disconnected before it completed.`,
   timeout: (pattern: string, timeoutMs: number) =>
-    `"${pattern}" did not complete within ${timeoutMs} ms.`,
+    `${quote(pattern)} did not complete within ${timeoutMs} ms.`,
   waitTimeout: (pattern: string, timeoutMs: number) =>
-    `No microservice for "${pattern}" came online within ${timeoutMs} ms.`,
+    `No microservice for ${quote(pattern)} came online within ${timeoutMs} ms.`,
   relayUnavailable: (detail?: string) =>
     `No relay connection${detail ? `: ${detail}` : '.'}`,
   relayLost: () => 'The relay connection was lost while the request was in flight.',
@@ -45,15 +71,29 @@ export const RelayErrorMessages = {
   payloadTooLarge: (size: number, max: number) =>
     `Frame of ${size} bytes is over the relay's limit of ${max} bytes.`,
   protocolMismatch: (offered: readonly number[], supported: readonly number[]) =>
-    `Protocol version ${offered.join(', ') || 'none'} is not supported; the relay speaks ${supported.join(', ')}.`,
+    `Protocol version ${listed(offered) || 'none'} is not supported; the relay speaks ${supported.join(', ')}.`,
   nodeIdConflict: (nodeId: string) =>
-    `Node id "${nodeId}" is already held by another live connection.`,
+    `Node id ${quote(nodeId)} is already held by another live connection.`,
+  nodeIdOwned: (nodeId: string) =>
+    `Node id ${quote(nodeId)} belongs to another token subject.`,
+  unauthorized: (reason: string) => `Unauthorized: ${reason}.`,
+  notServer: (what: string) =>
+    `Forbidden: this connection is a passive client; only server connections may ${what}.`,
+  forbidden: (action: string, subject: string) =>
+    `Forbidden: the token does not permit ${action} ${quote(subject)}.`,
+  rateLimited: (perSecond: number) =>
+    `Rate limited: over ${perSecond} frames per second on this connection; slow down and retry.`,
+  tooManyInFlight: (limit: number) =>
+    `Rate limited: ${limit} requests are already in flight on this connection; wait for some to complete.`,
+  tokenExpired: () => 'token expired',
   closed: () => 'The client was closed.',
   internal: () => 'The relay failed to handle the frame.',
-  helloFirst: () => 'HELLO must be the first frame of a connection.',
-  helloTwice: () => 'HELLO was already received on this connection.',
+  helloFirst: () => 'HELLO must be the first frame of a connection',
+  helloTwice: () => 'HELLO was already received on this connection',
   textFrame: () => 'text frames are not part of the protocol; send binary MessagePack',
   notInbound: (name: string) => `a ${name} frame is never sent to the relay`,
+  tooManyBeforeWelcome: (limit: number) =>
+    `Rate limited: over ${limit} frames sent before the relay answered HELLO; wait for WELCOME.`,
   duplicateId: (id: number) => `request id ${id} is already in flight on this connection`,
 } as const;
 

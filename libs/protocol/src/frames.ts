@@ -19,6 +19,9 @@ export enum FrameType {
   Wait = 11,
   Discover = 12,
   Nodes = 13,
+  TokenExpiring = 14,
+  Auth = 15,
+  Authorized = 16,
 }
 
 /** Bits of a RESPONSE frame's `flags`. */
@@ -152,6 +155,27 @@ export interface NodesFrame {
   nodes: NodeInfo[];
 }
 
+/** The relay's warning that the connection's token expires soon; the node answers with AUTH. */
+export interface TokenExpiringFrame {
+  type: FrameType.TokenExpiring;
+  /** When the token expires, in ms since the epoch; the relay closes the connection then (4401). */
+  expiresAt: number;
+}
+
+/** A fresh token for a live connection (same subject and tenant), sent in-band. */
+export interface AuthFrame {
+  type: FrameType.Auth;
+  /** The JWT as UTF-8 bytes. */
+  token: Uint8Array;
+}
+
+/** The relay accepted an AUTH token; its permissions apply from now on. */
+export interface AuthorizedFrame {
+  type: FrameType.Authorized;
+  /** When the new token expires, in ms since the epoch (0: it does not). */
+  expiresAt: number;
+}
+
 export type Frame =
   | HelloFrame
   | WelcomeFrame
@@ -165,7 +189,10 @@ export type Frame =
   | PongFrame
   | WaitFrame
   | DiscoverFrame
-  | NodesFrame;
+  | NodesFrame
+  | TokenExpiringFrame
+  | AuthFrame
+  | AuthorizedFrame;
 
 /** Lower-case names of the frame types (the relay gateway's message names). */
 export const FRAME_NAMES: Readonly<Record<FrameType, string>> = {
@@ -182,4 +209,7 @@ export const FRAME_NAMES: Readonly<Record<FrameType, string>> = {
   [FrameType.Wait]: 'wait',
   [FrameType.Discover]: 'discover',
   [FrameType.Nodes]: 'nodes',
+  [FrameType.TokenExpiring]: 'token_expiring',
+  [FrameType.Auth]: 'auth',
+  [FrameType.Authorized]: 'authorized',
 };

@@ -1,4 +1,4 @@
-import { compileSubject, subjectMatches, subscriptionProblem } from './subject.js';
+import { compileSubject, subjectCovers, subjectMatches, subscriptionProblem } from './subject.js';
 
 describe('subjects', () => {
   it.each([
@@ -27,5 +27,24 @@ describe('subjects', () => {
     expect(subscriptionProblem('a..*')).toMatch(/empty token/);
     expect(subscriptionProblem('a.*.b')).toBeNull();
     expect(subscriptionProblem('plain.subject')).toBeNull();
+  });
+});
+
+describe('subjectCovers (subscribe permissions)', () => {
+  it.each([
+    ['orders.>', 'orders.*.new', true],
+    ['orders.>', 'orders.>', true],
+    ['orders.>', 'orders', false],
+    ['orders.*', 'orders.eu', true],
+    ['orders.*', 'orders.*', true],
+    ['orders.*', 'orders.>', false],
+    ['orders.eu', 'orders.*', false],
+    ['orders.eu', 'orders.eu', true],
+    ['>', '*.anything.>', true],
+    ['*.new', 'orders.new', true],
+    ['*.new', 'orders.old', false],
+    ['a.b', 'a.b.c', false],
+  ])('%s covers %s: %s', (allowed, pattern, expected) => {
+    expect(subjectCovers(allowed, pattern)).toBe(expected);
   });
 });

@@ -1,3 +1,5 @@
+import { quote } from './errors.js';
+
 /**
  * NATS-style subjects for event patterns: tokens split by `.`, `*` matches
  * exactly one token, `>` (last token only) matches one or more remaining tokens.
@@ -15,10 +17,10 @@ export function hasWildcards(pattern: string): boolean {
 export function subscriptionProblem(pattern: string): string | null {
   if (!hasWildcards(pattern)) return null;
   const tokens = pattern.split('.');
-  if (tokens.some(t => t.length === 0)) return `event pattern "${pattern}" has an empty token`;
+  if (tokens.some(t => t.length === 0)) return `event pattern ${quote(pattern)} has an empty token`;
   const rest = tokens.indexOf(REST);
   if (rest !== -1 && rest !== tokens.length - 1) {
-    return `event pattern "${pattern}" has ">" before its last token`;
+    return `event pattern ${quote(pattern)} has ">" before its last token`;
   }
   return null;
 }
@@ -41,4 +43,22 @@ export function compileSubject(pattern: string): SubjectMatcher {
 
 export function subjectMatches(pattern: string, subject: string): boolean {
   return compileSubject(pattern)(subject);
+}
+
+/**
+ * Whether every subject `pattern` can match is also matched by `allowed`
+ * (NATS's rule for subscribe permissions): `orders.>` covers `orders.*.new`,
+ * `orders.*` covers `orders.eu` but not `orders.>`.
+ */
+export function subjectCovers(allowed: string, pattern: string): boolean {
+  const a = allowed.split('.');
+  const p = pattern.split('.');
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === REST) return i === a.length - 1 && p.length > i;
+    if (i >= p.length) return false;
+    if (p[i] === REST) return false;
+    if (a[i] === SINGLE) continue;
+    if (a[i] !== p[i]) return false;
+  }
+  return p.length === a.length;
 }

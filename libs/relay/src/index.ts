@@ -1,10 +1,28 @@
+export { type PermissionAction, Permissions } from './auth/permissions.js';
+export { type ConnectionIdentity, OPEN_IDENTITY, RelayAuthService, TokenRefusal } from './auth/relay-auth.service.js';
+export { selectProtocol, TOKEN_PROTOCOL_PREFIX, tokenOf } from './auth/token.js';
 export { RelayExceptionFilter } from './filters/relay-exception.filter.js';
 export { EstablishedSessionGuard } from './guards/established-session.guard.js';
+export { PermissionGuard, RequirePermission, type RequiredPermission } from './guards/permission.guard.js';
+export { ServerConnectionGuard } from './guards/server-connection.guard.js';
 export { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
-export type { RelayModuleOptions, ResolvedRelayOptions } from './interfaces/relay-options.interface.js';
-export { createRelayApp } from './relay.bootstrap.js';
+export type {
+  RelayAuthOptions,
+  RelayClaims,
+  RelayModuleOptions,
+  RelayPermissions,
+  RelayRateLimit,
+  ResolvedRelayOptions,
+} from './interfaces/relay-options.interface.js';
+export { createRelayApp, type RelayAppOptions } from './relay.bootstrap.js';
 export {
+  ALL_PERMISSIONS,
+  CONNECTION_IDENTITY,
   DEFAULT_MAX_BAD_FRAMES,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_NODE_ID_RESERVATION_MS,
+  DEFAULT_RATE_LIMIT,
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_RELAY_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_RELAY_HEARTBEAT_INTERVAL_MS,

@@ -6,8 +6,8 @@ import {
   SubscribeMessage,
   WebSocketGateway,
 } from '@nestjs/websockets';
-import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants.js';
 import type {
+  AuthFrame,
   CancelFrame,
   DiscoverFrame,
   EventFrame,
@@ -16,12 +16,17 @@ import type {
   ResponseFrame,
   WaitFrame,
 } from '@wsrelay/protocol';
+import { CloseCode, RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
+import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
+import { type ConnectionIdentity, OPEN_IDENTITY, RelayAuthService } from './auth/relay-auth.service.js';
 import { RelayExceptionFilter } from './filters/relay-exception.filter.js';
 import { EstablishedSessionGuard } from './guards/established-session.guard.js';
+import { PermissionGuard, RequirePermission } from './guards/permission.guard.js';
+import { ServerConnectionGuard } from './guards/server-connection.guard.js';
 import { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
 import type { ResolvedRelayOptions } from './interfaces/relay-options.interface.js';
-import { RELAY_ADAPTER_MARK, RELAY_ADAPTER_SETTINGS, RELAY_OPTIONS } from './relay.constants.js';
+import { CONNECTION_IDENTITY, DEFAULT_RELAY_PATH, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from './relay.constants.js';
 import { REFUSED_EVENT, type RefusedFrame } from './relay-ws.adapter.js';
 import { RelayRouter } from './routing/relay-router.js';
 import { type Session, sessionOf } from './session.js';
@@ -33,8 +38,16 @@ const MISSING_ADAPTER =
  * The relay's WebSocket gateway: one handler per frame type. Handlers take
  * the raw `(socket, frame)` arguments (no parameter decorators), so Nest does
  * no per-frame argument work beyond guards, interceptors and filters.
+ *
+ * Authentication, origins and the connection limit are settled at the HTTP
+ * upgrade (RelayWsAdapter); each frame then passes the guards: HELLO first
+ * (EstablishedSessionGuard), server-only frames (ServerConnectionGuard) and
+ * the token's permissions (PermissionGuard). The gateway's options (path,
+ * frame size) come from RELAY_OPTIONS through the adapter.
  */
-@WebSocketGateway()
+// The path here only matters without RelayWsAdapter (so the misconfiguration
+// is reported on the usual path); the adapter applies the module's options.
+@WebSocketGateway({ path: DEFAULT_RELAY_PATH })
 @UseFilters(RelayExceptionFilter)
 export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
   private readonly logger = new Logger(RelayGateway.name);
@@ -43,20 +56,8 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   constructor(
     @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
     private readonly router: RelayRouter,
-  ) {
-    // Gateway options are read from class metadata when the app initializes,
-    // after providers are built, so the module's options can still set them.
-    Reflect.defineMetadata(
-      GATEWAY_OPTIONS,
-      {
-        path: options.path,
-        maxPayload: options.maxPayloadBytes * 2,
-        perMessageDeflate: false,
-        [RELAY_ADAPTER_SETTINGS]: { maxPayloadBytes: options.maxPayloadBytes },
-      },
-      RelayGateway,
-    );
-  }
+    private readonly auth: RelayAuthService,
+  ) {}
 
   afterInit(server: Record<symbol, unknown>): void {
     // Thrown here, the error would escape Nest's rxjs init stream as an
@@ -67,33 +68,47 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
       return;
     }
     this.router.startHeartbeat();
+    if (!this.auth.enabled) {
+      this.logger.warn('Authentication is off: any client that can reach this relay can join routing. Set the auth option before exposing it.');
+    }
     this.logger.log(`Relay ${this.options.relayId} accepting nodes on path ${this.options.path}`);
   }
 
-  handleConnection(socket: WebSocket): void {
+  handleConnection(socket: WebSocket, request?: IncomingMessage): void {
     if (this.misconfigured) {
       socket.close(1011, 'relay misconfigured: it needs RelayWsAdapter');
       return;
     }
-    this.router.accept(socket);
+    const identity = (request as (IncomingMessage & { [CONNECTION_IDENTITY]?: ConnectionIdentity }) | undefined)?.[
+      CONNECTION_IDENTITY
+    ];
+    if (identity === undefined && this.auth.enabled) {
+      // Only an upgrade the adapter's gate passed carries an identity.
+      socket.close(CloseCode.UNAUTHORIZED, 'not authenticated');
+      return;
+    }
+    this.router.accept(socket, identity ?? OPEN_IDENTITY);
   }
 
   handleDisconnect(socket: WebSocket): void {
     this.router.drop(socket);
   }
 
+  @UseGuards(ServerConnectionGuard, PermissionGuard)
+  @RequirePermission('announce')
   @SubscribeMessage('hello')
   onHello(socket: WebSocket, frame: HelloFrame): void {
     this.router.hello(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard)
+  @UseGuards(EstablishedSessionGuard, PermissionGuard)
+  @RequirePermission('call')
   @SubscribeMessage('request')
   onRequest(socket: WebSocket, frame: RequestFrame): void {
     this.router.request(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard)
+  @UseGuards(EstablishedSessionGuard, ServerConnectionGuard)
   @SubscribeMessage('response')
   onResponse(socket: WebSocket, frame: ResponseFrame): void {
     this.router.response(this.session(socket), frame);
@@ -105,14 +120,16 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     this.router.cancel(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard)
+  @UseGuards(EstablishedSessionGuard, PermissionGuard)
+  @RequirePermission('publish')
   @UseInterceptors(EventAckInterceptor)
   @SubscribeMessage('event')
   onEvent(socket: WebSocket, frame: EventFrame): number {
     return this.router.publish(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard)
+  @UseGuards(EstablishedSessionGuard, PermissionGuard)
+  @RequirePermission('call')
   @SubscribeMessage('wait')
   onWait(socket: WebSocket, frame: WaitFrame): void {
     this.router.wait(this.session(socket), frame);
@@ -122,6 +139,12 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @SubscribeMessage('discover')
   onDiscover(socket: WebSocket, frame: DiscoverFrame): void {
     this.router.discover(this.session(socket), frame);
+  }
+
+  @UseGuards(EstablishedSessionGuard)
+  @SubscribeMessage('auth')
+  onAuth(socket: WebSocket, frame: AuthFrame): Promise<void> {
+    return this.router.reauth(this.session(socket), frame);
   }
 
   @SubscribeMessage('ping')
@@ -135,6 +158,8 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   }
 
   private session(socket: WebSocket): Session {
-    return sessionOf(socket) ?? this.router.accept(socket);
+    const session = sessionOf(socket);
+    if (session === undefined) throw new RelayError(RelayErrorCode.INTERNAL, RelayErrorMessages.internal());
+    return session;
   }
 }

@@ -1,6 +1,9 @@
 import { Module } from '@nestjs/common';
 import { RelayExceptionFilter } from './filters/relay-exception.filter.js';
+import { RelayAuthService } from './auth/relay-auth.service.js';
 import { EstablishedSessionGuard } from './guards/established-session.guard.js';
+import { PermissionGuard } from './guards/permission.guard.js';
+import { ServerConnectionGuard } from './guards/server-connection.guard.js';
 import { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
 import type { RelayModuleOptions } from './interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS, resolveRelayOptions } from './relay.constants.js';
@@ -19,12 +22,15 @@ import { RelayRouter } from './routing/relay-router.js';
       useFactory: (options: RelayModuleOptions) => resolveRelayOptions(options),
       inject: [RELAY_MODULE_OPTIONS],
     },
+    RelayAuthService,
     RelayRouter,
     RelayGateway,
     EstablishedSessionGuard,
+    ServerConnectionGuard,
+    PermissionGuard,
     EventAckInterceptor,
     RelayExceptionFilter,
   ],
-  exports: [RelayRouter, RELAY_OPTIONS],
+  exports: [RelayRouter, RelayAuthService, RELAY_OPTIONS],
 })
 export class RelayModule extends ConfigurableRelayModule {}

@@ -1,6 +1,8 @@
 import { corkForTick } from '@wsrelay/transport';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
+import type { ConnectionIdentity } from './auth/relay-auth.service.js';
+import type { World } from './routing/world.js';
 
 /** A request routed through the relay, from its caller to its provider. */
 export interface PendingRequest {
@@ -23,6 +25,12 @@ export interface PendingWait {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** A frame that arrived while the connection's HELLO was being handled, as the adapter dispatches it. */
+export interface HeldFrame {
+  event: string;
+  payload: unknown;
+}
+
 /** One WebSocket connection to the relay, and what it announced. */
 export class Session {
   readonly sessionId = randomUUID();
@@ -35,17 +43,50 @@ export class Session {
   events: string[] = [];
   queue: string | null = null;
   /** Verified token claims as MessagePack, encoded once per connection (none without auth). */
-  claims: Uint8Array | null = null;
+  claims: Uint8Array | null;
   alive = true;
   badFrames = 0;
   handshakeTimer: NodeJS.Timeout | undefined;
+  /** Frames that wait while HELLO is handled (set only then), dispatched in order after it. */
+  held: HeldFrame[] | undefined;
+  /** TOKEN_EXPIRING, then the close at expiry. */
+  expiryTimer: NodeJS.Timeout | undefined;
+  /** Token bucket of the rate limit. */
+  tokens = -1;
+  refilledAt = 0;
   /** Requests this session made, by the caller's id. */
   readonly outbound = new Map<number, PendingRequest>();
   /** Requests routed to this session, by the relay's id. */
   readonly inbound = new Map<number, PendingRequest>();
   readonly waits = new Map<number, PendingWait>();
 
-  constructor(readonly socket: WebSocket) {}
+  constructor(
+    readonly socket: WebSocket,
+    public identity: ConnectionIdentity,
+    /** The tenant's routing state: nothing outside it is visible to this session. */
+    readonly world: World,
+  ) {
+    this.claims = identity.encodedClaims;
+  }
+
+  /** Takes one frame from the token bucket; false when over the rate. */
+  take(perSecond: number, burst: number): boolean {
+    const now = Date.now();
+    if (this.tokens < 0) {
+      this.tokens = burst;
+    } else if (now !== this.refilledAt) {
+      this.tokens = Math.min(burst, this.tokens + ((now - this.refilledAt) * perSecond) / 1000);
+    }
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Requests and WAITs this session has in flight. */
+  get inFlight(): number {
+    return this.outbound.size + this.waits.size;
+  }
 
   get established(): boolean {
     return this.nodeId !== undefined;

@@ -11,4 +11,6 @@ export type WsRelayEvents = {
   disconnected: (reason?: Error) => void;
   reconnecting: (attempt: number, delayMs: number) => void;
   error: (err: Error) => void;
+  /** The relay accepted a token refreshed in-band; its new expiry (ms since the epoch, 0 for none). */
+  token_refreshed: (expiresAt: number) => void;
 };

@@ -1,3 +1,53 @@
+import type { IncomingMessage } from 'node:http';
+
+/** Verified JWT claims of a connection (null when auth is off). */
+export type RelayClaims = Record<string, unknown>;
+
+/** What a connection may do, as NATS-style subject lists (`*` one token, `>` the rest). */
+export interface RelayPermissions {
+  /** RPC patterns it may call (and WAIT for). */
+  call?: string[];
+  /** RPC patterns it may serve. */
+  serve?: string[];
+  /** Event patterns it may emit. */
+  publish?: string[];
+  /** Event patterns it may subscribe to (a wildcard subscription must be covered whole). */
+  subscribe?: string[];
+}
+
+/** JWT verification at the WebSocket upgrade. Give exactly one of `secret`, `publicKey`, `jwks`. */
+export interface RelayAuthOptions {
+  /** Shared secret for HS256/HS384/HS512. */
+  secret?: string | Uint8Array;
+  /** A PEM public key (SPKI) or certificate for RS*, PS*, ES* or EdDSA tokens. */
+  publicKey?: string;
+  /**
+   * A JWKS: an `http(s)://` URL (fetched and cached; an unknown `kid` triggers a refetch),
+   * a file path (re-read on an unknown `kid`), or the document itself. Keys rotate by `kid`.
+   */
+  jwks?: string | { keys: Record<string, unknown>[] };
+  /** Accepted `alg` values. @default HS256 for a secret; the key type's usual one for a PEM; any asymmetric one for JWKS */
+  algorithms?: string[];
+  /** Required `iss`. */
+  issuer?: string | string[];
+  /** Required `aud`. */
+  audience?: string | string[];
+  /** Clock skew allowed for `exp`/`nbf`, in seconds. @default 5 */
+  clockToleranceSec?: number;
+  /** Least time between two refetches of a JWKS, in ms. @default 30000 */
+  jwksCooldownMs?: number;
+  /** How long before `exp` the relay sends TOKEN_EXPIRING, in ms. @default 60000 */
+  expiryWarningMs?: number;
+}
+
+/** Token bucket per connection. */
+export interface RelayRateLimit {
+  /** Frames per second a connection may sustain. */
+  perSecond: number;
+  /** Frames it may send in a burst. @default perSecond */
+  burst?: number;
+}
+
 /** Options of `RelayModule.forRoot()`. */
 export interface RelayModuleOptions {
   /**
@@ -33,7 +83,67 @@ export interface RelayModuleOptions {
    * @default a random UUID
    */
   relayId?: string;
+  /**
+   * JWT authentication at the upgrade. Off by default: the relay then logs a
+   * warning at start, since any client that reaches it can join routing.
+   */
+  auth?: RelayAuthOptions | false;
+  /**
+   * Classifies a connection: true for a server (may serve patterns, subscribe
+   * to events and answer requests), false for a passive client (may call and emit).
+   * @default claims.role === 'server' (or 'server' in claims.roles); every connection when auth is off
+   */
+  isServerConnection?: (claims: RelayClaims | null, request: IncomingMessage) => boolean;
+  /** Claim holding a connection's permissions. @default 'perms' */
+  permissionsClaim?: string;
+  /** Permissions of a token without a permissions claim (and of every connection when auth is off). @default everything */
+  defaultPermissions?: RelayPermissions;
+  /** Claim naming a connection's tenant; tenants never see each other. @default 'tenant' */
+  tenantClaim?: string;
+  /** Most open connections; more are refused at the upgrade with HTTP 503. @default 50000 */
+  maxConnections?: number;
+  /**
+   * Frames per second per connection (HELLO, REQUEST, EVENT, WAIT, DISCOVER, PING, AUTH);
+   * over it a frame gets RATE_LIMITED. `false` turns it off.
+   * @default { perSecond: 100000, burst: 100000 }
+   */
+  rateLimit?: RelayRateLimit | false;
+  /** Requests and WAITs a connection may have in flight; more get RATE_LIMITED. @default 10000 */
+  maxInFlightPerConnection?: number;
+  /**
+   * Origins browsers may connect from (exact `scheme://host[:port]`). A request
+   * whose Origin header is not listed is refused with HTTP 403; requests without
+   * an Origin header (non-browser nodes) are not affected.
+   * @default undefined (any origin)
+   */
+  allowedOrigins?: string[];
+  /**
+   * Accept permessage-deflate. The inflated size of a message is capped at
+   * twice `maxPayloadBytes` (over it the connection is closed with 1009).
+   * @default false
+   */
+  perMessageDeflate?: boolean;
+  /** How long a node id stays bound to its token subject after its connection drops, in ms. @default 60000 */
+  nodeIdReservationMs?: number;
 }
 
 /** Options after defaults are applied (what the relay's parts inject). */
-export type ResolvedRelayOptions = Required<RelayModuleOptions>;
+export interface ResolvedRelayOptions {
+  path: string;
+  maxPayloadBytes: number;
+  heartbeatIntervalMs: number;
+  handshakeTimeoutMs: number;
+  maxBadFrames: number;
+  relayId: string;
+  auth: RelayAuthOptions | false;
+  isServerConnection: ((claims: RelayClaims | null, request: IncomingMessage) => boolean) | undefined;
+  permissionsClaim: string;
+  defaultPermissions: RelayPermissions;
+  tenantClaim: string;
+  maxConnections: number;
+  rateLimit: Required<RelayRateLimit> | false;
+  maxInFlightPerConnection: number;
+  allowedOrigins: string[] | undefined;
+  perMessageDeflate: boolean;
+  nodeIdReservationMs: number;
+}

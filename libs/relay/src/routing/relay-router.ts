@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import {
+  type AuthFrame,
   CloseCode,
   type CancelFrame,
   type DiscoverFrame,
@@ -8,6 +9,7 @@ import {
   FrameCodec,
   FrameType,
   type HelloFrame,
+  listed,
   RelayError,
   RelayErrorCode,
   RelayErrorMessages,
@@ -19,13 +21,26 @@ import {
   type WaitFrame,
 } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
+import { type ConnectionIdentity, RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import { attachSession, type PendingRequest, type PendingWait, Session, sessionOf } from '../session.js';
-import { ProviderTable } from './provider-table.js';
-import { SubscriptionIndex } from './subscription-index.js';
+import { World } from './world.js';
 
 const MAX_RID = 0xffff_ffff;
+/** Longest delay setTimeout takes (about 24.8 days). */
+const MAX_TIMER_MS = 0x7fff_ffff;
+/** An error reply is skipped while the socket already has this much unsent (a flooder that does not read). */
+const ERROR_REPLY_BUDGET = 1024 * 1024;
+/** Longest ERROR message the relay sends, in UTF-8 bytes (well under every node's header string bound). */
+const MAX_ERROR_MESSAGE_BYTES = 1024;
+
+/** Who holds (or recently held) a node id, for binding node ids to token subjects. */
+interface NodeReservation {
+  subject: string;
+  /** Infinity while the connection lives. */
+  until: number;
+}
 
 /**
  * The relay's routing state: who is connected, who serves which pattern, who
@@ -37,16 +52,17 @@ export class RelayRouter implements OnModuleDestroy {
   private readonly logger = new Logger(RelayRouter.name);
   private readonly codec: FrameCodec;
   private readonly sessions = new Set<Session>();
-  private readonly nodes = new Map<string, Session>();
-  private readonly providers = new ProviderTable();
-  private readonly subscriptions = new SubscriptionIndex();
-  private readonly waits = new Map<string, Set<PendingWait>>();
+  private readonly worlds = new Map<string, World>();
+  private readonly reservations = new Map<string, NodeReservation>();
   private heartbeat: NodeJS.Timeout | undefined;
   private lastRid = 0;
   /** Responses and cancels that named no request routed to their sender. */
   droppedFrames = 0;
 
-  constructor(@Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions) {
+  constructor(
+    @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
+    private readonly auth: RelayAuthService,
+  ) {
     this.codec = new FrameCodec({ maxBinBytes: options.maxPayloadBytes * 2 });
   }
 
@@ -64,11 +80,21 @@ export class RelayRouter implements OnModuleDestroy {
     for (const session of this.sessions) this.forget(session, false);
   }
 
-  /** A socket opened: it has `handshakeTimeoutMs` to say HELLO. */
-  accept(socket: WebSocket): Session {
-    const session = new Session(socket);
+  /** Open connections of one tenant ('' without tenants). */
+  tenantConnections(tenant: string): number {
+    return this.worlds.get(tenant)?.sessions ?? 0;
+  }
+
+  /** A socket opened with the identity its upgrade established: it has `handshakeTimeoutMs` to say HELLO. */
+  accept(socket: WebSocket, identity: ConnectionIdentity): Session {
+    let world = this.worlds.get(identity.tenant);
+    if (world === undefined) this.worlds.set(identity.tenant, (world = new World(identity.tenant)));
+    world.sessions++;
+    const session = new Session(socket, identity, world);
     attachSession(socket, session);
     this.sessions.add(session);
+    // The TOKEN_EXPIRING warning waits for HELLO; the close at expiry does not.
+    if (identity.expiresAt !== null) this.at(session, identity.expiresAt, () => this.expireToken(session));
     socket.on('pong', () => (session.alive = true));
     session.handshakeTimer = setTimeout(() => {
       if (!session.established) {
@@ -95,15 +121,19 @@ export class RelayRouter implements OnModuleDestroy {
       session.socket.close(CloseCode.PROTOCOL_MISMATCH, truncateReason(message));
       return;
     }
-    if (this.nodes.has(frame.nodeId)) {
-      const message = RelayErrorMessages.nodeIdConflict(frame.nodeId);
+    const world = session.world;
+    const owner = this.ownerOf(world, frame.nodeId);
+    if (world.nodes.has(frame.nodeId) || (owner !== undefined && owner !== session.identity.subject)) {
+      const message = world.nodes.has(frame.nodeId)
+        ? RelayErrorMessages.nodeIdConflict(frame.nodeId)
+        : RelayErrorMessages.nodeIdOwned(frame.nodeId);
       this.sendError(session, 0, RelayErrorCode.NODE_ID_CONFLICT, message);
       session.socket.close(CloseCode.NODE_ID_CONFLICT, truncateReason(message));
       return;
     }
     const problems = frame.events.map(subscriptionProblem).filter(p => p !== null);
     if (problems.length > 0) {
-      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(problems.join('; ')));
+      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(listed(problems)));
     }
     clearTimeout(session.handshakeTimer);
     session.nodeId = frame.nodeId;
@@ -112,9 +142,12 @@ export class RelayRouter implements OnModuleDestroy {
     session.patterns = [...session.serves];
     session.events = [...new Set(frame.events)];
     session.queue = frame.queue;
-    this.nodes.set(frame.nodeId, session);
-    this.providers.add(session);
-    this.subscriptions.add(session);
+    world.nodes.set(frame.nodeId, session);
+    world.providers.add(session);
+    world.subscriptions.add(session);
+    if (session.identity.subject !== null) {
+      this.reservations.set(reservationKey(world, frame.nodeId), { subject: session.identity.subject, until: Infinity });
+    }
     session.send(
       this.codec.encode({
         type: FrameType.Welcome,
@@ -126,14 +159,17 @@ export class RelayRouter implements OnModuleDestroy {
         heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       }),
     );
-    for (const pattern of session.patterns) this.releaseWaits(pattern);
+    for (const pattern of session.patterns) this.releaseWaits(world, pattern);
+    this.scheduleExpiry(session);
   }
 
   request(caller: Session, frame: RequestFrame): void {
     if (caller.outbound.has(frame.id)) {
       throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
     }
-    const provider = frame.peer === null ? this.providers.pick(frame.pattern) : this.target(frame.peer, frame.pattern);
+    this.checkInFlight(caller);
+    const provider =
+      frame.peer === null ? caller.world.providers.pick(frame.pattern) : this.target(caller.world, frame.peer, frame.pattern);
     if (provider === undefined) {
       this.sendError(
         caller,
@@ -205,11 +241,12 @@ export class RelayRouter implements OnModuleDestroy {
   /** Fans an event out; returns how many sessions it was delivered to. */
   publish(emitter: Session, frame: EventFrame): number {
     let recipients: Session[];
+    const world = emitter.world;
     if (frame.peer === null) {
-      recipients = this.subscriptions.recipients(frame.pattern);
+      recipients = world.subscriptions.recipients(frame.pattern);
     } else {
-      const target = this.nodes.get(frame.peer);
-      recipients = target !== undefined && this.subscriptions.subscribes(target, frame.pattern) ? [target] : [];
+      const target = world.nodes.get(frame.peer);
+      recipients = target !== undefined && world.subscriptions.subscribes(target, frame.pattern) ? [target] : [];
     }
     if (recipients.length === 0) return 0;
     // One encoding for every recipient.
@@ -241,7 +278,9 @@ export class RelayRouter implements OnModuleDestroy {
     if (session.waits.has(frame.id)) {
       throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
     }
-    const online = this.providers.count(frame.pattern);
+    this.checkInFlight(session);
+    const world = session.world;
+    const online = world.providers.count(frame.pattern);
     if (online > 0) {
       session.send(this.codec.encode({ type: FrameType.Ack, id: frame.id, recipients: online }));
       return;
@@ -257,13 +296,13 @@ export class RelayRouter implements OnModuleDestroy {
       );
     }, frame.timeoutMs);
     session.waits.set(frame.id, wait);
-    let set = this.waits.get(frame.pattern);
-    if (set === undefined) this.waits.set(frame.pattern, (set = new Set()));
+    let set = world.waits.get(frame.pattern);
+    if (set === undefined) world.waits.set(frame.pattern, (set = new Set()));
     set.add(wait);
   }
 
   discover(session: Session, frame: DiscoverFrame): void {
-    const nodes = [...this.nodes.values()].map(s => ({
+    const nodes = [...session.world.nodes.values()].map(s => ({
       nodeId: s.nodeId as string,
       service: s.service,
       patterns: s.patterns,
@@ -277,20 +316,118 @@ export class RelayRouter implements OnModuleDestroy {
     session.send(this.codec.encode({ type: FrameType.Pong }));
   }
 
+  /**
+   * A fresh token for a live connection (AUTH): verified, same subject and
+   * tenant; its permissions apply at once (patterns and subscriptions they
+   * no longer allow are withdrawn) and the expiry timer restarts.
+   */
+  async reauth(session: Session, frame: AuthFrame): Promise<void> {
+    let identity: ConnectionIdentity;
+    try {
+      identity = await this.auth.refresh(session.identity, new TextDecoder().decode(frame.token));
+    } catch (err) {
+      if (!(err instanceof TokenRefusal)) throw err;
+      this.sendError(session, 0, RelayErrorCode.UNAUTHORIZED, err.message);
+      return;
+    }
+    if (!this.sessions.has(session)) return;
+    session.identity = identity;
+    session.claims = identity.encodedClaims;
+    if (session.established) this.withdrawForbidden(session);
+    this.scheduleExpiry(session);
+    session.send(this.codec.encode({ type: FrameType.Authorized, expiresAt: identity.expiresAt ?? 0 }));
+  }
+
   /** Answers a frame the relay refused; closes a connection that keeps sending bad frames. */
   refuse(session: Session | undefined, socket: WebSocket, id: number, err: RelayError): void {
-    const bytes = this.encodeError(id, err.code, err.message);
-    if (socket.readyState === 1) socket.send(bytes);
-    if (session !== undefined && err.code === RelayErrorCode.BAD_FRAME) {
+    if (socket.readyState === 1 && socket.bufferedAmount < ERROR_REPLY_BUDGET) {
+      socket.send(this.encodeError(id, err.code, err.message));
+    }
+    if (session === undefined) return;
+    if (err.code === RelayErrorCode.BAD_FRAME) {
       if (++session.badFrames >= this.options.maxBadFrames) {
         socket.close(CloseCode.BAD_FRAME, `${session.badFrames} bad frames`);
       }
+    } else if (err.code === RelayErrorCode.FORBIDDEN && !session.established) {
+      // A refused HELLO: the connection cannot be used as asked.
+      socket.close(CloseCode.FORBIDDEN, truncateReason(err.message));
     }
   }
 
-  private target(nodeId: string, pattern: string): Session | undefined {
-    const session = this.nodes.get(nodeId);
+  private checkInFlight(session: Session): void {
+    if (session.inFlight >= this.options.maxInFlightPerConnection) {
+      throw new RelayError(
+        RelayErrorCode.RATE_LIMITED,
+        RelayErrorMessages.tooManyInFlight(this.options.maxInFlightPerConnection),
+      );
+    }
+  }
+
+  private target(world: World, nodeId: string, pattern: string): Session | undefined {
+    const session = world.nodes.get(nodeId);
     return session !== undefined && session.serves.has(pattern) ? session : undefined;
+  }
+
+  /** The subject a node id is bound to, if any (expired reservations are dropped). */
+  private ownerOf(world: World, nodeId: string): string | undefined {
+    const key = reservationKey(world, nodeId);
+    const r = this.reservations.get(key);
+    if (r === undefined) return undefined;
+    if (r.until <= Date.now()) {
+      this.reservations.delete(key);
+      return undefined;
+    }
+    return r.subject;
+  }
+
+  /** After a token refresh: stops routing to patterns and subscriptions the new permissions deny. */
+  private withdrawForbidden(session: Session): void {
+    const perms = session.identity.permissions;
+    const patterns = session.patterns.filter(p => perms.allows('serve', p));
+    const events = session.events.filter(e => perms.allows('subscribe', e));
+    if (patterns.length === session.patterns.length && events.length === session.events.length) return;
+    const world = session.world;
+    world.providers.remove(session);
+    world.subscriptions.remove(session);
+    this.logger.log(
+      `Node ${session.nodeId} refreshed its token; withdrew ${session.patterns.length - patterns.length} pattern(s) and ${
+        session.events.length - events.length
+      } subscription(s) its new permissions deny.`,
+    );
+    session.patterns = patterns;
+    session.serves = new Set(patterns);
+    session.events = events;
+    world.providers.add(session);
+    world.subscriptions.add(session);
+  }
+
+  /** TOKEN_EXPIRING `expiryWarningMs` before the token's `exp`, then the close (4401) at `exp`. */
+  private scheduleExpiry(session: Session): void {
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    const expiresAt = session.identity.expiresAt;
+    if (expiresAt === null) return;
+    const warnAt = expiresAt - this.auth.expiryWarningMs;
+    const warn = () => {
+      session.send(this.codec.encode({ type: FrameType.TokenExpiring, expiresAt }));
+      this.at(session, expiresAt, () => this.expireToken(session));
+    };
+    if (warnAt > Date.now()) this.at(session, warnAt, warn);
+    else warn();
+  }
+
+  private expireToken(session: Session): void {
+    session.expiryTimer = undefined;
+    session.socket.close(CloseCode.UNAUTHORIZED, RelayErrorMessages.tokenExpired());
+  }
+
+  /** Runs `fn` at time `when` (chaining timers past setTimeout's limit). */
+  private at(session: Session, when: number, fn: () => void): void {
+    const delay = when - Date.now();
+    session.expiryTimer =
+      delay > MAX_TIMER_MS
+        ? setTimeout(() => this.at(session, when, fn), MAX_TIMER_MS)
+        : setTimeout(fn, Math.max(0, delay));
   }
 
   private expire(pending: PendingRequest): void {
@@ -315,11 +452,17 @@ export class RelayRouter implements OnModuleDestroy {
   private forget(session: Session, notify: boolean): void {
     this.sessions.delete(session);
     clearTimeout(session.handshakeTimer);
-    if (session.established && this.nodes.get(session.nodeId as string) === session) {
-      this.nodes.delete(session.nodeId as string);
-      this.providers.remove(session);
-      this.subscriptions.remove(session);
+    clearTimeout(session.expiryTimer);
+    const world = session.world;
+    if (session.established && world.nodes.get(session.nodeId as string) === session) {
+      world.nodes.delete(session.nodeId as string);
+      world.providers.remove(session);
+      world.subscriptions.remove(session);
+      const key = reservationKey(world, session.nodeId as string);
+      const r = this.reservations.get(key);
+      if (r !== undefined) r.until = Date.now() + this.options.nodeIdReservationMs;
     }
+
     for (const pending of [...session.inbound.values()]) {
       this.settle(pending);
       if (notify) {
@@ -336,12 +479,13 @@ export class RelayRouter implements OnModuleDestroy {
       if (notify) pending.provider.send(this.codec.encode({ type: FrameType.Cancel, id: pending.rid }));
     }
     for (const wait of [...session.waits.values()]) this.removeWait(wait);
+    if (--world.sessions === 0 && this.worlds.get(world.tenant) === world) this.worlds.delete(world.tenant);
   }
 
-  private releaseWaits(pattern: string): void {
-    const set = this.waits.get(pattern);
+  private releaseWaits(world: World, pattern: string): void {
+    const set = world.waits.get(pattern);
     if (set === undefined) return;
-    const online = this.providers.count(pattern);
+    const online = world.providers.count(pattern);
     for (const wait of [...set]) {
       this.removeWait(wait);
       wait.session.send(this.codec.encode({ type: FrameType.Ack, id: wait.id, recipients: online }));
@@ -351,12 +495,15 @@ export class RelayRouter implements OnModuleDestroy {
   private removeWait(wait: PendingWait): void {
     clearTimeout(wait.timer);
     if (wait.session.waits.get(wait.id) === wait) wait.session.waits.delete(wait.id);
-    const set = this.waits.get(wait.pattern);
+    const waits = wait.session.world.waits;
+    const set = waits.get(wait.pattern);
     set?.delete(wait);
-    if (set?.size === 0) this.waits.delete(wait.pattern);
+    if (set?.size === 0) waits.delete(wait.pattern);
   }
 
   private beat(): void {
+    const now = Date.now();
+    for (const [key, r] of this.reservations) if (r.until <= now) this.reservations.delete(key);
     for (const session of this.sessions) {
       if (!session.alive) {
         this.logger.warn(`Node ${session.nodeId ?? session.sessionId} missed its heartbeat; disconnecting it.`);
@@ -373,7 +520,9 @@ export class RelayRouter implements OnModuleDestroy {
   }
 
   private encodeError(id: number, code: string, message: string): Uint8Array {
-    const frame: Frame = { type: FrameType.Error, id, code, message };
+    // Messages quote peer input only in bounded form; this is the backstop
+    // that keeps an ERROR decodable by every node whatever a message says.
+    const frame: Frame = { type: FrameType.Error, id, code, message: truncateUtf8(message, MAX_ERROR_MESSAGE_BYTES) };
     return this.codec.encode(frame);
   }
 
@@ -386,10 +535,19 @@ export class RelayRouter implements OnModuleDestroy {
   }
 }
 
+function reservationKey(world: World, nodeId: string): string {
+  return `${world.tenant}\u0000${nodeId}`;
+}
+
 /** WebSocket close reasons are limited to 123 bytes of UTF-8. */
 function truncateReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason;
-  const buf = new Uint8Array(120);
-  const { read } = new TextEncoder().encodeInto(reason, buf);
-  return `${reason.slice(0, read)}...`;
+  return truncateUtf8(reason, 123);
+}
+
+/** `text` cut (at a character boundary, marked with "...") to at most `maxBytes` of UTF-8. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  if (text.length * 3 <= maxBytes || Buffer.byteLength(text) <= maxBytes) return text;
+  const buf = new Uint8Array(maxBytes - 3);
+  const { read } = new TextEncoder().encodeInto(text, buf);
+  return `${text.slice(0, read)}...`;
 }

@@ -1,9 +1,11 @@
 import type WebSocket from 'ws';
+import { OPEN_IDENTITY } from '../auth/relay-auth.service.js';
 import { Session } from '../session.js';
+import { World } from './world.js';
 import { SubscriptionIndex } from './subscription-index.js';
 
 function session(events: string[], queue: string | null = null): Session {
-  const s = new Session({} as WebSocket);
+  const s = new Session({} as WebSocket, OPEN_IDENTITY, new World(''));
   s.nodeId = Math.random().toString(36);
   s.events = events;
   s.queue = queue;

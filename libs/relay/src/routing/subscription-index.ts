@@ -36,6 +36,9 @@ export class SubscriptionIndex {
   remove(session: Session): void {
     if (session.events.length === 0) return;
     this.subscriptions = this.subscriptions.filter(s => s.session !== session);
+    const queue = session.queue;
+    // A group's turn lives as long as the group: queue names come from peers, so kept turns would grow without bound.
+    if (queue !== null && !this.subscriptions.some(s => s.session.queue === queue)) this.turns.delete(queue);
     this.cache.clear();
   }
 

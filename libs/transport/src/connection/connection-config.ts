@@ -19,6 +19,8 @@ export function resolveConnectionConfig(
   return {
     urls: [...o.urls],
     token: o.token,
+    tokenCarrier: o.tokenCarrier ?? 'header',
+    tls: o.tls,
     nodeId: o.nodeId ?? randomUUID(),
     heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
     connectTimeoutMs: o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,

@@ -11,11 +11,14 @@ import {
   type WelcomeFrame,
 } from '@wsrelay/protocol';
 import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { WsRelayStatus } from '../enums.js';
 import type {
   WsRelayReconnectOptions,
+  WsRelayTlsOptions,
   WsRelayToken,
+  WsRelayTokenCarrier,
 } from '../interfaces/ws-relay-options.interface.js';
 import { backoffDelay } from './backoff.js';
 import { corkForTick } from './tick-cork.js';
@@ -31,6 +34,8 @@ export interface NodeAnnouncement {
 export interface RelayConnectionConfig {
   urls: string[];
   token: WsRelayToken | undefined;
+  tokenCarrier: WsRelayTokenCarrier;
+  tls: WsRelayTlsOptions | undefined;
   nodeId: string;
   heartbeatIntervalMs: number;
   connectTimeoutMs: number;
@@ -58,6 +63,16 @@ interface Waiter {
 }
 
 const RESOLVED = Promise.resolve();
+
+/** Subprotocol offered next to an `access_token.*` one, for the relay to select (browsers require one). */
+export const WSRELAY_PROTOCOL = 'wsrelay.v1';
+
+/** HTTP statuses a relay refuses an upgrade with, and the codes they map to. */
+const UPGRADE_REFUSALS: Record<number, RelayErrorCode> = {
+  401: RelayErrorCode.UNAUTHORIZED,
+  403: RelayErrorCode.FORBIDDEN,
+  503: RelayErrorCode.RELAY_UNAVAILABLE,
+};
 
 /**
  * One node's link to the relay: connect with retries and backoff, the
@@ -174,8 +189,7 @@ export class RelayConnection {
     const url = this.config.urls[this.urlIndex % this.config.urls.length];
     let token: string | undefined;
     try {
-      const t = this.config.token;
-      token = typeof t === 'function' ? await t() : t;
+      token = await this.fetchToken();
     } catch (err) {
       this.lastError = new Error(`token function failed: ${(err as Error).message}`, { cause: err });
       this.scheduleRetry();
@@ -183,18 +197,85 @@ export class RelayConnection {
     }
     // close() (and maybe a new start()) happened while the token was fetched.
     if (generation !== this.generation || this.state === 'closed') return;
-    const socket = new WebSocket(url, {
-      headers: token ? { authorization: `Bearer ${token}` } : undefined,
+    let target = url;
+    let protocols: string[] | undefined;
+    let headers: Record<string, string> | undefined;
+    if (token) {
+      if (this.config.tokenCarrier === 'query') {
+        const u = new URL(url);
+        u.searchParams.set('token', token);
+        target = u.toString();
+      } else if (this.config.tokenCarrier === 'protocol') {
+        protocols = [WSRELAY_PROTOCOL, `access_token.${token}`];
+      } else {
+        headers = { authorization: `Bearer ${token}` };
+      }
+    }
+    const socket = new WebSocket(target, protocols, {
+      headers,
       handshakeTimeout: this.config.handshakeTimeoutMs,
       perMessageDeflate: false,
+      ...this.config.tls,
     });
     this.socket = socket;
+    socket.on('unexpected-response', (_req, res) => this.onRefusedUpgrade(socket, res));
     socket.on('open', () => this.onSocketOpen(socket));
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(socket, data, isBinary));
     socket.on('ping', () => (this.alive = true));
     socket.on('pong', () => (this.alive = true));
-    socket.on('error', err => (this.lastError = err));
+    socket.on('error', err => {
+      if (socket === this.socket) this.lastError = err;
+    });
     socket.on('close', (code: number, reason: Buffer) => this.onSocketClose(socket, code, reason.toString()));
+  }
+
+  private async fetchToken(): Promise<string | undefined> {
+    const t = this.config.token;
+    return typeof t === 'function' ? await t() : t;
+  }
+
+  /**
+   * The relay answered the upgrade with an HTTP error (401 bad token, 403
+   * origin, 503 full). Waiting callers fail at once with the relay's reason;
+   * retries go on (a token function may yield a better token).
+   */
+  private onRefusedUpgrade(socket: WebSocket, res: IncomingMessage): void {
+    let body = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      if (body.length < 1024) body += chunk;
+    });
+    res.on('end', () => {
+      if (socket !== this.socket) return;
+      const code = UPGRADE_REFUSALS[res.statusCode ?? 0] ?? RelayErrorCode.RELAY_UNAVAILABLE;
+      const err = new RelayError(code, body.trim() || `The relay refused the connection with HTTP ${res.statusCode}.`);
+      this.lastError = err;
+      this.logger.error(`Relay ${socket.url} refused the connection: ${err.message}`);
+      if (code !== RelayErrorCode.RELAY_UNAVAILABLE) this.settleWaiters(err);
+      this.socket = undefined;
+      socket.terminate();
+      this.scheduleRetry();
+    });
+    res.on('error', () => undefined);
+  }
+
+  /** TOKEN_EXPIRING: fetch a fresh token and send it in-band. */
+  private async refreshToken(socket: WebSocket, expiresAt: number): Promise<void> {
+    if (typeof this.config.token !== 'function') {
+      this.logger.warn(
+        `The relay's token expires at ${new Date(expiresAt).toISOString()} and the token option is a fixed string; the connection will be closed then.`,
+      );
+      return;
+    }
+    let token: string | undefined;
+    try {
+      token = await this.fetchToken();
+    } catch (err) {
+      this.logger.error(`Token refresh failed: ${(err as Error).message}`);
+      return;
+    }
+    if (socket !== this.socket || !token || socket.readyState !== WebSocket.OPEN) return;
+    socket.send(this.codec.encode({ type: FrameType.Auth, token: new TextEncoder().encode(token) }));
   }
 
   private onSocketOpen(socket: WebSocket): void {
@@ -244,6 +325,19 @@ export class RelayConnection {
         return;
       case FrameType.Pong:
         return;
+      case FrameType.TokenExpiring:
+        void this.refreshToken(socket, frame.expiresAt);
+        return;
+      case FrameType.Authorized:
+        this.events.emit('token_refreshed', frame.expiresAt);
+        return;
+      case FrameType.Error:
+        if (frame.id === 0 && frame.code === RelayErrorCode.UNAUTHORIZED) {
+          this.logger.error(`The relay refused the refreshed token: ${frame.message}`);
+          return;
+        }
+        this.listener.onFrame(frame);
+        return;
       default:
         try {
           this.listener.onFrame(frame);
@@ -258,7 +352,8 @@ export class RelayConnection {
     if (frame.type === FrameType.Error) {
       const err = RelayError.fromWire(frame);
       this.lastError = err;
-      if (err.code === RelayErrorCode.PROTOCOL_MISMATCH) this.fatal = err;
+      // Retrying cannot fix these: the node must change first.
+      if (err.code === RelayErrorCode.PROTOCOL_MISMATCH || err.code === RelayErrorCode.FORBIDDEN) this.fatal = err;
       return; // the relay closes the socket next
     }
     if (frame.type !== FrameType.Welcome) return;
@@ -309,7 +404,7 @@ export class RelayConnection {
       this.events.emit(WsRelayStatus.DISCONNECTED, this.lastError);
     }
     if (this.state === 'closed') return;
-    if (this.fatal !== undefined || code === CloseCode.PROTOCOL_MISMATCH) {
+    if (this.fatal !== undefined || code === CloseCode.PROTOCOL_MISMATCH || code === CloseCode.FORBIDDEN) {
       const err =
         this.fatal ?? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch');
       this.logger.error(err.message);

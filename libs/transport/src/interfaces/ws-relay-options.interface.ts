@@ -27,15 +27,46 @@ export interface WsRelayReconnectOptions {
   jitter?: number;
 }
 
+/** Where the token travels at the upgrade. */
+export type WsRelayTokenCarrier = 'header' | 'query' | 'protocol';
+
+/** TLS settings for `wss://` relays (passed to Node's TLS client). */
+export interface WsRelayTlsOptions {
+  /** Trusted CA certificate(s), PEM; for a relay with a private CA or a self-signed certificate. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate (mutual TLS), PEM. */
+  cert?: string | Buffer;
+  /** Client private key (mutual TLS), PEM. */
+  key?: string | Buffer;
+  /** Server name for SNI and certificate checks, when it differs from the URL's host. */
+  servername?: string;
+  /**
+   * Verify the relay's certificate. Turning this off defeats TLS; give `ca` instead.
+   * @default true
+   */
+  rejectUnauthorized?: boolean;
+}
+
 /** Options shared by `WsRelayStrategy` and `WsRelayClient`. */
 export interface WsRelayConnectionOptions {
   /** Relay URLs (`ws://` or `wss://`); at least one. On failure the next one is tried. */
   urls: string[];
   /**
-   * Bearer token sent at the upgrade (`Authorization: Bearer …`).
+   * JWT for a relay with auth. A function is called for every connection
+   * attempt and when the relay warns that the token expires (the fresh token
+   * is then sent in-band, without reconnecting).
    * @default undefined (no token)
    */
   token?: WsRelayToken;
+  /**
+   * How the token travels at the upgrade: `Authorization: Bearer` header,
+   * `?token=` query parameter, or an `access_token.<jwt>` WebSocket subprotocol
+   * (what browsers must use).
+   * @default 'header'
+   */
+  tokenCarrier?: WsRelayTokenCarrier;
+  /** TLS settings for `wss://` URLs. */
+  tls?: WsRelayTlsOptions;
   /**
    * This node's id as the relay and other nodes see it.
    * @default a random UUID

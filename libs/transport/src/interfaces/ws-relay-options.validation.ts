@@ -1,9 +1,11 @@
 import {
   ArrayMinSize,
   IsArray,
+  IsIn,
   IsInt,
   IsNotEmpty,
   IsNumber,
+  IsObject,
   IsOptional,
   IsString,
   Matches,
@@ -64,6 +66,8 @@ class ConnectionOptionsSchema {
   urls!: string[];
 
   @IsOptional() @IsStringOrFunction() token?: unknown;
+  @IsOptional() @IsIn(['header', 'query', 'protocol']) tokenCarrier?: string;
+  @IsOptional() @IsObject() tls?: object;
   @IsOptional() @IsString() @IsNotEmpty() @MaxLength(256) nodeId?: string;
   @IsOptional() @IsInt() @Min(10) @Max(MAX_TIMER_MS) heartbeatIntervalMs?: number;
   @IsOptional() @IsInt() @Min(1) @Max(MAX_TIMER_MS) connectTimeoutMs?: number;

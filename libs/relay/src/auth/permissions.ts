@@ -1,0 +1,56 @@
+import { compileSubject, type SubjectMatcher, subjectCovers } from '@wsrelay/protocol';
+import type { RelayPermissions } from '../interfaces/relay-options.interface.js';
+
+export type PermissionAction = 'call' | 'serve' | 'publish' | 'subscribe';
+
+/** Entries each action's decision cache holds before it starts over. */
+const CACHE_LIMIT = 1024;
+
+class ActionRule {
+  private readonly matchers: SubjectMatcher[];
+  private readonly all: boolean;
+  private readonly cache = new Map<string, boolean>();
+
+  constructor(readonly subjects: readonly string[]) {
+    this.all = subjects.includes('>');
+    this.matchers = subjects.map(compileSubject);
+  }
+
+  /** Whether a concrete subject (a pattern called, served or emitted) is allowed; cached per subject. */
+  allows(subject: string): boolean {
+    if (this.all) return true;
+    let ok = this.cache.get(subject);
+    if (ok === undefined) {
+      ok = this.matchers.some(m => m(subject));
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(subject, ok);
+    }
+    return ok;
+  }
+
+  /** Whether a subscription pattern (maybe with wildcards) is allowed whole. */
+  covers(pattern: string): boolean {
+    return this.all || this.subjects.some(s => subjectCovers(s, pattern));
+  }
+}
+
+/**
+ * A connection's permissions, compiled once when it authenticates (and again
+ * when it refreshes its token): per-frame checks are a cached lookup.
+ */
+export class Permissions {
+  private readonly rules: Record<PermissionAction, ActionRule>;
+
+  constructor(readonly source: RelayPermissions) {
+    this.rules = {
+      call: new ActionRule(source.call ?? []),
+      serve: new ActionRule(source.serve ?? []),
+      publish: new ActionRule(source.publish ?? []),
+      subscribe: new ActionRule(source.subscribe ?? []),
+    };
+  }
+
+  allows(action: PermissionAction, subject: string): boolean {
+    return action === 'subscribe' ? this.rules.subscribe.covers(subject) : this.rules[action].allows(subject);
+  }
+}
