@@ -1,8 +1,9 @@
 /**
  * `npm run bench:profile`: CPU profile of the relay (or, with
- * PROFILE=provider, of the provider) under W2 (64 in flight, 64 B). Writes
- * bench/results/<target>-w2.cpuprofile and prints the functions with the most
- * self time.
+ * PROFILE=provider, of the provider) under W2 (64 in flight, 64 B) or, with
+ * WORKLOAD=W4, under events (64 B, up to 1000 un-ACKed). Writes
+ * bench/results/<target>-<workload>.cpuprofile and prints the functions with
+ * the most self time.
  */
 import { readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,20 +20,25 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const target = process.env.PROFILE === 'provider' ? 'provider' : 'relay';
+  const workload = process.env.WORKLOAD === 'W4' ? 'W4' : 'W2';
+  const load: Record<string, string> =
+    workload === 'W4'
+      ? { MODE: 'events', PATTERN: 'events', ACK: 'emit', WINDOW: '1000', SIZE: '64' }
+      : { MODE: 'rpc', INFLIGHT: '64', SIZE: '64' };
   const prof = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
   const relay = startTs('apps/relay/src/main.ts', { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, undefined, target === 'relay' ? prof : []);
   const [, url] = await relay.line(/Relay listening on (ws:\/\/\S+)/);
   const provider = startTs('bench/peers/provider.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url }, undefined, target === 'provider' ? prof : []);
   await provider.line(/READY/);
-  const load = startTs('bench/load.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url, INFLIGHT: '64', SIZE: '64', DURATION_MS: '5000' });
-  const [, result] = await load.line(/^RESULT (.*)$/, 60_000);
-  console.log(`W2 under profiling: ${result}`);
-  await stop(load.child);
+  const generator = startTs('bench/load.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url, ...load, DURATION_MS: '5000' });
+  const [, result] = await generator.line(/^RESULT (.*)$/, 60_000);
+  console.log(`${workload} under profiling: ${result}`);
+  await stop(generator.child);
   await stop(provider.child);
   await stop(relay.child);
   const file = readdirSync(dir).find(f => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no profile written');
-  const out = `bench/results/${target}-w2.cpuprofile`;
+  const out = `bench/results/${target}-${workload.toLowerCase()}.cpuprofile`;
   renameSync(join(dir, file), out);
   rmSync(dir, { recursive: true, force: true });
   const profile = JSON.parse(readFileSync(out, 'utf8')) as { nodes: ProfileNode[] };

@@ -1,115 +1,281 @@
 /**
- * `npm run bench`: our transport (client -> relay -> provider, all Nest) against
- * Nest's TCP transport (client -> provider direct), each piece in its own
- * process, same workloads, several rounds in alternating order. Prints a
- * markdown table of medians (with min-max spread) and ratios, and writes
- * bench/results/latest.json.
+ * `npm run bench`: our transport (Nest client -> relay -> Nest provider)
+ * against Nest TCP (direct), Nest NATS (nats-server at 127.0.0.1:4222), Nest
+ * Redis (127.0.0.1:6379) and a raw `ws` relay (the practical limit), every
+ * relay, provider and load generator in its own process. W1–W5 run for
+ * several rounds, alternating the peer order; W6 (idle connections) runs once
+ * per relay; W7 needs the relay cluster and is reported as skipped. A peer
+ * whose server cannot be reached is reported as skipped.
  *
- * BENCH_ROUNDS (default 3), BENCH_DURATION_MS (default 3000).
+ * Prints markdown tables and writes bench/results/latest.{json,md,svg}.
+ *
+ * BENCH_ROUNDS (3), BENCH_DURATION_MS (2000), BENCH_WARMUP_MS (1000),
+ * BENCH_PEERS (all: wsrelay,nest-tcp,nest-nats,nest-redis,raw-ws),
+ * BENCH_WORKLOADS (all: W1,...,W7), BENCH_EVENT_WINDOW (1000),
+ * BENCH_W6_CONNECTIONS (20000), BENCH_W6_HEARTBEAT_MS (2000), BENCH_W6_IDLE_MS (5 heartbeats),
+ * BENCH_MAX_OTHER_CORES (0.3) and BENCH_ATTEMPTS (3): a measurement during
+ * which more CPU than that was busy outside the bench's processes is taken
+ * again after the rounds, up to that many attempts in all (see lib/cells.ts
+ * `disturbance`),
+ * BENCH_TS_LOADER=1 (run the processes through the TypeScript loader instead
+ * of compiling them first, see lib/compile.ts).
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { type Started, startTs, stop } from '../scripts/processes.js';
+import { type CellSettings, disturbance, runCell } from './lib/cells.js';
+import { chart } from './lib/chart.js';
+import { liveChildren, runCompiled } from './lib/child.js';
+import { compileForBench } from './lib/compile.js';
+import { type Peer, startPeer } from './lib/peers.js';
+import { markdown } from './lib/report.js';
+import { median, type PeerSummary, type Raw, summarize, targets } from './lib/summary.js';
+import {
+  type Cell,
+  type CellError,
+  type PeerId,
+  PEER_IDS,
+  PEER_LABELS,
+  type PeerStatus,
+  type W6Result,
+  type Workload,
+  WORKLOADS,
+} from './lib/types.js';
+import { runW6 } from './lib/w6.js';
 
-interface Workload {
-  id: string;
-  title: string;
-  inflight: number;
-  size: number;
-  metric: 'rps' | 'mbps';
-}
-
-const WORKLOADS: Workload[] = [
-  { id: 'W1', title: '1 in flight, 64 B', inflight: 1, size: 64, metric: 'rps' },
-  { id: 'W2', title: '64 in flight, 64 B', inflight: 64, size: 64, metric: 'rps' },
-  { id: 'W3', title: '16 in flight, 16 KiB', inflight: 16, size: 16 * 1024, metric: 'mbps' },
-];
-
-type Peer = 'wsrelay' | 'nest-tcp';
-interface Cell {
-  rps: number;
-  mbps: number;
-  p50us: number;
-  p99us: number;
-  loadCpu: number;
-}
-
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const durationMs = Number(process.env.BENCH_DURATION_MS ?? 3000);
-const running: Started[] = [];
-
-async function servers(): Promise<Record<Peer, Record<string, string>>> {
-  const relay = startTs('apps/relay/src/main.ts', { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' });
-  running.push(relay);
-  const [, url] = await relay.line(/Relay listening on (ws:\/\/\S+)/);
-  const ours = startTs('bench/peers/provider.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url });
-  const tcp = startTs('bench/peers/provider.ts', { TRANSPORT: 'tcp', TCP_PORT: '0' });
-  running.push(ours, tcp);
-  await ours.line(/READY/);
-  const [, port] = await tcp.line(/READY port=(\d+)/);
-  return { wsrelay: { TRANSPORT: 'wsrelay', RELAY_URL: url }, 'nest-tcp': { TRANSPORT: 'tcp', TCP_PORT: port } };
-}
-
-async function cell(env: Record<string, string>, w: Workload): Promise<Cell> {
-  const load = startTs('bench/load.ts', {
-    ...env,
-    INFLIGHT: String(w.inflight),
-    SIZE: String(w.size),
-    DURATION_MS: String(durationMs),
-  });
-  const [, json] = await load.line(/^RESULT (.*)$/, durationMs + 60_000);
-  await stop(load.child);
-  return JSON.parse(json) as Cell;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+const num = (name: string, fallback: number) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new TypeError(`${name} must be a non-negative number, got "${raw}"`);
+  return n;
+};
+const list = (name: string, all: readonly string[]) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return [...all];
+  const picked = raw.split(',').map(s => s.trim());
+  const unknown = picked.filter(p => !all.includes(p));
+  if (unknown.length > 0) throw new TypeError(`${name}: unknown ${unknown.join(', ')} (known: ${all.join(', ')})`);
+  return picked;
 };
 
+const rounds = num('BENCH_ROUNDS', 3);
+const durationMs = num('BENCH_DURATION_MS', 2000);
+const warmupMs = num('BENCH_WARMUP_MS', 1000);
+const window = num('BENCH_EVENT_WINDOW', 1000);
+const maxOtherCores = num('BENCH_MAX_OTHER_CORES', 0.3);
+const attempts = Math.max(1, num('BENCH_ATTEMPTS', 3));
+const peerIds = list('BENCH_PEERS', PEER_IDS) as PeerId[];
+const workloadIds = list('BENCH_WORKLOADS', [...WORKLOADS.map(w => w.id), 'W6', 'W7']);
+const w6Connections = num('BENCH_W6_CONNECTIONS', 20_000);
+const w6HeartbeatMs = num('BENCH_W6_HEARTBEAT_MS', 2000);
+const w6IdleMs = num('BENCH_W6_IDLE_MS', 5 * w6HeartbeatMs);
+const W7_REASON =
+  'needs a relay cluster (client on relay A, provider on relay B); the relay runs as a single process and has no cluster yet';
+
+// Subjects and channels of this run only, so nothing else on the shared NATS or Redis sees them.
+const prefix = `bench.${Date.now().toString(36)}${randomBytes(3).toString('hex')}.`;
+const log = (line: string) => console.error(line);
+
+/** Which code was measured: the commit, and any uncommitted change to the relay or transport. */
+function codeState(): { commit: string; dirty: string[] } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD']).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'libs', 'apps/relay'])
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map(l => l.slice(3));
+    return { commit, dirty };
+  } catch {
+    return { commit: 'unknown', dirty: [] };
+  }
+}
+
+function header(started: Date): string {
+  const cpus = os.cpus();
+  return (
+    `wsrelay bench — ${started.toISOString().slice(0, 10)}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ` +
+    `Node ${process.version}, ${rounds} rounds × ${durationMs} ms (after ${warmupMs} ms warm-up), peer order alternating; medians (min–max)`
+  );
+}
+
 async function main(): Promise<void> {
-  const envs = await servers();
-  const results: Record<string, Record<Peer, Cell[]>> = {};
-  for (let round = 0; round < rounds; round++) {
-    const order: Peer[] = round % 2 === 0 ? ['wsrelay', 'nest-tcp'] : ['nest-tcp', 'wsrelay'];
-    for (const w of WORKLOADS) {
-      results[w.id] ??= { wsrelay: [], 'nest-tcp': [] };
+  const started = new Date();
+  const code = codeState();
+  const settings: CellSettings = { prefix, durationMs, warmupMs, window };
+  const statuses: PeerStatus[] = [];
+  const peers: Peer[] = [];
+  const throughput = WORKLOADS.filter(w => workloadIds.includes(w.id));
+  if (process.env.BENCH_TS_LOADER === '1') {
+    log('bench: processes run through the TypeScript loader (BENCH_TS_LOADER=1); their RSS includes it');
+  } else {
+    runCompiled(await compileForBench());
+  }
+  log(`bench: run ${prefix} — ${peerIds.join(', ')}; ${[...throughput.map(w => w.id), ...workloadIds.filter(id => id === 'W6' || id === 'W7')].join(', ')}`);
+
+  if (throughput.length > 0) {
+    for (const id of peerIds) {
+      const t0 = performance.now();
+      try {
+        peers.push(await startPeer(id, prefix));
+        statuses.push({ id, label: PEER_LABELS[id] });
+        log(`bench: ${PEER_LABELS[id]} up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      } catch (err) {
+        const reason = (err as Error).message.split('\n')[0];
+        statuses.push({ id, label: PEER_LABELS[id], skipped: reason });
+        log(`bench: ${PEER_LABELS[id]} skipped: ${(err as Error).message}`);
+      }
+    }
+  } else {
+    statuses.push(...peerIds.map(id => ({ id, label: PEER_LABELS[id] })));
+  }
+
+  const raw: Raw = {};
+  /** Measurements that were disturbed and taken again (kept in the JSON, left out of the statistics). */
+  const repeated: Array<{ round: number; workload: string; peer: PeerId; reason: string; cell: unknown }> = [];
+  /** Disturbed cells, measured again after the rounds: what disturbs a run here (a test suite) lasts a while. */
+  const makeUp: Array<{ round: number; w: Workload; peer: Peer }> = [];
+
+  const measure = async (round: number, w: Workload, peer: Peer): Promise<Cell | CellError> => {
+    try {
+      const c = await runCell(peer, w, settings);
+      const trouble = disturbance(c, maxOtherCores);
+      if (trouble !== undefined) c.disturbed = trouble;
+      const shown =
+        w.metric === 'rps'
+          ? `${c.value.toFixed(0)} req/s, p50 ${c.p50us?.toFixed(0)} µs, p99 ${c.p99us?.toFixed(0)} µs`
+          : w.metric === 'mbps'
+            ? `${c.value.toFixed(1)} MB/s, p50 ${c.p50us?.toFixed(0)} µs, p99 ${c.p99us?.toFixed(0)} µs`
+            : `${c.value.toFixed(0)} delivered/s${c.perSubscriber ? ` per subscriber (slowest ${Math.min(...c.perSubscriber).toFixed(0)})` : ''}, sent ${c.sentPerSec?.toFixed(0)}/s`;
+      const cpu = c.procs.map(p => `${p.role} ${p.cpu.toFixed(2)}`).join(', ');
+      log(`round ${round + 1}/${rounds} ${w.id} ${peer.id}: ${shown} [cpu ${cpu}]${trouble ? ` DISTURBED: ${trouble}` : ''}`);
+      return c;
+    } catch (err) {
+      log(`round ${round + 1}/${rounds} ${w.id} ${peer.id}: FAILED ${(err as Error).message}`);
+      return { error: (err as Error).message };
+    }
+  };
+
+  for (let round = 0; round < rounds && throughput.length > 0; round++) {
+    const order = round % 2 === 0 ? peers : [...peers].reverse();
+    for (const w of throughput) {
       for (const peer of order) {
-        const c = await cell(envs[peer], w);
-        results[w.id][peer].push(c);
-        console.error(`round ${round + 1}/${rounds} ${w.id} ${peer}: ${w.metric === 'rps' ? `${c.rps.toFixed(0)} req/s` : `${c.mbps.toFixed(1)} MB/s`} p50 ${c.p50us.toFixed(0)} µs p99 ${c.p99us.toFixed(0)} µs`);
+        if (w.kind === 'fanout' && peer.noFanout !== undefined) continue;
+        const c = await measure(round, w, peer);
+        ((raw[w.id] ??= {})[peer.id] ??= [])[round] = c;
+        if ('disturbed' in c && c.disturbed !== undefined) makeUp.push({ round, w, peer });
       }
     }
   }
-  const rows = WORKLOADS.map(w => {
-    const stat = (peer: Peer, k: keyof Cell) => median(results[w.id][peer].map(c => c[k]));
-    const spread = (peer: Peer) => {
-      const xs = results[w.id][peer].map(c => c[w.metric]);
-      return `${Math.min(...xs).toFixed(w.metric === 'rps' ? 0 : 1)}–${Math.max(...xs).toFixed(w.metric === 'rps' ? 0 : 1)}`;
-    };
-    const ours = stat('wsrelay', w.metric);
-    const tcp = stat('nest-tcp', w.metric);
-    return {
-      workload: w,
-      ours: { value: ours, spread: spread('wsrelay'), p50us: stat('wsrelay', 'p50us'), p99us: stat('wsrelay', 'p99us') },
-      tcp: { value: tcp, spread: spread('nest-tcp'), p50us: stat('nest-tcp', 'p50us'), p99us: stat('nest-tcp', 'p99us') },
-      ratio: ours / tcp,
-    };
+  if (makeUp.length > 0) log(`bench: measuring ${makeUp.length} disturbed cell(s) again`);
+  for (const { round, w, peer } of makeUp) {
+    const cells = raw[w.id]![peer.id]!;
+    for (let attempt = 2; attempt <= attempts; attempt++) {
+      const old = cells[round] as Cell;
+      await new Promise(r => setTimeout(r, 2000));
+      const c = await measure(round, w, peer);
+      if ('error' in c) continue;
+      repeated.push({ round: round + 1, workload: w.id, peer: peer.id, reason: old.disturbed!, cell: old });
+      cells[round] = c;
+      if (c.disturbed === undefined) break;
+    }
+  }
+  await Promise.all(peers.flatMap(p => p.children).map(c => c.stop()));
+
+  const w6: Array<W6Result | { relay: string; error: string }> = [];
+  let w6Skipped: string | undefined;
+  if (workloadIds.includes('W6')) {
+    const relays = (['wsrelay', 'raw-ws'] as const).filter(id => peerIds.includes(id));
+    if (relays.length === 0) w6Skipped = 'neither wsrelay nor raw-ws is in BENCH_PEERS';
+    for (const relay of relays) {
+      try {
+        const r = await runW6(relay, { prefix, connections: w6Connections, heartbeatMs: w6HeartbeatMs, idleMs: w6IdleMs }, log);
+        w6.push(r);
+        log(
+          `W6 ${relay}: ${r.established} connections, ${r.perConnectionKiB.toFixed(1)} KiB each, relay CPU ${r.relayCpuPct.toFixed(1)}% at ${r.heartbeatMs} ms heartbeat, ${r.dropped} dropped`,
+        );
+      } catch (err) {
+        w6.push({ relay, error: (err as Error).message });
+        log(`W6 ${relay}: FAILED ${(err as Error).message}`);
+      }
+    }
+  } else {
+    w6Skipped = 'not selected (BENCH_WORKLOADS)';
+  }
+
+  const summaries: Record<string, PeerSummary[]> = {};
+  for (const w of throughput) {
+    const notApplicable: Partial<Record<PeerId, string>> = {};
+    for (const p of peers) if (w.kind === 'fanout' && p.noFanout) notApplicable[p.id] = p.noFanout;
+    summaries[w.id] = summarize(w, raw, statuses, notApplicable);
+  }
+  const goals = targets(summaries, w6);
+  const cells = Object.values(raw).flatMap(byPeer => Object.values(byPeer).flat());
+  const steal = cells.flatMap(c => ('machine' in c ? [c.machine.stealPct] : []));
+  const machineNote =
+    steal.length === 0
+      ? ''
+      : ` CPU stolen by the hypervisor during the measured windows: median ${median(steal).toFixed(1)}%, max ${Math.max(...steal).toFixed(1)}% of the machine.`;
+  const w7 = workloadIds.includes('W7') ? W7_REASON : 'not selected (BENCH_WORKLOADS)';
+  const kept = cells.filter(c => 'disturbed' in c && c.disturbed !== undefined).length;
+  const repeatNote =
+    repeated.length === 0
+      ? ''
+      : ` ${repeated.length} measurement(s) were taken again after the rounds because the machine was disturbed (another program used the CPU)${
+          kept > 0 ? `; ${kept} still disturbed after ${attempts} attempts, left out where the peer has undisturbed rounds` : ''
+        }.`;
+  const codeNote = ` Code: ${code.commit}${code.dirty.length > 0 ? ` with uncommitted changes in ${code.dirty.join(', ')}` : ''}.`;
+  const md = markdown({ header: `${header(started)}.${codeNote}${machineNote}${repeatNote}`, peers: statuses, summaries, w6, w6Skipped, w7, targets: goals });
+  console.log(`\n${md}`);
+
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/latest.md', md);
+  writeFileSync(
+    'bench/results/latest.json',
+    `${JSON.stringify(
+      {
+        date: started.toISOString(),
+        code,
+        machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model.trim(), node: process.version, platform: `${os.type()} ${os.release()}` },
+        settings: { rounds, durationMs, warmupMs, eventWindow: window, prefix, w6: { connections: w6Connections, heartbeatMs: w6HeartbeatMs, idleMs: w6IdleMs } },
+        peers: statuses,
+        summaries,
+        w6,
+        w7: { skipped: w7 },
+        targets: goals,
+        raw,
+        repeated,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  if (throughput.some(w => w.id !== 'W5')) {
+    const titles = Object.fromEntries(WORKLOADS.map(w => [w.id, w.title.replace(/, ≤1000 in flight/, '')]));
+    writeFileSync(
+      'bench/results/latest.svg',
+      chart(
+        summaries,
+        titles,
+        `${started.toISOString().slice(0, 10)}, ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, ${rounds} rounds × ${durationMs} ms, peers in separate processes.\n` +
+          'W5 (fan-out: Nest TCP cannot) and W6 (idle connections) are in the tables. Bars: median of the peer ÷ median of Nest TCP.',
+      ),
+    );
+  }
+  log(`bench: done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; bench/results/latest.{md,json,svg}`);
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...liveChildren].map(c => c.stop()));
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`bench: ${signal}, stopping every process it started`);
+    void stopAll().finally(() => process.exit(130));
   });
-  const unit = (w: Workload) => (w.metric === 'rps' ? 'req/s' : 'MB/s');
-  const fmt = (v: number, w: Workload) => (w.metric === 'rps' ? v.toFixed(0) : v.toFixed(1));
-  const table = [
-    `wsrelay vs Nest TCP — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${rounds} rounds × ${durationMs} ms, medians (min–max)`,
-    '',
-    '| workload | wsrelay (via relay) | p50 / p99 µs | Nest TCP (direct) | p50 / p99 µs | ratio |',
-    '| --- | --- | --- | --- | --- | --- |',
-    ...rows.map(
-      r =>
-        `| ${r.workload.id} ${r.workload.title} | ${fmt(r.ours.value, r.workload)} ${unit(r.workload)} (${r.ours.spread}) | ${r.ours.p50us.toFixed(0)} / ${r.ours.p99us.toFixed(0)} | ${fmt(r.tcp.value, r.workload)} ${unit(r.workload)} (${r.tcp.spread}) | ${r.tcp.p50us.toFixed(0)} / ${r.tcp.p99us.toFixed(0)} | ${r.ratio.toFixed(2)}x |`,
-    ),
-  ].join('\n');
-  console.log(table);
-  writeFileSync('bench/results/latest.json', JSON.stringify({ date: new Date().toISOString(), rounds, durationMs, rows, raw: results }, null, 2));
 }
 
 main()
@@ -117,6 +283,4 @@ main()
     console.error(err);
     process.exitCode = 1;
   })
-  .finally(async () => {
-    await Promise.all(running.map(r => stop(r.child)));
-  });
+  .finally(stopAll);

@@ -1,33 +1,86 @@
-/** Bench provider: one echo handler, on our transport (RELAY_URL) or Nest TCP (TCP_PORT=0 for any). */
+/**
+ * Bench provider, one Nest microservice on the transport named by TRANSPORT:
+ * wsrelay (RELAY_URL), tcp (TCP_PORT, 0 = any), nats (NATS_URL) or redis
+ * (REDIS_HOST, REDIS_PORT).
+ *
+ * ROLE=provider (default) answers `<prefix>echo` and counts `<prefix>events`;
+ * ROLE=subscriber (the fan-out workload) only counts `<prefix>fanout`, so it
+ * never takes RPC traffic. BENCH_PREFIX keeps one run's subjects and channels
+ * apart from anyone else's on a shared NATS or Redis. CREDIT=1 serves the
+ * event count for publishers that have no ack to wait for (marks.ts).
+ * Prints "READY port=<tcp port or 0> credit=<port or 0>".
+ */
 import 'reflect-metadata';
-import { Controller, Module } from '@nestjs/common';
+import { Controller, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { MessagePattern, type MicroserviceOptions, Payload, Transport } from '@nestjs/microservices';
+import { EventPattern, MessagePattern, type MicroserviceOptions, Payload, Transport } from '@nestjs/microservices';
 import { WsRelayStrategy } from '@wsrelay/transport';
 import type { AddressInfo, Server } from 'node:net';
+import { answerCounts, type CreditServer, DeliveryLog, startCreditServer } from './marks.js';
+
+const prefix = process.env.BENCH_PREFIX ?? '';
+const role = process.env.ROLE ?? 'provider';
+const delivered = new DeliveryLog();
+let credit: CreditServer | undefined;
+
+function count(): void {
+  delivered.hit();
+  credit?.onDelivered(delivered.count);
+}
 
 @Controller()
 class EchoController {
-  @MessagePattern('echo')
+  @MessagePattern(`${prefix}echo`)
   echo(@Payload() data: unknown) {
     return data;
   }
+
+  @EventPattern(`${prefix}events`)
+  onEvent(@Payload() _data: unknown) {
+    count();
+  }
 }
 
-@Module({ controllers: [EchoController] })
-class BenchModule {}
+@Controller()
+class FanoutController {
+  @EventPattern(`${prefix}fanout`)
+  onEvent(@Payload() _data: unknown) {
+    count();
+  }
+}
+
+function transportOptions(transport: string | undefined): MicroserviceOptions {
+  switch (transport) {
+    case 'wsrelay':
+      return {
+        strategy: new WsRelayStrategy({ urls: [process.env.RELAY_URL as string], nodeId: `bench-${role}-${process.pid}` }),
+      };
+    case 'tcp':
+      return { transport: Transport.TCP, options: { host: '127.0.0.1', port: Number(process.env.TCP_PORT ?? 0) } };
+    case 'nats':
+      return { transport: Transport.NATS, options: { servers: [process.env.NATS_URL ?? 'nats://127.0.0.1:4222'] } };
+    case 'redis':
+      return {
+        transport: Transport.REDIS,
+        options: { host: process.env.REDIS_HOST ?? '127.0.0.1', port: Number(process.env.REDIS_PORT ?? 6379) },
+      };
+    default:
+      throw new Error(`TRANSPORT must be wsrelay, tcp, nats or redis, got ${transport}`);
+  }
+}
 
 async function main(): Promise<void> {
   const transport = process.env.TRANSPORT;
-  const options: MicroserviceOptions =
-    transport === 'wsrelay'
-      ? { strategy: new WsRelayStrategy({ urls: [process.env.RELAY_URL as string], nodeId: 'bench-provider' }) }
-      : { transport: Transport.TCP, options: { host: '127.0.0.1', port: Number(process.env.TCP_PORT ?? 0) } };
-  const app = await NestFactory.createMicroservice(BenchModule, { ...options, logger: ['error'] });
-  app.enableShutdownHooks();
+  const controllers: Type[] = role === 'subscriber' ? [FanoutController] : [EchoController];
+  @Module({ controllers })
+  class BenchModule {}
+  if (process.env.CREDIT === '1') credit = await startCreditServer(() => delivered.count);
+  const app = await NestFactory.createMicroservice(BenchModule, { ...transportOptions(transport), logger: ['error'] });
   await app.listen();
-  const port = transport === 'wsrelay' ? 0 : (app.unwrap<Server>().address() as AddressInfo).port;
-  console.log(`READY port=${port}`);
+  const port = transport === 'tcp' ? (app.unwrap<Server>().address() as AddressInfo).port : 0;
+  answerCounts(delivered);
+  process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
+  console.log(`READY port=${port} credit=${credit?.port ?? 0}`);
 }
 
 main().catch(err => {
