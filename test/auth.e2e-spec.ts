@@ -8,6 +8,7 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { CloseCode, FrameType, RelayErrorCode } from '@wsrelay/protocol';
+import { createRelayApp, type RelayModuleOptions } from '@wsrelay/relay';
 import { RelayError, WsRelayClient, WsRelayContext, WsRelayStatus } from '@wsrelay/transport';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -139,6 +140,24 @@ describe('authentication', () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('the relay at start', () => {
+  /** Boots a relay with `options`, and returns what it warned about. */
+  async function warningsOf(options: RelayModuleOptions): Promise<string[]> {
+    const warnings: string[] = [];
+    const quiet = () => undefined;
+    const logger = { log: quiet, error: quiet, debug: quiet, verbose: quiet, warn: (m: unknown) => void warnings.push(String(m)) };
+    const app = await createRelayApp(options, { logger });
+    await app.listen(0, '127.0.0.1');
+    await app.close();
+    return warnings;
+  }
+
+  it('warns that any client can join routing when auth is off, and not when it is on', async () => {
+    expect(await warningsOf({})).toEqual([expect.stringMatching(/Authentication is off: any client .* can join routing/)]);
+    expect(await warningsOf({ auth: hs })).toEqual([]);
   });
 });
 

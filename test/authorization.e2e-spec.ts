@@ -118,7 +118,7 @@ describe('authorization', () => {
       back.close();
     });
 
-    it('drops a response from a server the request was not routed to, and counts it', async () => {
+    it('drops a response from a server the request was not routed to, and a cancel from anyone but its caller, and counts them', async () => {
       const provider = await RawNode.hello(relay.url, 'real', { ...(await bearer({ claims: SERVER })), patterns: ['spoof.me'] });
       const spoofer = await RawNode.hello(relay.url, 'spoofer', await bearer({ claims: SERVER }));
       const caller = await RawNode.hello(relay.url, 'victim', await bearer({ claims: CLIENT }));
@@ -128,9 +128,14 @@ describe('authorization', () => {
       const id = (req as { id: number }).id;
       spoofer.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload({ response: 'forged' }) });
       await until(() => router.droppedFrames === dropped + 1, 2000, 'the spoofed response to be dropped');
+      // The caller's id and the relay's id, from a connection that made neither.
+      spoofer.send({ type: FrameType.Cancel, id: 7 });
+      spoofer.send({ type: FrameType.Cancel, id });
+      await until(() => router.droppedFrames === dropped + 3, 2000, 'the spoofed cancels to be dropped');
       provider.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload({ response: 'real' }) });
       const res = await caller.next(f => f.type === FrameType.Response);
       expect(res).toMatchObject({ id: 7, payload: encodePayload({ response: 'real' }) });
+      expect(provider.frames.filter(f => f.type === FrameType.Cancel)).toEqual([]);
       for (const n of [provider, spoofer, caller]) n.close();
     });
   });
