@@ -6,6 +6,7 @@
 import { Controller, Inject, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientProxy, ClientsModule, MessagePattern, Payload } from '@nestjs/microservices';
+import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import {
   RelayError,
   RelayErrorCode,
@@ -137,6 +138,30 @@ describe("lifecycle", () => {
     expect(await call).toMatchObject({ code: RelayErrorCode.CLOSED });
     await provider.close();
     await relay.close();
+  });
+
+  it('send() and emit() on a client that never connected connect first; one unsubscribed before that sends nothing', async () => {
+    const relay = await startRelay();
+    const provider = await startProvider([EchoController], { urls: [relay.url] });
+    const before = foreverStarted;
+    const client = new WsRelayClient({ urls: [relay.url] });
+    try {
+      // Subscribed and left before the connection is up: never reaches the provider.
+      client.send('forever', 1).subscribe().unsubscribe();
+      const [reply, ack] = await Promise.all([firstValueFrom(client.send('echo', 'first')), firstValueFrom(client.emit('nobody.listens', 1))]);
+      expect(reply).toBe('first');
+      expect(ack).toEqual({ recipients: 0 });
+      // A round trip after it: the abandoned call would have reached the provider by now.
+      expect(await firstValueFrom(client.send('echo', 'second'))).toBe('second');
+      expect(foreverStarted).toBe(before);
+      expect(() => client.send('echo', undefined)).not.toThrow();
+      await expect(firstValueFrom(client.send('echo', undefined))).rejects.toBeInstanceOf(InvalidMessageException);
+      await expect(firstValueFrom(client.emit('echo', null))).rejects.toBeInstanceOf(InvalidMessageException);
+    } finally {
+      await client.close();
+      await provider.close();
+      await relay.close();
+    }
   });
 
   it('validates options at construction, naming the option', () => {

@@ -330,6 +330,17 @@ export function encodePayload(value: unknown): Uint8Array {
   return payloadEncoder.encode(value);
 }
 
+const transientPayloadEncoder = new Encoder({ ignoreUndefined: true });
+
+/**
+ * `encodePayload` without the copy: the bytes are a view of a buffer that the
+ * next call overwrites. Only for a payload written into a frame at once (the
+ * frame's own encoding copies it).
+ */
+export function encodePayloadTransient(value: unknown): Uint8Array {
+  return transientPayloadEncoder.encodeSharedRef(value);
+}
+
 /** Decodes an application value encoded by `encodePayload`. */
 export function decodePayload(bytes: Uint8Array): unknown {
   return payloadDecoder.decode(bytes);

@@ -19,7 +19,8 @@ import { selectProtocol } from './auth/token.js';
 import type { RelayRateLimit, ResolvedRelayOptions } from './interfaces/relay-options.interface.js';
 import { CONNECTION_IDENTITY, DEFAULT_MAX_PAYLOAD_BYTES, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from './relay.constants.js';
 import { RelayRouter } from './routing/relay-router.js';
-import { type HeldFrame, sessionOf } from './session.js';
+import { toRelayError } from './filters/relay-exception.filter.js';
+import { type HeldFrame, type Session, sessionOf } from './session.js';
 
 /** Gateway message name of a frame the adapter refused before routing. */
 export const REFUSED_EVENT = 'refused';
@@ -32,6 +33,14 @@ const MAX_HELD_FRAMES = 1024;
 export interface RefusedFrame {
   id: number;
   error: RelayError;
+}
+
+/** A frame the adapter refused before routing (the `refused` handler answers it). */
+class Refusal implements RefusedFrame {
+  constructor(
+    readonly id: number,
+    readonly error: RelayError,
+  ) {}
 }
 
 const INBOUND = new Set<FrameType>([
@@ -94,6 +103,7 @@ export class RelayWsAdapter extends WsAdapter {
   private codec = new FrameCodec({ maxBinBytes: DEFAULT_MAX_PAYLOAD_BYTES * 2 });
   private rate: Required<RelayRateLimit> | false = false;
   private upgrading = 0;
+  private router: RelayRouter | undefined;
 
   constructor(private readonly app?: INestApplicationContext | object) {
     super(app);
@@ -107,6 +117,7 @@ export class RelayWsAdapter extends WsAdapter {
       this.maxPayloadBytes = o.maxPayloadBytes;
       this.codec = new FrameCodec({ maxBinBytes: o.maxPayloadBytes * 2 });
       this.rate = o.rateLimit;
+      this.router = relay.router;
       Object.assign(wsOptions, {
         path: o.path,
         // Frames up to twice the limit are read and answered PAYLOAD_TOO_LARGE;
@@ -171,13 +182,15 @@ export class RelayWsAdapter extends WsAdapter {
     handlers: MessageMappingProperties[],
     _transform: (data: unknown) => Observable<unknown>,
   ): void {
-    const callbacks = new Map<string, Callback>(handlers.map(h => [h.message as string, h.callback as Callback]));
-    const dispatch = (event: string, payload: unknown): void => {
+    const callbacks = new Map<string, Callback>();
+    for (const h of handlers) callbacks.set(h.message as string, h.callback as Callback);
+    const dispatch = (item: Frame | Refusal): void => {
+      const event = item instanceof Refusal ? REFUSED_EVENT : FRAME_NAMES[item.type];
       const callback = callbacks.get(event);
       if (callback === undefined) return;
       const session = event === HELLO_EVENT ? sessionOf(client) : undefined;
       if (session === undefined || session.established) {
-        this.run(callback, payload, event);
+        this.run(callback, item, event);
         return;
       }
       // Nest runs a frame's guards before the previous frame's handler, so a
@@ -185,7 +198,7 @@ export class RelayWsAdapter extends WsAdapter {
       // effect. Frames wait until HELLO's handler has run, then go in order.
       const held: HeldFrame[] = [];
       session.held = held;
-      this.run(callback, payload, event, () => {
+      this.run(callback, item, event, () => {
         session.held = undefined;
         while (held.length > 0) {
           const next = held.shift() as HeldFrame;
@@ -195,56 +208,98 @@ export class RelayWsAdapter extends WsAdapter {
             again.push(next, ...held);
             return;
           }
-          dispatch(next.event, next.payload);
+          this.deliver(next, dispatch);
         }
       });
     };
     client.on('message', (data: Buffer, isBinary: boolean) => {
-      const { event, payload } = this.parse(client, data, isBinary);
-      const held = sessionOf(client)?.held;
+      const session = sessionOf(client);
+      if (session !== undefined) session.heard = true;
+      const item = this.parse(session, data, isBinary);
+      const held = session?.held;
       if (held === undefined) {
-        dispatch(event, payload);
+        this.deliver(item, dispatch, session);
       } else if (held.length < MAX_HELD_FRAMES) {
-        held.push({ event, payload });
+        held.push(item);
       } else {
-        const id = event === REFUSED_EVENT ? (payload as RefusedFrame).id : ((payload as { id?: number }).id ?? 0);
-        dispatch(...refusedEntry(id, new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooManyBeforeWelcome(MAX_HELD_FRAMES))));
+        const id = item instanceof Refusal ? item.id : 'id' in item ? item.id : 0;
+        dispatch(new Refusal(id, new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooManyBeforeWelcome(MAX_HELD_FRAMES))));
       }
     });
   }
 
-  private parse(client: WebSocket, data: Buffer, isBinary: boolean): { event: string; payload: unknown } {
-    if (!isBinary) return refused(0, new FrameError(RelayErrorMessages.textFrame()));
+  /** A frame the guards have already let through on this connection goes straight to the router; any other to Nest. */
+  private deliver(item: Frame | Refusal, dispatch: (item: Frame | Refusal) => void, session?: Session): void {
+    if (session === undefined || item instanceof Refusal || !this.fastRoute(session, item)) dispatch(item);
+  }
+
+  /**
+   * The hot path: REQUEST, RESPONSE, CANCEL and EVENT whose kind and pattern
+   * the gateway's guards have passed before on this connection (GuardMemo),
+   * and PING (which has none), routed as the gateway's handlers would route
+   * them, without Nest's per-message guards, proxies and rxjs. False when
+   * the frame must go through the gateway.
+   */
+  private fastRoute(session: Session, frame: Frame): boolean {
+    const router = this.router;
+    if (router === undefined) return false;
+    const memo = session.memo;
+    try {
+      switch (frame.type) {
+        case FrameType.Request:
+          if (!memo.allowsCall(frame.pattern)) return false;
+          router.request(session, frame);
+          return true;
+        case FrameType.Response:
+          if (!memo.answers) return false;
+          router.response(session, frame);
+          return true;
+        case FrameType.Cancel:
+          if (!memo.cancels) return false;
+          router.cancel(session, frame);
+          return true;
+        case FrameType.Event:
+          if (!memo.allowsPublish(frame.pattern)) return false;
+          // What EventAckInterceptor does on the gateway path.
+          router.ack(session, frame.id, router.publish(session, frame));
+          return true;
+        case FrameType.Ping:
+          router.pong(session);
+          return true;
+        default:
+          return false;
+      }
+    } catch (err) {
+      router.refuse(session, session.socket, 'id' in frame ? frame.id : 0, toRelayError(err, this.logger));
+      return true;
+    }
+  }
+
+  private parse(session: Session | undefined, data: Buffer, isBinary: boolean): Frame | Refusal {
+    if (!isBinary) return new Refusal(0, new FrameError(RelayErrorMessages.textFrame()));
     let frame: Frame;
     try {
       frame = this.codec.decode(data);
     } catch (err) {
       const e = err instanceof FrameError ? err : new FrameError(String(err));
-      return refused(e.frameId, e);
+      return new Refusal(e.frameId, e);
     }
     if (data.length > this.maxPayloadBytes) {
-      const id = 'id' in frame ? frame.id : 0;
-      return refused(
-        id,
-        new RelayError(
-          RelayErrorCode.PAYLOAD_TOO_LARGE,
-          RelayErrorMessages.payloadTooLarge(data.length, this.maxPayloadBytes),
-        ),
+      return new Refusal(
+        'id' in frame ? frame.id : 0,
+        new RelayError(RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorMessages.payloadTooLarge(data.length, this.maxPayloadBytes)),
       );
     }
     if (!INBOUND.has(frame.type)) {
-      return refused('id' in frame ? frame.id : 0, new FrameError(RelayErrorMessages.notInbound(FRAME_NAMES[frame.type])));
+      return new Refusal('id' in frame ? frame.id : 0, new FrameError(RelayErrorMessages.notInbound(FRAME_NAMES[frame.type])));
     }
-    if (this.rate !== false && RATED.has(frame.type)) {
-      const session = sessionOf(client);
-      if (session !== undefined && !session.take(this.rate.perSecond, this.rate.burst)) {
-        return refused(
-          'id' in frame ? frame.id : 0,
-          new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.rateLimited(this.rate.perSecond)),
-        );
-      }
+    if (this.rate !== false && session !== undefined && RATED.has(frame.type) && !session.take(this.rate.perSecond, this.rate.burst)) {
+      return new Refusal(
+        'id' in frame ? frame.id : 0,
+        new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.rateLimited(this.rate.perSecond)),
+      );
     }
-    return { event: FRAME_NAMES[frame.type], payload: frame };
+    return frame;
   }
 
   /**
@@ -282,10 +337,4 @@ export class RelayWsAdapter extends WsAdapter {
   }
 }
 
-function refused(id: number, error: RelayError): { event: string; payload: RefusedFrame } {
-  return { event: REFUSED_EVENT, payload: { id, error } };
-}
 
-function refusedEntry(id: number, error: RelayError): [string, RefusedFrame] {
-  return [REFUSED_EVENT, { id, error }];
-}

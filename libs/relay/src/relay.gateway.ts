@@ -105,19 +105,25 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @RequirePermission('call')
   @SubscribeMessage('request')
   onRequest(socket: WebSocket, frame: RequestFrame): void {
-    this.router.request(this.session(socket), frame);
+    const session = this.session(socket);
+    session.memo.rememberCall(frame.pattern);
+    this.router.request(session, frame);
   }
 
   @UseGuards(EstablishedSessionGuard, ServerConnectionGuard)
   @SubscribeMessage('response')
   onResponse(socket: WebSocket, frame: ResponseFrame): void {
-    this.router.response(this.session(socket), frame);
+    const session = this.session(socket);
+    session.memo.answers = true;
+    this.router.response(session, frame);
   }
 
   @UseGuards(EstablishedSessionGuard)
   @SubscribeMessage('cancel')
   onCancel(socket: WebSocket, frame: CancelFrame): void {
-    this.router.cancel(this.session(socket), frame);
+    const session = this.session(socket);
+    session.memo.cancels = true;
+    this.router.cancel(session, frame);
   }
 
   @UseGuards(EstablishedSessionGuard, PermissionGuard)
@@ -125,7 +131,9 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @UseInterceptors(EventAckInterceptor)
   @SubscribeMessage('event')
   onEvent(socket: WebSocket, frame: EventFrame): number {
-    return this.router.publish(this.session(socket), frame);
+    const session = this.session(socket);
+    session.memo.rememberPublish(frame.pattern);
+    return this.router.publish(session, frame);
   }
 
   @UseGuards(EstablishedSessionGuard, PermissionGuard)

@@ -2,6 +2,9 @@ import { corkForTick } from '@wsrelay/transport';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { ConnectionIdentity } from './auth/relay-auth.service.js';
+import type { Frame } from '@wsrelay/protocol';
+import { GuardMemo } from './guards/guard-memo.js';
+import type { RefusedFrame } from './relay-ws.adapter.js';
 import type { World } from './routing/world.js';
 
 /** A request routed through the relay, from its caller to its provider. */
@@ -25,11 +28,8 @@ export interface PendingWait {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** A frame that arrived while the connection's HELLO was being handled, as the adapter dispatches it. */
-export interface HeldFrame {
-  event: string;
-  payload: unknown;
-}
+/** A frame (or a refusal of one) that arrived while the connection's HELLO was being handled, as the adapter dispatches it. */
+export type HeldFrame = Frame | RefusedFrame;
 
 /** One WebSocket connection to the relay, and what it announced. */
 export class Session {
@@ -44,7 +44,12 @@ export class Session {
   queue: string | null = null;
   /** Verified token claims as MessagePack, encoded once per connection (none without auth). */
   claims: Uint8Array | null;
-  alive = true;
+  /** Sent a frame, ping or pong since the last heartbeat beat. */
+  heard = true;
+  /** Heartbeat beats (half intervals) in a row without hearing from the node. */
+  silentBeats = 0;
+  /** What the gateway's guards let through on this connection, for the adapter's hot path. */
+  readonly memo = new GuardMemo();
   badFrames = 0;
   handshakeTimer: NodeJS.Timeout | undefined;
   /** Frames that wait while HELLO is handled (set only then), dispatched in order after it. */

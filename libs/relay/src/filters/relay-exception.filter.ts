@@ -20,15 +20,16 @@ export class RelayExceptionFilter implements WsExceptionFilter {
     const socket = ws.getClient<WebSocket>();
     const data = ws.getData<{ id?: unknown } | undefined>();
     const id = typeof data?.id === 'number' ? data.id : 0;
-    this.router.refuse(sessionOf(socket), socket, id, this.toRelayError(exception));
+    this.router.refuse(sessionOf(socket), socket, id, toRelayError(exception, this.logger));
   }
+}
 
-  private toRelayError(exception: unknown): RelayError {
-    if (exception instanceof RelayError) return exception;
-    if (exception instanceof WsException) {
-      return new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(exception.message));
-    }
-    this.logger.error(exception);
-    return new RelayError(RelayErrorCode.INTERNAL, RelayErrorMessages.internal());
+/** What the sender is told of a failure; anything but a RelayError or WsException is a relay fault, logged, and INTERNAL. */
+export function toRelayError(exception: unknown, logger: Logger): RelayError {
+  if (exception instanceof RelayError) return exception;
+  if (exception instanceof WsException) {
+    return new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(exception.message));
   }
+  logger.error(exception);
+  return new RelayError(RelayErrorCode.INTERNAL, RelayErrorMessages.internal());
 }

@@ -72,7 +72,8 @@ export class RelayRouter implements OnModuleDestroy {
 
   startHeartbeat(): void {
     clearInterval(this.heartbeat);
-    this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatIntervalMs);
+    // Twice per interval, so that a silent node is found within two intervals (see beat()).
+    this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatIntervalMs / 2);
   }
 
   onModuleDestroy(): void {
@@ -95,7 +96,8 @@ export class RelayRouter implements OnModuleDestroy {
     this.sessions.add(session);
     // The TOKEN_EXPIRING warning waits for HELLO; the close at expiry does not.
     if (identity.expiresAt !== null) this.at(session, identity.expiresAt, () => this.expireToken(session));
-    socket.on('pong', () => (session.alive = true));
+    socket.on('pong', markHeard);
+    socket.on('ping', markHeard);
     session.handshakeTimer = setTimeout(() => {
       if (!session.established) {
         socket.close(CloseCode.HANDSHAKE_TIMEOUT, `no HELLO within ${this.options.handshakeTimeoutMs} ms`);
@@ -333,6 +335,8 @@ export class RelayRouter implements OnModuleDestroy {
     if (!this.sessions.has(session)) return;
     session.identity = identity;
     session.claims = identity.encodedClaims;
+    // The guards judged earlier frames by the old token: they judge again.
+    session.memo.clear();
     if (session.established) this.withdrawForbidden(session);
     this.scheduleExpiry(session);
     session.send(this.codec.encode({ type: FrameType.Authorized, expiresAt: identity.expiresAt ?? 0 }));
@@ -501,17 +505,30 @@ export class RelayRouter implements OnModuleDestroy {
     if (set?.size === 0) waits.delete(wait.pattern);
   }
 
+  /**
+   * Runs every half interval. Any frame, ping or pong from a node proves it
+   * alive, and nodes ping every interval themselves, so the relay pings only
+   * a node it has not heard from for a whole interval (one that does not
+   * ping: a browser, a raw client) and drops one silent for one and a half:
+   * a node that froze right after its last frame is gone within two
+   * intervals, and a pinging node costs one ping and one pong per interval.
+   */
   private beat(): void {
     const now = Date.now();
     for (const [key, r] of this.reservations) if (r.until <= now) this.reservations.delete(key);
     for (const session of this.sessions) {
-      if (!session.alive) {
-        this.logger.warn(`Node ${session.nodeId ?? session.sessionId} missed its heartbeat; disconnecting it.`);
-        session.socket.terminate();
+      if (session.heard) {
+        session.heard = false;
+        session.silentBeats = 0;
         continue;
       }
-      session.alive = false;
-      if (session.isOpen) session.socket.ping();
+      const silent = ++session.silentBeats;
+      if (silent >= 3) {
+        this.logger.warn(`Node ${session.nodeId ?? session.sessionId} missed its heartbeat; disconnecting it.`);
+        session.socket.terminate();
+      } else if (silent === 2 && session.isOpen) {
+        session.socket.ping();
+      }
     }
   }
 
@@ -533,6 +550,12 @@ export class RelayRouter implements OnModuleDestroy {
     } while (provider.inbound.has(this.lastRid));
     return this.lastRid;
   }
+}
+
+/** A ping or pong listener shared by every socket (`this` is the socket). */
+function markHeard(this: WebSocket): void {
+  const session = sessionOf(this);
+  if (session !== undefined) session.heard = true;
 }
 
 function reservationKey(world: World, nodeId: string): string {

@@ -1,9 +1,11 @@
 import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
+import { Observable, Subject, throwError } from 'rxjs';
 import {
   DEFAULT_MAX_STRING_BYTES,
   decodePayload,
-  encodePayload,
+  encodePayloadTransient,
   type Frame,
   FrameType,
   type NodeInfo,
@@ -113,6 +115,51 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   }
 
   /**
+   * Nest's `send()`, without its per-call `defer(connect)` + `mergeMap` when
+   * a session is already up: the same cold Observable, errors and teardown.
+   */
+  override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    if (pattern == null || data == null) return throwError(() => new InvalidMessageException());
+    return new Observable<TResult>(observer => {
+      const callback = this.createObserver(observer);
+      if (this.connection.isConnected) return this.publish(this.createPacket(pattern, data), callback);
+      let teardown: (() => void) | undefined;
+      let unsubscribed = false;
+      this.connect().then(
+        () => {
+          if (!unsubscribed) teardown = this.publish(this.createPacket(pattern, data), callback);
+        },
+        err => observer.error(err),
+      );
+      return () => {
+        unsubscribed = true;
+        teardown?.();
+      };
+    });
+  }
+
+  /**
+   * Nest's `emit()`, without its per-call `defer` + `mergeMap` +
+   * `connectable`: the event is dispatched at once, subscribed or not, and
+   * the returned Observable gives the relay's ACK (as Nest's hot `emit()` does).
+   */
+  override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    if (pattern == null || data == null) return throwError(() => new InvalidMessageException());
+    const result = new Subject<TResult>();
+    const dispatched = this.connection.isConnected
+      ? this.dispatchEvent<TResult>(this.createPacket(pattern, data))
+      : this.connect().then(() => this.dispatchEvent<TResult>(this.createPacket(pattern, data)));
+    dispatched.then(
+      ack => {
+        result.next(ack);
+        result.complete();
+      },
+      err => result.error(err),
+    );
+    return result.asObservable();
+  }
+
+  /**
    * Resolves once at least one provider of `pattern` is online at the relay
    * (at once when one already is); rejects with TIMEOUT after `timeoutMs`.
    */
@@ -142,8 +189,9 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     let payload: Uint8Array;
     let ext: Uint8Array | null;
     try {
-      payload = encodePayload(out.data);
       ext = encodeExt(out.options?.headers, out.metadata);
+      // Transient: the REQUEST below is encoded (and the payload copied) before anything else encodes one.
+      payload = encodePayloadTransient(out.data);
     } catch (err) {
       callback({ err: this.unencodable(err), isDisposed: true });
       return noop;
@@ -186,8 +234,9 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     let payload: Uint8Array;
     let ext: Uint8Array | null;
     try {
-      payload = encodePayload(out.data);
       ext = encodeExt(out.options?.headers, out.metadata);
+      // Transient: correlate() encodes the EVENT at once.
+      payload = encodePayloadTransient(out.data);
     } catch (err) {
       return Promise.reject(this.unencodable(err));
     }

@@ -114,6 +114,11 @@ export class RelayConnection {
     return this.socket;
   }
 
+  /** A session is established: `send()` would write now. */
+  get isConnected(): boolean {
+    return this.state === 'connected';
+  }
+
   /**
    * Resolves once a session is established. Starts connecting when idle.
    * Rejects with RELAY_UNAVAILABLE after `connectTimeoutMs`, or at once on a
@@ -363,7 +368,7 @@ export class RelayConnection {
     this.attempt = 0;
     this.lastError = undefined;
     this.alive = true;
-    this.startHeartbeat(socket);
+    this.startHeartbeat(socket, Math.min(this.config.heartbeatIntervalMs, frame.heartbeatIntervalMs));
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.resolve();
@@ -373,17 +378,22 @@ export class RelayConnection {
     this.listener.onOpen(frame);
   }
 
-  private startHeartbeat(socket: WebSocket): void {
+  /**
+   * Pings every interval (the shorter of ours and the relay's, so the relay,
+   * hearing from us, need not ping us), and takes the relay for dead after an
+   * interval in which nothing at all came from it.
+   */
+  private startHeartbeat(socket: WebSocket, intervalMs: number): void {
     clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => {
       if (!this.alive) {
-        this.lastError = new Error(`relay silent for ${this.config.heartbeatIntervalMs} ms`);
+        this.lastError = new Error(`relay silent for ${intervalMs} ms`);
         socket.terminate();
         return;
       }
       this.alive = false;
       socket.ping();
-    }, this.config.heartbeatIntervalMs);
+    }, intervalMs);
   }
 
   private onSocketClose(socket: WebSocket, code: number, reason: string): void {

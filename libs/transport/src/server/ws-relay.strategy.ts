@@ -1,6 +1,7 @@
 import {
   type CustomTransportStrategy,
   type IncomingRequest,
+  type MessageHandler,
   Server,
   type WritePacket,
 } from '@nestjs/microservices';
@@ -8,6 +9,7 @@ import {
   compileSubject,
   decodePayload,
   encodePayload,
+  encodePayloadTransient,
   type EventFrame,
   type Frame,
   FrameType,
@@ -16,6 +18,7 @@ import {
   subscriptionProblem,
   type SubjectMatcher,
 } from '@wsrelay/protocol';
+import { IdentitySerializer } from '@nestjs/microservices/serializers/identity.serializer.js';
 import { finalize, type Subscription } from 'rxjs';
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
@@ -49,6 +52,8 @@ export class WsRelayStrategy
   private readonly inFlight = new Map<number, InFlight>();
   private eventMatchers: Array<[pattern: string, match: SubjectMatcher]> = [];
   private readonly subjectCache = new Map<string, string[]>();
+  /** Nest's pass-through serializer is in use: responses need no serializing copy. */
+  private readonly identitySerializer: boolean;
 
   constructor(protected readonly options: WsRelayStrategyOptions) {
     super();
@@ -67,6 +72,17 @@ export class WsRelayStrategy
     this.connection.events.on('error', () => undefined);
     this.initializeSerializer(options);
     this.initializeDeserializer(options);
+    this.identitySerializer = this.serializer instanceof IdentitySerializer;
+  }
+
+  /**
+   * Callers and the relay carry normalized patterns, which are the handler
+   * map's keys: look them up directly. Nest's lookup first runs JSON.parse on
+   * every pattern (a plain string throws), which cost a tenth of the
+   * provider's CPU per request and per event; it stays as the fallback.
+   */
+  override getHandlerByPattern(pattern: string): MessageHandler | null {
+    return this.messageHandlers.get(pattern) ?? super.getHandlerByPattern(pattern);
   }
 
   /** This provider's node id as the relay sees it. */
@@ -153,10 +169,7 @@ export class WsRelayStrategy
       if (entry.cancelled) return;
       this.respond(id, packet);
     };
-    // Callers send normalized patterns, which are the handler map's keys; Nest's
-    // getHandlerByPattern() first tries JSON.parse on every pattern, and the
-    // throw for a plain string cost a tenth of the provider's CPU in W2.
-    const handler = this.messageHandlers.get(pattern) ?? this.getHandlerByPattern(pattern);
+    const handler = this.getHandlerByPattern(pattern);
     if (!handler) {
       respond({ err: NO_MESSAGE_HANDLER, status: 'error', isDisposed: true });
       return;
@@ -174,12 +187,14 @@ export class WsRelayStrategy
         frame.claims,
         ext.metadata,
       ]);
-      packet = (await this.deserializer.deserialize({
+      const incoming = this.deserializer.deserialize({
         id: String(id),
         pattern,
         data: decodePayload(frame.payload),
         metadata: ext.metadata,
-      })) as IncomingRequest;
+      });
+      // Nest's own deserializer answers synchronously: no await (and microtask) for it.
+      packet = (incoming instanceof Promise ? await incoming : incoming) as IncomingRequest;
     } catch (err) {
       this.logger.warn(`Refused request ${id} for "${pattern}": ${(err as Error).message}`);
       respond({ err: { status: 'error', message: BAD_REQUEST_MESSAGE }, isDisposed: true });
@@ -205,13 +220,14 @@ export class WsRelayStrategy
   }
 
   private respond(id: number, packet: WritePacket): void {
-    const out = this.serializer.serialize({ ...packet, id: String(id) }) as WritePacket;
+    const out = this.identitySerializer ? packet : (this.serializer.serialize({ ...packet, id: String(id) }) as WritePacket);
     const isError = out.err !== undefined && out.err !== null;
     if (isError || out.isDisposed) this.inFlight.delete(id);
     let payload: Uint8Array | null = null;
     try {
-      if (isError) payload = encodePayload(out.err);
-      else if (out.response !== undefined) payload = encodePayload(out.response);
+      // Transient: the RESPONSE is encoded right below.
+      if (isError) payload = encodePayloadTransient(out.err);
+      else if (out.response !== undefined) payload = encodePayloadTransient(out.response);
     } catch (err) {
       this.logger.error(`Response to request ${id} cannot be encoded as MessagePack: ${(err as Error).message}`);
       payload = encodePayload({ status: 'error', message: 'Internal server error' });

@@ -1,0 +1,163 @@
+/**
+ * The relay's hot path: once the gateway's guards have let a REQUEST, EVENT,
+ * RESPONSE or CANCEL of some kind and pattern through on a connection, the
+ * next ones are routed without Nest's per-message pipeline. These pin that the
+ * shortcut never outlives the guards' verdict (a token refresh that narrows
+ * the permissions is obeyed at once) and never grants what they refused; and
+ * the heartbeat that pings only silent nodes, yet still finds a frozen one
+ * within two intervals.
+ */
+import { encodePayload, type Frame, FrameType, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
+import { RelayRouter } from '@wsrelay/relay';
+import WebSocket from 'ws';
+import { type RunningRelay, startRelay } from './support/harness.js';
+import { RawNode } from './support/raw-node.js';
+import { AUDIENCE, CLIENT, ISSUER, mint, SECRET, SERVER } from './support/tokens.js';
+
+const hs = { secret: SECRET, issuer: ISSUER, audience: AUDIENCE };
+const bearer = async (claims: Record<string, unknown>, sub = 'hot') => ({
+  headers: { authorization: `Bearer ${await mint({ sub, claims })}` },
+});
+
+function request(id: number, pattern: string): Frame {
+  return { type: FrameType.Request, id, pattern, payload: encodePayload(id), timeoutMs: 5000, peer: null, ext: null, claims: null };
+}
+
+function event(id: number, pattern: string): Frame {
+  return { type: FrameType.Event, id, pattern, payload: encodePayload(id), peer: null, ext: null, claims: null };
+}
+
+describe('hot path', () => {
+  let relay: RunningRelay;
+  let provider: RawNode;
+  let subscriber: RawNode;
+
+  beforeAll(async () => {
+    relay = await startRelay({ auth: hs });
+    provider = await RawNode.hello(relay.url, 'hot-provider', { ...(await bearer(SERVER, 'provider')), patterns: ['a', 'b'] });
+    subscriber = await RawNode.hello(relay.url, 'hot-subscriber', { ...(await bearer(SERVER, 'subscriber')), events: ['e.>'] });
+  });
+
+  afterAll(async () => {
+    provider.close();
+    subscriber.close();
+    await relay.close();
+  });
+
+  /** The provider answers the next request it gets with `value`; resolves with the relay's id for it. */
+  async function answerNext(value: unknown): Promise<number> {
+    const req = (await provider.next(f => f.type === FrameType.Request)) as { id: number };
+    provider.send({ type: FrameType.Response, id: req.id, flags: ResponseFlag.DONE, payload: encodePayload(value) });
+    return req.id;
+  }
+
+  it('obeys a token refresh that narrows permissions at once, for calls and emits already routed on the hot path', async () => {
+    const caller = await RawNode.hello(relay.url, 'narrowed', await bearer({ ...CLIENT, perms: { call: ['a', 'b'], publish: ['e.>'] } }, 'narrowed'));
+    // Three of each, so the later ones take the hot path.
+    for (let id = 1; id <= 3; id++) {
+      caller.send(request(id, 'a'));
+      await answerNext(id);
+      expect(await caller.next(f => f.type === FrameType.Response)).toMatchObject({ id });
+      caller.send(event(100 + id, 'e.x'));
+      expect(await caller.next(f => f.type === FrameType.Ack)).toEqual({ type: FrameType.Ack, id: 100 + id, recipients: 1 });
+    }
+    const narrower = await mint({ sub: 'narrowed', claims: { ...CLIENT, perms: { call: ['b'], publish: [] } } });
+    caller.send({ type: FrameType.Auth, token: new TextEncoder().encode(narrower) });
+    await caller.next(f => f.type === FrameType.Authorized);
+
+    caller.send(request(4, 'a'));
+    expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 4, code: RelayErrorCode.FORBIDDEN });
+    caller.send(event(104, 'e.x'));
+    expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 104, code: RelayErrorCode.FORBIDDEN });
+    caller.send(request(5, 'b'));
+    await answerNext('b');
+    expect(await caller.next(f => f.type === FrameType.Response)).toMatchObject({ id: 5 });
+    expect(provider.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
+    caller.close();
+  });
+
+  it('keeps refusing what the guards refused, however often it is sent', async () => {
+    const passive = await RawNode.hello(relay.url, 'passive', await bearer({ ...CLIENT, perms: { call: ['a'] } }, 'passive'));
+    for (let id = 1; id <= 3; id++) {
+      passive.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload('forged') });
+      expect(await passive.next(f => f.type === FrameType.Error)).toMatchObject({ code: RelayErrorCode.FORBIDDEN });
+      passive.send(request(10 + id, 'b'));
+      expect(await passive.next(f => f.type === FrameType.Error)).toMatchObject({ id: 10 + id, code: RelayErrorCode.FORBIDDEN });
+    }
+    expect(provider.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
+    passive.close();
+  });
+
+  it('answers hot-path failures with the same typed errors as the gateway path', async () => {
+    const caller = await RawNode.hello(relay.url, 'dup', await bearer({ ...CLIENT, perms: { call: ['a', 'nobody'] } }, 'dup'));
+    caller.send(request(1, 'a'));
+    const rid = await answerNext(1);
+    await caller.next(f => f.type === FrameType.Response);
+    // Now on the hot path: a pattern nobody serves, and a duplicate id.
+    caller.send(request(2, 'nobody'));
+    caller.send(request(2, 'nobody'));
+    expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 2, code: RelayErrorCode.MICROSERVICE_OFFLINE });
+    expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 2, code: RelayErrorCode.MICROSERVICE_OFFLINE });
+    caller.send(request(3, 'a'));
+    caller.send(request(3, 'a'));
+    expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 3, code: RelayErrorCode.BAD_FRAME });
+    await answerNext(3);
+    expect(await caller.next(f => f.type === FrameType.Response)).toMatchObject({ id: 3 });
+    // A late answer to a settled request is dropped and counted.
+    const router = relay.app.get(RelayRouter);
+    const dropped = router.droppedFrames;
+    provider.send({ type: FrameType.Response, id: rid, flags: ResponseFlag.DONE, payload: encodePayload('late') });
+    provider.send({ type: FrameType.Ping });
+    await provider.next(f => f.type === FrameType.Pong);
+    expect(router.droppedFrames).toBe(dropped + 1);
+    caller.close();
+  });
+});
+
+describe('heartbeat', () => {
+  const INTERVAL = 300;
+  let relay: RunningRelay;
+
+  beforeAll(async () => {
+    relay = await startRelay({ heartbeatIntervalMs: INTERVAL });
+  });
+
+  afterAll(async () => {
+    await relay.close();
+  });
+
+  it('does not ping a node that pings every interval, and keeps it', async () => {
+    const node = await RawNode.hello(relay.url, 'pinger');
+    let relayPings = 0;
+    node.socket.on('ping', () => relayPings++);
+    const timer = setInterval(() => node.socket.ping(), INTERVAL * 0.9);
+    let pongs = 0;
+    node.socket.on('pong', () => pongs++);
+    await new Promise<void>(resolve => node.socket.on('pong', () => pongs >= 8 && resolve()));
+    clearInterval(timer);
+    expect(relayPings).toBe(0);
+    expect(node.closeCode).toBeUndefined();
+    node.close();
+  });
+
+  it('pings a node that stays silent, which stays as long as it answers', async () => {
+    const node = await RawNode.hello(relay.url, 'silent');
+    let relayPings = 0;
+    await new Promise<void>(resolve => node.socket.on('ping', () => ++relayPings >= 3 && resolve()));
+    expect(node.closeCode).toBeUndefined();
+    node.close();
+  });
+
+  it('drops a node that answers nothing within two intervals of its last frame', async () => {
+    const frozen = new WebSocket(relay.url, { autoPong: false });
+    const node = await new Promise<RawNode>(resolve => frozen.once('open', () => resolve(RawNode.wrap(frozen))));
+    node.send({ type: FrameType.Hello, versions: [1], nodeId: 'frozen', service: null, patterns: [], events: [], queue: null });
+    await node.next(f => f.type === FrameType.Welcome);
+    const lastFrameAt = Date.now();
+    await node.closed(10 * INTERVAL);
+    const silentFor = Date.now() - lastFrameAt;
+    expect(silentFor).toBeGreaterThanOrEqual(INTERVAL);
+    // Two intervals, plus room for timers on a busy machine.
+    expect(silentFor).toBeLessThan(2 * INTERVAL + INTERVAL / 3);
+  });
+});
