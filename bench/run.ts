@@ -18,7 +18,7 @@
  * again after the rounds, up to that many attempts in all (see lib/cells.ts
  * `disturbance`),
  * BENCH_TS_LOADER=1 (run the processes through the TypeScript loader instead
- * of compiling them first, see lib/compile.ts).
+ * of compiling them first, see scripts/compile.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,7 +27,7 @@ import os from 'node:os';
 import { type CellSettings, disturbance, runCell } from './lib/cells.js';
 import { chart } from './lib/chart.js';
 import { liveChildren, runCompiled } from './lib/child.js';
-import { compileForBench } from './lib/compile.js';
+import { compileProject } from '../scripts/compile.js';
 import { type Peer, startPeer } from './lib/peers.js';
 import { markdown } from './lib/report.js';
 import { median, type PeerSummary, type Raw, summarize, targets } from './lib/summary.js';
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_TS_LOADER === '1') {
     log('bench: processes run through the TypeScript loader (BENCH_TS_LOADER=1); their RSS includes it');
   } else {
-    runCompiled(await compileForBench());
+    runCompiled(await compileProject('node_modules/.cache/wsrelay-bench'));
   }
   log(`bench: run ${prefix} — ${peerIds.join(', ')}; ${[...throughput.map(w => w.id), ...workloadIds.filter(id => id === 'W6' || id === 'W7')].join(', ')}`);
 

@@ -77,3 +77,21 @@ describe('relayConfigFromEnv security settings', () => {
     expect(relayConfigFromEnv({}, read).relay.auth).toBeUndefined();
   });
 });
+
+describe('relayConfigFromEnv cluster settings', () => {
+  it('joins a cluster over RELAY_REDIS_URL with its heartbeat settings', () => {
+    const c = relayConfigFromEnv({
+      RELAY_REDIS_URL: 'redis://10.0.0.5:6380',
+      RELAY_CLUSTER_PREFIX: 'prod',
+      RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS: '250',
+      RELAY_CLUSTER_TIMEOUT_MS: '1000',
+    });
+    expect(c.relay.cluster).toEqual({ redis: 'redis://10.0.0.5:6380', channelPrefix: 'prod', heartbeatIntervalMs: 250, timeoutMs: 1000 });
+    expect(relayConfigFromEnv({}).relay.cluster).toBeUndefined();
+  });
+
+  it('refuses cluster settings without a Redis to share', () => {
+    expect(() => relayConfigFromEnv({ RELAY_CLUSTER_TIMEOUT_MS: '1000' })).toThrow(/RELAY_REDIS_URL/);
+    expect(() => relayConfigFromEnv({ RELAY_REDIS_URL: 'redis://x', RELAY_CLUSTER_TIMEOUT_MS: 'soon' })).toThrow(/RELAY_CLUSTER_TIMEOUT_MS/);
+  });
+});

@@ -64,7 +64,9 @@ function authFromEnv(env: NodeJS.ProcessEnv, read: (path: string) => Buffer): Re
  * RELAY_JWT_SECRET | RELAY_JWT_PUBLIC_KEY_FILE | RELAY_JWKS, RELAY_JWT_ISSUER,
  * RELAY_JWT_AUDIENCE, RELAY_ALLOWED_ORIGINS (comma-separated),
  * RELAY_MAX_CONNECTIONS, RELAY_RATE_LIMIT (frames/s per connection),
- * RELAY_MAX_IN_FLIGHT, RELAY_TLS_KEY_FILE + RELAY_TLS_CERT_FILE.
+ * RELAY_MAX_IN_FLIGHT, RELAY_TLS_KEY_FILE + RELAY_TLS_CERT_FILE,
+ * RELAY_REDIS_URL (join a cluster of relays over that Redis),
+ * RELAY_CLUSTER_PREFIX, RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS, RELAY_CLUSTER_TIMEOUT_MS.
  */
 export function relayConfigFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -98,5 +100,19 @@ export function relayConfigFromEnv(
   const inFlight = int(env, 'RELAY_MAX_IN_FLIGHT', 1);
   if (inFlight !== undefined) config.relay.maxInFlightPerConnection = inFlight;
   if (key !== undefined && cert !== undefined) config.tls = { key, cert };
+  const redis = env.RELAY_REDIS_URL || undefined;
+  const heartbeat = int(env, 'RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS', 10);
+  const timeout = int(env, 'RELAY_CLUSTER_TIMEOUT_MS', 1);
+  if (redis === undefined && (heartbeat !== undefined || timeout !== undefined || env.RELAY_CLUSTER_PREFIX)) {
+    throw new TypeError('RELAY_CLUSTER_* settings need RELAY_REDIS_URL (the Redis the relays share)');
+  }
+  if (redis !== undefined) {
+    config.relay.cluster = {
+      redis,
+      channelPrefix: env.RELAY_CLUSTER_PREFIX || undefined,
+      heartbeatIntervalMs: heartbeat,
+      timeoutMs: timeout,
+    };
+  }
   return config;
 }

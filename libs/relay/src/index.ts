@@ -1,6 +1,11 @@
 export { type PermissionAction, Permissions } from './auth/permissions.js';
 export { type ConnectionIdentity, OPEN_IDENTITY, RelayAuthService, TokenRefusal } from './auth/relay-auth.service.js';
 export { selectProtocol, TOKEN_PROTOCOL_PREFIX, tokenOf } from './auth/token.js';
+export type { Backplane, BackplaneListener } from './cluster/backplane.js';
+export { CLUSTER_PROTOCOL_VERSION } from './cluster/cluster-protocol.js';
+export { InMemoryBackplane, InMemoryHub } from './cluster/in-memory.backplane.js';
+export { RedisBackplane, type RedisBackplaneOptions } from './cluster/redis.backplane.js';
+export { type ClusterStatus, RelayCluster } from './cluster/relay-cluster.js';
 export { RelayExceptionFilter } from './filters/relay-exception.filter.js';
 export { EstablishedSessionGuard } from './guards/established-session.guard.js';
 export { PermissionGuard, RequirePermission, type RequiredPermission } from './guards/permission.guard.js';
@@ -9,12 +14,13 @@ export { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
 export type {
   RelayAuthOptions,
   RelayClaims,
+  RelayClusterOptions,
   RelayModuleOptions,
   RelayPermissions,
   RelayRateLimit,
   ResolvedRelayOptions,
 } from './interfaces/relay-options.interface.js';
-export { createRelayApp, type RelayAppOptions } from './relay.bootstrap.js';
+export { createRelayApp, DEFAULT_STATUS_PATH, type RelayAppOptions } from './relay.bootstrap.js';
 export {
   ALL_PERMISSIONS,
   CONNECTION_IDENTITY,
@@ -33,4 +39,4 @@ export {
 export { RelayGateway } from './relay.gateway.js';
 export { RelayModule } from './relay.module.js';
 export { RelayWsAdapter } from './relay-ws.adapter.js';
-export { RelayRouter } from './routing/relay-router.js';
+export { RelayRouter, type RelayStatus } from './routing/relay-router.js';

@@ -3,10 +3,21 @@ import { NestFactory } from '@nestjs/core';
 import type { RelayModuleOptions } from './interfaces/relay-options.interface.js';
 import { RelayModule } from './relay.module.js';
 import { RelayWsAdapter } from './relay-ws.adapter.js';
+import { RelayRouter } from './routing/relay-router.js';
+import type { ServerResponse } from 'node:http';
+
+export const DEFAULT_STATUS_PATH = '/status';
 
 /** Options of the relay's Nest app itself (not of the routing). */
 export interface RelayAppOptions {
   logger?: LoggerService | LogLevel[] | false;
+  /**
+   * HTTP path of the status endpoint (JSON: connection counts, cluster
+   * membership and health; no node ids); `false` for none. It answers 503
+   * while the relay is cut off from a configured cluster, for load balancers.
+   * @default '/status'
+   */
+  statusPath?: string | false;
   /** Serve `wss://` with this PEM key and certificate (and optional CA chain). */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer | Array<string | Buffer> };
 }
@@ -25,5 +36,17 @@ export async function createRelayApp(
     httpsOptions: appOptions.tls,
   });
   app.useWebSocketAdapter(new RelayWsAdapter(app));
+  const statusPath = appOptions.statusPath ?? DEFAULT_STATUS_PATH;
+  if (statusPath !== false) {
+    const router = app.get(RelayRouter);
+    const clustered = options.cluster?.redis !== undefined || options.cluster?.backplane !== undefined;
+    app.getHttpAdapter().get(statusPath, (_req: unknown, res: ServerResponse) => {
+      const status = router.status();
+      res.statusCode = clustered && !status.cluster.healthy ? 503 : 200;
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('cache-control', 'no-store');
+      res.end(JSON.stringify(status));
+    });
+  }
   return app;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { subscriptionProblem } from '@wsrelay/protocol';
 import type {
   RelayAuthOptions,
+  RelayClusterOptions,
   RelayModuleOptions,
   RelayPermissions,
   ResolvedRelayOptions,
@@ -16,6 +17,8 @@ export const DEFAULT_MAX_CONNECTIONS = 50_000;
 export const DEFAULT_RATE_LIMIT = { perSecond: 100_000, burst: 100_000 } as const;
 export const DEFAULT_MAX_IN_FLIGHT = 10_000;
 export const DEFAULT_NODE_ID_RESERVATION_MS = 60_000;
+export const DEFAULT_CLUSTER_HEARTBEAT_INTERVAL_MS = 1000;
+export const DEFAULT_CLUSTER_TIMEOUT_MS = 3000;
 export const ALL_PERMISSIONS: Readonly<RelayPermissions> = Object.freeze({ call: ['>'], serve: ['>'], publish: ['>'], subscribe: ['>'] });
 
 /** Injection token of the resolved relay options. */
@@ -47,6 +50,7 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
     positiveInt('rateLimit.burst', o.rateLimit.burst);
   }
   if (o.auth) checkAuth(o.auth);
+  const cluster = resolveCluster(o.cluster);
   if (o.isServerConnection !== undefined && typeof o.isServerConnection !== 'function') {
     throw new TypeError('RelayModule: isServerConnection must be a function (claims, request) => boolean');
   }
@@ -82,7 +86,27 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
     allowedOrigins: o.allowedOrigins,
     perMessageDeflate: o.perMessageDeflate ?? false,
     nodeIdReservationMs: o.nodeIdReservationMs ?? DEFAULT_NODE_ID_RESERVATION_MS,
+    cluster,
   };
+}
+
+function resolveCluster(c: RelayClusterOptions = {}): ResolvedRelayOptions['cluster'] {
+  if (c.redis !== undefined && c.backplane !== undefined) {
+    throw new TypeError('RelayModule: cluster.redis and cluster.backplane cannot be used together; give one');
+  }
+  if (c.redis !== undefined && (typeof c.redis !== 'string' ? typeof c.redis !== 'object' || c.redis === null : !/^rediss?:\/\//.test(c.redis))) {
+    throw new TypeError(`RelayModule: cluster.redis must be a redis:// or rediss:// URL or ioredis options, got ${JSON.stringify(c.redis)}`);
+  }
+  positiveInt('cluster.heartbeatIntervalMs', c.heartbeatIntervalMs, 10);
+  positiveInt('cluster.timeoutMs', c.timeoutMs, 1);
+  const heartbeatIntervalMs = c.heartbeatIntervalMs ?? DEFAULT_CLUSTER_HEARTBEAT_INTERVAL_MS;
+  const timeoutMs = c.timeoutMs ?? Math.max(DEFAULT_CLUSTER_TIMEOUT_MS, 3 * heartbeatIntervalMs);
+  if (timeoutMs <= heartbeatIntervalMs) {
+    throw new TypeError(
+      `RelayModule: cluster.timeoutMs (${timeoutMs}) must be longer than cluster.heartbeatIntervalMs (${heartbeatIntervalMs})`,
+    );
+  }
+  return { ...c, heartbeatIntervalMs, timeoutMs };
 }
 
 function checkAuth(a: RelayAuthOptions): void {

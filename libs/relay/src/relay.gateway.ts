@@ -67,7 +67,7 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
       this.logger.error(MISSING_ADAPTER);
       return;
     }
-    this.router.startHeartbeat();
+    this.router.start();
     if (!this.auth.enabled) {
       this.logger.warn('Authentication is off: any client that can reach this relay can join routing. Set the auth option before exposing it.');
     }

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { RelayExceptionFilter } from './filters/relay-exception.filter.js';
 import { RelayAuthService } from './auth/relay-auth.service.js';
+import { RelayCluster } from './cluster/relay-cluster.js';
 import { EstablishedSessionGuard } from './guards/established-session.guard.js';
 import { PermissionGuard } from './guards/permission.guard.js';
 import { ServerConnectionGuard } from './guards/server-connection.guard.js';
@@ -23,6 +24,7 @@ import { RelayRouter } from './routing/relay-router.js';
       inject: [RELAY_MODULE_OPTIONS],
     },
     RelayAuthService,
+    RelayCluster,
     RelayRouter,
     RelayGateway,
     EstablishedSessionGuard,
@@ -31,6 +33,6 @@ import { RelayRouter } from './routing/relay-router.js';
     EventAckInterceptor,
     RelayExceptionFilter,
   ],
-  exports: [RelayRouter, RelayAuthService, RELAY_OPTIONS],
+  exports: [RelayRouter, RelayAuthService, RelayCluster, RELAY_OPTIONS],
 })
 export class RelayModule extends ConfigurableRelayModule {}

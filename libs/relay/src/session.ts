@@ -2,19 +2,24 @@ import { corkForTick } from '@wsrelay/transport';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { ConnectionIdentity } from './auth/relay-auth.service.js';
+import type { RemoteNode, RemoteRelay } from './cluster/remote.js';
 import type { Frame } from '@wsrelay/protocol';
 import { GuardMemo } from './guards/guard-memo.js';
 import type { RefusedFrame } from './relay-ws.adapter.js';
 import type { World } from './routing/world.js';
 
-/** A request routed through the relay, from its caller to its provider. */
+/**
+ * A request routed through the relay, from its caller to its provider. Either
+ * end may be on another relay: a caller there is its `RemoteRelay` (which
+ * forwarded it), a provider there is a `RemoteNode`.
+ */
 export interface PendingRequest {
-  /** The relay's id for the delivery to the provider. */
+  /** This relay's id for the delivery to the provider (the forward id when the provider is remote). */
   readonly rid: number;
-  /** The id the caller chose. */
+  /** The id the caller chose (the caller's relay's forward id when the caller is remote). */
   readonly callerRequestId: number;
-  readonly caller: Session;
-  readonly provider: Session;
+  readonly caller: Session | RemoteRelay;
+  readonly provider: Session | RemoteNode;
   readonly pattern: string;
   readonly timeoutMs: number;
   timer: NodeJS.Timeout | undefined;
@@ -36,6 +41,8 @@ export class Session {
   readonly sessionId = randomUUID();
   /** Set by HELLO; until then the session is not established. */
   nodeId: string | undefined;
+  /** When HELLO was accepted: the older claim to a node id wins across the cluster. */
+  since = 0;
   service: string | null = null;
   patterns: string[] = [];
   /** `patterns` as a set, for targeted requests. */

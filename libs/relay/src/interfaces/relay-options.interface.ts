@@ -1,4 +1,6 @@
+import type { RedisOptions } from 'ioredis';
 import type { IncomingMessage } from 'node:http';
+import type { Backplane } from '../cluster/backplane.js';
 
 /** Verified JWT claims of a connection (null when auth is off). */
 export type RelayClaims = Record<string, unknown>;
@@ -46,6 +48,28 @@ export interface RelayRateLimit {
   perSecond: number;
   /** Frames it may send in a burst. @default perSecond */
   burst?: number;
+}
+
+/**
+ * Several relays behaving as one. Without `redis` or `backplane` the relay
+ * is a cluster of one (in memory, nothing to install).
+ */
+export interface RelayClusterOptions {
+  /** Redis the relays coordinate through: a `redis://` URL or ioredis options. */
+  redis?: string | RedisOptions;
+  /** Prefix of the Redis channels, so several clusters can share one Redis. @default 'wsrelay' */
+  channelPrefix?: string;
+  /** A backplane of your own instead of Redis (e.g. `new InMemoryBackplane(hub)` for relays in one process). */
+  backplane?: Backplane;
+  /** Interval of the relays' heartbeat on the backplane, in ms. @default 1000 */
+  heartbeatIntervalMs?: number;
+  /**
+   * A relay not heard from for this long is gone, with its nodes (requests in
+   * flight to them fail with PROVIDER_DISCONNECTED); the same bound applies to
+   * this relay's own heartbeat, past which it routes among its own connections only.
+   * @default 3000
+   */
+  timeoutMs?: number;
 }
 
 /** Options of `RelayModule.forRoot()`. */
@@ -125,6 +149,8 @@ export interface RelayModuleOptions {
   perMessageDeflate?: boolean;
   /** How long a node id stays bound to its token subject after its connection drops, in ms. @default 60000 */
   nodeIdReservationMs?: number;
+  /** Run as one relay of a cluster (over Redis). @default a cluster of one */
+  cluster?: RelayClusterOptions;
 }
 
 /** Options after defaults are applied (what the relay's parts inject). */
@@ -146,4 +172,5 @@ export interface ResolvedRelayOptions {
   allowedOrigins: string[] | undefined;
   perMessageDeflate: boolean;
   nodeIdReservationMs: number;
+  cluster: Omit<RelayClusterOptions, 'heartbeatIntervalMs' | 'timeoutMs'> & { heartbeatIntervalMs: number; timeoutMs: number };
 }

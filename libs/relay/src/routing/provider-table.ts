@@ -1,11 +1,11 @@
-import type { Session } from '../session.js';
+import type { Routable } from './world.js';
 
 /** Providers of one RPC pattern, taken in turn. */
 class ProviderRing {
-  readonly sessions: Session[] = [];
+  readonly sessions: Routable[] = [];
   private next = 0;
 
-  pick(): Session | undefined {
+  pick(): Routable | undefined {
     const n = this.sessions.length;
     if (n === 0) return undefined;
     if (this.next >= n) this.next = 0;
@@ -17,7 +17,7 @@ class ProviderRing {
 export class ProviderTable {
   private readonly rings = new Map<string, ProviderRing>();
 
-  add(session: Session): void {
+  add(session: Routable): void {
     for (const pattern of session.patterns) {
       let ring = this.rings.get(pattern);
       if (ring === undefined) this.rings.set(pattern, (ring = new ProviderRing()));
@@ -25,7 +25,7 @@ export class ProviderTable {
     }
   }
 
-  remove(session: Session): void {
+  remove(session: Routable): void {
     for (const pattern of session.patterns) {
       const ring = this.rings.get(pattern);
       if (ring === undefined) continue;
@@ -35,7 +35,7 @@ export class ProviderTable {
     }
   }
 
-  pick(pattern: string): Session | undefined {
+  pick(pattern: string): Routable | undefined {
     return this.rings.get(pattern)?.pick();
   }
 

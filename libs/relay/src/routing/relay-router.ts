@@ -22,18 +22,36 @@ import {
 } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
 import { type ConnectionIdentity, RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
+import type { ClusterMessage, ClusterMessageType, ClusterNode } from '../cluster/cluster-protocol.js';
+import { ClusterMessageType as Cmt } from '../cluster/cluster-protocol.js';
+import { claimBeats, type ClusterListener, type ClusterStatus, RelayCluster } from '../cluster/relay-cluster.js';
+import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import { attachSession, type PendingRequest, type PendingWait, Session, sessionOf } from '../session.js';
-import { World } from './world.js';
+import { type Routable, World } from './world.js';
+
+type Msg<T extends ClusterMessageType> = Extract<ClusterMessage, { type: T }>;
 
 const MAX_RID = 0xffff_ffff;
 /** Longest delay setTimeout takes (about 24.8 days). */
 const MAX_TIMER_MS = 0x7fff_ffff;
+/** How long past a forwarded request's deadline its provider's relay waits for the caller's relay to end it. */
+const FORWARDED_DEADLINE_GRACE_MS = 2000;
 /** An error reply is skipped while the socket already has this much unsent (a flooder that does not read). */
 const ERROR_REPLY_BUDGET = 1024 * 1024;
 /** Longest ERROR message the relay sends, in UTF-8 bytes (well under every node's header string bound). */
 const MAX_ERROR_MESSAGE_BYTES = 1024;
+
+/** A relay's health at a glance (`GET /status` of `createRelayApp`). */
+export interface RelayStatus {
+  relayId: string;
+  /** Open WebSocket connections. */
+  connections: number;
+  /** Connections that completed HELLO. */
+  nodes: number;
+  cluster: ClusterStatus;
+}
 
 /** Who holds (or recently held) a node id, for binding node ids to token subjects. */
 interface NodeReservation {
@@ -48,7 +66,7 @@ interface NodeReservation {
  * decoded and validated; payloads are forwarded as the bytes that came in.
  */
 @Injectable()
-export class RelayRouter implements OnModuleDestroy {
+export class RelayRouter implements OnModuleDestroy, ClusterListener {
   private readonly logger = new Logger(RelayRouter.name);
   private readonly codec: FrameCodec;
   private readonly sessions = new Set<Session>();
@@ -62,6 +80,7 @@ export class RelayRouter implements OnModuleDestroy {
   constructor(
     @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
     private readonly auth: RelayAuthService,
+    private readonly cluster: RelayCluster,
   ) {
     this.codec = new FrameCodec({ maxBinBytes: options.maxPayloadBytes * 2 });
   }
@@ -70,15 +89,29 @@ export class RelayRouter implements OnModuleDestroy {
     return this.sessions.size;
   }
 
-  startHeartbeat(): void {
+  /** Starts the heartbeat and joins the cluster (called once the gateway is up). */
+  start(): void {
+    this.startHeartbeat();
+    this.cluster.start(this).catch(err => this.logger.error(`The cluster backplane failed to start: ${(err as Error).message}`));
+  }
+
+  private startHeartbeat(): void {
     clearInterval(this.heartbeat);
     // Twice per interval, so that a silent node is found within two intervals (see beat()).
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatIntervalMs / 2);
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     clearInterval(this.heartbeat);
+    await this.cluster.stop();
     for (const session of this.sessions) this.forget(session, false);
+  }
+
+  /** What the relay's status endpoint reports: counts and cluster membership, no node ids. */
+  status(): RelayStatus {
+    let nodes = 0;
+    for (const session of this.sessions) if (session.established) nodes++;
+    return { relayId: this.options.relayId, connections: this.sessions.size, nodes, cluster: this.cluster.status() };
   }
 
   /** Open connections of one tenant ('' without tenants). */
@@ -88,8 +121,7 @@ export class RelayRouter implements OnModuleDestroy {
 
   /** A socket opened with the identity its upgrade established: it has `handshakeTimeoutMs` to say HELLO. */
   accept(socket: WebSocket, identity: ConnectionIdentity): Session {
-    let world = this.worlds.get(identity.tenant);
-    if (world === undefined) this.worlds.set(identity.tenant, (world = new World(identity.tenant)));
+    const world = this.world(identity.tenant);
     world.sessions++;
     const session = new Session(socket, identity, world);
     attachSession(socket, session);
@@ -144,9 +176,11 @@ export class RelayRouter implements OnModuleDestroy {
     session.patterns = [...session.serves];
     session.events = [...new Set(frame.events)];
     session.queue = frame.queue;
+    session.since = Date.now();
     world.nodes.set(frame.nodeId, session);
     world.providers.add(session);
     world.subscriptions.add(session);
+    this.cluster.nodeUp(clusterNode(session));
     if (session.identity.subject !== null) {
       this.reservations.set(reservationKey(world, frame.nodeId), { subject: session.identity.subject, until: Infinity });
     }
@@ -181,19 +215,23 @@ export class RelayRouter implements OnModuleDestroy {
       );
       return;
     }
+    if (provider instanceof RemoteNode) {
+      this.forward(caller, frame, provider);
+      return;
+    }
     const pending: PendingRequest = {
-      rid: this.nextRid(provider),
+      rid: this.nextRid((provider as Session).inbound),
       callerRequestId: frame.id,
       caller,
-      provider,
+      provider: provider as Session,
       pattern: frame.pattern,
       timeoutMs: frame.timeoutMs,
       timer: undefined,
     };
     caller.outbound.set(frame.id, pending);
-    provider.inbound.set(pending.rid, pending);
+    (provider as Session).inbound.set(pending.rid, pending);
     pending.timer = setTimeout(() => this.expire(pending), frame.timeoutMs);
-    provider.send(
+    (provider as Session).send(
       this.codec.encode({
         type: FrameType.Request,
         id: pending.rid,
@@ -207,6 +245,37 @@ export class RelayRouter implements OnModuleDestroy {
     );
   }
 
+  /** A request for a node on another relay: it goes there over the backplane; the deadline is kept here. */
+  private forward(caller: Session, frame: RequestFrame, provider: RemoteNode): void {
+    const relay = provider.relay;
+    const pending: PendingRequest = {
+      rid: this.nextRid(relay.outbound),
+      callerRequestId: frame.id,
+      caller,
+      provider,
+      pattern: frame.pattern,
+      timeoutMs: frame.timeoutMs,
+      timer: undefined,
+    };
+    caller.outbound.set(frame.id, pending);
+    relay.outbound.set(pending.rid, pending);
+    pending.timer = setTimeout(() => this.expire(pending), frame.timeoutMs);
+    const sent = this.cluster.send(relay, {
+      type: Cmt.Request,
+      from: this.cluster.instanceId,
+      fwdId: pending.rid,
+      tenant: caller.world.tenant,
+      nodeId: provider.nodeId,
+      pattern: frame.pattern,
+      payload: frame.payload,
+      timeoutMs: frame.timeoutMs,
+      callerNodeId: caller.nodeId ?? null,
+      ext: frame.ext,
+      claims: caller.claims,
+    });
+    if (!sent) this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(frame.pattern));
+  }
+
   response(provider: Session, frame: ResponseFrame): void {
     // Only the session a request was routed to can answer it.
     const pending = provider.inbound.get(frame.id);
@@ -215,21 +284,25 @@ export class RelayRouter implements OnModuleDestroy {
       return;
     }
     if (frame.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.settle(pending);
-    pending.caller.send(
-      this.codec.encode({
-        type: FrameType.Response,
-        id: pending.callerRequestId,
+    const caller = pending.caller;
+    if (caller instanceof Session) {
+      caller.send(this.codec.encode({ type: FrameType.Response, id: pending.callerRequestId, flags: frame.flags, payload: frame.payload }));
+    } else {
+      this.cluster.send(caller, {
+        type: Cmt.Response,
+        from: this.cluster.instanceId,
+        fwdId: pending.callerRequestId,
         flags: frame.flags,
         payload: frame.payload,
-      }),
-    );
+      });
+    }
   }
 
   cancel(caller: Session, frame: CancelFrame): void {
     const pending = caller.outbound.get(frame.id);
     if (pending !== undefined) {
       this.settle(pending);
-      pending.provider.send(this.codec.encode({ type: FrameType.Cancel, id: pending.rid }));
+      this.cancelAtProvider(pending);
       return;
     }
     const wait = caller.waits.get(frame.id);
@@ -240,9 +313,9 @@ export class RelayRouter implements OnModuleDestroy {
     this.droppedFrames++;
   }
 
-  /** Fans an event out; returns how many sessions it was delivered to. */
+  /** Fans an event out; returns how many nodes it was delivered to (on this relay and, through the backplane, on others). */
   publish(emitter: Session, frame: EventFrame): number {
-    let recipients: Session[];
+    let recipients: Routable[];
     const world = emitter.world;
     if (frame.peer === null) {
       recipients = world.subscriptions.recipients(frame.pattern);
@@ -251,21 +324,46 @@ export class RelayRouter implements OnModuleDestroy {
       recipients = target !== undefined && world.subscriptions.subscribes(target, frame.pattern) ? [target] : [];
     }
     if (recipients.length === 0) return 0;
-    // One encoding for every recipient.
-    const bytes = this.codec.encode({
-      type: FrameType.Event,
-      id: frame.id,
-      pattern: frame.pattern,
-      payload: frame.payload,
-      peer: emitter.nodeId ?? null,
-      ext: frame.ext,
-      claims: emitter.claims,
-    });
+    let bytes: Uint8Array | undefined;
+    let remote: Map<RemoteRelay, string[]> | undefined;
     let delivered = 0;
-    for (const session of recipients) {
-      if (session.isOpen) {
-        session.send(bytes);
-        delivered++;
+    for (const node of recipients) {
+      if (!node.isOpen) continue;
+      if (node instanceof RemoteNode) {
+        remote ??= new Map();
+        const targets = remote.get(node.relay);
+        if (targets === undefined) remote.set(node.relay, [node.nodeId]);
+        else targets.push(node.nodeId);
+        continue;
+      }
+      // One encoding for every local recipient.
+      bytes ??= this.codec.encode({
+        type: FrameType.Event,
+        id: frame.id,
+        pattern: frame.pattern,
+        payload: frame.payload,
+        peer: emitter.nodeId ?? null,
+        ext: frame.ext,
+        claims: emitter.claims,
+      });
+      (node as Session).send(bytes);
+      delivered++;
+    }
+    if (remote !== undefined) {
+      for (const [relay, targets] of remote) {
+        const sent = this.cluster.send(relay, {
+          type: Cmt.Event,
+          from: this.cluster.instanceId,
+          tenant: world.tenant,
+          id: frame.id,
+          pattern: frame.pattern,
+          payload: frame.payload,
+          emitterNodeId: emitter.nodeId ?? null,
+          ext: frame.ext,
+          claims: emitter.claims,
+          targets,
+        });
+        if (sent) delivered += targets.length;
       }
     }
     return delivered;
@@ -367,9 +465,9 @@ export class RelayRouter implements OnModuleDestroy {
     }
   }
 
-  private target(world: World, nodeId: string, pattern: string): Session | undefined {
-    const session = world.nodes.get(nodeId);
-    return session !== undefined && session.serves.has(pattern) ? session : undefined;
+  private target(world: World, nodeId: string, pattern: string): Routable | undefined {
+    const node = world.nodes.get(nodeId);
+    return node !== undefined && node.serves.has(pattern) ? node : undefined;
   }
 
   /** The subject a node id is bound to, if any (expired reservations are dropped). */
@@ -403,6 +501,7 @@ export class RelayRouter implements OnModuleDestroy {
     session.events = events;
     world.providers.add(session);
     world.subscriptions.add(session);
+    this.cluster.nodeUp(clusterNode(session));
   }
 
   /** TOKEN_EXPIRING `expiryWarningMs` before the token's `exp`, then the close (4401) at `exp`. */
@@ -436,21 +535,39 @@ export class RelayRouter implements OnModuleDestroy {
 
   private expire(pending: PendingRequest): void {
     pending.timer = undefined;
+    this.fail(pending, RelayErrorCode.TIMEOUT, RelayErrorMessages.timeout(pending.pattern, pending.timeoutMs));
+    this.cancelAtProvider(pending);
+  }
+
+  /** Settles a request and tells its caller why it failed. */
+  private fail(pending: PendingRequest, code: RelayErrorCode, message: string): void {
     this.settle(pending);
-    this.sendError(
-      pending.caller,
-      pending.callerRequestId,
-      RelayErrorCode.TIMEOUT,
-      RelayErrorMessages.timeout(pending.pattern, pending.timeoutMs),
-    );
-    pending.provider.send(this.codec.encode({ type: FrameType.Cancel, id: pending.rid }));
+    const caller = pending.caller;
+    if (caller instanceof Session) {
+      this.sendError(caller, pending.callerRequestId, code, message);
+    } else {
+      this.cluster.send(caller, { type: Cmt.Error, from: this.cluster.instanceId, fwdId: pending.callerRequestId, code, message });
+    }
+  }
+
+  /** Tells a request's provider (here or on its relay) to stop. */
+  private cancelAtProvider(pending: PendingRequest): void {
+    const provider = pending.provider;
+    if (provider instanceof Session) {
+      provider.send(this.codec.encode({ type: FrameType.Cancel, id: pending.rid }));
+    } else {
+      this.cluster.send(provider.relay, { type: Cmt.Cancel, from: this.cluster.instanceId, fwdId: pending.rid });
+    }
   }
 
   /** Removes a request from both ends' books. */
   private settle(pending: PendingRequest): void {
     clearTimeout(pending.timer);
-    pending.caller.outbound.delete(pending.callerRequestId);
-    pending.provider.inbound.delete(pending.rid);
+    const { caller, provider } = pending;
+    if (caller instanceof Session) caller.outbound.delete(pending.callerRequestId);
+    else caller.inbound.delete(pending.callerRequestId);
+    if (provider instanceof Session) provider.inbound.delete(pending.rid);
+    else provider.relay.outbound.delete(pending.rid);
   }
 
   private forget(session: Session, notify: boolean): void {
@@ -459,31 +576,192 @@ export class RelayRouter implements OnModuleDestroy {
     clearTimeout(session.expiryTimer);
     const world = session.world;
     if (session.established && world.nodes.get(session.nodeId as string) === session) {
-      world.nodes.delete(session.nodeId as string);
-      world.providers.remove(session);
-      world.subscriptions.remove(session);
+      this.unroute(world, session);
+      this.cluster.nodeDown(world.tenant, session.nodeId as string);
       const key = reservationKey(world, session.nodeId as string);
       const r = this.reservations.get(key);
       if (r !== undefined) r.until = Date.now() + this.options.nodeIdReservationMs;
+      // Another relay's node with the same id, kept out while this one held it.
+      const other = this.cluster.claimant(world.tenant, session.nodeId as string);
+      if (other !== undefined) this.remoteNodeUp(other);
     }
 
     for (const pending of [...session.inbound.values()]) {
-      this.settle(pending);
-      if (notify) {
-        this.sendError(
-          pending.caller,
-          pending.callerRequestId,
-          RelayErrorCode.PROVIDER_DISCONNECTED,
-          RelayErrorMessages.providerDisconnected(pending.pattern),
-        );
-      }
+      if (notify) this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
+      else this.settle(pending);
     }
     for (const pending of [...session.outbound.values()]) {
       this.settle(pending);
-      if (notify) pending.provider.send(this.codec.encode({ type: FrameType.Cancel, id: pending.rid }));
+      if (notify) this.cancelAtProvider(pending);
     }
     for (const wait of [...session.waits.values()]) this.removeWait(wait);
-    if (--world.sessions === 0 && this.worlds.get(world.tenant) === world) this.worlds.delete(world.tenant);
+    world.sessions--;
+    this.dropWorldIfEmpty(world);
+  }
+
+  /** Takes a node out of its world's routing. */
+  private unroute(world: World, node: Routable): void {
+    world.nodes.delete(node.nodeId as string);
+    world.providers.remove(node);
+    world.subscriptions.remove(node);
+  }
+
+  private world(tenant: string): World {
+    let world = this.worlds.get(tenant);
+    if (world === undefined) this.worlds.set(tenant, (world = new World(tenant)));
+    return world;
+  }
+
+  private dropWorldIfEmpty(world: World): void {
+    if (world.sessions === 0 && world.remoteNodes === 0 && this.worlds.get(world.tenant) === world) this.worlds.delete(world.tenant);
+  }
+
+  // ---- The cluster's side (ClusterListener): nodes and traffic of other relays ----
+
+  localNodes(): ClusterNode[] {
+    const nodes: ClusterNode[] = [];
+    for (const session of this.sessions) {
+      if (session.established && session.world.nodes.get(session.nodeId as string) === session) nodes.push(clusterNode(session));
+    }
+    return nodes;
+  }
+
+  /**
+   * A node of another relay is online. A node id is held by one node in the
+   * cluster: between two claims the older wins (ties by relay instance), so
+   * every relay settles a race the same way; a local session that loses is
+   * closed with NODE_ID_CONFLICT.
+   */
+  remoteNodeUp(node: RemoteNode): void {
+    const world = this.world(node.info.tenant);
+    const held = world.nodes.get(node.nodeId);
+    if (held === node) return;
+    if (held instanceof Session) {
+      if (!claimBeats(node.info, node.relay.instanceId, held, this.cluster.instanceId)) return;
+      this.unroute(world, held);
+      const message = RelayErrorMessages.nodeIdConflict(node.nodeId);
+      this.sendError(held, 0, RelayErrorCode.NODE_ID_CONFLICT, message);
+      held.socket.close(CloseCode.NODE_ID_CONFLICT, truncateReason(message));
+    } else if (held instanceof RemoteNode) {
+      if (held.relay !== node.relay && !claimBeats(node.info, node.relay.instanceId, held.info, held.relay.instanceId)) return;
+      this.remoteNodeDown(held);
+    }
+    world.nodes.set(node.nodeId, node);
+    world.remoteNodes++;
+    world.providers.add(node);
+    world.subscriptions.add(node);
+    for (const pattern of node.patterns) this.releaseWaits(world, pattern);
+  }
+
+  /** A node of another relay went offline: requests in flight to it fail with PROVIDER_DISCONNECTED. */
+  remoteNodeDown(node: RemoteNode): void {
+    const world = this.worlds.get(node.info.tenant);
+    if (world === undefined || world.nodes.get(node.nodeId) !== node) return;
+    this.unroute(world, node);
+    world.remoteNodes--;
+    for (const pending of [...node.relay.outbound.values()]) {
+      if (pending.provider === node) {
+        this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
+      }
+    }
+    const other = this.cluster.claimant(node.info.tenant, node.nodeId);
+    if (other !== undefined && other !== node) this.remoteNodeUp(other);
+    this.dropWorldIfEmpty(world);
+  }
+
+  /** A relay is gone: what it forwarded here is cancelled; what went there has already failed with its nodes. */
+  relayGone(relay: RemoteRelay): void {
+    for (const pending of [...relay.outbound.values()]) {
+      this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
+    }
+    for (const pending of [...relay.inbound.values()]) {
+      this.settle(pending);
+      this.cancelAtProvider(pending);
+    }
+  }
+
+  /** A request forwarded by another relay, for a node of this one. */
+  remoteRequest(relay: RemoteRelay, m: Msg<ClusterMessageType.Request>): void {
+    const world = this.worlds.get(m.tenant);
+    const provider = world?.nodes.get(m.nodeId);
+    const reply = (code: RelayErrorCode, message: string) =>
+      this.cluster.send(relay, { type: Cmt.Error, from: this.cluster.instanceId, fwdId: m.fwdId, code, message });
+    if (!(provider instanceof Session) || !provider.serves.has(m.pattern) || !provider.isOpen) {
+      reply(RelayErrorCode.MICROSERVICE_OFFLINE, RelayErrorMessages.microserviceOffline(m.pattern, m.nodeId));
+      return;
+    }
+    if (relay.inbound.has(m.fwdId)) return;
+    const pending: PendingRequest = {
+      rid: this.nextRid(provider.inbound),
+      callerRequestId: m.fwdId,
+      caller: relay,
+      provider,
+      pattern: m.pattern,
+      timeoutMs: m.timeoutMs,
+      timer: undefined,
+    };
+    relay.inbound.set(m.fwdId, pending);
+    provider.inbound.set(pending.rid, pending);
+    // The caller's relay keeps the deadline; this timer only cleans up should it never say.
+    pending.timer = setTimeout(() => this.expire(pending), Math.min(MAX_TIMER_MS, m.timeoutMs + FORWARDED_DEADLINE_GRACE_MS));
+    provider.send(
+      this.codec.encode({
+        type: FrameType.Request,
+        id: pending.rid,
+        pattern: m.pattern,
+        payload: m.payload,
+        timeoutMs: m.timeoutMs,
+        peer: m.callerNodeId,
+        ext: m.ext,
+        claims: m.claims,
+      }),
+    );
+  }
+
+  remoteResponse(relay: RemoteRelay, m: Msg<ClusterMessageType.Response>): void {
+    const pending = relay.outbound.get(m.fwdId);
+    if (pending === undefined) {
+      this.droppedFrames++;
+      return;
+    }
+    if (m.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.settle(pending);
+    (pending.caller as Session).send(
+      this.codec.encode({ type: FrameType.Response, id: pending.callerRequestId, flags: m.flags, payload: m.payload }),
+    );
+  }
+
+  remoteCancel(relay: RemoteRelay, m: Msg<ClusterMessageType.Cancel>): void {
+    const pending = relay.inbound.get(m.fwdId);
+    if (pending === undefined) return;
+    this.settle(pending);
+    this.cancelAtProvider(pending);
+  }
+
+  remoteError(relay: RemoteRelay, m: Msg<ClusterMessageType.Error>): void {
+    const pending = relay.outbound.get(m.fwdId);
+    if (pending === undefined) return;
+    this.settle(pending);
+    this.sendError(pending.caller as Session, pending.callerRequestId, m.code as RelayErrorCode, m.message);
+  }
+
+  remoteEvent(_relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void {
+    const world = this.worlds.get(m.tenant);
+    if (world === undefined) return;
+    let bytes: Uint8Array | undefined;
+    for (const nodeId of m.targets) {
+      const node = world.nodes.get(nodeId);
+      if (!(node instanceof Session) || !node.isOpen) continue;
+      bytes ??= this.codec.encode({
+        type: FrameType.Event,
+        id: m.id,
+        pattern: m.pattern,
+        payload: m.payload,
+        peer: m.emitterNodeId,
+        ext: m.ext,
+        claims: m.claims,
+      });
+      node.send(bytes);
+    }
   }
 
   private releaseWaits(world: World, pattern: string): void {
@@ -543,13 +821,27 @@ export class RelayRouter implements OnModuleDestroy {
     return this.codec.encode(frame);
   }
 
-  /** A relay id not in use at `provider` (ids wrap; a long-lived request must not be shadowed). */
-  private nextRid(provider: Session): number {
+  /** A relay id not in use in `books` (ids wrap; a long-lived request must not be shadowed). */
+  private nextRid(books: Map<number, PendingRequest>): number {
     do {
       this.lastRid = this.lastRid >= MAX_RID ? 1 : this.lastRid + 1;
-    } while (provider.inbound.has(this.lastRid));
+    } while (books.has(this.lastRid));
     return this.lastRid;
   }
+}
+
+/** A session as presence announces it to the other relays. */
+function clusterNode(s: Session): ClusterNode {
+  return {
+    tenant: s.world.tenant,
+    nodeId: s.nodeId as string,
+    service: s.service,
+    patterns: s.patterns,
+    events: s.events,
+    queue: s.queue,
+    subject: s.identity.subject,
+    since: s.since,
+  };
 }
 
 /** A ping or pong listener shared by every socket (`this` is the socket). */

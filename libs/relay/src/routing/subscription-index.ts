@@ -1,15 +1,15 @@
 import { compileSubject, type SubjectMatcher } from '@wsrelay/protocol';
-import type { Session } from '../session.js';
+import type { Routable } from './world.js';
 
 interface Subscription {
-  session: Session;
+  session: Routable;
   match: SubjectMatcher;
 }
 
 /** Who receives one subject: every plain subscriber, and one member of each queue group. */
 interface Route {
-  plain: Session[];
-  groups: Array<{ queue: string; members: Session[] }>;
+  plain: Routable[];
+  groups: Array<{ queue: string; members: Routable[] }>;
 }
 
 const MAX_CACHED_SUBJECTS = 10_000;
@@ -25,7 +25,7 @@ export class SubscriptionIndex {
   /** Round-robin position of each queue group; survives cache rebuilds. */
   private readonly turns = new Map<string, number>();
 
-  add(session: Session): void {
+  add(session: Routable): void {
     if (session.events.length === 0) return;
     for (const pattern of session.events) {
       this.subscriptions.push({ session, match: compileSubject(pattern) });
@@ -33,7 +33,7 @@ export class SubscriptionIndex {
     this.cache.clear();
   }
 
-  remove(session: Session): void {
+  remove(session: Routable): void {
     if (session.events.length === 0) return;
     this.subscriptions = this.subscriptions.filter(s => s.session !== session);
     const queue = session.queue;
@@ -43,7 +43,7 @@ export class SubscriptionIndex {
   }
 
   /** The sessions one event on `subject` goes to. */
-  recipients(subject: string): Session[] {
+  recipients(subject: string): Routable[] {
     const route = this.route(subject);
     if (route.groups.length === 0) return route.plain;
     const out = route.plain.slice();
@@ -56,7 +56,7 @@ export class SubscriptionIndex {
   }
 
   /** Whether `session` subscribes to `subject` (queue groups aside). */
-  subscribes(session: Session, subject: string): boolean {
+  subscribes(session: Routable, subject: string): boolean {
     const route = this.route(subject);
     return route.plain.includes(session) || route.groups.some(g => g.members.includes(session));
   }
@@ -64,9 +64,9 @@ export class SubscriptionIndex {
   private route(subject: string): Route {
     let route = this.cache.get(subject);
     if (route !== undefined) return route;
-    const seen = new Set<Session>();
+    const seen = new Set<Routable>();
     route = { plain: [], groups: [] };
-    const groups = new Map<string, Session[]>();
+    const groups = new Map<string, Routable[]>();
     for (const { session, match } of this.subscriptions) {
       if (seen.has(session) || !match(subject)) continue;
       seen.add(session);

@@ -1,6 +1,17 @@
-import type { PendingWait, Session } from '../session.js';
+import type { PendingWait } from '../session.js';
 import { ProviderTable } from './provider-table.js';
 import { SubscriptionIndex } from './subscription-index.js';
+
+/** A node routing can pick: a session on this relay, or a node on another (`RemoteNode`). */
+export interface Routable {
+  readonly nodeId: string | undefined;
+  readonly service: string | null;
+  readonly patterns: string[];
+  readonly serves: Set<string>;
+  readonly events: string[];
+  readonly queue: string | null;
+  readonly isOpen: boolean;
+}
 
 /**
  * One tenant's routing state. Sessions of different tenants live in
@@ -8,12 +19,15 @@ import { SubscriptionIndex } from './subscription-index.js';
  * tenants: the same pattern (or node id) in two tenants names two things.
  */
 export class World {
-  readonly nodes = new Map<string, Session>();
+  /** Node id → the session or remote node holding it. */
+  readonly nodes = new Map<string, Routable>();
   readonly providers = new ProviderTable();
   readonly subscriptions = new SubscriptionIndex();
   readonly waits = new Map<string, Set<PendingWait>>();
-  /** Sessions (established or not) in this world; it is dropped when none is left. */
+  /** Sessions (established or not) in this world. */
   sessions = 0;
+  /** Nodes of other relays in this world; it is dropped when neither is left. */
+  remoteNodes = 0;
 
   constructor(readonly tenant: string) {}
 }

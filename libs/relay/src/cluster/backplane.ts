@@ -1,0 +1,29 @@
+/** What a backplane hands the cluster. */
+export interface BackplaneListener {
+  /** A message for this relay: a broadcast (its own included) or one sent to it. */
+  message(bytes: Uint8Array): void;
+  /** The backend lost (false) or regained (true) its connection. */
+  connection(up: boolean): void;
+}
+
+/**
+ * The cluster seam: how relays reach each other. A backend only moves bytes
+ * (publish to every relay, send to one); the inter-relay protocol (presence,
+ * liveness, forwarding) is `RelayCluster`'s. In-memory (one process, the
+ * default) and Redis (`ioredis`) backends ship with the relay.
+ */
+export interface Backplane {
+  /** Where it connects, for logs and status (no credentials). */
+  readonly description: string;
+  /**
+   * Starts delivering messages for relay instance `self` to `listener`.
+   * Resolves once it can publish; rejects only on a configuration error
+   * (an outage is reported through `connection(false)` and retried).
+   */
+  start(self: string, listener: BackplaneListener): Promise<void>;
+  /** To every relay, this one included. Dropped while disconnected. */
+  publish(message: Uint8Array): void;
+  /** To the relay instance `relay` only. Dropped while disconnected. */
+  send(relay: string, message: Uint8Array): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,313 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
+import { RELAY_OPTIONS } from '../relay.constants.js';
+import type { Backplane } from './backplane.js';
+import { ClusterCodec, type ClusterMessage, ClusterMessageError, ClusterMessageType, type ClusterNode } from './cluster-protocol.js';
+import { InMemoryBackplane } from './in-memory.backplane.js';
+import { RedisBackplane } from './redis.backplane.js';
+import { nodeKey, RemoteNode, RemoteRelay } from './remote.js';
+
+type Msg<T extends ClusterMessageType> = Extract<ClusterMessage, { type: T }>;
+
+/** What the cluster needs from the router: its nodes, and where remote events go. */
+export interface ClusterListener {
+  /** This relay's established nodes, for a snapshot. */
+  localNodes(): ClusterNode[];
+  remoteNodeUp(node: RemoteNode): void;
+  remoteNodeDown(node: RemoteNode): void;
+  /** A relay is gone (its nodes already went down): settle what was in flight with it. */
+  relayGone(relay: RemoteRelay): void;
+  remoteRequest(relay: RemoteRelay, m: Msg<ClusterMessageType.Request>): void;
+  remoteResponse(relay: RemoteRelay, m: Msg<ClusterMessageType.Response>): void;
+  remoteCancel(relay: RemoteRelay, m: Msg<ClusterMessageType.Cancel>): void;
+  remoteError(relay: RemoteRelay, m: Msg<ClusterMessageType.Error>): void;
+  remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void;
+}
+
+/** What `RelayCluster.status()` reports. */
+export interface ClusterStatus {
+  /** This relay process's id on the backplane. */
+  instanceId: string;
+  backplane: string;
+  /** The backplane works (this relay hears its own heartbeat): remote relays are reachable. */
+  healthy: boolean;
+  relays: Array<{ relayId: string; instanceId: string; nodes: number; lastSeenMsAgo: number }>;
+}
+
+/**
+ * The inter-relay protocol over a `Backplane`: presence of remote nodes
+ * (announced on change, snapshots on SYNC), liveness (a heartbeat; a relay
+ * not heard from for `cluster.timeoutMs` is gone with its nodes), and the
+ * messages that forward requests, responses, cancels, errors and events.
+ *
+ * A relay hears its own heartbeat back through the backplane; when it does
+ * not (Redis down or cut off), it drops every remote relay and routes among
+ * its own connections only, until its heartbeat comes back and a SYNC
+ * rebuilds the cluster state.
+ */
+@Injectable()
+export class RelayCluster {
+  readonly instanceId = randomUUID();
+  private readonly logger = new Logger(RelayCluster.name);
+  private readonly backplane: Backplane;
+  private readonly codec = new ClusterCodec();
+  private readonly relays = new Map<string, RemoteRelay>();
+  private readonly heartbeatIntervalMs: number;
+  private readonly timeoutMs: number;
+  private listener: ClusterListener | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** The backend says it is connected (always, in memory). */
+  private connected = false;
+  /** Last time anything came through the backplane (our own heartbeat included). */
+  private lastHeard = 0;
+  private healthy = false;
+  private stopped = false;
+  private readonly complaints = new Set<string>();
+
+  constructor(@Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions) {
+    const c = options.cluster;
+    this.backplane =
+      c.backplane ?? (c.redis !== undefined ? new RedisBackplane({ redis: c.redis, channelPrefix: c.channelPrefix }) : new InMemoryBackplane());
+    this.heartbeatIntervalMs = c.heartbeatIntervalMs;
+    this.timeoutMs = c.timeoutMs;
+  }
+
+  /** Whether other relays are reachable now. */
+  get isHealthy(): boolean {
+    return this.healthy;
+  }
+
+  async start(listener: ClusterListener): Promise<void> {
+    this.listener = listener;
+    // An in-memory backplane has no connection to lose; Redis reports its own.
+    this.connected = this.backplane instanceof InMemoryBackplane;
+    this.timer = setInterval(() => this.tick(), this.heartbeatIntervalMs);
+    await this.backplane.start(this.instanceId, {
+      message: bytes => this.onMessage(bytes),
+      connection: up => this.onConnection(up),
+    });
+    if (this.connected) this.hello();
+    if (!(this.backplane instanceof InMemoryBackplane)) {
+      this.logger.log(`Relay ${this.options.relayId} joining the cluster on ${this.backplane.description}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    if (this.connected) this.broadcast({ type: ClusterMessageType.Bye, from: this.instanceId });
+    for (const relay of [...this.relays.values()]) this.drop(relay, undefined);
+    // Let the goodbye leave before the connection closes.
+    await new Promise(resolve => setImmediate(resolve));
+    await this.backplane.close();
+  }
+
+  status(): ClusterStatus {
+    const now = Date.now();
+    return {
+      instanceId: this.instanceId,
+      backplane: this.backplane.description,
+      healthy: this.healthy,
+      relays: [...this.relays.values()].map(r => ({
+        relayId: r.relayId,
+        instanceId: r.instanceId,
+        nodes: r.nodes.size,
+        lastSeenMsAgo: now - r.lastSeen,
+      })),
+    };
+  }
+
+  /** Another relay's claim to (tenant, node id), if one is known (after a local holder left). */
+  claimant(tenant: string, nodeId: string): RemoteNode | undefined {
+    let best: RemoteNode | undefined;
+    const key = nodeKey(tenant, nodeId);
+    for (const relay of this.relays.values()) {
+      const n = relay.nodes.get(key);
+      if (n !== undefined && (best === undefined || claimBeats(n.info, n.relay.instanceId, best.info, best.relay.instanceId))) best = n;
+    }
+    return best;
+  }
+
+  nodeUp(node: ClusterNode): void {
+    this.broadcast({ type: ClusterMessageType.NodeUp, from: this.instanceId, node });
+  }
+
+  nodeDown(tenant: string, nodeId: string): void {
+    this.broadcast({ type: ClusterMessageType.NodeDown, from: this.instanceId, tenant, nodeId });
+  }
+
+  /** Sends a message to one relay; false when it is gone. */
+  send(relay: RemoteRelay, m: ClusterMessage): boolean {
+    if (relay.gone || !this.healthy) return false;
+    this.backplane.send(relay.instanceId, this.codec.encode(m));
+    return true;
+  }
+
+  private broadcast(m: ClusterMessage): void {
+    if (this.connected) this.backplane.publish(this.codec.encode(m));
+  }
+
+  /** Announces this relay and asks every other for its nodes. */
+  private hello(): void {
+    this.broadcast({ type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId });
+    this.broadcast({ type: ClusterMessageType.Sync, from: this.instanceId });
+  }
+
+  private onConnection(up: boolean): void {
+    if (up === this.connected || this.stopped) return;
+    this.connected = up;
+    if (up) {
+      this.logger.log(`Cluster backplane ${this.backplane.description} connected`);
+      this.hello();
+    } else {
+      this.logger.warn(`Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`);
+      this.unhealthy();
+    }
+  }
+
+  private tick(): void {
+    if (this.connected) this.broadcast({ type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId });
+    const now = Date.now();
+    if (this.healthy && now - this.lastHeard > this.timeoutMs) {
+      this.logger.warn(
+        `Cluster backplane ${this.backplane.description} silent for ${now - this.lastHeard} ms: routing among this relay's own connections until it is back`,
+      );
+      this.unhealthy();
+      return;
+    }
+    for (const relay of [...this.relays.values()]) {
+      if (now - relay.lastSeen > this.timeoutMs) this.drop(relay, `silent for ${now - relay.lastSeen} ms`);
+    }
+  }
+
+  private unhealthy(): void {
+    this.healthy = false;
+    for (const relay of [...this.relays.values()]) this.drop(relay, undefined);
+  }
+
+  private onMessage(bytes: Uint8Array): void {
+    if (this.stopped || this.listener === undefined) return;
+    let m: ClusterMessage;
+    try {
+      m = this.codec.decode(bytes);
+    } catch (err) {
+      const why = err instanceof ClusterMessageError ? err.message : String(err);
+      if (!this.complaints.has(why) && this.complaints.size < 100) {
+        this.complaints.add(why);
+        this.logger.warn(`Dropped a cluster message: ${why}`);
+      }
+      return;
+    }
+    this.lastHeard = Date.now();
+    // Heard again after an outage: first contact with each relay rebuilds its state.
+    this.healthy = true;
+    if (m.from === this.instanceId) return;
+    let relay = this.relays.get(m.from);
+    if (relay === undefined) {
+      if (m.type === ClusterMessageType.Bye) return;
+      relay = new RemoteRelay(m.from, m.type === ClusterMessageType.Beat || m.type === ClusterMessageType.Snapshot ? m.relayId : undefined);
+      this.relays.set(m.from, relay);
+      // First contact either way: each side sends the other its nodes.
+      this.send(relay, this.snapshot());
+      if (m.type !== ClusterMessageType.Snapshot) this.send(relay, { type: ClusterMessageType.Sync, from: this.instanceId });
+      this.logger.log(`Relay ${relay.relayId} joined the cluster`);
+    }
+    relay.lastSeen = this.lastHeard;
+    const l = this.listener;
+    switch (m.type) {
+      case ClusterMessageType.Beat:
+        relay.relayId = m.relayId;
+        return;
+      case ClusterMessageType.Sync:
+        this.send(relay, this.snapshot());
+        return;
+      case ClusterMessageType.Snapshot:
+        relay.relayId = m.relayId;
+        this.replaceNodes(relay, m.nodes);
+        return;
+      case ClusterMessageType.NodeUp:
+        this.upsert(relay, m.node);
+        return;
+      case ClusterMessageType.NodeDown: {
+        const node = relay.nodes.get(nodeKey(m.tenant, m.nodeId));
+        if (node !== undefined) this.remove(relay, node);
+        return;
+      }
+      case ClusterMessageType.Bye:
+        this.drop(relay, 'it shut down');
+        return;
+      case ClusterMessageType.Request:
+        return l.remoteRequest(relay, m);
+      case ClusterMessageType.Response:
+        return l.remoteResponse(relay, m);
+      case ClusterMessageType.Cancel:
+        return l.remoteCancel(relay, m);
+      case ClusterMessageType.Error:
+        return l.remoteError(relay, m);
+      case ClusterMessageType.Event:
+        return l.remoteEvent(relay, m);
+    }
+  }
+
+  private snapshot(): ClusterMessage {
+    return {
+      type: ClusterMessageType.Snapshot,
+      from: this.instanceId,
+      relayId: this.options.relayId,
+      nodes: this.listener?.localNodes() ?? [],
+    };
+  }
+
+  private upsert(relay: RemoteRelay, info: ClusterNode): void {
+    const key = nodeKey(info.tenant, info.nodeId);
+    const old = relay.nodes.get(key);
+    if (old !== undefined) {
+      if (sameNode(old.info, info)) return;
+      this.remove(relay, old);
+    }
+    const node = new RemoteNode(relay, info);
+    relay.nodes.set(key, node);
+    this.listener?.remoteNodeUp(node);
+  }
+
+  private remove(relay: RemoteRelay, node: RemoteNode): void {
+    relay.nodes.delete(nodeKey(node.info.tenant, node.info.nodeId));
+    this.listener?.remoteNodeDown(node);
+  }
+
+  private replaceNodes(relay: RemoteRelay, nodes: ClusterNode[]): void {
+    const keep = new Set(nodes.map(n => nodeKey(n.tenant, n.nodeId)));
+    for (const [key, node] of [...relay.nodes]) if (!keep.has(key)) this.remove(relay, node);
+    for (const n of nodes) this.upsert(relay, n);
+  }
+
+  /** Forgets a relay and its nodes; `why` is logged (undefined: quietly, as part of a wider loss). */
+  private drop(relay: RemoteRelay, why: string | undefined): void {
+    if (this.relays.get(relay.instanceId) !== relay) return;
+    this.relays.delete(relay.instanceId);
+    relay.gone = true;
+    if (why !== undefined) this.logger.warn(`Relay ${relay.relayId} left the cluster (${why}); its ${relay.nodes.size} node(s) are offline`);
+    for (const node of [...relay.nodes.values()]) this.remove(relay, node);
+    this.listener?.relayGone(relay);
+  }
+}
+
+/** Whether claim `a` to a node id beats claim `b`: the older wins, ties by relay instance id. */
+export function claimBeats(a: { since: number }, aInstance: string, b: { since: number }, bInstance: string): boolean {
+  return a.since < b.since || (a.since === b.since && aInstance < bInstance);
+}
+
+function sameNode(a: ClusterNode, b: ClusterNode): boolean {
+  return (
+    a.since === b.since &&
+    a.service === b.service &&
+    a.queue === b.queue &&
+    a.subject === b.subject &&
+    a.patterns.length === b.patterns.length &&
+    a.patterns.every((p, i) => p === b.patterns[i]) &&
+    a.events.length === b.events.length &&
+    a.events.every((e, i) => e === b.events[i])
+  );
+}

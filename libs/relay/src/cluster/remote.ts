@@ -1,0 +1,64 @@
+import type { PendingRequest } from '../session.js';
+import type { ClusterNode } from './cluster-protocol.js';
+
+/** Another relay of the cluster, as this one knows it. */
+export class RemoteRelay {
+  /** Its nodes, by `tenant\0nodeId`. */
+  readonly nodes = new Map<string, RemoteNode>();
+  /** Requests this relay forwarded to it, by forward id. */
+  readonly outbound = new Map<number, PendingRequest>();
+  /** Requests it forwarded to this relay, by its forward id. */
+  readonly inbound = new Map<number, PendingRequest>();
+  lastSeen = Date.now();
+  relayId: string;
+  /** Set once it is gone (timed out, said goodbye, or the backplane is down): nothing is sent to it. */
+  gone = false;
+
+  constructor(
+    /** The relay process's backplane id (a fresh one per start). */
+    readonly instanceId: string,
+    relayId?: string,
+  ) {
+    this.relayId = relayId ?? instanceId;
+  }
+}
+
+/** A node connected to another relay: routed to like a local session, reached through the backplane. */
+export class RemoteNode {
+  readonly serves: Set<string>;
+
+  constructor(
+    readonly relay: RemoteRelay,
+    readonly info: ClusterNode,
+  ) {
+    this.serves = new Set(info.patterns);
+  }
+
+  get nodeId(): string {
+    return this.info.nodeId;
+  }
+
+  get service(): string | null {
+    return this.info.service;
+  }
+
+  get patterns(): string[] {
+    return this.info.patterns;
+  }
+
+  get events(): string[] {
+    return this.info.events;
+  }
+
+  get queue(): string | null {
+    return this.info.queue;
+  }
+
+  get isOpen(): boolean {
+    return !this.relay.gone;
+  }
+}
+
+export function nodeKey(tenant: string, nodeId: string): string {
+  return `${tenant}\u0000${nodeId}`;
+}
