@@ -4,8 +4,10 @@
  * Redis (127.0.0.1:6379) and a raw `ws` relay (the practical limit), every
  * relay, provider and load generator in its own process. W1–W5 run for
  * several rounds, alternating the peer order; W6 (idle connections) runs once
- * per relay; W7 needs the relay cluster and is reported as skipped. A peer
- * whose server cannot be reached is reported as skipped.
+ * per relay; W7 (client on relay A, provider on relay B, against both on one
+ * relay) runs W1 and W2 on two relays clustered over the Redis at
+ * 127.0.0.1:6379, for as many rounds (see lib/w7.ts). A peer whose server
+ * cannot be reached is reported as skipped, and so is W7 without Redis.
  *
  * Prints markdown tables and writes bench/results/latest.{json,md,svg}.
  *
@@ -24,13 +26,13 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { type CellSettings, disturbance, runCell } from './lib/cells.js';
+import { type CellSettings, describeCell, disturbance, runCell } from './lib/cells.js';
 import { chart } from './lib/chart.js';
 import { liveChildren, runCompiled } from './lib/child.js';
 import { compileProject } from '../scripts/compile.js';
-import { type Peer, startPeer } from './lib/peers.js';
-import { markdown } from './lib/report.js';
-import { median, type PeerSummary, type Raw, summarize, targets } from './lib/summary.js';
+import { type Peer, probe, REDIS_HOST, REDIS_PORT, startPeer } from './lib/peers.js';
+import { markdown, type W7Report } from './lib/report.js';
+import { median, type PeerSummary, type Raw, summarize, summarizeW7, targets } from './lib/summary.js';
 import {
   type Cell,
   type CellError,
@@ -39,10 +41,12 @@ import {
   PEER_LABELS,
   type PeerStatus,
   type W6Result,
+  type W7Result,
   type Workload,
   WORKLOADS,
 } from './lib/types.js';
 import { runW6 } from './lib/w6.js';
+import { runW7 } from './lib/w7.js';
 
 const num = (name: string, fallback: number) => {
   const raw = process.env[name];
@@ -71,10 +75,7 @@ const workloadIds = list('BENCH_WORKLOADS', [...WORKLOADS.map(w => w.id), 'W6', 
 const w6Connections = num('BENCH_W6_CONNECTIONS', 20_000);
 const w6HeartbeatMs = num('BENCH_W6_HEARTBEAT_MS', 2000);
 const w6IdleMs = num('BENCH_W6_IDLE_MS', 5 * w6HeartbeatMs);
-const W7_REASON =
-  'needs a relay cluster (client on relay A, provider on relay B); the relay runs as a single process and has no cluster yet';
-
-// Subjects and channels of this run only, so nothing else on the shared NATS or Redis sees them.
+// Subjects and channels (W7: the relays' cluster channels too) of this run only, so nothing else on the shared NATS or Redis sees them.
 const prefix = `bench.${Date.now().toString(36)}${randomBytes(3).toString('hex')}.`;
 const log = (line: string) => console.error(line);
 
@@ -99,6 +100,33 @@ function header(started: Date): string {
     `wsrelay bench — ${started.toISOString().slice(0, 10)}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ` +
     `Node ${process.version}, ${rounds} rounds × ${durationMs} ms (after ${warmupMs} ms warm-up), peer order alternating; medians (min–max)`
   );
+}
+
+/** W7, or why it did not run: not selected, no wsrelay, or no Redis (skipped, as a peer without its server is). */
+async function measureW7(settings: CellSettings): Promise<{ report: W7Report; result?: W7Result }> {
+  if (!workloadIds.includes('W7')) return { report: { skipped: 'not selected (BENCH_WORKLOADS)' } };
+  if (!peerIds.includes('wsrelay')) return { report: { skipped: 'wsrelay is not in BENCH_PEERS' } };
+  const down = await probe(REDIS_HOST, REDIS_PORT);
+  if (down !== undefined) {
+    log(`W7: skipped: the relay cluster needs Redis: ${down}`);
+    return { report: { skipped: `the relay cluster needs Redis: ${down}` } };
+  }
+  try {
+    const result = await runW7({ cell: settings, rounds, maxOtherCores, attempts }, log);
+    const summaries = summarizeW7(result);
+    for (const row of summaries) {
+      const r = row.crossOverSame;
+      log(
+        r === undefined
+          ? `W7 ${row.workload}: no figure (${row.same.missing ?? row.cross.missing})`
+          : `W7 ${row.workload}: cross ÷ same ${r.rps.median.toFixed(2)}x req/s, ${r.p50us.median.toFixed(2)}x p50, ${r.p99us.median.toFixed(2)}x p99`,
+      );
+    }
+    return { report: { cluster: result.cluster, summaries, repeated: result.repeated.length }, result };
+  } catch (err) {
+    log(`W7: FAILED ${(err as Error).message}`);
+    return { report: { error: (err as Error).message } };
+  }
 }
 
 async function main(): Promise<void> {
@@ -143,14 +171,7 @@ async function main(): Promise<void> {
       const c = await runCell(peer, w, settings);
       const trouble = disturbance(c, maxOtherCores);
       if (trouble !== undefined) c.disturbed = trouble;
-      const shown =
-        w.metric === 'rps'
-          ? `${c.value.toFixed(0)} req/s, p50 ${c.p50us?.toFixed(0)} µs, p99 ${c.p99us?.toFixed(0)} µs`
-          : w.metric === 'mbps'
-            ? `${c.value.toFixed(1)} MB/s, p50 ${c.p50us?.toFixed(0)} µs, p99 ${c.p99us?.toFixed(0)} µs`
-            : `${c.value.toFixed(0)} delivered/s${c.perSubscriber ? ` per subscriber (slowest ${Math.min(...c.perSubscriber).toFixed(0)})` : ''}, sent ${c.sentPerSec?.toFixed(0)}/s`;
-      const cpu = c.procs.map(p => `${p.role} ${p.cpu.toFixed(2)}`).join(', ');
-      log(`round ${round + 1}/${rounds} ${w.id} ${peer.id}: ${shown} [cpu ${cpu}]${trouble ? ` DISTURBED: ${trouble}` : ''}`);
+      log(`round ${round + 1}/${rounds} ${w.id} ${peer.id}: ${describeCell(w, c)}${trouble ? ` DISTURBED: ${trouble}` : ''}`);
       return c;
     } catch (err) {
       log(`round ${round + 1}/${rounds} ${w.id} ${peer.id}: FAILED ${(err as Error).message}`);
@@ -205,6 +226,8 @@ async function main(): Promise<void> {
     w6Skipped = 'not selected (BENCH_WORKLOADS)';
   }
 
+  const { report: w7, result: w7Result } = await measureW7(settings);
+
   const summaries: Record<string, PeerSummary[]> = {};
   for (const w of throughput) {
     const notApplicable: Partial<Record<PeerId, string>> = {};
@@ -218,7 +241,6 @@ async function main(): Promise<void> {
     steal.length === 0
       ? ''
       : ` CPU stolen by the hypervisor during the measured windows: median ${median(steal).toFixed(1)}%, max ${Math.max(...steal).toFixed(1)}% of the machine.`;
-  const w7 = workloadIds.includes('W7') ? W7_REASON : 'not selected (BENCH_WORKLOADS)';
   const kept = cells.filter(c => 'disturbed' in c && c.disturbed !== undefined).length;
   const repeatNote =
     repeated.length === 0
@@ -243,7 +265,7 @@ async function main(): Promise<void> {
         peers: statuses,
         summaries,
         w6,
-        w7: { skipped: w7 },
+        w7: 'summaries' in w7 && w7Result !== undefined ? { cluster: w7.cluster, summaries: w7.summaries, raw: w7Result.raw, repeated: w7Result.repeated } : w7,
         targets: goals,
         raw,
         repeated,
@@ -252,7 +274,8 @@ async function main(): Promise<void> {
       2,
     )}\n`,
   );
-  if (throughput.some(w => w.id !== 'W5')) {
+  const w7Rows = 'summaries' in w7 ? w7.summaries : [];
+  if (throughput.some(w => w.id !== 'W5') || w7Rows.length > 0) {
     const titles = Object.fromEntries(WORKLOADS.map(w => [w.id, w.title.replace(/, ≤1000 in flight/, '')]));
     writeFileSync(
       'bench/results/latest.svg',
@@ -260,7 +283,9 @@ async function main(): Promise<void> {
         summaries,
         titles,
         `${started.toISOString().slice(0, 10)}, ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, ${rounds} rounds × ${durationMs} ms, peers in separate processes.\n` +
-          'W5 (fan-out: Nest TCP cannot) and W6 (idle connections) are in the tables. Bars: median of the peer ÷ median of Nest TCP.',
+          'W5 (fan-out: Nest TCP cannot) and W6 (idle connections) are in the tables. Bars: median of the peer ÷ median of Nest TCP.' +
+          (w7Rows.some(r => r.crossOverSame !== undefined) ? '\nW7: our req/s with the client on relay A and the provider on relay B ÷ both on relay B, medians; the line spans the per-round ratios.' : ''),
+        w7Rows,
       ),
     );
   }

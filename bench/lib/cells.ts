@@ -41,6 +41,17 @@ export function disturbance(c: Cell, maxOtherCores: number): string | undefined 
   return undefined;
 }
 
+/** One measurement in a log line: the figure, latency or what was sent, and each process's CPU. */
+export function describeCell(w: Workload, c: Cell): string {
+  const shown =
+    w.metric === 'rps'
+      ? `${c.value.toFixed(0)} req/s, p50 ${c.p50us?.toFixed(0)} µs, p99 ${c.p99us?.toFixed(0)} µs`
+      : w.metric === 'mbps'
+        ? `${c.value.toFixed(1)} MB/s, p50 ${c.p50us?.toFixed(0)} µs, p99 ${c.p99us?.toFixed(0)} µs`
+        : `${c.value.toFixed(0)} delivered/s${c.perSubscriber ? ` per subscriber (slowest ${Math.min(...c.perSubscriber).toFixed(0)})` : ''}, sent ${c.sentPerSec?.toFixed(0)}/s`;
+  return `${shown} [cpu ${c.procs.map(p => `${p.role} ${p.cpu.toFixed(2)}`).join(', ')}]`;
+}
+
 export async function runCell(peer: Peer, w: Workload, s: CellSettings): Promise<Cell> {
   const targets = w.kind === 'fanout' ? peer.subscribers : [peer.provider];
   const events = w.kind !== 'rpc';
@@ -63,7 +74,7 @@ export async function runCell(peer: Peer, w: Workload, s: CellSettings): Promise
   });
   try {
     const watched: Watched[] = [{ role: 'load', pids: [load.pid] }];
-    if (peer.hop?.pid !== undefined) watched.push({ role: peer.hop.role, pids: [peer.hop.pid], shared: peer.hop.shared });
+    for (const hop of peer.hops) if (hop.pid !== undefined) watched.push({ role: hop.role, pids: [hop.pid], shared: hop.shared });
     watched.push({ role: w.kind === 'fanout' ? 'subscribers' : 'provider', pids: targets.map(t => t.pid) });
 
     await load.next(/^MEASURE start$/, s.warmupMs + 60_000);

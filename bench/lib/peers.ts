@@ -1,19 +1,37 @@
-/** Starts each peer's long-lived processes (relay, provider, fan-out subscribers) and says how to load it. */
+/**
+ * Starts each peer's long-lived processes (relay, provider, fan-out
+ * subscribers) and says how to load it; for W7, two clustered relays and a
+ * provider on the second.
+ */
 import { connect } from 'node:net';
 import { Child } from './child.js';
 import { commandName, pidListeningOn } from './proc.js';
-import { FANOUT_SUBSCRIBERS, PEER_LABELS, type PeerId } from './types.js';
+import { FANOUT_SUBSCRIBERS, PEER_LABELS, type PeerId, W7_PLACEMENT_LABELS } from './types.js';
 
 export const NATS_HOST = '127.0.0.1';
 export const NATS_PORT = 4222;
 export const REDIS_HOST = '127.0.0.1';
 export const REDIS_PORT = 6379;
 
+/** A process on the way between client and provider, measured in every window. */
+export interface Hop {
+  /** relay | broker; W7: relay A | relay B | broker */
+  role: string;
+  name: string;
+  /** undefined when /proc does not show it (a broker run by another user). */
+  pid: number | undefined;
+  /** A broker shared with other users of this machine. */
+  shared: boolean;
+}
+
 export interface Peer {
   id: PeerId;
   label: string;
-  /** The process between client and provider: our relay, the raw relay, or a shared broker. */
-  hop?: { role: 'relay' | 'broker'; name: string; pid: number | undefined; shared: boolean };
+  /**
+   * The processes between client and provider: our relay, the raw relay, or a
+   * shared broker (none for Nest TCP); W7: both relays and Redis, in either placement.
+   */
+  hops: Hop[];
   /** W1–W4: answers echo, counts events. */
   provider: Child;
   /** W5: the fan-out subscribers (none when the transport cannot fan out). */
@@ -60,7 +78,7 @@ function nestProcesses(transport: string, env: Record<string, string>, prefix: s
   return { provider, subs };
 }
 
-async function brokerHop(name: string, port: number): Promise<Peer['hop']> {
+function brokerHop(name: string, port: number): Hop {
   const pid = pidListeningOn(port);
   return { role: 'broker', name: pid === undefined ? name : commandName(pid), pid, shared: true };
 }
@@ -80,7 +98,7 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
         return {
           id,
           label: PEER_LABELS[id],
-          hop: { role: 'relay', name: 'relay', pid: relay.pid, shared: false },
+          hops: [{ role: 'relay', name: 'relay', pid: relay.pid, shared: false }],
           provider,
           subscribers: subs,
           providerCredit: 0,
@@ -98,6 +116,7 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
         return {
           id,
           label: PEER_LABELS[id],
+          hops: [],
           provider,
           subscribers: [],
           providerCredit: credit,
@@ -124,7 +143,7 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
         return {
           id,
           label: PEER_LABELS[id],
-          hop: await brokerHop(nats ? 'nats-server' : 'redis-server', port),
+          hops: [brokerHop(nats ? 'nats-server' : 'redis-server', port)],
           provider,
           subscribers: subs,
           providerCredit: credits[0].credit,
@@ -148,7 +167,7 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
         return {
           id,
           label: PEER_LABELS[id],
-          hop: { role: 'relay', name: 'raw relay', pid: relay.pid, shared: false },
+          hops: [{ role: 'relay', name: 'raw relay', pid: relay.pid, shared: false }],
           provider,
           subscribers: subs,
           providerCredit: 0,
@@ -160,6 +179,102 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
         };
       }
     }
+  } catch (err) {
+    await Promise.all(children.map(c => c.stop()));
+    throw err;
+  }
+}
+
+/** W7: two clustered relays and one provider on relay B; `same` loads relay B, `cross` relay A. */
+export interface Cluster {
+  same: Peer;
+  cross: Peer;
+  relayIds: string[];
+  redis: string;
+  channelPrefix: string;
+  children: Child[];
+}
+
+/** What the relays' GET /status says about the cluster (the fields the bench reads). */
+interface RelayStatus {
+  relayId: string;
+  cluster: { healthy: boolean; relays: Array<{ relayId: string; nodes: number }> };
+}
+
+async function relayStatus(url: string): Promise<RelayStatus | string> {
+  const { port } = new URL(url);
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(2000) });
+    return (await res.json()) as RelayStatus;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/**
+ * Resolves once each relay's /status is healthy and lists the other one, and
+ * relay A lists relay B's provider; the status endpoint is all there is to
+ * wait on, so it is asked every 100 ms.
+ */
+async function clusterFormed(urls: { a: string; b: string }, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [a, b] = await Promise.all([relayStatus(urls.a), relayStatus(urls.b)]);
+    const sees = (s: RelayStatus | string, nodes: number) =>
+      typeof s !== 'string' && s.cluster.healthy && s.cluster.relays.length === 1 && s.cluster.relays[0].nodes >= nodes;
+    if (sees(a, 1) && sees(b, 0)) return;
+    if (Date.now() > deadline) {
+      throw new Error(`the two relays did not form a cluster within ${timeoutMs} ms: A ${JSON.stringify(a)}, B ${JSON.stringify(b)}`);
+    }
+    await new Promise(r => setTimeout(r, 100));
+  }
+}
+
+/** Starts W7's processes on the Redis at REDIS_HOST:REDIS_PORT; throws (after stopping what it started) when no cluster forms. */
+export async function startCluster(prefix: string): Promise<Cluster> {
+  const redis = `redis://${REDIS_HOST}:${REDIS_PORT}`;
+  const channelPrefix = `${prefix}cluster`;
+  const relayIds = ['bench-a', 'bench-b'];
+  const children: Child[] = [];
+  try {
+    const [relayA, relayB] = relayIds.map((relayId, i) => {
+      const env = { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_REDIS_URL: redis, RELAY_CLUSTER_PREFIX: channelPrefix, RELAY_ID: relayId };
+      const child = new Child(`relay ${'AB'[i]}`, 'apps/relay/src/main.ts', { env });
+      children.push(child);
+      return child;
+    });
+    const [[, urlA], [, urlB]] = await Promise.all([relayA, relayB].map(r => r.next(/Relay listening on (ws:\/\/\S+)/, 60_000)));
+    const { provider } = nestProcesses('wsrelay', { RELAY_URL: urlB }, prefix, false, 0);
+    children.push(provider);
+    await ready(provider);
+    await clusterFormed({ a: urlA, b: urlB }, 30_000);
+    const hops: Hop[] = [
+      { role: 'relay A', name: `relay ${relayIds[0]}`, pid: relayA.pid, shared: false },
+      { role: 'relay B', name: `relay ${relayIds[1]}`, pid: relayB.pid, shared: false },
+      brokerHop('redis-server', REDIS_PORT),
+    ];
+    const peer = (url: string, label: string): Peer => ({
+      id: 'wsrelay',
+      label,
+      hops,
+      provider,
+      subscribers: [],
+      providerCredit: 0,
+      subscriberCredits: [],
+      loadEntry: 'bench/load.ts',
+      loadEnv: { TRANSPORT: 'wsrelay', RELAY_URL: url },
+      eventAck: 'emit',
+      noFanout: 'n/a: W7 measures RPC only',
+      children,
+    });
+    return {
+      same: peer(urlB, W7_PLACEMENT_LABELS.same),
+      cross: peer(urlA, W7_PLACEMENT_LABELS.cross),
+      relayIds,
+      redis,
+      channelPrefix,
+      children,
+    };
   } catch (err) {
     await Promise.all(children.map(c => c.stop()));
     throw err;

@@ -1,6 +1,22 @@
 /** The markdown report: one table per workload, W6, W7 and the targets. */
-import type { PeerSummary, ProcSummary, Target } from './summary.js';
-import { PEER_LABELS, type PeerStatus, type W6Result, type Workload, WORKLOADS } from './types.js';
+import type { PeerSummary, ProcSummary, RoundsSummary, Target, W7Ratio, W7Summary } from './summary.js';
+import {
+  PEER_LABELS,
+  type PeerStatus,
+  type W6Result,
+  W7_PLACEMENT_LABELS,
+  W7_PLACEMENTS,
+  type W7Result,
+  W7_WORKLOADS,
+  type Workload,
+  WORKLOADS,
+} from './types.js';
+
+/** What W7 came to: its figures, or why there are none. */
+export type W7Report =
+  | { skipped: string }
+  | { error: string }
+  | { cluster: W7Result['cluster']; summaries: W7Summary[]; repeated: number };
 
 export interface ReportInput {
   header: string;
@@ -8,7 +24,7 @@ export interface ReportInput {
   summaries: Record<string, PeerSummary[]>;
   w6: Array<W6Result | { relay: string; error: string }>;
   w6Skipped?: string;
-  w7: string;
+  w7: W7Report;
   targets: Target[];
 }
 
@@ -116,6 +132,60 @@ function w6Table(input: ReportInput): string[] {
   return [...lines, ''];
 }
 
+const W7_ROLES = [['load'], ['relay A'], ['relay B'], ['broker'], ['provider']];
+
+function w7Procs(list: ProcSummary[], pick: (p: ProcSummary) => string): string {
+  return W7_ROLES.map(roles => list.find(p => roles.includes(p.role)))
+    .map(p => (p === undefined ? '—' : `${pick(p)}${p.shared ? '*' : ''}`))
+    .join(' · ');
+}
+
+const times = (r: W7Ratio) =>
+  `${fixed(r.median, 2)}x${r.perRound ? ` (${fixed(r.perRound.min, 2)}–${fixed(r.perRound.max, 2)})` : ''}`;
+
+const latency = (median: number | undefined, spread: { min: number; max: number } | undefined) =>
+  `${int(median ?? NaN)}${spread ? ` (${int(spread.min)}–${int(spread.max)})` : ''}`;
+
+function w7Table(input: ReportInput): string[] {
+  const lines = ['### W7 — client on relay A, provider on relay B (two relays clustered over Redis)', ''];
+  const w7 = input.w7;
+  if ('skipped' in w7) return [...lines, `skipped: ${w7.skipped}`, ''];
+  if ('error' in w7) return [...lines, `failed: ${w7.error.split('\n')[0]}`, ''];
+  const procs = 'load · relay A · relay B · Redis · provider';
+  lines.push(
+    `| workload | placement | req/s median (min–max) | p50 / p99 µs, median (min–max) | CPU cores: ${procs} | peak RSS MiB: ${procs} |`,
+    '| --- | --- | --- | --- | --- | --- |',
+  );
+  const series = (r: RoundsSummary) =>
+    r.missing !== undefined
+      ? `${r.missing} | | | |`
+      : `${int(r.value)} req/s (${int(r.min)}–${int(r.max)})${r.failures.length > 0 ? ` (${r.failures.length} round(s) failed)` : ''}${
+          r.disturbed > 0 ? ` (${r.disturbed} disturbed round(s) left out)` : ''
+        } | ${latency(r.p50us, r.p50Spread)} / ${latency(r.p99us, r.p99Spread)} | ${w7Procs(r.procs, p => fixed(p.cpu, 2))} | ${w7Procs(r.procs, p => fixed(p.hwmKiB / 1024, 0))}`;
+  for (const row of w7.summaries) {
+    W7_PLACEMENTS.forEach((placement, i) => {
+      lines.push(`| ${i === 0 ? `${row.workload} — ${row.title} ` : ''}| ${W7_PLACEMENT_LABELS[placement]} | ${series(row[placement])} |`);
+    });
+    const r = row.crossOverSame;
+    lines.push(r === undefined ? '| | cross ÷ same | n/a | n/a | | |' : `| | **cross ÷ same** | ${times(r.rps)} | ${times(r.p50us)} / ${times(r.p99us)} | | |`);
+  }
+  const standalone = W7_WORKLOADS.flatMap(w => {
+    const ours = input.summaries[w.id]?.find(r => r.peer === 'wsrelay');
+    return ours === undefined || ours.missing !== undefined ? [] : [`${w.id} ${int(ours.value)} req/s`];
+  });
+  lines.push(
+    '',
+    `Relays ${w7.cluster.relays.join(' (A) and ')} (B): two \`apps/relay\` processes with RELAY_REDIS_URL=${w7.cluster.redis} and this run's own RELAY_CLUSTER_PREFIX (${w7.cluster.channelPrefix}), one provider connected to relay B. ` +
+      'The load generator of W1/W2, a fresh process per measurement, connects to relay B (same relay) or to relay A (cross-relay: each request goes A → Redis → B and the reply back). ' +
+      'The two placements take turns going first, round by round; both relays and Redis (* shared, see below) are measured in either placement. ' +
+      'Cross ÷ same: median ÷ median; in brackets the lowest and highest ratio within one round. Below 1 for req/s and above 1 for latency is what the second relay costs. ' +
+      `The same-relay figure is that of a relay in a cluster${
+        standalone.length > 0 ? `; a relay without one measured ${standalone.join(', ')} above, earlier in this run` : ''
+      }.${w7.repeated > 0 ? ` ${w7.repeated} W7 measurement(s) were taken again because the machine was disturbed.` : ''}`,
+  );
+  return [...lines, ''];
+}
+
 export function markdown(input: ReportInput): string {
   const lines = [input.header, ''];
   const skipped = input.peers.filter(p => p.skipped !== undefined);
@@ -125,7 +195,7 @@ export function markdown(input: ReportInput): string {
     if (input.summaries[w.id] !== undefined) lines.push(...workloadTable(w, input.summaries[w.id]));
   }
   lines.push(...w6Table(input));
-  lines.push('### W7 — client on relay A, provider on relay B', '', `skipped: ${input.w7}`, '');
+  lines.push(...w7Table(input));
   lines.push(
     'wsrelay ÷ peer: median ÷ median, above 1 means ours is faster; in brackets the lowest and highest ratio within one round. Hop: our relay, the raw relay or the broker (* a shared nats-server/redis-server: its CPU is all it did in the window, its peak RSS is over its lifetime). ' +
       'CPU is user+sys seconds per second of the measured window, from /proc/<pid>/stat; peak RSS is VmHWM (the load generator: its own maxRSS). ' +

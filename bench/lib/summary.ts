@@ -1,5 +1,15 @@
 /** Medians and spreads over rounds, ratios to ours, and the issue's targets. */
-import { type Cell, type CellError, type PeerId, type PeerStatus, type W6Result, type Workload, WORKLOADS } from './types.js';
+import {
+  type Cell,
+  type CellError,
+  type PeerId,
+  type PeerStatus,
+  type W6Result,
+  W7_WORKLOADS,
+  type W7Result,
+  type Workload,
+  WORKLOADS,
+} from './types.js';
 
 export const median = (xs: number[]): number => {
   if (xs.length === 0) return NaN;
@@ -17,9 +27,9 @@ export interface ProcSummary {
   shared: boolean;
 }
 
-export interface PeerSummary {
-  peer: PeerId;
-  /** Set when the peer has no figure for this workload (skipped, n/a, or every round failed). */
+/** One series of rounds (one peer's, or one W7 placement's): medians and spreads. */
+export interface RoundsSummary {
+  /** Set when the series has no figure (skipped, n/a, or every round failed). */
   missing?: string;
   rounds: number;
   /** Rounds left out because the machine was disturbed during them. */
@@ -30,10 +40,17 @@ export interface PeerSummary {
   max: number;
   p50us?: number;
   p99us?: number;
+  /** RPC: the lowest and highest p50 and p99 of a round. */
+  p50Spread?: { min: number; max: number };
+  p99Spread?: { min: number; max: number };
   /** W5: the slowest subscriber of each round, median over rounds, with its spread. */
   slowest?: { value: number; min: number; max: number };
   sentPerSec?: number;
   procs: ProcSummary[];
+}
+
+export interface PeerSummary extends RoundsSummary {
+  peer: PeerId;
   /** ours ÷ this peer (medians); > 1 means ours is faster. */
   oursOverPeer?: number;
   /** ours ÷ this peer within each round (measured minutes apart at most), lowest and highest. */
@@ -44,6 +61,58 @@ export type Raw = Record<string, Partial<Record<PeerId, Array<Cell | CellError>>
 
 const isCell = (c: Cell | CellError): c is Cell => !('error' in c);
 
+const spreadOf = (xs: number[]) => ({ min: Math.min(...xs), max: Math.max(...xs) });
+
+/** Medians over the rounds that count: the undisturbed ones, or all measured ones when every round was disturbed. */
+export function summarizeRounds(w: Workload, cells: Array<Cell | CellError>): RoundsSummary {
+  const measured = cells.filter(isCell);
+  const calm = measured.filter(c => c.disturbed === undefined);
+  const ok = calm.length > 0 ? calm : measured;
+  const failures = cells.filter((c): c is CellError => !isCell(c)).map(c => c.error.split('\n')[0]);
+  const base: RoundsSummary = {
+    rounds: ok.length,
+    disturbed: measured.length - ok.length,
+    failures,
+    value: NaN,
+    min: NaN,
+    max: NaN,
+    procs: [],
+  };
+  if (ok.length === 0) return { ...base, missing: `failed: ${failures[0] ?? 'no rounds ran'}` };
+  const values = ok.map(c => c.value);
+  const roles = ok[0].procs.map(pr => pr.role);
+  const summary: RoundsSummary = {
+    ...base,
+    value: median(values),
+    ...spreadOf(values),
+    procs: roles.map(role => {
+      const samples = ok.map(c => c.procs.find(pr => pr.role === role)!).filter(Boolean);
+      return {
+        role,
+        cpu: median(samples.map(s => s.cpu)),
+        hwmKiB: Math.max(...samples.map(s => s.hwmKiB)),
+        processes: samples[0].processes,
+        shared: samples[0].shared === true,
+      };
+    }),
+  };
+  if (w.kind === 'rpc') {
+    const p50 = ok.map(c => c.p50us ?? NaN);
+    const p99 = ok.map(c => c.p99us ?? NaN);
+    summary.p50us = median(p50);
+    summary.p99us = median(p99);
+    summary.p50Spread = spreadOf(p50);
+    summary.p99Spread = spreadOf(p99);
+  } else {
+    summary.sentPerSec = median(ok.map(c => c.sentPerSec ?? NaN));
+  }
+  if (w.kind === 'fanout') {
+    const slowest = ok.map(c => Math.min(...(c.perSubscriber ?? [NaN])));
+    summary.slowest = { value: median(slowest), ...spreadOf(slowest) };
+  }
+  return summary;
+}
+
 export function summarize(
   w: Workload,
   raw: Raw,
@@ -51,54 +120,9 @@ export function summarize(
   notApplicable: Partial<Record<PeerId, string>>,
 ): PeerSummary[] {
   const rows = peers.map((p): PeerSummary => {
-    const cells = raw[w.id]?.[p.id] ?? [];
-    // Disturbed rounds count only when the peer has nothing better.
-    const measured = cells.filter(isCell);
-    const calm = measured.filter(c => c.disturbed === undefined);
-    const ok = calm.length > 0 ? calm : measured;
-    const failures = cells.filter((c): c is CellError => !isCell(c)).map(c => c.error.split('\n')[0]);
-    const base: PeerSummary = {
-      peer: p.id,
-      rounds: ok.length,
-      disturbed: measured.length - ok.length,
-      failures,
-      value: NaN,
-      min: NaN,
-      max: NaN,
-      procs: [],
-    };
-    if (p.skipped !== undefined) return { ...base, missing: `skipped: ${p.skipped}` };
-    if (notApplicable[p.id] !== undefined) return { ...base, missing: notApplicable[p.id] };
-    if (ok.length === 0) return { ...base, missing: `failed: ${failures[0] ?? 'no rounds ran'}` };
-    const values = ok.map(c => c.value);
-    const roles = ok[0].procs.map(pr => pr.role);
-    const summary: PeerSummary = {
-      ...base,
-      value: median(values),
-      min: Math.min(...values),
-      max: Math.max(...values),
-      procs: roles.map(role => {
-        const samples = ok.map(c => c.procs.find(pr => pr.role === role)!).filter(Boolean);
-        return {
-          role,
-          cpu: median(samples.map(s => s.cpu)),
-          hwmKiB: Math.max(...samples.map(s => s.hwmKiB)),
-          processes: samples[0].processes,
-          shared: samples[0].shared === true,
-        };
-      }),
-    };
-    if (w.kind === 'rpc') {
-      summary.p50us = median(ok.map(c => c.p50us ?? NaN));
-      summary.p99us = median(ok.map(c => c.p99us ?? NaN));
-    } else {
-      summary.sentPerSec = median(ok.map(c => c.sentPerSec ?? NaN));
-    }
-    if (w.kind === 'fanout') {
-      const slowest = ok.map(c => Math.min(...(c.perSubscriber ?? [NaN])));
-      summary.slowest = { value: median(slowest), min: Math.min(...slowest), max: Math.max(...slowest) };
-    }
-    return summary;
+    const series = summarizeRounds(w, raw[w.id]?.[p.id] ?? []);
+    const missing = p.skipped !== undefined ? `skipped: ${p.skipped}` : (notApplicable[p.id] ?? series.missing);
+    return { peer: p.id, ...series, ...(missing !== undefined ? { missing } : {}) };
   });
   const ours = rows.find(r => r.peer === 'wsrelay');
   const oursCells = raw[w.id]?.wsrelay ?? [];
@@ -113,6 +137,42 @@ export function summarize(
     if (paired.length > 0) r.pairedRange = { min: Math.min(...paired), max: Math.max(...paired) };
   }
   return rows;
+}
+
+/** A cross ÷ same ratio: of the medians, and the lowest and highest within one round (both placements undisturbed). */
+export interface W7Ratio {
+  median: number;
+  perRound?: { min: number; max: number };
+}
+
+export interface W7Summary {
+  workload: Workload['id'];
+  title: string;
+  same: RoundsSummary;
+  cross: RoundsSummary;
+  /** Below 1 for req/s, above 1 for the latencies: what the hop through relay A and Redis costs. */
+  crossOverSame?: { rps: W7Ratio; p50us: W7Ratio; p99us: W7Ratio };
+}
+
+export function summarizeW7(result: W7Result): W7Summary[] {
+  return W7_WORKLOADS.map(w => {
+    const cells = result.raw[w.id] ?? { same: [], cross: [] };
+    const same = summarizeRounds(w, cells.same);
+    const cross = summarizeRounds(w, cells.cross);
+    const row: W7Summary = { workload: w.id, title: w.title, same, cross };
+    if (same.missing !== undefined || cross.missing !== undefined) return row;
+    const ratio = (pick: (c: RoundsSummary | Cell) => number | undefined): W7Ratio => {
+      const paired = cells.same.flatMap((s, i) => {
+        const c = cells.cross[i];
+        return c !== undefined && isCell(s) && isCell(c) && s.disturbed === undefined && c.disturbed === undefined
+          ? [(pick(c) ?? NaN) / (pick(s) ?? NaN)]
+          : [];
+      });
+      return { median: (pick(cross) ?? NaN) / (pick(same) ?? NaN), ...(paired.length > 0 ? { perRound: spreadOf(paired) } : {}) };
+    };
+    row.crossOverSame = { rps: ratio(c => c.value), p50us: ratio(c => c.p50us), p99us: ratio(c => c.p99us) };
+    return row;
+  });
 }
 
 export interface Target {

@@ -29,9 +29,22 @@ export const WORKLOADS: readonly Workload[] = [
 
 export const FANOUT_SUBSCRIBERS = 8;
 
+/** W7 runs these RPC workloads on two relays, each both ways. */
+export const W7_WORKLOADS: readonly Workload[] = WORKLOADS.filter(w => w.id === 'W1' || w.id === 'W2');
+
+/** W7: client and provider on one relay (B), or the client on relay A and the provider on relay B. */
+export type W7Placement = 'same' | 'cross';
+
+export const W7_PLACEMENTS: readonly W7Placement[] = ['same', 'cross'];
+
+export const W7_PLACEMENT_LABELS: Readonly<Record<W7Placement, string>> = {
+  same: 'same relay: client and provider on relay B',
+  cross: 'cross-relay: client on relay A, provider on relay B',
+};
+
 /** One process's share of a measurement window. */
 export interface ProcSample {
-  /** load | relay | broker | provider | subscribers */
+  /** load | relay | broker | provider | subscribers; W7: load | relay A | relay B | broker | provider */
   role: string;
   /** CPU used in the window, in cores (user + system seconds per second of wall time). */
   cpu: number;
@@ -105,4 +118,13 @@ export interface W6Result {
   dropped: number;
   unansweredPings: number;
   relayHwmKiB: number;
+}
+
+/** W7: the cluster it ran on and every measurement, by workload and placement (index: round). */
+export interface W7Result {
+  /** The two relays' ids, the Redis they shared and their channel prefix (this run's only). */
+  cluster: { relays: string[]; redis: string; channelPrefix: string };
+  raw: Record<string, Record<W7Placement, Array<Cell | CellError>>>;
+  /** Measurements that were disturbed and taken again (left out of the statistics). */
+  repeated: Array<{ round: number; workload: string; placement: W7Placement; reason: string; cell: Cell }>;
 }
