@@ -17,12 +17,17 @@ export const DEFAULT_CHANNEL_PREFIX = 'wsrelay';
 /** Longest wait between two reconnect attempts to Redis, in ms. */
 const MAX_RETRY_DELAY_MS = 1000;
 
+/** A batch is published once it holds this many bytes, even before the tick ends. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+
 /**
  * Relays talk through Redis pub/sub: one channel every relay listens to and
- * one per relay instance. Two connections (a subscriber cannot publish);
- * publishes in one tick are pipelined into one write; nothing is queued
- * while Redis is away (the cluster treats remote relays as gone then), and
- * both connections retry until Redis is back.
+ * one per relay instance. Two connections (a subscriber cannot publish).
+ * Messages for one channel in one tick go out as one PUBLISH of
+ * length-prefixed messages (Redis then handles, and the receiving relay
+ * parses, one pub/sub message instead of one per forwarded frame). Nothing is
+ * queued while Redis is away (the cluster treats remote relays as gone
+ * then), and both connections retry until Redis is back.
  */
 export class RedisBackplane implements Backplane {
   readonly description: string;
@@ -32,6 +37,9 @@ export class RedisBackplane implements Backplane {
   private sub: Redis | undefined;
   private up = false;
   private closing = false;
+  /** This tick's messages, by channel, with their size. */
+  private readonly batches = new Map<string, { messages: Uint8Array[]; bytes: number }>();
+  private flushScheduled = false;
 
   constructor(private readonly options: RedisBackplaneOptions) {
     this.prefix = options.channelPrefix ?? DEFAULT_CHANNEL_PREFIX;
@@ -51,7 +59,8 @@ export class RedisBackplane implements Backplane {
       typeof this.options.redis === 'string'
         ? new Redis(this.options.redis, { ...base, ...extra })
         : new Redis({ ...this.options.redis, ...base, ...extra });
-    const pub = (this.pub = make({ enableOfflineQueue: false, enableAutoPipelining: true }));
+    // No auto-pipelining: write() already makes one PUBLISH per channel per tick, and ioredis would hold it for a setImmediate.
+    const pub = (this.pub = make({ enableOfflineQueue: false }));
     const sub = (this.sub = make({ autoResubscribe: true }));
     const update = () => {
       const now = !this.closing && pub.status === 'ready' && sub.status === 'ready';
@@ -66,7 +75,7 @@ export class RedisBackplane implements Backplane {
       // ioredis retries by itself; errors are reported through connection(false).
       client.on('error', () => undefined);
     }
-    sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => listener.message(message));
+    sub.on('messageBuffer', (_channel: Buffer, batch: Buffer) => this.unbatch(batch, listener));
     // Queued in the subscriber's offline queue until Redis answers, and resubscribed after every reconnect.
     sub.subscribe(all, mine).catch(err => {
       if (!this.closing) this.logger.error(`Redis subscribe failed: ${(err as Error).message}`);
@@ -90,7 +99,47 @@ export class RedisBackplane implements Backplane {
 
   private write(channel: string, message: Uint8Array): void {
     if (!this.up || this.pub === undefined) return;
-    this.pub.publish(channel, Buffer.from(message.buffer, message.byteOffset, message.byteLength)).catch(() => undefined);
+    let batch = this.batches.get(channel);
+    if (batch === undefined) this.batches.set(channel, (batch = { messages: [], bytes: 0 }));
+    batch.messages.push(message);
+    batch.bytes += 4 + message.byteLength;
+    if (batch.bytes >= MAX_BATCH_BYTES) {
+      this.publishBatch(channel, batch.messages, batch.bytes);
+      this.batches.delete(channel);
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const [channel, batch] of this.batches) this.publishBatch(channel, batch.messages, batch.bytes);
+    this.batches.clear();
+  }
+
+  /** One PUBLISH: each message as a 4-byte big-endian length and its bytes. */
+  private publishBatch(channel: string, messages: Uint8Array[], bytes: number): void {
+    if (!this.up || this.pub === undefined) return;
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (const m of messages) {
+      out.writeUInt32BE(m.byteLength, at);
+      out.set(m, at + 4);
+      at += 4 + m.byteLength;
+    }
+    this.pub.publish(channel, out).catch(() => undefined);
+  }
+
+  private unbatch(batch: Buffer, listener: BackplaneListener): void {
+    let at = 0;
+    while (at + 4 <= batch.length) {
+      const length = batch.readUInt32BE(at);
+      if (at + 4 + length > batch.length) break;
+      listener.message(batch.subarray(at + 4, at + 4 + length));
+      at += 4 + length;
+    }
+    if (at !== batch.length) this.logger.warn(`Dropped ${batch.length - at} bytes of a malformed cluster batch`);
   }
 }
 
