@@ -23,6 +23,12 @@ function int(env: NodeJS.ProcessEnv, name: string, min: number): number | undefi
   return n;
 }
 
+/** A variable's value; an empty one counts as unset (as shells and container specs often leave them). */
+function str(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
 function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
   const raw = env[name];
   if (!raw) return undefined;
@@ -45,15 +51,15 @@ function file(env: NodeJS.ProcessEnv, name: string, read: (path: string) => Buff
  */
 function authFromEnv(env: NodeJS.ProcessEnv, read: (path: string) => Buffer): RelayAuthOptions | undefined {
   const publicKey = file(env, 'RELAY_JWT_PUBLIC_KEY_FILE', read)?.toString('utf8');
-  const secret = env.RELAY_JWT_SECRET || undefined;
-  const jwks = env.RELAY_JWKS || undefined;
+  const secret = str(env, 'RELAY_JWT_SECRET');
+  const jwks = str(env, 'RELAY_JWKS');
   if (publicKey === undefined && secret === undefined && jwks === undefined) return undefined;
   return {
     secret,
     publicKey,
     jwks,
-    issuer: env.RELAY_JWT_ISSUER || undefined,
-    audience: env.RELAY_JWT_AUDIENCE || undefined,
+    issuer: str(env, 'RELAY_JWT_ISSUER'),
+    audience: str(env, 'RELAY_JWT_AUDIENCE'),
   };
 }
 
@@ -80,14 +86,14 @@ export function relayConfigFromEnv(
   }
   const config: RelayAppConfig = {
     port: int(env, 'RELAY_PORT', 0) ?? DEFAULT_RELAY_PORT,
-    host: env.RELAY_HOST || DEFAULT_RELAY_HOST,
+    host: str(env, 'RELAY_HOST') ?? DEFAULT_RELAY_HOST,
     relay: {
-      path: env.RELAY_PATH || undefined,
+      path: str(env, 'RELAY_PATH'),
       maxPayloadBytes: int(env, 'RELAY_MAX_PAYLOAD_BYTES', 64),
       heartbeatIntervalMs: int(env, 'RELAY_HEARTBEAT_INTERVAL_MS', 10),
       handshakeTimeoutMs: int(env, 'RELAY_HANDSHAKE_TIMEOUT_MS', 1),
       maxBadFrames: int(env, 'RELAY_MAX_BAD_FRAMES', 1),
-      relayId: env.RELAY_ID || undefined,
+      relayId: str(env, 'RELAY_ID'),
     },
   };
   const auth = authFromEnv(env, read);
@@ -100,16 +106,16 @@ export function relayConfigFromEnv(
   const inFlight = int(env, 'RELAY_MAX_IN_FLIGHT', 1);
   if (inFlight !== undefined) config.relay.maxInFlightPerConnection = inFlight;
   if (key !== undefined && cert !== undefined) config.tls = { key, cert };
-  const redis = env.RELAY_REDIS_URL || undefined;
+  const redis = str(env, 'RELAY_REDIS_URL');
   const heartbeat = int(env, 'RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS', 10);
   const timeout = int(env, 'RELAY_CLUSTER_TIMEOUT_MS', 1);
-  if (redis === undefined && (heartbeat !== undefined || timeout !== undefined || env.RELAY_CLUSTER_PREFIX)) {
+  if (redis === undefined && (heartbeat !== undefined || timeout !== undefined || str(env, 'RELAY_CLUSTER_PREFIX') !== undefined)) {
     throw new TypeError('RELAY_CLUSTER_* settings need RELAY_REDIS_URL (the Redis the relays share)');
   }
   if (redis !== undefined) {
     config.relay.cluster = {
       redis,
-      channelPrefix: env.RELAY_CLUSTER_PREFIX || undefined,
+      channelPrefix: str(env, 'RELAY_CLUSTER_PREFIX'),
       heartbeatIntervalMs: heartbeat,
       timeoutMs: timeout,
     };
