@@ -1,7 +1,7 @@
 import { encode } from '@msgpack/msgpack';
 import { decodePayload, encodePayload, FrameCodec } from './codec.js';
 import { FrameError } from './errors.js';
-import { type Frame, FrameType, ResponseFlag } from './frames.js';
+import { EventFlag, type Frame, FrameType, ResponseFlag } from './frames.js';
 
 describe('FrameCodec', () => {
   const codec = new FrameCodec();
@@ -28,10 +28,25 @@ describe('FrameCodec', () => {
     { type: FrameType.TokenExpiring, expiresAt: 1_800_000_000_000 },
     { type: FrameType.Auth, token: new TextEncoder().encode('a.b.c') },
     { type: FrameType.Authorized, expiresAt: 0 },
+    { type: FrameType.Event, id: 7, pattern: 'a.b', payload: bytes, peer: null, ext: null, claims: null, flags: EventFlag.ACK_HANDLERS, timeoutMs: 500 },
+    { type: FrameType.Event, id: 8, pattern: 'a.b', payload: bytes, peer: 'e', ext: null, claims: bytes, flags: EventFlag.ACK_HANDLERS, attempt: 2 },
+    { type: FrameType.Error, id: 3, code: 'HANDLER_FAILED', message: 'm', details: bytes },
+    { type: FrameType.GoAway, reason: 'shutting down', drainMs: 10_000 },
+    { type: FrameType.Drain, id: 1 },
+    { type: FrameType.Handled, id: 12, error: null },
+    { type: FrameType.Handled, id: 12, error: bytes },
   ];
 
   it.each(frames.map(f => [FrameType[f.type], f] as const))('round-trips %s', (_name, frame) => {
     expect(codec.decode(codec.encode(frame))).toEqual(frame);
+  });
+
+  it('reads a plain EVENT without the handler-ack fields, and refuses bad ones naming the field', () => {
+    const plain = codec.decode(encode([FrameType.Event, 1, 'a', bytes]));
+    expect(plain).not.toHaveProperty('flags');
+    expect(() => codec.decode(encode([FrameType.Event, 1, 'a', bytes, null, null, null, 4]))).toThrow(/event.flags/);
+    expect(() => codec.decode(encode([FrameType.Event, 1, 'a', bytes, null, null, null, 1, 0]))).toThrow(/event.timeoutMs/);
+    expect(() => codec.decode(encode([FrameType.Handled, 0]))).toThrow(/id must be greater than 0/);
   });
 
   it('leaves trailing empty optional fields off the wire', () => {

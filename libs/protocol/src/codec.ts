@@ -1,6 +1,8 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { FrameError, quote } from './errors.js';
 import {
+  type ErrorFrame,
+  type EventFrame,
   type Frame,
   FrameType,
   type HelloFrame,
@@ -83,7 +85,7 @@ function toWire(f: Frame): unknown[] {
     case FrameType.Request:
       return trimmed([f.type, f.id, f.pattern, f.payload, f.timeoutMs, f.peer, f.ext, f.claims]);
     case FrameType.Event:
-      return trimmed([f.type, f.id, f.pattern, f.payload, f.peer, f.ext, f.claims]);
+      return trimmed([f.type, f.id, f.pattern, f.payload, f.peer, f.ext, f.claims, f.flags === 0 ? undefined : f.flags, f.timeoutMs, f.attempt]);
     case FrameType.Response:
       return trimmed([f.type, f.id, f.flags, f.payload]);
     case FrameType.Cancel:
@@ -92,7 +94,7 @@ function toWire(f: Frame): unknown[] {
     case FrameType.Ack:
       return [f.type, f.id, f.recipients];
     case FrameType.Error:
-      return [f.type, f.id, f.code, f.message];
+      return trimmed([f.type, f.id, f.code, f.message, f.details]);
     case FrameType.Ping:
     case FrameType.Pong:
       return [f.type];
@@ -109,6 +111,12 @@ function toWire(f: Frame): unknown[] {
       return [f.type, f.expiresAt];
     case FrameType.Auth:
       return [f.type, f.token];
+    case FrameType.GoAway:
+      return [f.type, f.reason, f.drainMs];
+    case FrameType.Drain:
+      return [f.type, f.id];
+    case FrameType.Handled:
+      return trimmed([f.type, f.id, f.error]);
   }
 }
 
@@ -222,9 +230,9 @@ function fromWire(raw: unknown): Frame {
         ext: r.optBin(6, 'request.ext'),
         claims: r.optBin(7, 'request.claims'),
       };
-    case FrameType.Event:
+    case FrameType.Event: {
       need(4);
-      return {
+      const frame: EventFrame = {
         type,
         id: r.uint(1, 'event.id'),
         pattern: r.str(2, 'event.pattern'),
@@ -233,6 +241,14 @@ function fromWire(raw: unknown): Frame {
         ext: r.optBin(5, 'event.ext'),
         claims: r.optBin(6, 'event.claims'),
       };
+      // Trailing fields of event acks; a plain event leaves them off (and pays nothing to read them).
+      if (raw.length > 7) {
+        if (raw[7] != null) frame.flags = r.uint(7, 'event.flags', 1);
+        if (raw[8] != null) frame.timeoutMs = positiveTimeout(r, 8, 'event.timeoutMs');
+        if (raw[9] != null) frame.attempt = r.uint(9, 'event.attempt');
+      }
+      return frame;
+    }
     case FrameType.Response: {
       need(3);
       const flags = r.uint(2, 'response.flags', 3);
@@ -252,14 +268,17 @@ function fromWire(raw: unknown): Frame {
     case FrameType.Ack:
       need(3);
       return { type, id: positiveId(r), recipients: r.uint(2, 'ack.recipients') };
-    case FrameType.Error:
+    case FrameType.Error: {
       need(4);
-      return {
+      const frame: ErrorFrame = {
         type,
         id: r.uint(1, 'error.id'),
         code: r.str(2, 'error.code'),
         message: r.str(3, 'error.message', true),
       };
+      if (raw[4] != null) frame.details = r.bin(4, 'error.details');
+      return frame;
+    }
     case FrameType.Ping:
       return { type };
     case FrameType.Pong:
@@ -296,6 +315,15 @@ function fromWire(raw: unknown): Frame {
     case FrameType.Auth:
       need(2);
       return { type, token: r.bin(1, 'auth.token') };
+    case FrameType.GoAway:
+      need(3);
+      return { type, reason: r.str(1, 'goaway.reason', true), drainMs: r.uint(2, 'goaway.drainMs', MAX_TIMEOUT_MS) };
+    case FrameType.Drain:
+      need(2);
+      return { type, id: positiveId(r) };
+    case FrameType.Handled:
+      need(2);
+      return { type, id: positiveId(r), error: r.optBin(2, 'handled.error') };
     default:
       throw new FrameError(`unknown frame type ${describe(type)}`, id);
   }

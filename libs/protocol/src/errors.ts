@@ -13,6 +13,8 @@ export enum RelayErrorCode {
   RATE_LIMITED = 'RATE_LIMITED',
   CLOSED = 'CLOSED',
   INTERNAL = 'INTERNAL',
+  HANDLER_FAILED = 'HANDLER_FAILED',
+  SLOW_CONSUMER = 'SLOW_CONSUMER',
 }
 
 /** The HTTP-like status that goes with each code. */
@@ -30,6 +32,8 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = {
   [RelayErrorCode.RATE_LIMITED]: 429,
   [RelayErrorCode.CLOSED]: 499,
   [RelayErrorCode.INTERNAL]: 500,
+  [RelayErrorCode.HANDLER_FAILED]: 500,
+  [RelayErrorCode.SLOW_CONSUMER]: 507,
 };
 
 /** Longest piece of peer input (a pattern, a node id) an error message quotes, in characters. */
@@ -94,6 +98,13 @@ export const RelayErrorMessages = {
   notInbound: (name: string) => `a ${name} frame is never sent to the relay`,
   tooManyBeforeWelcome: (limit: number) =>
     `Rate limited: over ${limit} frames sent before the relay answered HELLO; wait for WELCOME.`,
+  backedUp: (buffered: number, max: number) =>
+    `Rate limited: ${buffered} bytes are waiting to be sent to the relay (over ${max}); the relay is not reading fast enough.`,
+  slowConsumer: (buffered: number, max: number) =>
+    `slow consumer: ${buffered} bytes unsent (budget ${max})`,
+  handlerFailed: (failed: number, recipients: number) =>
+    `The event was not handled by ${failed} of ${recipients} recipient(s).`,
+  goingAway: () => 'the relay is shutting down',
   duplicateId: (id: number) => `request id ${id} is already in flight on this connection`,
 } as const;
 
@@ -101,6 +112,8 @@ export const RelayErrorMessages = {
 export interface RelayErrorWire {
   code: string;
   message: string;
+  /** Code-specific details (HANDLER_FAILED: the failed deliveries). */
+  details?: unknown;
 }
 
 /**
@@ -111,17 +124,21 @@ export class RelayError extends Error {
   override name = 'RelayError';
   readonly status: number;
 
+  /** Code-specific details (HANDLER_FAILED: each failed delivery as `{ nodeId, code, error? }`). */
+  readonly details: unknown;
+
   constructor(
     readonly code: RelayErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; details?: unknown },
   ) {
     super(message, options);
     this.status = RELAY_ERROR_STATUS[code] ?? 500;
+    this.details = options?.details;
   }
 
   toWire(): RelayErrorWire {
-    return { code: this.code, message: this.message };
+    return this.details === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, details: this.details };
   }
 
   /**
@@ -129,12 +146,13 @@ export class RelayError extends Error {
    * know (a newer relay) is kept as sent, with status 500.
    */
   static fromWire(wire: RelayErrorWire): RelayError {
-    return new RelayError(wire.code as RelayErrorCode, wire.message);
+    return new RelayError(wire.code as RelayErrorCode, wire.message, wire.details === undefined ? undefined : { details: wire.details });
   }
 
   /** JSON shape, so a RelayError logged or returned over HTTP keeps its code. */
-  toJSON(): { name: string; code: string; status: number; message: string } {
-    return { name: this.name, code: this.code, status: this.status, message: this.message };
+  toJSON(): { name: string; code: string; status: number; message: string; details?: unknown } {
+    const json = { name: this.name, code: this.code, status: this.status, message: this.message };
+    return this.details === undefined ? json : { ...json, details: this.details };
   }
 }
 

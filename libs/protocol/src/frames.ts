@@ -22,6 +22,9 @@ export enum FrameType {
   TokenExpiring = 14,
   Auth = 15,
   Authorized = 16,
+  GoAway = 17,
+  Drain = 18,
+  Handled = 19,
 }
 
 /** Bits of a RESPONSE frame's `flags`. */
@@ -30,6 +33,15 @@ export const ResponseFlag = {
   DONE: 1,
   /** The payload is the handler's error (implies DONE). */
   ERROR: 2,
+} as const;
+
+/** Bits of an EVENT frame's `flags`. */
+export const EventFlag = {
+  /**
+   * Emitter → relay: ACK only once every receiving handler has finished (ERROR
+   * HANDLER_FAILED if one threw). Relay → node: answer with HANDLED.
+   */
+  ACK_HANDLERS: 1,
 } as const;
 
 /** First frame of a node: who it is and what it serves. */
@@ -92,7 +104,11 @@ export interface CancelFrame {
   id: number;
 }
 
-/** An event. `peer` as in REQUEST (a target node, or the emitter's node id). */
+/**
+ * An event. `peer` as in REQUEST (a target node, or the emitter's node id).
+ * From the emitter `id` is its own (0: no ACK wanted); delivered by the relay
+ * with ACK_HANDLERS, `id` is the relay's id for this delivery, which HANDLED names.
+ */
 export interface EventFrame {
   type: FrameType.Event;
   id: number;
@@ -101,6 +117,12 @@ export interface EventFrame {
   peer: string | null;
   ext: Uint8Array | null;
   claims: Uint8Array | null;
+  /** EventFlag bits (0 when left off). */
+  flags?: number;
+  /** Emitter → relay, with ACK_HANDLERS: how long to wait for the handlers, in ms. */
+  timeoutMs?: number;
+  /** Relay → node, with ACK_HANDLERS: which delivery attempt this is, from 1. */
+  attempt?: number;
 }
 
 /** The relay accepted an EVENT (or a WAIT is satisfied): how many received it. */
@@ -116,6 +138,8 @@ export interface ErrorFrame {
   id: number;
   code: string;
   message: string;
+  /** MessagePack details for the code (HANDLER_FAILED: each failed delivery). */
+  details?: Uint8Array | null;
 }
 
 export interface PingFrame {
@@ -176,6 +200,26 @@ export interface AuthorizedFrame {
   expiresAt: number;
 }
 
+/** The relay is shutting down: connect elsewhere now; requests in flight here still complete, for up to `drainMs`. */
+export interface GoAwayFrame {
+  type: FrameType.GoAway;
+  reason: string;
+  drainMs: number;
+}
+
+/** The node is shutting down: route no new requests or events to it. The relay answers ACK with the same id. */
+export interface DrainFrame {
+  type: FrameType.Drain;
+  id: number;
+}
+
+/** A node finished handling a delivered EVENT (relay's id); `error` is the handler's error, as MessagePack. */
+export interface HandledFrame {
+  type: FrameType.Handled;
+  id: number;
+  error: Uint8Array | null;
+}
+
 export type Frame =
   | HelloFrame
   | WelcomeFrame
@@ -192,7 +236,10 @@ export type Frame =
   | NodesFrame
   | TokenExpiringFrame
   | AuthFrame
-  | AuthorizedFrame;
+  | AuthorizedFrame
+  | GoAwayFrame
+  | DrainFrame
+  | HandledFrame;
 
 /** Lower-case names of the frame types (the relay gateway's message names). */
 export const FRAME_NAMES: Readonly<Record<FrameType, string>> = {
@@ -212,4 +259,7 @@ export const FRAME_NAMES: Readonly<Record<FrameType, string>> = {
   [FrameType.TokenExpiring]: 'token_expiring',
   [FrameType.Auth]: 'auth',
   [FrameType.Authorized]: 'authorized',
+  [FrameType.GoAway]: 'goaway',
+  [FrameType.Drain]: 'drain',
+  [FrameType.Handled]: 'handled',
 };

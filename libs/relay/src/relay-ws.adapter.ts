@@ -54,6 +54,8 @@ const INBOUND = new Set<FrameType>([
   FrameType.Wait,
   FrameType.Discover,
   FrameType.Auth,
+  FrameType.Drain,
+  FrameType.Handled,
 ]);
 
 /** Frames that start work at the relay, and so count against the rate limit (answers do not). */
@@ -65,6 +67,7 @@ const RATED = new Set<FrameType>([
   FrameType.Discover,
   FrameType.Ping,
   FrameType.Auth,
+  FrameType.Drain,
 ]);
 
 type Callback = (data: unknown, event: string) => unknown;
@@ -188,11 +191,19 @@ export class RelayWsAdapter extends WsAdapter {
       const event = item instanceof Refusal ? REFUSED_EVENT : FRAME_NAMES[item.type];
       const callback = callbacks.get(event);
       if (callback === undefined) return;
-      const session = event === HELLO_EVENT ? sessionOf(client) : undefined;
-      if (session === undefined || session.established) {
-        this.run(callback, item, event);
+      const owner = sessionOf(client);
+      if (event !== HELLO_EVENT || owner === undefined || owner.established) {
+        // Counted while in Nest's pipeline: until it has run, later frames of
+        // this connection must not overtake it on the hot path.
+        if (owner === undefined) {
+          this.run(callback, item, event);
+          return;
+        }
+        owner.inNest++;
+        this.run(callback, item, event, () => owner.inNest--);
         return;
       }
+      const session = owner;
       // Nest runs a frame's guards before the previous frame's handler, so a
       // frame pipelined right after HELLO would be judged before HELLO took
       // effect. Frames wait until HELLO's handler has run, then go in order.
@@ -230,7 +241,7 @@ export class RelayWsAdapter extends WsAdapter {
 
   /** A frame the guards have already let through on this connection goes straight to the router; any other to Nest. */
   private deliver(item: Frame | Refusal, dispatch: (item: Frame | Refusal) => void, session?: Session): void {
-    if (session === undefined || item instanceof Refusal || !this.fastRoute(session, item)) dispatch(item);
+    if (session === undefined || session.inNest > 0 || item instanceof Refusal || !this.fastRoute(session, item)) dispatch(item);
   }
 
   /**

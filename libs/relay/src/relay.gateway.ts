@@ -10,6 +10,7 @@ import type {
   AuthFrame,
   CancelFrame,
   DiscoverFrame,
+  DrainFrame,
   EventFrame,
   HelloFrame,
   RequestFrame,
@@ -22,7 +23,7 @@ import type WebSocket from 'ws';
 import { type ConnectionIdentity, OPEN_IDENTITY, RelayAuthService } from './auth/relay-auth.service.js';
 import { RelayExceptionFilter } from './filters/relay-exception.filter.js';
 import { EstablishedSessionGuard } from './guards/established-session.guard.js';
-import { PermissionGuard, RequirePermission } from './guards/permission.guard.js';
+import { PermissionGuard, passedUnderCurrentToken, RequirePermission } from './guards/permission.guard.js';
 import { ServerConnectionGuard } from './guards/server-connection.guard.js';
 import { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
 import type { ResolvedRelayOptions } from './interfaces/relay-options.interface.js';
@@ -106,7 +107,7 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @SubscribeMessage('request')
   onRequest(socket: WebSocket, frame: RequestFrame): void {
     const session = this.session(socket);
-    session.memo.rememberCall(frame.pattern);
+    if (passedUnderCurrentToken(frame, session)) session.memo.rememberCall(frame.pattern);
     this.router.request(session, frame);
   }
 
@@ -132,7 +133,7 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @SubscribeMessage('event')
   onEvent(socket: WebSocket, frame: EventFrame): number {
     const session = this.session(socket);
-    session.memo.rememberPublish(frame.pattern);
+    if (passedUnderCurrentToken(frame, session)) session.memo.rememberPublish(frame.pattern);
     return this.router.publish(session, frame);
   }
 
@@ -153,6 +154,12 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @SubscribeMessage('auth')
   onAuth(socket: WebSocket, frame: AuthFrame): Promise<void> {
     return this.router.reauth(this.session(socket), frame);
+  }
+
+  @UseGuards(EstablishedSessionGuard)
+  @SubscribeMessage('drain')
+  onDrain(socket: WebSocket, frame: DrainFrame): void {
+    this.router.drain(this.session(socket), frame);
   }
 
   @SubscribeMessage('ping')

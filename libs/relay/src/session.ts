@@ -55,6 +55,12 @@ export class Session {
   heard = true;
   /** Heartbeat beats (half intervals) in a row without hearing from the node. */
   silentBeats = 0;
+  /** The node asked (DRAIN) to get nothing new: it is out of routing, finishing what is in flight. */
+  draining = false;
+  /** Frames of this connection inside Nest's pipeline (guards, handler): the hot path waits for them, to keep frames in order. */
+  inNest = 0;
+  /** Bumped by every token refresh: a guard's verdict counts only for the identity it judged. */
+  identityGeneration = 0;
   /** What the gateway's guards let through on this connection, for the adapter's hot path. */
   readonly memo = new GuardMemo();
   badFrames = 0;

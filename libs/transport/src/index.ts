@@ -4,10 +4,12 @@ export { WsRelayContext } from './ctx-host/ws-relay.context.js';
 export { WsRelayStatus, type WsRelayEvents } from './enums.js';
 export * from './interfaces/ws-relay-options.interface.js';
 export {
+  type WsRelayEventAckMode,
   WsRelayRecord,
   WsRelayRecordBuilder,
   type WsRelayRecordOptions,
 } from './record-builders/ws-relay.record-builder.js';
+export type { WsRelayUrlStatus } from './connection/relay-connection.js';
 export {
   WsRelayRecordSerializer,
   type WsRelaySerializedPacket,

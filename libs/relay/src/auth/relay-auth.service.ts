@@ -131,8 +131,8 @@ export class RelayAuthService {
       }
       const t = claims[this.options.tenantClaim];
       if (t !== undefined) {
-        if (typeof t !== 'string' || t.length === 0) {
-          throw new TokenRefusal(`the "${this.options.tenantClaim}" claim must be a non-empty string`);
+        if (typeof t !== 'string' || t.length === 0 || t.includes('\u0000')) {
+          throw new TokenRefusal(`the "${this.options.tenantClaim}" claim must be a non-empty string without NUL characters`);
         }
         tenant = t;
       }

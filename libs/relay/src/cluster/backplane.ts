@@ -17,13 +17,19 @@ export interface Backplane {
   readonly description: string;
   /**
    * Starts delivering messages for relay instance `self` to `listener`.
-   * Resolves once it can publish; rejects only on a configuration error
-   * (an outage is reported through `connection(false)` and retried).
+   * Resolves once it can publish, or, when it cannot yet, after reporting
+   * `connection(false)` (and `connection(true)` later); rejects only on a
+   * configuration error.
    */
   start(self: string, listener: BackplaneListener): Promise<void>;
   /** To every relay, this one included. Dropped while disconnected. */
   publish(message: Uint8Array): void;
   /** To the relay instance `relay` only. Dropped while disconnected. */
   send(relay: string, message: Uint8Array): void;
+  /**
+   * The cluster stopped hearing its own messages back: drop whatever is
+   * buffered (it would arrive stale) and reconnect. Optional.
+   */
+  reset?(): void;
   close(): Promise<void>;
 }

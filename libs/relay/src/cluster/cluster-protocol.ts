@@ -46,7 +46,17 @@ export type ClusterMessage =
   | { type: ClusterMessageType.Sync; from: string }
   | { type: ClusterMessageType.Snapshot; from: string; relayId: string; nodes: ClusterNode[] }
   | { type: ClusterMessageType.NodeUp; from: string; node: ClusterNode }
-  | { type: ClusterMessageType.NodeDown; from: string; tenant: string; nodeId: string }
+  | {
+      type: ClusterMessageType.NodeDown;
+      from: string;
+      tenant: string;
+      nodeId: string;
+      /** It drained: requests in flight to it still complete. */
+      graceful: boolean;
+      /** The token subject its node id stays bound to, for `reservedForMs`. */
+      subject: string | null;
+      reservedForMs: number;
+    }
   | { type: ClusterMessageType.Bye; from: string }
   | {
       type: ClusterMessageType.Request;
@@ -126,7 +136,7 @@ function toWire(m: ClusterMessage): unknown[] {
     case ClusterMessageType.NodeUp:
       return [...head, nodeToWire(m.node)];
     case ClusterMessageType.NodeDown:
-      return [...head, m.tenant, m.nodeId];
+      return [...head, m.tenant, m.nodeId, m.graceful, m.subject, m.reservedForMs];
     case ClusterMessageType.Request:
       return [...head, m.fwdId, m.tenant, m.nodeId, m.pattern, m.payload, m.timeoutMs, m.callerNodeId, m.ext, m.claims];
     case ClusterMessageType.Response:
@@ -182,7 +192,15 @@ function fromWire(a: unknown[]): ClusterMessage {
     case ClusterMessageType.NodeUp:
       return { type: ClusterMessageType.NodeUp, from, node: nodeFromWire(a[3]) };
     case ClusterMessageType.NodeDown:
-      return { type: ClusterMessageType.NodeDown, from, tenant: str(a[3], 'down.tenant'), nodeId: str(a[4], 'down.nodeId') };
+      return {
+        type: ClusterMessageType.NodeDown,
+        from,
+        tenant: str(a[3], 'down.tenant'),
+        nodeId: str(a[4], 'down.nodeId'),
+        graceful: a[5] === true,
+        subject: optStr(a[6], 'down.subject'),
+        reservedForMs: a[7] == null ? 0 : num(a[7], 'down.reservedForMs'),
+      };
     case ClusterMessageType.Request:
       return {
         type: ClusterMessageType.Request,

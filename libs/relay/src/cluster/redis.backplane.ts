@@ -19,15 +19,25 @@ const MAX_RETRY_DELAY_MS = 1000;
 
 /** A batch is published once it holds this many bytes, even before the tick ends. */
 const MAX_BATCH_BYTES = 1024 * 1024;
+/** First byte of every PUBLISH: the batch format (a relay drops a batch it does not know, and says so). */
+const BATCH_FORMAT = 1;
+/**
+ * Bytes published but not yet confirmed by Redis past which its connection is
+ * taken for stalled (reported down and reconnected) instead of growing without bound.
+ */
+const MAX_UNCONFIRMED_BYTES = 64 * 1024 * 1024;
+/** How long close() waits for Redis to answer QUIT. */
+const QUIT_TIMEOUT_MS = 500;
 
 /**
  * Relays talk through Redis pub/sub: one channel every relay listens to and
  * one per relay instance. Two connections (a subscriber cannot publish).
- * Messages for one channel in one tick go out as one PUBLISH of
- * length-prefixed messages (Redis then handles, and the receiving relay
- * parses, one pub/sub message instead of one per forwarded frame). Nothing is
- * queued while Redis is away (the cluster treats remote relays as gone
- * then), and both connections retry until Redis is back.
+ * The messages of one tick go out as few PUBLISHes as their order allows
+ * (consecutive messages to one channel share one, length-prefixed), so Redis
+ * handles, and the receiving relay parses, one pub/sub message instead of one
+ * per forwarded frame. Nothing is queued while Redis is away, nor re-sent
+ * after a reconnect (it would arrive stale: the cluster treats remote relays
+ * as gone meanwhile), and both connections retry until Redis is back.
  */
 export class RedisBackplane implements Backplane {
   readonly description: string;
@@ -37,9 +47,12 @@ export class RedisBackplane implements Backplane {
   private sub: Redis | undefined;
   private up = false;
   private closing = false;
-  /** This tick's messages, by channel, with their size. */
-  private readonly batches = new Map<string, { messages: Uint8Array[]; bytes: number }>();
+  /** This tick's messages, in order, as runs of one channel each. */
+  private runs: Array<{ channel: string; messages: Uint8Array[]; bytes: number }> = [];
   private flushScheduled = false;
+  /** Bytes handed to ioredis and not yet answered by Redis. */
+  private unconfirmed = 0;
+  private warnedFormats = new Set<number>();
 
   constructor(private readonly options: RedisBackplaneOptions) {
     this.prefix = options.channelPrefix ?? DEFAULT_CHANNEL_PREFIX;
@@ -59,8 +72,8 @@ export class RedisBackplane implements Backplane {
       typeof this.options.redis === 'string'
         ? new Redis(this.options.redis, { ...base, ...extra })
         : new Redis({ ...this.options.redis, ...base, ...extra });
-    // No auto-pipelining: write() already makes one PUBLISH per channel per tick, and ioredis would hold it for a setImmediate.
-    const pub = (this.pub = make({ enableOfflineQueue: false }));
+    // No auto-pipelining: write() already batches each tick, and ioredis would hold it for a setImmediate.
+    const pub = (this.pub = make({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false }));
     const sub = (this.sub = make({ autoResubscribe: true }));
     const update = () => {
       const now = !this.closing && pub.status === 'ready' && sub.status === 'ready';
@@ -82,6 +95,8 @@ export class RedisBackplane implements Backplane {
     });
     // A first connection that fails is retried by ioredis; the relay starts either way.
     await Promise.all([pub.connect().catch(() => undefined), sub.connect().catch(() => undefined)]);
+    // The contract: resolve once able to publish, or say first that we cannot yet.
+    if (!this.up) listener.connection(false);
   }
 
   publish(message: Uint8Array): void {
@@ -92,21 +107,39 @@ export class RedisBackplane implements Backplane {
     this.write(`${this.prefix}:relay:${relay}`, message);
   }
 
+  /** Drops what either connection holds and reconnects both (the cluster stopped hearing itself). */
+  reset(): void {
+    this.runs = [];
+    this.unconfirmed = 0;
+    this.pub?.disconnect(true);
+    this.sub?.disconnect(true);
+  }
+
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all([this.pub, this.sub].map(c => c?.quit().catch(() => c.disconnect())));
+    this.runs = [];
+    // The subscriber has nothing to flush; QUIT would queue behind a SUBSCRIBE that Redis never answered.
+    this.sub?.disconnect();
+    const pub = this.pub;
+    if (pub === undefined) return;
+    if (pub.status !== 'ready') {
+      pub.disconnect();
+      return;
+    }
+    // A stalled Redis never answers QUIT: give it a moment, then cut.
+    await Promise.race([pub.quit().catch(() => undefined), new Promise(resolve => setTimeout(resolve, QUIT_TIMEOUT_MS).unref())]);
+    pub.disconnect();
   }
 
   private write(channel: string, message: Uint8Array): void {
     if (!this.up || this.pub === undefined) return;
-    let batch = this.batches.get(channel);
-    if (batch === undefined) this.batches.set(channel, (batch = { messages: [], bytes: 0 }));
-    batch.messages.push(message);
-    batch.bytes += 4 + message.byteLength;
-    if (batch.bytes >= MAX_BATCH_BYTES) {
-      this.publishBatch(channel, batch.messages, batch.bytes);
-      this.batches.delete(channel);
-    } else if (!this.flushScheduled) {
+    let run = this.runs[this.runs.length - 1];
+    if (run === undefined || run.channel !== channel || run.bytes >= MAX_BATCH_BYTES) {
+      this.runs.push((run = { channel, messages: [], bytes: 1 }));
+    }
+    run.messages.push(message);
+    run.bytes += 4 + message.byteLength;
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(() => this.flush());
     }
@@ -114,25 +147,45 @@ export class RedisBackplane implements Backplane {
 
   private flush(): void {
     this.flushScheduled = false;
-    for (const [channel, batch] of this.batches) this.publishBatch(channel, batch.messages, batch.bytes);
-    this.batches.clear();
+    const runs = this.runs;
+    this.runs = [];
+    for (const run of runs) this.publishRun(run.channel, run.messages, run.bytes);
   }
 
-  /** One PUBLISH: each message as a 4-byte big-endian length and its bytes. */
-  private publishBatch(channel: string, messages: Uint8Array[], bytes: number): void {
-    if (!this.up || this.pub === undefined) return;
+  /** One PUBLISH: the format byte, then each message as a 4-byte big-endian length and its bytes. */
+  private publishRun(channel: string, messages: Uint8Array[], bytes: number): void {
+    const pub = this.pub;
+    if (!this.up || pub === undefined) return;
+    if (this.unconfirmed + bytes > MAX_UNCONFIRMED_BYTES) {
+      this.logger.warn(`Redis has not confirmed ${this.unconfirmed} bytes of publishes: taking it for stalled and reconnecting`);
+      this.reset();
+      return;
+    }
     const out = Buffer.allocUnsafe(bytes);
-    let at = 0;
+    out[0] = BATCH_FORMAT;
+    let at = 1;
     for (const m of messages) {
       out.writeUInt32BE(m.byteLength, at);
       out.set(m, at + 4);
       at += 4 + m.byteLength;
     }
-    this.pub.publish(channel, out).catch(() => undefined);
+    this.unconfirmed += bytes;
+    pub.publish(channel, out).then(
+      () => (this.unconfirmed -= bytes),
+      () => (this.unconfirmed = Math.max(0, this.unconfirmed - bytes)),
+    );
   }
 
   private unbatch(batch: Buffer, listener: BackplaneListener): void {
-    let at = 0;
+    if (batch.length === 0 || batch[0] !== BATCH_FORMAT) {
+      const format = batch[0] ?? -1;
+      if (!this.warnedFormats.has(format)) {
+        this.warnedFormats.add(format);
+        this.logger.warn(`Dropped cluster messages in batch format ${format}; this relay reads format ${BATCH_FORMAT} (mixed relay versions?)`);
+      }
+      return;
+    }
+    let at = 1;
     while (at + 4 <= batch.length) {
       const length = batch.readUInt32BE(at);
       if (at + 4 + length > batch.length) break;

@@ -15,8 +15,14 @@ export interface ClusterListener {
   /** This relay's established nodes, for a snapshot. */
   localNodes(): ClusterNode[];
   remoteNodeUp(node: RemoteNode): void;
-  remoteNodeDown(node: RemoteNode): void;
-  /** A relay is gone (its nodes already went down): settle what was in flight with it. */
+  /** `graceful`: it drained, and its requests in flight complete; `reservedForMs`: how long its id stays bound to its subject. */
+  remoteNodeDown(node: RemoteNode, graceful: boolean, reservedForMs: number): void;
+  /** The same claim announced again with other patterns or subscriptions (a token refresh withdrew some). */
+  remoteNodeChanged(node: RemoteNode, info: ClusterNode): void;
+  /**
+   * A relay is gone, or started over (a SYNC from a relay already known: it
+   * forgot what was in flight with this one): settle what was in flight with it.
+   */
   relayGone(relay: RemoteRelay): void;
   remoteRequest(relay: RemoteRelay, m: Msg<ClusterMessageType.Request>): void;
   remoteResponse(relay: RemoteRelay, m: Msg<ClusterMessageType.Response>): void;
@@ -57,15 +63,18 @@ export class RelayCluster {
   private readonly timeoutMs: number;
   private listener: ClusterListener | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** The backend says it is connected (always, in memory). */
-  private connected = false;
-  /** Last time anything came through the backplane (our own heartbeat included). */
+  /** The backend says it is connected (undefined until start() resolves without its saying otherwise). */
+  private connected: boolean | undefined;
+  /** Last time this relay heard its own heartbeat back through the backplane. */
   private lastHeard = 0;
   private healthy = false;
   private stopped = false;
   private readonly complaints = new Set<string>();
 
+  private readonly reservationMs: number;
+
   constructor(@Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions) {
+    this.reservationMs = options.nodeIdReservationMs;
     const c = options.cluster;
     this.backplane =
       c.backplane ?? (c.redis !== undefined ? new RedisBackplane({ redis: c.redis, channelPrefix: c.channelPrefix }) : new InMemoryBackplane());
@@ -80,14 +89,17 @@ export class RelayCluster {
 
   async start(listener: ClusterListener): Promise<void> {
     this.listener = listener;
-    // An in-memory backplane has no connection to lose; Redis reports its own.
-    this.connected = this.backplane instanceof InMemoryBackplane;
     this.timer = setInterval(() => this.tick(), this.heartbeatIntervalMs);
     await this.backplane.start(this.instanceId, {
       message: bytes => this.onMessage(bytes),
       connection: up => this.onConnection(up),
     });
-    if (this.connected) this.hello();
+    if (this.stopped) return;
+    // start() resolves once the backplane can publish, unless it said otherwise meanwhile.
+    if (this.connected === undefined) {
+      this.connected = true;
+      this.hello();
+    }
     if (!(this.backplane instanceof InMemoryBackplane)) {
       this.logger.log(`Relay ${this.options.relayId} joining the cluster on ${this.backplane.description}`);
     }
@@ -95,9 +107,11 @@ export class RelayCluster {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
+    const goodbye = this.connected === true;
+    // From here nothing more goes out (a NODE_DOWN after BYE would bring this relay back as a ghost).
     this.stopped = true;
     clearInterval(this.timer);
-    if (this.connected) this.broadcast({ type: ClusterMessageType.Bye, from: this.instanceId });
+    if (goodbye) this.backplane.publish(this.codec.encode({ type: ClusterMessageType.Bye, from: this.instanceId }));
     for (const relay of [...this.relays.values()]) this.drop(relay, undefined);
     // Let the goodbye leave before the connection closes.
     await new Promise(resolve => setImmediate(resolve));
@@ -134,47 +148,64 @@ export class RelayCluster {
     this.broadcast({ type: ClusterMessageType.NodeUp, from: this.instanceId, node });
   }
 
-  nodeDown(tenant: string, nodeId: string): void {
-    this.broadcast({ type: ClusterMessageType.NodeDown, from: this.instanceId, tenant, nodeId });
+  /**
+   * A node left, lost its id, or drained (`graceful`: other relays let its
+   * requests in flight complete); its id stays bound to `subject` for the
+   * reservation time.
+   */
+  nodeDown(tenant: string, nodeId: string, graceful: boolean, subject: string | null): void {
+    this.broadcast({
+      type: ClusterMessageType.NodeDown,
+      from: this.instanceId,
+      tenant,
+      nodeId,
+      graceful,
+      subject,
+      reservedForMs: subject === null ? 0 : this.reservationMs,
+    });
   }
 
-  /** Sends a message to one relay; false when it is gone. */
+  /** Sends a message to one relay; false when it is gone or the backplane is not usable. */
   send(relay: RemoteRelay, m: ClusterMessage): boolean {
-    if (relay.gone || !this.healthy) return false;
+    if (relay.gone || !this.healthy || this.connected !== true || this.stopped) return false;
     this.backplane.send(relay.instanceId, this.codec.encode(m));
     return true;
   }
 
   private broadcast(m: ClusterMessage): void {
-    if (this.connected) this.backplane.publish(this.codec.encode(m));
+    if (this.connected === true && !this.stopped) this.backplane.publish(this.codec.encode(m));
   }
 
-  /** Announces this relay and asks every other for its nodes. */
+  /** Announces this relay; once its heartbeat comes back it asks every other for its nodes (see onMessage). */
   private hello(): void {
     this.broadcast({ type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId });
-    this.broadcast({ type: ClusterMessageType.Sync, from: this.instanceId });
   }
 
   private onConnection(up: boolean): void {
     if (up === this.connected || this.stopped) return;
+    const before = this.connected;
     this.connected = up;
     if (up) {
       this.logger.log(`Cluster backplane ${this.backplane.description} connected`);
       this.hello();
     } else {
-      this.logger.warn(`Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`);
+      if (before !== undefined) {
+        this.logger.warn(`Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`);
+      }
       this.unhealthy();
     }
   }
 
   private tick(): void {
-    if (this.connected) this.broadcast({ type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId });
+    this.broadcast({ type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId });
     const now = Date.now();
     if (this.healthy && now - this.lastHeard > this.timeoutMs) {
       this.logger.warn(
-        `Cluster backplane ${this.backplane.description} silent for ${now - this.lastHeard} ms: routing among this relay's own connections until it is back`,
+        `Cluster backplane ${this.backplane.description}: this relay's own heartbeat has not come back for ${now - this.lastHeard} ms; routing among its own connections until it does`,
       );
       this.unhealthy();
+      // Throw away whatever the stalled connections still hold, so nothing stale is delivered when they recover.
+      this.backplane.reset?.();
       return;
     }
     for (const relay of [...this.relays.values()]) {
@@ -200,11 +231,23 @@ export class RelayCluster {
       }
       return;
     }
-    this.lastHeard = Date.now();
-    // Heard again after an outage: first contact with each relay rebuilds its state.
-    this.healthy = true;
-    if (m.from === this.instanceId) return;
+    if (m.from === this.instanceId) {
+      // Only our own heartbeat, back through the backplane, proves it carries what we publish.
+      if (m.type === ClusterMessageType.Beat && this.connected === true) {
+        this.lastHeard = Date.now();
+        if (!this.healthy) {
+          // Usable (again): ask every relay for its nodes. Relays that knew
+          // this one take the SYNC as a restart and settle what was in flight with it.
+          this.healthy = true;
+          this.broadcast({ type: ClusterMessageType.Sync, from: this.instanceId });
+        }
+      }
+      return;
+    }
+    // While unhealthy, other relays' traffic is not acted on: we could not answer it.
+    if (!this.healthy) return;
     let relay = this.relays.get(m.from);
+    const fresh = relay === undefined;
     if (relay === undefined) {
       if (m.type === ClusterMessageType.Bye) return;
       relay = new RemoteRelay(m.from, m.type === ClusterMessageType.Beat || m.type === ClusterMessageType.Snapshot ? m.relayId : undefined);
@@ -214,13 +257,16 @@ export class RelayCluster {
       if (m.type !== ClusterMessageType.Snapshot) this.send(relay, { type: ClusterMessageType.Sync, from: this.instanceId });
       this.logger.log(`Relay ${relay.relayId} joined the cluster`);
     }
-    relay.lastSeen = this.lastHeard;
+    relay.lastSeen = Date.now();
     const l = this.listener;
     switch (m.type) {
       case ClusterMessageType.Beat:
         relay.relayId = m.relayId;
         return;
       case ClusterMessageType.Sync:
+        // From a relay we already knew: it started over (it dropped us, or
+        // restarted its view) and forgot what was in flight with us.
+        if (!fresh) l.relayGone(relay);
         this.send(relay, this.snapshot());
         return;
       case ClusterMessageType.Snapshot:
@@ -232,7 +278,7 @@ export class RelayCluster {
         return;
       case ClusterMessageType.NodeDown: {
         const node = relay.nodes.get(nodeKey(m.tenant, m.nodeId));
-        if (node !== undefined) this.remove(relay, node);
+        if (node !== undefined) this.remove(relay, node, m.graceful, m.subject === node.info.subject ? m.reservedForMs : 0);
         return;
       }
       case ClusterMessageType.Bye:
@@ -265,21 +311,26 @@ export class RelayCluster {
     const old = relay.nodes.get(key);
     if (old !== undefined) {
       if (sameNode(old.info, info)) return;
-      this.remove(relay, old);
+      if (old.info.since === info.since && old.info.subject === info.subject) {
+        // The same claim with other patterns or subscriptions: what is in flight to it stays.
+        this.listener?.remoteNodeChanged(old, info);
+        return;
+      }
+      this.remove(relay, old, false, 0);
     }
     const node = new RemoteNode(relay, info);
     relay.nodes.set(key, node);
     this.listener?.remoteNodeUp(node);
   }
 
-  private remove(relay: RemoteRelay, node: RemoteNode): void {
+  private remove(relay: RemoteRelay, node: RemoteNode, graceful: boolean, reservedForMs: number): void {
     relay.nodes.delete(nodeKey(node.info.tenant, node.info.nodeId));
-    this.listener?.remoteNodeDown(node);
+    this.listener?.remoteNodeDown(node, graceful, reservedForMs);
   }
 
   private replaceNodes(relay: RemoteRelay, nodes: ClusterNode[]): void {
     const keep = new Set(nodes.map(n => nodeKey(n.tenant, n.nodeId)));
-    for (const [key, node] of [...relay.nodes]) if (!keep.has(key)) this.remove(relay, node);
+    for (const [key, node] of [...relay.nodes]) if (!keep.has(key)) this.remove(relay, node, false, 0);
     for (const n of nodes) this.upsert(relay, n);
   }
 
@@ -289,7 +340,8 @@ export class RelayCluster {
     this.relays.delete(relay.instanceId);
     relay.gone = true;
     if (why !== undefined) this.logger.warn(`Relay ${relay.relayId} left the cluster (${why}); its ${relay.nodes.size} node(s) are offline`);
-    for (const node of [...relay.nodes.values()]) this.remove(relay, node);
+    // Their relay is gone, not they: their ids stay bound to their subjects while they reconnect.
+    for (const node of [...relay.nodes.values()]) this.remove(relay, node, false, this.reservationMs);
     this.listener?.relayGone(relay);
   }
 }

@@ -25,12 +25,18 @@ export class RemoteRelay {
 
 /** A node connected to another relay: routed to like a local session, reached through the backplane. */
 export class RemoteNode {
-  readonly serves: Set<string>;
+  serves: Set<string>;
 
   constructor(
     readonly relay: RemoteRelay,
-    readonly info: ClusterNode,
+    public info: ClusterNode,
   ) {
+    this.serves = new Set(info.patterns);
+  }
+
+  /** The same claim, announced again with other patterns or subscriptions (take it out of routing first). */
+  update(info: ClusterNode): void {
+    this.info = info;
     this.serves = new Set(info.patterns);
   }
 

@@ -4,6 +4,7 @@ import {
   CloseCode,
   type CancelFrame,
   type DiscoverFrame,
+  type DrainFrame,
   type EventFrame,
   type Frame,
   FrameCodec,
@@ -369,6 +370,23 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     return delivered;
   }
 
+  /**
+   * DRAIN: the node is shutting down. It leaves routing at once (no new
+   * request, event or WAIT answer goes to it, its node id is free again),
+   * what it has in flight completes, and the relay ACKs with how many
+   * requests that is. Other relays unroute it without failing its requests.
+   */
+  drain(session: Session, frame: DrainFrame): void {
+    const world = session.world;
+    if (!session.draining && session.established && world.nodes.get(session.nodeId as string) === session) {
+      session.draining = true;
+      this.unroute(world, session);
+      this.cluster.nodeDown(world.tenant, session.nodeId as string, true, session.identity.subject);
+      this.releaseReservation(session);
+    }
+    session.send(this.codec.encode({ type: FrameType.Ack, id: frame.id, recipients: session.inbound.size }));
+  }
+
   /** ACKs an event (called by the gateway's ack interceptor). */
   ack(session: Session, id: number, recipients: number): void {
     if (id !== 0) session.send(this.codec.encode({ type: FrameType.Ack, id, recipients }));
@@ -434,6 +452,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     session.identity = identity;
     session.claims = identity.encodedClaims;
     // The guards judged earlier frames by the old token: they judge again.
+    session.identityGeneration++;
     session.memo.clear();
     if (session.established) this.withdrawForbidden(session);
     this.scheduleExpiry(session);
@@ -501,7 +520,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     session.events = events;
     world.providers.add(session);
     world.subscriptions.add(session);
-    this.cluster.nodeUp(clusterNode(session));
+    if (world.nodes.get(session.nodeId as string) === session) this.cluster.nodeUp(clusterNode(session));
   }
 
   /** TOKEN_EXPIRING `expiryWarningMs` before the token's `exp`, then the close (4401) at `exp`. */
@@ -575,12 +594,10 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     clearTimeout(session.handshakeTimer);
     clearTimeout(session.expiryTimer);
     const world = session.world;
+    if (session.established) this.releaseReservation(session);
     if (session.established && world.nodes.get(session.nodeId as string) === session) {
       this.unroute(world, session);
-      this.cluster.nodeDown(world.tenant, session.nodeId as string);
-      const key = reservationKey(world, session.nodeId as string);
-      const r = this.reservations.get(key);
-      if (r !== undefined) r.until = Date.now() + this.options.nodeIdReservationMs;
+      this.cluster.nodeDown(world.tenant, session.nodeId as string, false, session.identity.subject);
       // Another relay's node with the same id, kept out while this one held it.
       const other = this.cluster.claimant(world.tenant, session.nodeId as string);
       if (other !== undefined) this.remoteNodeUp(other);
@@ -597,6 +614,14 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     for (const wait of [...session.waits.values()]) this.removeWait(wait);
     world.sessions--;
     this.dropWorldIfEmpty(world);
+  }
+
+  /** A session's node id stays bound to its subject for `nodeIdReservationMs` from now (it left, lost it, or drained). */
+  private releaseReservation(session: Session): void {
+    const r = this.reservations.get(reservationKey(session.world, session.nodeId as string));
+    if (r !== undefined && r.until === Infinity && r.subject === session.identity.subject) {
+      r.until = Date.now() + this.options.nodeIdReservationMs;
+    }
   }
 
   /** Takes a node out of its world's routing. */
@@ -638,35 +663,68 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     if (held === node) return;
     if (held instanceof Session) {
       if (!claimBeats(node.info, node.relay.instanceId, held, this.cluster.instanceId)) return;
+      // Lost: out of routing here, and out of every other relay's presence.
       this.unroute(world, held);
+      this.cluster.nodeDown(world.tenant, node.nodeId, false, held.identity.subject);
+      this.releaseReservation(held);
       const message = RelayErrorMessages.nodeIdConflict(node.nodeId);
       this.sendError(held, 0, RelayErrorCode.NODE_ID_CONFLICT, message);
       held.socket.close(CloseCode.NODE_ID_CONFLICT, truncateReason(message));
     } else if (held instanceof RemoteNode) {
       if (held.relay !== node.relay && !claimBeats(node.info, node.relay.instanceId, held.info, held.relay.instanceId)) return;
-      this.remoteNodeDown(held);
+      this.remoteNodeDown(held, false, 0);
     }
     world.nodes.set(node.nodeId, node);
     world.remoteNodes++;
     world.providers.add(node);
     world.subscriptions.add(node);
+    // Its id is bound to its subject here as well, so no other subject takes it over through this relay.
+    if (node.info.subject !== null) this.reservations.set(reservationKey(world, node.nodeId), { subject: node.info.subject, until: Infinity });
     for (const pattern of node.patterns) this.releaseWaits(world, pattern);
   }
 
-  /** A node of another relay went offline: requests in flight to it fail with PROVIDER_DISCONNECTED. */
-  remoteNodeDown(node: RemoteNode): void {
+  /**
+   * A node of another relay went offline: requests in flight to it fail with
+   * PROVIDER_DISCONNECTED, unless it drained (`graceful`: they complete).
+   */
+  remoteNodeDown(node: RemoteNode, graceful: boolean, reservedForMs: number): void {
     const world = this.worlds.get(node.info.tenant);
     if (world === undefined || world.nodes.get(node.nodeId) !== node) return;
     this.unroute(world, node);
     world.remoteNodes--;
-    for (const pending of [...node.relay.outbound.values()]) {
-      if (pending.provider === node) {
-        this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
+    const key = reservationKey(world, node.nodeId);
+    const r = this.reservations.get(key);
+    if (r !== undefined && r.until === Infinity && r.subject === node.info.subject) {
+      if (reservedForMs > 0) r.until = Date.now() + reservedForMs;
+      else this.reservations.delete(key);
+    }
+    // A gone relay's requests fail all at once in relayGone.
+    if (!graceful && !node.relay.gone) {
+      for (const pending of [...node.relay.outbound.values()]) {
+        if (pending.provider === node) {
+          this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
+        }
       }
     }
     const other = this.cluster.claimant(node.info.tenant, node.nodeId);
     if (other !== undefined && other !== node) this.remoteNodeUp(other);
     this.dropWorldIfEmpty(world);
+  }
+
+  /** The same claim with other patterns or subscriptions (a token refresh on its relay withdrew some): routing follows; in flight stays. */
+  remoteNodeChanged(node: RemoteNode, info: ClusterNode): void {
+    const world = this.worlds.get(node.info.tenant);
+    const routed = world !== undefined && world.nodes.get(node.nodeId) === node;
+    if (routed) {
+      world.providers.remove(node);
+      world.subscriptions.remove(node);
+    }
+    node.update(info);
+    if (routed) {
+      world.providers.add(node);
+      world.subscriptions.add(node);
+      for (const pattern of node.patterns) this.releaseWaits(world, pattern);
+    }
   }
 
   /** A relay is gone: what it forwarded here is cancelled; what went there has already failed with its nodes. */
@@ -690,7 +748,10 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       reply(RelayErrorCode.MICROSERVICE_OFFLINE, RelayErrorMessages.microserviceOffline(m.pattern, m.nodeId));
       return;
     }
-    if (relay.inbound.has(m.fwdId)) return;
+    if (relay.inbound.has(m.fwdId)) {
+      reply(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(m.fwdId)));
+      return;
+    }
     const pending: PendingRequest = {
       rid: this.nextRid(provider.inbound),
       callerRequestId: m.fwdId,
@@ -750,7 +811,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     let bytes: Uint8Array | undefined;
     for (const nodeId of m.targets) {
       const node = world.nodes.get(nodeId);
-      if (!(node instanceof Session) || !node.isOpen) continue;
+      // The emitter's relay chose by what it knew: the id may have changed hands, or the subscription gone, since.
+      if (!(node instanceof Session) || !node.isOpen || !world.subscriptions.subscribes(node, m.pattern)) continue;
       bytes ??= this.codec.encode({
         type: FrameType.Event,
         id: m.id,

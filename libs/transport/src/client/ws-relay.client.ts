@@ -6,6 +6,8 @@ import {
   DEFAULT_MAX_STRING_BYTES,
   decodePayload,
   encodePayloadTransient,
+  EventFlag,
+  type ErrorFrame,
   type Frame,
   FrameType,
   type NodeInfo,
@@ -17,11 +19,13 @@ import {
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { encodeExt } from '../connection/ext.js';
-import { RelayConnection } from '../connection/relay-connection.js';
-import { DEFAULT_CALL_TIMEOUT_MS } from '../constants.js';
+import type { WsRelayUrlStatus } from '../connection/relay-connection.js';
+import { RelayLinks } from '../connection/relay-links.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT } from '../constants.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayClientOptions } from '../interfaces/ws-relay-options.interface.js';
 import { validateClientOptions } from '../interfaces/ws-relay-options.validation.js';
+import type { WsRelayEventAckMode } from '../record-builders/ws-relay.record-builder.js';
 import {
   type WsRelaySerializedPacket,
   WsRelayRecordSerializer,
@@ -40,6 +44,8 @@ interface Pending {
   giveUpAt: number;
   pattern: string;
   timeoutMs: number;
+  /** The session it went out on: its CANCEL goes there, and it fails when that session ends. */
+  via: WebSocket | undefined;
 }
 
 const MAX_ID = 0xffff_ffff;
@@ -54,8 +60,11 @@ const SWEEP_INTERVAL_MS = 500;
 // Status stays `string` (WsRelayStatus values) so the class fits ClientsModule's `customClass: Type<ClientProxy>`.
 export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   protected readonly logger = new Logger(WsRelayClient.name);
-  protected readonly connection: RelayConnection;
+  protected readonly links: RelayLinks;
   private readonly timeoutMs: number;
+  private readonly eventAck: WsRelayEventAckMode;
+  private readonly maxInFlight: number;
+  private readonly maxBufferedBytes: number;
   private readonly pending = new Map<number, Pending>();
   private lastId = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -64,25 +73,34 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     super();
     validateClientOptions(options);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    this.connection = new RelayConnection(
+    this.eventAck = options.eventAck ?? 'relay';
+    this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.links = new RelayLinks(
       resolveConnectionConfig(options, () => ({ service: null, patterns: [], events: [], queue: null })),
+      options.mode ?? 'failover',
       {
         onFrame: frame => this.onFrame(frame),
         onOpen: () => this._status$.next(WsRelayStatus.CONNECTED),
-        onLost: err => this.failAll(err),
+        onLost: (err, via) => this.failAll(err, via),
       },
       WsRelayClient.name,
     );
-    this.connection.events.on(WsRelayStatus.DISCONNECTED, () => this._status$.next(WsRelayStatus.DISCONNECTED));
-    this.connection.events.on(WsRelayStatus.RECONNECTING, () => this._status$.next(WsRelayStatus.RECONNECTING));
-    this.connection.events.on('error', () => undefined);
+    this.links.events.on(WsRelayStatus.DISCONNECTED, () => this._status$.next(WsRelayStatus.DISCONNECTED));
+    this.links.events.on(WsRelayStatus.RECONNECTING, () => this._status$.next(WsRelayStatus.RECONNECTING));
+    this.links.events.on('error', () => undefined);
     this.initializeSerializer({ serializer: options.serializer ?? new WsRelayRecordSerializer() });
     this.initializeDeserializer(options);
   }
 
   /** This client's node id as the relay sees it. */
   get nodeId(): string {
-    return this.connection.nodeId;
+    return this.links.nodeId;
+  }
+
+  /** Each relay URL's state: `connecting`, `connected`, `error` or `not_connected` (`on('relay_status')` reports changes). */
+  relayStatus(): Record<string, WsRelayUrlStatus> {
+    return this.links.relayStatus();
   }
 
   /** Resolves once connected to a relay; rejects with RELAY_UNAVAILABLE after `connectTimeoutMs`. */
@@ -90,20 +108,20 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     // The backstop for answers that never come (a relay that cannot read a
     // frame answers with an uncorrelated error); the relay's TIMEOUT normally wins.
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
-    return this.connection.ready();
+    return this.links.ready();
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
     this.failAll(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
-    await this.connection.close();
+    await this.links.close();
     this._status$.next(WsRelayStatus.DISCONNECTED);
   }
 
   /** The underlying `ws` WebSocket of the current session. */
   unwrap<T = WebSocket>(): T {
-    const socket = this.connection.webSocket;
+    const socket = this.links.webSocket;
     if (socket === undefined) {
       throw new Error('Not initialized. Please call the "connect" method first.');
     }
@@ -111,7 +129,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   }
 
   override on<K extends keyof WsRelayEvents>(event: K, callback: WsRelayEvents[K]): void {
-    this.connection.events.on(event, callback as (...args: unknown[]) => void);
+    this.links.events.on(event, callback as (...args: unknown[]) => void);
   }
 
   /**
@@ -122,7 +140,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     if (pattern == null || data == null) return throwError(() => new InvalidMessageException());
     return new Observable<TResult>(observer => {
       const callback = this.createObserver(observer);
-      if (this.connection.isConnected) return this.publish(this.createPacket(pattern, data), callback);
+      if (this.links.isConnected) return this.publish(this.createPacket(pattern, data), callback);
       let teardown: (() => void) | undefined;
       let unsubscribed = false;
       this.connect().then(
@@ -146,7 +164,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     if (pattern == null || data == null) return throwError(() => new InvalidMessageException());
     const result = new Subject<TResult>();
-    const dispatched = this.connection.isConnected
+    const dispatched = this.links.isConnected
       ? this.dispatchEvent<TResult>(this.createPacket(pattern, data))
       : this.connect().then(() => this.dispatchEvent<TResult>(this.createPacket(pattern, data)));
     dispatched.then(
@@ -196,16 +214,23 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       callback({ err: this.unencodable(err), isDisposed: true });
       return noop;
     }
+    const full = this.overLimits();
+    if (full !== null) {
+      callback({ err: full, isDisposed: true });
+      return noop;
+    }
     const id = this.nextId();
     const timeoutMs = out.options?.timeoutMs ?? this.timeoutMs;
-    this.pending.set(id, {
+    const entry: Pending = {
       onFrame: frame => this.onResponse(id, frame, callback),
       onError: err => callback({ err, isDisposed: true }),
       giveUpAt: Date.now() + timeoutMs + DEADLINE_GRACE_MS,
       pattern,
       timeoutMs,
-    });
-    const sent = this.connection.send({
+      via: undefined,
+    };
+    this.pending.set(id, entry);
+    entry.via = this.links.send({
       type: FrameType.Request,
       id,
       pattern,
@@ -215,14 +240,14 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       ext,
       claims: null,
     });
-    if (!sent) {
+    if (entry.via === undefined) {
       this.pending.delete(id);
       callback({ err: this.unavailable(), isDisposed: true });
       return noop;
     }
     return () => {
       // Still pending means the caller left early: tell the provider.
-      if (this.pending.delete(id)) this.connection.send({ type: FrameType.Cancel, id });
+      if (this.pending.delete(id)) this.links.send({ type: FrameType.Cancel, id }, entry.via);
     };
   }
 
@@ -240,7 +265,9 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     } catch (err) {
       return Promise.reject(this.unencodable(err));
     }
-    return this.correlate(pattern, this.timeoutMs, id => ({
+    const handlers = (out.options?.ack ?? this.eventAck) === 'handlers';
+    const timeoutMs = out.options?.timeoutMs ?? this.timeoutMs;
+    return this.correlate(pattern, timeoutMs, id => ({
       type: FrameType.Event,
       id,
       pattern,
@@ -248,29 +275,50 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       peer: out.options?.nodeId ?? null,
       ext,
       claims: null,
+      ...(handlers ? { flags: EventFlag.ACK_HANDLERS, timeoutMs } : {}),
     })).then(frame => ({ recipients: frame.type === FrameType.Ack ? frame.recipients : 0 }) as T);
   }
 
   /** Sends a frame with a fresh id and resolves with the relay's answer to it. */
   private correlate(pattern: string, timeoutMs: number, build: (id: number) => Frame): Promise<Frame> {
     return new Promise<Frame>((resolve, reject) => {
+      const full = this.overLimits();
+      if (full !== null) {
+        reject(full);
+        return;
+      }
       const id = this.nextId();
-      this.pending.set(id, {
+      const entry: Pending = {
         onFrame: frame => {
           this.pending.delete(id);
-          if (frame.type === FrameType.Error) reject(RelayError.fromWire(frame));
+          if (frame.type === FrameType.Error) reject(errorOf(frame));
           else resolve(frame);
         },
         onError: reject,
         giveUpAt: Date.now() + timeoutMs + DEADLINE_GRACE_MS,
         pattern,
         timeoutMs,
-      });
-      if (!this.connection.send(build(id))) {
+        via: undefined,
+      };
+      this.pending.set(id, entry);
+      entry.via = this.links.send(build(id));
+      if (entry.via === undefined) {
         this.pending.delete(id);
         reject(this.unavailable());
       }
     });
+  }
+
+  /** Why a new call cannot go out now (too many in flight, or the relay not reading), or null. */
+  private overLimits(): RelayError | null {
+    if (this.pending.size >= this.maxInFlight) {
+      return new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooManyInFlight(this.maxInFlight));
+    }
+    const buffered = this.links.bufferedAmount;
+    if (buffered > this.maxBufferedBytes) {
+      return new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.backedUp(buffered, this.maxBufferedBytes));
+    }
+    return null;
   }
 
   private onFrame(frame: Frame): void {
@@ -287,7 +335,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   private onResponse(id: number, frame: Frame, callback: (packet: WritePacket) => void): void {
     let packet: WritePacket & { id: number };
     if (frame.type === FrameType.Error) {
-      packet = { id, err: RelayError.fromWire(frame), isDisposed: true };
+      packet = { id, err: errorOf(frame), isDisposed: true };
     } else if (frame.type === FrameType.Response) {
       const done = (frame.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) !== 0;
       let value: unknown;
@@ -295,8 +343,9 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
         value = frame.payload === null ? undefined : decodePayload(frame.payload);
       } catch (err) {
         // The provider sent bytes that are not MessagePack: end the call with a typed error.
+        const via = this.pending.get(id)?.via;
         this.pending.delete(id);
-        if (!done) this.connection.send({ type: FrameType.Cancel, id });
+        if (!done) this.links.send({ type: FrameType.Cancel, id }, via);
         callback({
           err: new RelayError(
             RelayErrorCode.BAD_FRAME,
@@ -324,7 +373,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     for (const [id, p] of this.pending) {
       if (p.giveUpAt > now) continue;
       this.pending.delete(id);
-      this.connection.send({ type: FrameType.Cancel, id });
+      this.links.send({ type: FrameType.Cancel, id }, p.via);
       p.onError(
         new RelayError(
           RelayErrorCode.TIMEOUT,
@@ -334,10 +383,15 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     }
   }
 
-  private failAll(err: Error): void {
-    const entries = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of entries) p.onError(err);
+  /** Fails what is pending on session `via` (every call, without one). */
+  private failAll(err: Error, via?: WebSocket): void {
+    const failed: Pending[] = [];
+    for (const [id, p] of this.pending) {
+      if (via !== undefined && p.via !== via) continue;
+      this.pending.delete(id);
+      failed.push(p);
+    }
+    for (const p of failed) p.onError(err);
   }
 
   private nextId(): number {
@@ -359,6 +413,19 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
 }
 
 function noop(): void {}
+
+/** An ERROR frame as the error it stands for, with its details (HANDLER_FAILED: each failed delivery) decoded. */
+function errorOf(frame: ErrorFrame): RelayError {
+  let details: unknown;
+  if (frame.details != null) {
+    try {
+      details = decodePayload(frame.details);
+    } catch {
+      details = undefined;
+    }
+  }
+  return RelayError.fromWire({ code: frame.code, message: frame.message, details });
+}
 
 /** Matches the relay's header bound (`maxStringBytes`), so an oversized pattern fails here, typed, at once. */
 function headerProblem(pattern: string, nodeId?: string): RelayError | null {

@@ -3,6 +3,7 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_MAX_OFFLINE_QUEUE,
   DEFAULT_RECONNECT_INITIAL_DELAY_MS,
   DEFAULT_RECONNECT_JITTER,
   DEFAULT_RECONNECT_MAX_DELAY_MS,
@@ -18,6 +19,7 @@ export function resolveConnectionConfig(
 ): RelayConnectionConfig {
   return {
     urls: [...o.urls],
+    maxOfflineQueue: o.maxOfflineQueue ?? DEFAULT_MAX_OFFLINE_QUEUE,
     token: o.token,
     tokenCarrier: o.tokenCarrier ?? 'header',
     tls: o.tls,

@@ -33,6 +33,8 @@ export interface NodeAnnouncement {
 
 export interface RelayConnectionConfig {
   urls: string[];
+  /** Calls that may wait for a connection at once (the offline queue); more fail at once. */
+  maxOfflineQueue: number;
   token: WsRelayToken | undefined;
   tokenCarrier: WsRelayTokenCarrier;
   tls: WsRelayTlsOptions | undefined;
@@ -44,15 +46,23 @@ export interface RelayConnectionConfig {
   announce: () => NodeAnnouncement;
 }
 
-/** The owner of a connection (a client or a strategy) hears about frames and sessions here. */
+/**
+ * The owner of a connection (a client or a strategy) hears about frames and
+ * sessions here. `via` is the socket of the session concerned: after a GOAWAY
+ * a node has a new session while the old one finishes what is in flight, so
+ * an answer must go back on the socket its request came in on.
+ */
 export interface RelayConnectionListener {
-  /** A frame arrived on an established session (never HELLO/WELCOME/PING/PONG). */
-  onFrame(frame: Frame): void;
+  /** A frame arrived on a session (never HELLO/WELCOME/PING/PONG/GOAWAY). */
+  onFrame(frame: Frame, via: WebSocket): void;
   /** A session was established (first connect or reconnect). */
-  onOpen(welcome: WelcomeFrame): void;
-  /** An established session ended; `error` is RELAY_UNAVAILABLE. */
-  onLost(error: RelayError): void;
+  onOpen(welcome: WelcomeFrame, via: WebSocket): void;
+  /** A session ended; `error` is RELAY_UNAVAILABLE. */
+  onLost(error: RelayError, via: WebSocket): void;
 }
+
+/** A relay URL's state, as `relayStatus` reports it. */
+export type WsRelayUrlStatus = 'connecting' | 'connected' | 'error' | 'not_connected';
 
 type State = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
@@ -63,6 +73,24 @@ interface Waiter {
 }
 
 const RESOLVED = Promise.resolve();
+/** The id of a node's DRAIN (a provider sends no ids of its own, so it cannot clash). */
+const DRAIN_ID = 0xffff_fffe;
+/** How long past a GOAWAY's drain time a node waits for the relay to close the old session. */
+const DRAIN_GRACE_MS = 2000;
+
+/** Closes a socket (if any) and resolves once it is closed; a relay that never answers the close handshake does not hold us up. */
+function closeSocket(socket: WebSocket | undefined): Promise<void> {
+  if (socket === undefined || socket.readyState === WebSocket.CLOSED) return RESOLVED;
+  return new Promise<void>(resolve => {
+    socket.once('close', () => resolve());
+    if (socket.readyState === WebSocket.CONNECTING) {
+      socket.terminate();
+    } else {
+      socket.close(CloseCode.NORMAL, 'node closing');
+      setTimeout(() => socket.terminate(), 1000).unref();
+    }
+  });
+}
 
 /** Subprotocol offered next to an `access_token.*` one, for the relay to select (browsers require one). */
 export const WSRELAY_PROTOCOL = 'wsrelay.v1';
@@ -85,6 +113,12 @@ export class RelayConnection {
   private readonly codec = new FrameCodec();
   private state: State = 'idle';
   private socket: WebSocket | undefined;
+  /** Sessions the relay sent GOAWAY on: still delivering what was in flight, never used for new frames. */
+  private readonly draining = new Set<WebSocket>();
+  /** Each URL's state, in `urls` order. */
+  readonly urlStatus = new Map<string, WsRelayUrlStatus>();
+  /** A DRAIN waiting for the relay's ACK. */
+  private drained: { id: number; done: () => void } | undefined;
   private session: WelcomeFrame | undefined;
   private waiters: Waiter[] = [];
   private attempt = 0;
@@ -104,6 +138,17 @@ export class RelayConnection {
     owner: string,
   ) {
     this.logger = new Logger(owner);
+    for (const url of config.urls) this.urlStatus.set(url, 'not_connected');
+  }
+
+  /** The relay URLs, in order. */
+  get urls(): readonly string[] {
+    return this.config.urls;
+  }
+
+  /** Whether `socket` is one of this connection's sessions (current or draining). */
+  owns(socket: WebSocket): boolean {
+    return socket === this.socket || this.draining.has(socket);
   }
 
   get nodeId(): string {
@@ -116,7 +161,28 @@ export class RelayConnection {
 
   /** A session is established: `send()` would write now. */
   get isConnected(): boolean {
-    return this.state === 'connected';
+    return this.state === 'connected' && this.session !== undefined;
+  }
+
+  /**
+   * Asks the relay to route no new requests or events to this node (DRAIN)
+   * and resolves once it has confirmed (or after `timeoutMs`, or at once
+   * without a session): from then on only what is in flight arrives.
+   */
+  drain(timeoutMs: number): Promise<void> {
+    if (!this.isConnected || this.socket === undefined) return RESOLVED;
+    const socket = this.socket;
+    const id = DRAIN_ID;
+    return new Promise<void>(resolve => {
+      const done = () => {
+        clearTimeout(timer);
+        this.drained = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.drained = { id, done };
+      socket.send(this.codec.encode({ type: FrameType.Drain, id }));
+    });
   }
 
   /**
@@ -127,6 +193,14 @@ export class RelayConnection {
   ready(): Promise<void> {
     if (this.state === 'connected') return RESOLVED;
     if (this.state === 'idle' || this.state === 'closed') this.start();
+    if (this.waiters.length >= this.config.maxOfflineQueue) {
+      return Promise.reject(
+        new RelayError(
+          RelayErrorCode.RELAY_UNAVAILABLE,
+          RelayErrorMessages.relayUnavailable(`${this.waiters.length} calls are already waiting for a connection (maxOfflineQueue)`),
+        ),
+      );
+    }
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         resolve,
@@ -143,15 +217,22 @@ export class RelayConnection {
     });
   }
 
-  /** Encodes and writes a frame; false when there is no established session. */
-  send(frame: Frame): boolean {
-    const socket = this.socket;
-    if (this.state !== 'connected' || socket === undefined || socket.readyState !== WebSocket.OPEN) {
-      return false;
-    }
+  /**
+   * Encodes and writes a frame on the current session, or on `via` (a
+   * session that may be draining: answers to what came in on it); false when
+   * that session is not open.
+   */
+  send(frame: Frame, via?: WebSocket): boolean {
+    const socket = via ?? (this.state === 'connected' ? this.socket : undefined);
+    if (socket === undefined || socket.readyState !== WebSocket.OPEN || (via !== undefined && !this.owns(via))) return false;
     corkForTick(socket);
     socket.send(this.codec.encode(frame));
     return true;
+  }
+
+  /** Bytes the current session has not yet written to the network (0 without one). */
+  get bufferedAmount(): number {
+    return this.socket?.bufferedAmount ?? 0;
   }
 
   /** Closes the session and stops retrying; resolves once the socket is closed. */
@@ -162,22 +243,15 @@ export class RelayConnection {
     this.settleWaiters(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
     const socket = this.socket;
     const wasOpen = this.session !== undefined;
-    // Detach first: whatever the old socket still reports is ignored, so a
+    const draining = [...this.draining];
+    // Detach first: whatever the old sockets still report is ignored, so a
     // connect() right after close() starts clean.
     this.socket = undefined;
     this.session = undefined;
+    this.draining.clear();
+    for (const url of this.config.urls) this.setUrlStatus(url, 'not_connected');
     if (wasOpen) this.events.emit(WsRelayStatus.DISCONNECTED);
-    if (socket === undefined || socket.readyState === WebSocket.CLOSED) return;
-    await new Promise<void>(resolve => {
-      socket.once('close', () => resolve());
-      if (socket.readyState === WebSocket.CONNECTING) {
-        socket.terminate();
-      } else {
-        socket.close(CloseCode.NORMAL, 'node closing');
-        // A relay that never answers the close handshake must not hold us up.
-        setTimeout(() => socket.terminate(), 1000).unref();
-      }
-    });
+    await Promise.all([socket, ...draining].map(closeSocket));
   }
 
   private start(): void {
@@ -192,6 +266,7 @@ export class RelayConnection {
   private async open(generation: number): Promise<void> {
     this.retryTimer = undefined;
     const url = this.config.urls[this.urlIndex % this.config.urls.length];
+    this.setUrlStatus(url, 'connecting');
     let token: string | undefined;
     try {
       token = await this.fetchToken();
@@ -226,8 +301,12 @@ export class RelayConnection {
     socket.on('unexpected-response', (_req, res) => this.onRefusedUpgrade(socket, res));
     socket.on('open', () => this.onSocketOpen(socket));
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(socket, data, isBinary));
-    socket.on('ping', () => (this.alive = true));
-    socket.on('pong', () => (this.alive = true));
+    socket.on('ping', () => {
+      if (socket === this.socket) this.alive = true;
+    });
+    socket.on('pong', () => {
+      if (socket === this.socket) this.alive = true;
+    });
     socket.on('error', err => {
       if (socket === this.socket) this.lastError = err;
     });
@@ -257,6 +336,7 @@ export class RelayConnection {
       this.lastError = err;
       this.logger.error(`Relay ${socket.url} refused the connection: ${err.message}`);
       if (code !== RelayErrorCode.RELAY_UNAVAILABLE) this.settleWaiters(err);
+      this.setUrlStatus(this.currentUrl, 'error');
       this.socket = undefined;
       socket.terminate();
       this.scheduleRetry();
@@ -307,7 +387,10 @@ export class RelayConnection {
   }
 
   private onMessage(socket: WebSocket, data: Buffer, isBinary: boolean): void {
-    if (socket !== this.socket) return;
+    if (socket !== this.socket) {
+      if (this.draining.has(socket)) this.onDrainingMessage(socket, data, isBinary);
+      return;
+    }
     this.alive = true;
     if (!isBinary) {
       this.logger.warn('Ignored a text frame from the relay; the protocol is binary MessagePack.');
@@ -333,6 +416,16 @@ export class RelayConnection {
       case FrameType.TokenExpiring:
         void this.refreshToken(socket, frame.expiresAt);
         return;
+      case FrameType.GoAway:
+        this.onGoAway(socket, frame.reason, frame.drainMs);
+        return;
+      case FrameType.Ack:
+        if (this.drained !== undefined && frame.id === this.drained.id) {
+          this.drained.done();
+          return;
+        }
+        this.deliver(frame, socket);
+        return;
       case FrameType.Authorized:
         this.events.emit('token_refreshed', frame.expiresAt);
         return;
@@ -341,16 +434,65 @@ export class RelayConnection {
           this.logger.error(`The relay refused the refreshed token: ${frame.message}`);
           return;
         }
-        this.listener.onFrame(frame);
+        this.deliver(frame, socket);
         return;
       default:
-        try {
-          this.listener.onFrame(frame);
-        } catch (err) {
-          // A frame the owner cannot handle must not take the process down.
-          this.logger.error(`Failed to handle a ${frame.type} frame: ${(err as Error).message}`);
-        }
+        this.deliver(frame, socket);
     }
+  }
+
+  private deliver(frame: Frame, socket: WebSocket): void {
+    try {
+      this.listener.onFrame(frame, socket);
+    } catch (err) {
+      // A frame the owner cannot handle must not take the process down.
+      this.logger.error(`Failed to handle a ${frame.type} frame: ${(err as Error).message}`);
+    }
+  }
+
+  /** What a draining session still carries: answers to what was in flight on it. */
+  private onDrainingMessage(socket: WebSocket, data: Buffer, isBinary: boolean): void {
+    if (!isBinary) return;
+    let frame: Frame;
+    try {
+      frame = this.codec.decode(data);
+    } catch {
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.Ping:
+        socket.send(this.codec.encode({ type: FrameType.Pong }));
+        return;
+      case FrameType.Pong:
+      case FrameType.TokenExpiring:
+      case FrameType.Authorized:
+      case FrameType.GoAway:
+        return;
+      default:
+        this.deliver(frame, socket);
+    }
+  }
+
+  /**
+   * The relay is going away: the session moves to the draining set (what is
+   * in flight on it still completes there, until the relay closes it) and a
+   * new session opens at once, on the next URL when there are several.
+   */
+  private onGoAway(socket: WebSocket, reason: string, drainMs: number): void {
+    this.logger.log(`Relay ${socket.url} is going away (${reason || 'no reason given'}); moving to ${this.config.urls.length > 1 ? 'the next relay' : 'it again once it is back'}`);
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.heartbeatTimer);
+    this.draining.add(socket);
+    // The relay closes it after its drain deadline; should it not, we do.
+    setTimeout(() => socket.terminate(), drainMs + DRAIN_GRACE_MS).unref();
+    this.socket = undefined;
+    this.session = undefined;
+    this.setUrlStatus(socket.url, 'not_connected');
+    if (this.state === 'closed') return;
+    if (this.config.urls.length > 1) this.urlIndex++;
+    this.state = 'reconnecting';
+    this.events.emit(WsRelayStatus.RECONNECTING, this.attempt, 0);
+    void this.open(this.generation);
   }
 
   private onHandshakeFrame(socket: WebSocket, frame: Frame): void {
@@ -364,6 +506,7 @@ export class RelayConnection {
     if (frame.type !== FrameType.Welcome) return;
     clearTimeout(this.handshakeTimer);
     this.session = frame;
+    this.setUrlStatus(this.currentUrl, 'connected');
     this.state = 'connected';
     this.attempt = 0;
     this.lastError = undefined;
@@ -375,7 +518,7 @@ export class RelayConnection {
     }
     this.waiters = [];
     this.events.emit(WsRelayStatus.CONNECTED, frame);
-    this.listener.onOpen(frame);
+    this.listener.onOpen(frame, socket);
   }
 
   /**
@@ -397,8 +540,16 @@ export class RelayConnection {
   }
 
   private onSocketClose(socket: WebSocket, code: number, reason: string): void {
+    if (this.draining.delete(socket)) {
+      this.listener.onLost(
+        new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : '')),
+        socket,
+      );
+      return;
+    }
     if (socket !== this.socket) return;
     this.socket = undefined;
+    this.setUrlStatus(this.currentUrl, this.session !== undefined && code === CloseCode.NORMAL ? 'not_connected' : 'error');
     clearTimeout(this.handshakeTimer);
     clearInterval(this.heartbeatTimer);
     const wasOpen = this.session !== undefined;
@@ -410,6 +561,7 @@ export class RelayConnection {
           RelayErrorCode.RELAY_UNAVAILABLE,
           RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : ''),
         ),
+        socket,
       );
       this.events.emit(WsRelayStatus.DISCONNECTED, this.lastError);
     }
@@ -424,6 +576,16 @@ export class RelayConnection {
       return;
     }
     this.scheduleRetry();
+  }
+
+  private get currentUrl(): string {
+    return this.config.urls[this.urlIndex % this.config.urls.length];
+  }
+
+  private setUrlStatus(url: string, status: WsRelayUrlStatus): void {
+    if (!this.urlStatus.has(url) || this.urlStatus.get(url) === status) return;
+    this.urlStatus.set(url, status);
+    this.events.emit('relay_status', url, status);
   }
 
   private scheduleRetry(): void {

@@ -9,6 +9,7 @@ export type WsRelayContextArgs = [
   deadline: number | undefined,
   claims: Uint8Array | null,
   metadata: PacketMetadata | undefined,
+  attempt: number,
 ];
 
 /** The context of a request or event delivered by the relay, for `@Ctx()`. */
@@ -51,6 +52,15 @@ export class WsRelayContext extends BaseRpcContext<WsRelayContextArgs> {
       this.claims = raw ? (decodePayload(raw) as Record<string, unknown>) : undefined;
     }
     return this.claims;
+  }
+
+  /**
+   * Which delivery of this event this is, from 1: with `ack: 'handlers'`, an
+   * event whose queue member left or did not confirm in time is delivered
+   * again to another member (1 for requests and first deliveries).
+   */
+  getAttempt(): number {
+    return this.args[7];
   }
 
   /** Metadata the client attached with `setOnDispatchHook()`, as on Nest's TCP and Redis transports. */

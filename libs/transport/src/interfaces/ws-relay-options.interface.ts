@@ -1,3 +1,4 @@
+import type { WsRelayEventAckMode } from '../record-builders/ws-relay.record-builder.js';
 import type { Deserializer, Serializer } from '@nestjs/microservices';
 
 /** A bearer token, or a function that yields a fresh one for each connection attempt. */
@@ -26,6 +27,9 @@ export interface WsRelayReconnectOptions {
    */
   jitter?: number;
 }
+
+/** How a node uses several relay URLs. */
+export type WsRelayMode = 'failover' | 'all';
 
 /** Where the token travels at the upgrade. */
 export type WsRelayTokenCarrier = 'header' | 'query' | 'protocol';
@@ -89,6 +93,20 @@ export interface WsRelayConnectionOptions {
    * @default 5000
    */
   handshakeTimeoutMs?: number;
+  /**
+   * Calls that may wait for a relay connection at once while there is none
+   * (each waits up to `connectTimeoutMs`); more fail at once with RELAY_UNAVAILABLE.
+   * @default 1000
+   */
+  maxOfflineQueue?: number;
+  /**
+   * `'failover'`: one connection, moving to the next URL when it drops.
+   * `'all'`: a connection to every URL, for redundant independent relays (a
+   * provider is reachable through any of them; a client sends through any
+   * connected one, in turn).
+   * @default 'failover'
+   */
+  mode?: WsRelayMode;
   /** Reconnect backoff. */
   reconnect?: WsRelayReconnectOptions;
   /** Nest serializer for outgoing packets. @default WsRelayRecordSerializer (client), IdentitySerializer (strategy) */
@@ -109,13 +127,40 @@ export interface WsRelayStrategyOptions extends WsRelayConnectionOptions {
    * @default undefined (every matching node receives every event)
    */
   queue?: string;
+  /**
+   * How long `close()` waits, after asking the relay to route nothing new
+   * here, for the handlers in flight to finish, in ms; 0 closes at once
+   * (in-flight callers get PROVIDER_DISCONNECTED).
+   * @default 10000
+   */
+  drainTimeoutMs?: number;
 }
 
 /** Options of `WsRelayClient` (a caller). */
 export interface WsRelayClientOptions extends WsRelayConnectionOptions {
   /**
-   * Deadline of each call, in ms, unless a record sets its own.
+   * Deadline of each call, in ms, unless a record sets its own (with
+   * `eventAck: 'handlers'`, also how long an `emit()` waits for the handlers).
    * @default 30000
    */
   timeoutMs?: number;
+  /**
+   * When `emit()` completes, unless a record sets it: `'relay'` once the relay
+   * accepted the event and counted its recipients; `'handlers'` once every
+   * receiving handler has finished.
+   * @default 'relay'
+   */
+  eventAck?: WsRelayEventAckMode;
+  /**
+   * Calls, emits, WAITs and discoveries in flight at once; more fail at once
+   * with RATE_LIMITED.
+   * @default 10000
+   */
+  maxInFlight?: number;
+  /**
+   * Bytes a relay connection may hold unsent (the relay not reading); new
+   * calls and emits fail at once with RATE_LIMITED past it.
+   * @default 16777216 (16 MiB)
+   */
+  maxBufferedBytes?: number;
 }

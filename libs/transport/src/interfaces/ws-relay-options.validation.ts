@@ -72,6 +72,8 @@ class ConnectionOptionsSchema {
   @IsOptional() @IsInt() @Min(10) @Max(MAX_TIMER_MS) heartbeatIntervalMs?: number;
   @IsOptional() @IsInt() @Min(1) @Max(MAX_TIMER_MS) connectTimeoutMs?: number;
   @IsOptional() @IsInt() @Min(1) @Max(MAX_TIMER_MS) handshakeTimeoutMs?: number;
+  @IsOptional() @IsInt() @Min(0) maxOfflineQueue?: number;
+  @IsOptional() @IsIn(['failover', 'all']) mode?: string;
   @IsOptional() @HasMethod('serialize') serializer?: unknown;
   @IsOptional() @HasMethod('deserialize') deserializer?: unknown;
 }
@@ -79,10 +81,14 @@ class ConnectionOptionsSchema {
 class StrategyOptionsSchema extends ConnectionOptionsSchema {
   @IsOptional() @IsString() @IsNotEmpty() @MaxLength(256) service?: string;
   @IsOptional() @IsString() @IsNotEmpty() @MaxLength(256) queue?: string;
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_TIMER_MS) drainTimeoutMs?: number;
 }
 
 class ClientOptionsSchema extends ConnectionOptionsSchema {
   @IsOptional() @IsInt() @Min(1) @Max(MAX_TIMER_MS) timeoutMs?: number;
+  @IsOptional() @IsIn(['relay', 'handlers']) eventAck?: string;
+  @IsOptional() @IsInt() @Min(1) maxInFlight?: number;
+  @IsOptional() @IsInt() @Min(1) maxBufferedBytes?: number;
 }
 
 function messages(errors: ValidationError[], prefix = ''): string[] {

@@ -6,7 +6,17 @@ export interface WsRelayRecordOptions {
   nodeId?: string;
   /** Deadline of this call, in ms (overrides the client's `timeoutMs`). */
   timeoutMs?: number;
+  /** Events: when `emit()` completes (overrides the client's `eventAck`). */
+  ack?: WsRelayEventAckMode;
 }
+
+/**
+ * When an `emit()` completes: `'relay'` once the relay has accepted the event
+ * and counted its recipients; `'handlers'` once every receiving handler has
+ * finished (failing with HANDLER_FAILED if one threw), an event whose queue
+ * member leaves or does not confirm in time being delivered to another one.
+ */
+export type WsRelayEventAckMode = 'relay' | 'handlers';
 
 /** Data plus per-message options; pass it as the data of `send()` / `emit()`. */
 export class WsRelayRecord<TData = unknown> {
@@ -18,7 +28,7 @@ export class WsRelayRecord<TData = unknown> {
 
 /**
  * Builds a `WsRelayRecord`:
- * `new WsRelayRecordBuilder(data).setHeaders({...}).setNodeId(id).setTimeout(ms).build()`.
+ * `new WsRelayRecordBuilder(data).setHeaders({...}).setNodeId(id).setTimeout(ms).setAck('handlers').build()`.
  */
 export class WsRelayRecordBuilder<TData = unknown> {
   private options: WsRelayRecordOptions = {};
@@ -45,6 +55,15 @@ export class WsRelayRecordBuilder<TData = unknown> {
       throw new TypeError(`WsRelayRecordBuilder: timeout must be a positive integer of ms, got ${timeoutMs}`);
     }
     this.options = { ...this.options, timeoutMs };
+    return this;
+  }
+
+  /** Events: complete `emit()` once the relay accepted it (`'relay'`) or once every handler finished (`'handlers'`). */
+  setAck(ack: WsRelayEventAckMode): this {
+    if (ack !== 'relay' && ack !== 'handlers') {
+      throw new TypeError(`WsRelayRecordBuilder: ack must be 'relay' or 'handlers', got ${String(ack)}`);
+    }
+    this.options = { ...this.options, ack };
     return this;
   }
 

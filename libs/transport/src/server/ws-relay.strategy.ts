@@ -2,6 +2,7 @@ import {
   type CustomTransportStrategy,
   type IncomingRequest,
   type MessageHandler,
+  type ReadPacket,
   Server,
   type WritePacket,
 } from '@nestjs/microservices';
@@ -10,6 +11,7 @@ import {
   decodePayload,
   encodePayload,
   encodePayloadTransient,
+  EventFlag,
   type EventFrame,
   type Frame,
   FrameType,
@@ -19,12 +21,13 @@ import {
   type SubjectMatcher,
 } from '@wsrelay/protocol';
 import { IdentitySerializer } from '@nestjs/microservices/serializers/identity.serializer.js';
-import { finalize, type Subscription } from 'rxjs';
+import { finalize, isObservable, lastValueFrom, type Subscription } from 'rxjs';
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { decodeExt } from '../connection/ext.js';
-import { RelayConnection } from '../connection/relay-connection.js';
-import { NO_MESSAGE_HANDLER } from '../constants.js';
+import type { WsRelayUrlStatus } from '../connection/relay-connection.js';
+import { RelayLinks } from '../connection/relay-links.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, NO_EVENT_HANDLER, NO_MESSAGE_HANDLER } from '../constants.js';
 import { WsRelayContext } from '../ctx-host/ws-relay.context.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayStrategyOptions } from '../interfaces/ws-relay-options.interface.js';
@@ -38,38 +41,53 @@ interface InFlight {
 
 const MAX_CACHED_SUBJECTS = 10_000;
 const BAD_REQUEST_MESSAGE = 'The request could not be decoded';
+const INTERNAL_ERROR = { status: 'error', message: 'Internal server error' } as const;
 
 /**
  * A Nest transport strategy whose `@MessagePattern` and `@EventPattern`
  * handlers are reached through a wsrelay relay:
  * `app.connectMicroservice({ strategy: new WsRelayStrategy({ urls: [...] }) })`.
+ *
+ * `close()` (Nest's `app.close()`) drains first: the relay stops routing
+ * new requests and events here, the handlers in flight finish (up to
+ * `drainTimeoutMs`), then the connection closes, so a rolling restart loses
+ * no call.
  */
 export class WsRelayStrategy
   extends Server<WsRelayEvents, WsRelayStatus>
   implements CustomTransportStrategy
 {
-  protected readonly connection: RelayConnection;
-  private readonly inFlight = new Map<number, InFlight>();
+  /** Event handler failures reach the relay (and an emitter asking for handler acks) instead of only Nest's log. */
+  override readonly propagatesEventHandlerErrors = true;
+  protected readonly links: RelayLinks;
+  /** Requests being handled, per session they came in on (each relay session numbers its own). */
+  private readonly inFlight = new Map<WebSocket, Map<number, InFlight>>();
+  /** Event handlers running. */
+  private runningEvents = 0;
+  private idleWaiters: Array<() => void> = [];
   private eventMatchers: Array<[pattern: string, match: SubjectMatcher]> = [];
   private readonly subjectCache = new Map<string, string[]>();
   /** Nest's pass-through serializer is in use: responses need no serializing copy. */
   private readonly identitySerializer: boolean;
+  private readonly drainTimeoutMs: number;
 
   constructor(protected readonly options: WsRelayStrategyOptions) {
     super();
     validateStrategyOptions(options);
-    this.connection = new RelayConnection(
+    this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    this.links = new RelayLinks(
       resolveConnectionConfig(options, () => this.announcement()),
+      options.mode ?? 'failover',
       {
-        onFrame: frame => this.onFrame(frame),
+        onFrame: (frame, via) => this.onFrame(frame, via),
         onOpen: () => this._status$.next(WsRelayStatus.CONNECTED),
-        onLost: () => this.cancelAll(),
+        onLost: (_err, via) => this.cancelAll(via),
       },
       WsRelayStrategy.name,
     );
-    this.connection.events.on(WsRelayStatus.DISCONNECTED, () => this._status$.next(WsRelayStatus.DISCONNECTED));
-    this.connection.events.on(WsRelayStatus.RECONNECTING, () => this._status$.next(WsRelayStatus.RECONNECTING));
-    this.connection.events.on('error', () => undefined);
+    this.links.events.on(WsRelayStatus.DISCONNECTED, () => this._status$.next(WsRelayStatus.DISCONNECTED));
+    this.links.events.on(WsRelayStatus.RECONNECTING, () => this._status$.next(WsRelayStatus.RECONNECTING));
+    this.links.events.on('error', () => undefined);
     this.initializeSerializer(options);
     this.initializeDeserializer(options);
     this.identitySerializer = this.serializer instanceof IdentitySerializer;
@@ -87,7 +105,12 @@ export class WsRelayStrategy
 
   /** This provider's node id as the relay sees it. */
   get nodeId(): string {
-    return this.connection.nodeId;
+    return this.links.nodeId;
+  }
+
+  /** Each relay URL's state: `connecting`, `connected`, `error` or `not_connected`. */
+  relayStatus(): Record<string, WsRelayUrlStatus> {
+    return this.links.relayStatus();
   }
 
   listen(callback: (err?: unknown) => void): void {
@@ -102,24 +125,30 @@ export class WsRelayStrategy
     this.eventMatchers = [...this.messageHandlers.entries()]
       .filter(([, h]) => h.isEventHandler)
       .map(([p]) => [p, compileSubject(p)]);
-    this.connection.ready().then(
+    this.links.ready().then(
       () => callback(),
       async err => {
-        await this.connection.close();
+        await this.links.close();
         callback(err);
       },
     );
   }
 
+  /** Drains (see the class), then closes every relay connection. */
   async close(): Promise<void> {
+    if (this.drainTimeoutMs > 0 && this.links.isConnected) {
+      const deadline = Date.now() + this.drainTimeoutMs;
+      await this.links.drain(this.drainTimeoutMs);
+      await this.idle(deadline - Date.now());
+    }
     this.cancelAll();
-    await this.connection.close();
+    await this.links.close();
     this._status$.next(WsRelayStatus.DISCONNECTED);
   }
 
   /** The underlying `ws` WebSocket of the current session. */
   unwrap<T = WebSocket>(): T {
-    const socket = this.connection.webSocket;
+    const socket = this.links.webSocket;
     if (socket === undefined) {
       throw new Error('Not initialized. Please call the "listen"/"startAllMicroservices" method before accessing the server.');
     }
@@ -127,7 +156,7 @@ export class WsRelayStrategy
   }
 
   on<K extends keyof WsRelayEvents>(event: K, callback: WsRelayEvents[K]): void {
-    this.connection.events.on(event, callback as (...args: unknown[]) => void);
+    this.links.events.on(event, callback as (...args: unknown[]) => void);
   }
 
   private announcement() {
@@ -144,16 +173,16 @@ export class WsRelayStrategy
     };
   }
 
-  private onFrame(frame: Frame): void {
+  private onFrame(frame: Frame, via: WebSocket): void {
     switch (frame.type) {
       case FrameType.Request:
-        void this.handleRequestFrame(frame).catch(err => this.logger.error(err));
+        void this.handleRequestFrame(frame, via).catch(err => this.logger.error(err));
         return;
       case FrameType.Cancel:
-        this.cancel(frame.id);
+        this.cancel(frame.id, via);
         return;
       case FrameType.Event:
-        this.handleEventFrame(frame);
+        void this.handleEventFrame(frame, via);
         return;
       case FrameType.Error:
         this.logger.warn(`Relay reported ${frame.code}: ${frame.message}`);
@@ -161,13 +190,15 @@ export class WsRelayStrategy
     }
   }
 
-  private async handleRequestFrame(frame: RequestFrame): Promise<void> {
+  private async handleRequestFrame(frame: RequestFrame, via: WebSocket): Promise<void> {
     const { id, pattern } = frame;
     const entry: InFlight = { cancelled: false };
-    this.inFlight.set(id, entry);
+    let books = this.inFlight.get(via);
+    if (books === undefined) this.inFlight.set(via, (books = new Map()));
+    books.set(id, entry);
     const respond = (packet: WritePacket) => {
       if (entry.cancelled) return;
-      this.respond(id, packet);
+      this.respond(id, packet, via);
     };
     const handler = this.getHandlerByPattern(pattern);
     if (!handler) {
@@ -186,6 +217,7 @@ export class WsRelayStrategy
         Date.now() + frame.timeoutMs,
         frame.claims,
         ext.metadata,
+        1,
       ]);
       const incoming = this.deserializer.deserialize({
         id: String(id),
@@ -214,15 +246,15 @@ export class WsRelayStrategy
       // what escapes it (a rejecting processing hook or exception filter).
       this.logger.error(err);
       if (entry.subscription === undefined) {
-        respond({ err: { status: 'error', message: 'Internal server error' }, isDisposed: true });
+        respond({ err: INTERNAL_ERROR, isDisposed: true });
       }
     }
   }
 
-  private respond(id: number, packet: WritePacket): void {
+  private respond(id: number, packet: WritePacket, via: WebSocket): void {
     const out = this.identitySerializer ? packet : (this.serializer.serialize({ ...packet, id: String(id) }) as WritePacket);
     const isError = out.err !== undefined && out.err !== null;
-    if (isError || out.isDisposed) this.inFlight.delete(id);
+    if (isError || out.isDisposed) this.settle(id, via);
     let payload: Uint8Array | null = null;
     try {
       // Transient: the RESPONSE is encoded right below.
@@ -230,18 +262,27 @@ export class WsRelayStrategy
       else if (out.response !== undefined) payload = encodePayloadTransient(out.response);
     } catch (err) {
       this.logger.error(`Response to request ${id} cannot be encoded as MessagePack: ${(err as Error).message}`);
-      payload = encodePayload({ status: 'error', message: 'Internal server error' });
-      this.inFlight.delete(id);
-      this.connection.send({ type: FrameType.Response, id, flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload });
+      payload = encodePayload(INTERNAL_ERROR);
+      this.settle(id, via);
+      this.links.send({ type: FrameType.Response, id, flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload }, via);
       return;
     }
     const flags = isError ? ResponseFlag.ERROR | ResponseFlag.DONE : out.isDisposed ? ResponseFlag.DONE : 0;
-    this.connection.send({ type: FrameType.Response, id, flags, payload });
+    this.links.send({ type: FrameType.Response, id, flags, payload }, via);
   }
 
-  private handleEventFrame(frame: EventFrame): void {
+  /**
+   * Runs every handler the subject matches, awaiting each one's result (and
+   * stream), so that a failure is seen: answered with HANDLED when the relay
+   * asked for handler acks, logged otherwise.
+   */
+  private async handleEventFrame(frame: EventFrame, via: WebSocket): Promise<void> {
+    const wantsAck = ((frame.flags ?? 0) & EventFlag.ACK_HANDLERS) !== 0;
     const patterns = this.matchingEventPatterns(frame.pattern);
-    if (patterns.length === 0) return;
+    if (patterns.length === 0) {
+      if (wantsAck) this.links.send({ type: FrameType.Handled, id: frame.id, error: null }, via);
+      return;
+    }
     let ext: ReturnType<typeof decodeExt>;
     let data: unknown;
     try {
@@ -249,6 +290,7 @@ export class WsRelayStrategy
       data = decodePayload(frame.payload);
     } catch (err) {
       this.logger.warn(`Dropped event "${frame.pattern}": ${(err as Error).message}`);
+      if (wantsAck) this.handled(frame.id, { status: 'error', message: BAD_REQUEST_MESSAGE }, via);
       return;
     }
     const context = new WsRelayContext([
@@ -259,12 +301,62 @@ export class WsRelayStrategy
       undefined,
       frame.claims,
       ext.metadata,
+      frame.attempt ?? 1,
     ]);
-    for (const pattern of patterns) {
-      this.handleEvent(pattern, { pattern: frame.pattern, data, metadata: ext.metadata }, context).catch(err =>
-        this.logger.error(err),
-      );
+    this.runningEvents++;
+    let failure: unknown;
+    const packet = { pattern: frame.pattern, data, metadata: ext.metadata };
+    try {
+      if (patterns.length === 1) {
+        await this.handleEvent(patterns[0], packet, context);
+      } else {
+        await Promise.all(
+          patterns.map(pattern =>
+            this.handleEvent(pattern, packet, context).catch((err: unknown) => {
+              failure ??= err;
+            }),
+          ),
+        );
+      }
+    } catch (err) {
+      failure = err;
+    } finally {
+      this.runningEvents--;
+      this.checkIdle();
     }
+    if (failure !== undefined && !wantsAck) {
+      this.logger.error(`Event handler for "${frame.pattern}" failed: ${describeError(failure)}`);
+    }
+    if (wantsAck) this.handled(frame.id, failure, via);
+  }
+
+  /** Nest's handleEvent, awaiting the handler's stream (as Nest's Kafka server does), so a failure is not lost. */
+  override async handleEvent(pattern: string, packet: ReadPacket, context: WsRelayContext): Promise<void> {
+    const handler = this.getHandlerByPattern(pattern);
+    if (!handler) {
+      this.logger.error(`${NO_EVENT_HANDLER}${pattern}`);
+      return;
+    }
+    await this.runWithProcessingHooks(context, async runEndHook => {
+      const resultOrStream: unknown = await handler(packet.data, context);
+      if (isObservable(resultOrStream)) {
+        await lastValueFrom(resultOrStream.pipe(finalize(runEndHook)), { defaultValue: undefined });
+      } else {
+        runEndHook();
+      }
+    });
+  }
+
+  private handled(id: number, failure: unknown, via: WebSocket): void {
+    let error: Uint8Array | null = null;
+    if (failure !== undefined) {
+      try {
+        error = encodePayload(failure instanceof Error ? INTERNAL_ERROR : failure);
+      } catch {
+        error = encodePayload(INTERNAL_ERROR);
+      }
+    }
+    this.links.send({ type: FrameType.Handled, id, error }, via);
   }
 
   /** The registered event patterns a published subject matches, cached per subject. */
@@ -278,16 +370,59 @@ export class WsRelayStrategy
     return hit;
   }
 
-  private cancel(id: number): void {
-    const entry = this.inFlight.get(id);
+  private settle(id: number, via: WebSocket): void {
+    const books = this.inFlight.get(via);
+    if (books === undefined || !books.delete(id)) return;
+    if (books.size === 0) this.inFlight.delete(via);
+    this.checkIdle();
+  }
+
+  private cancel(id: number, via: WebSocket): void {
+    const entry = this.inFlight.get(via)?.get(id);
     if (entry === undefined) return;
-    this.inFlight.delete(id);
+    this.settle(id, via);
     entry.cancelled = true;
     entry.subscription?.unsubscribe();
   }
 
-  /** The relay is gone, and with it every caller: stop all running handlers. */
-  private cancelAll(): void {
-    for (const id of [...this.inFlight.keys()]) this.cancel(id);
+  /** A relay session is gone, and with it every caller on it (or, with no session named, all of them): stop their handlers. */
+  private cancelAll(via?: WebSocket): void {
+    const sessions = via === undefined ? [...this.inFlight.keys()] : [via];
+    for (const session of sessions) {
+      for (const id of [...(this.inFlight.get(session)?.keys() ?? [])]) this.cancel(id, session);
+    }
+  }
+
+  /** Resolves once no request or event handler is running, or after `timeoutMs`. */
+  private idle(timeoutMs: number): Promise<void> {
+    if (this.isIdle() || timeoutMs <= 0) return Promise.resolve();
+    return new Promise<void>(resolve => {
+      const timer = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.idleWaiters.push(done);
+    });
+  }
+
+  private isIdle(): boolean {
+    return this.inFlight.size === 0 && this.runningEvents === 0;
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  try {
+    return JSON.stringify(err);
+  } catch {
+    return String(err);
   }
 }

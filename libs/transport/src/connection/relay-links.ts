@@ -1,0 +1,120 @@
+import type { Frame } from '@wsrelay/protocol';
+import { EventEmitter } from 'node:events';
+import type WebSocket from 'ws';
+import { WsRelayStatus } from '../enums.js';
+import type { WsRelayMode } from '../interfaces/ws-relay-options.interface.js';
+import {
+  RelayConnection,
+  type RelayConnectionConfig,
+  type RelayConnectionListener,
+  type WsRelayUrlStatus,
+} from './relay-connection.js';
+
+/** Events a connection reports that the links pass on as they are. */
+const PASSED_ON = ['error', 'token_refreshed', 'relay_status'] as const;
+
+/**
+ * A node's relay connections: one that fails over from URL to URL
+ * (`'failover'`), or one per URL (`'all'`, for redundant independent relays).
+ * Frames go out on a connected one, in turn; an answer goes back on the
+ * session (`via`) its request came in on. The node counts as connected while
+ * any connection is.
+ */
+export class RelayLinks {
+  readonly events = new EventEmitter();
+  readonly connections: readonly RelayConnection[];
+  private turn = 0;
+  private connected = false;
+
+  constructor(config: RelayConnectionConfig, mode: WsRelayMode, listener: RelayConnectionListener, owner: string) {
+    this.connections =
+      mode === 'all'
+        ? config.urls.map(url => new RelayConnection({ ...config, urls: [url] }, listener, owner))
+        : [new RelayConnection(config, listener, owner)];
+    // The node is connected while any connection is: report only the changes of that.
+    const update = (event: WsRelayStatus, ...args: unknown[]) => {
+      const now = this.connections.some(c => c.isConnected);
+      if (now !== this.connected) {
+        this.connected = now;
+        this.events.emit(now ? WsRelayStatus.CONNECTED : WsRelayStatus.DISCONNECTED, ...args);
+      } else if (event === WsRelayStatus.RECONNECTING && !now) {
+        this.events.emit(WsRelayStatus.RECONNECTING, ...args);
+      }
+    };
+    for (const c of this.connections) {
+      for (const event of [WsRelayStatus.CONNECTED, WsRelayStatus.DISCONNECTED, WsRelayStatus.RECONNECTING]) {
+        c.events.on(event, (...args: unknown[]) => update(event, ...args));
+      }
+      for (const name of PASSED_ON) c.events.on(name, (...args: unknown[]) => this.events.emit(name, ...args));
+    }
+  }
+
+  get nodeId(): string {
+    return this.connections[0].nodeId;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** The socket of a connected session (the first), for `unwrap()`. */
+  get webSocket(): WebSocket | undefined {
+    return (this.connections.find(c => c.isConnected) ?? this.connections[0]).webSocket;
+  }
+
+  /** Each relay URL's state. */
+  relayStatus(): Record<string, WsRelayUrlStatus> {
+    const out: Record<string, WsRelayUrlStatus> = {};
+    for (const c of this.connections) for (const [url, status] of c.urlStatus) out[url] = status;
+    return out;
+  }
+
+  /**
+   * Resolves once a connection is up (in `'all'` mode the first of them; the
+   * others keep connecting). Rejects as RelayConnection#ready does when none comes up.
+   */
+  ready(): Promise<void> {
+    if (this.connections.length === 1) return this.connections[0].ready();
+    const attempts = this.connections.map(c => c.ready());
+    return Promise.any(attempts).catch((err: AggregateError) => {
+      throw err.errors[0];
+    });
+  }
+
+  /**
+   * Writes a frame on `via` (a session of one of these connections), or on a
+   * connected connection in turn. Returns the socket it went out on, or
+   * undefined when none could take it.
+   */
+  send(frame: Frame, via?: WebSocket): WebSocket | undefined {
+    if (via !== undefined) {
+      const owner = this.connections.find(c => c.owns(via));
+      return owner?.send(frame, via) ? via : undefined;
+    }
+    const n = this.connections.length;
+    for (let i = 0; i < n; i++) {
+      const c = this.connections[(this.turn + i) % n];
+      if (c.isConnected && c.send(frame)) {
+        this.turn = (this.turn + i + 1) % n;
+        return c.webSocket;
+      }
+    }
+    return undefined;
+  }
+
+  /** Bytes not yet written on the session a frame would go out on next (the fullest, in `'all'` mode). */
+  get bufferedAmount(): number {
+    let most = 0;
+    for (const c of this.connections) most = Math.max(most, c.bufferedAmount);
+    return most;
+  }
+
+  /** Asks the relays to stop routing to this node; resolves when each answered (or after `timeoutMs`). */
+  async drain(timeoutMs: number): Promise<void> {
+    await Promise.all(this.connections.map(c => c.drain(timeoutMs)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.connections.map(c => c.close()));
+  }
+}
