@@ -158,6 +158,10 @@ export class RelayWsAdapter extends WsAdapter {
       cb(false, 403, `Forbidden: origin ${info.origin} is not allowed.`, { 'X-WsRelay-Error': RelayErrorCode.FORBIDDEN });
       return;
     }
+    if (!relay.router.accepting) {
+      cb(false, 503, `The relay is shutting down; connect to another relay.`, { 'X-WsRelay-Error': RelayErrorCode.RELAY_UNAVAILABLE });
+      return;
+    }
     if (relay.router.connectionCount + this.upgrading >= o.maxConnections) {
       cb(false, 503, `The relay is at its limit of ${o.maxConnections} connections; try another relay or later.`, {
         'X-WsRelay-Error': RelayErrorCode.RELAY_UNAVAILABLE,

@@ -18,6 +18,10 @@ export const DEFAULT_RATE_LIMIT = { perSecond: 100_000, burst: 100_000 } as cons
 export const DEFAULT_MAX_IN_FLIGHT = 10_000;
 export const DEFAULT_NODE_ID_RESERVATION_MS = 60_000;
 export const DEFAULT_CLUSTER_HEARTBEAT_INTERVAL_MS = 1000;
+export const DEFAULT_RELAY_DRAIN_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_EVENT_ACK_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_EVENT_ATTEMPTS = 3;
 export const DEFAULT_CLUSTER_TIMEOUT_MS = 3000;
 export const ALL_PERMISSIONS: Readonly<RelayPermissions> = Object.freeze({ call: ['>'], serve: ['>'], publish: ['>'], subscribe: ['>'] });
 
@@ -45,6 +49,10 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
   positiveInt('maxConnections', o.maxConnections);
   positiveInt('maxInFlightPerConnection', o.maxInFlightPerConnection);
   positiveInt('nodeIdReservationMs', o.nodeIdReservationMs, 0);
+  positiveInt('drainTimeoutMs', o.drainTimeoutMs, 0);
+  positiveInt('maxBufferedBytes', o.maxBufferedBytes, 1024);
+  positiveInt('eventAckTimeoutMs', o.eventAckTimeoutMs);
+  positiveInt('maxEventAttempts', o.maxEventAttempts);
   if (o.rateLimit) {
     positiveInt('rateLimit.perSecond', o.rateLimit.perSecond);
     positiveInt('rateLimit.burst', o.rateLimit.burst);
@@ -87,6 +95,10 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
     perMessageDeflate: o.perMessageDeflate ?? false,
     nodeIdReservationMs: o.nodeIdReservationMs ?? DEFAULT_NODE_ID_RESERVATION_MS,
     cluster,
+    drainTimeoutMs: o.drainTimeoutMs ?? DEFAULT_RELAY_DRAIN_TIMEOUT_MS,
+    maxBufferedBytes: o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+    eventAckTimeoutMs: o.eventAckTimeoutMs ?? DEFAULT_EVENT_ACK_TIMEOUT_MS,
+    maxEventAttempts: o.maxEventAttempts ?? DEFAULT_MAX_EVENT_ATTEMPTS,
   };
 }
 

@@ -151,6 +151,27 @@ export interface RelayModuleOptions {
   nodeIdReservationMs?: number;
   /** Run as one relay of a cluster (over Redis). @default a cluster of one */
   cluster?: RelayClusterOptions;
+  /**
+   * On shutdown, how long the relay lets requests in flight complete after
+   * telling every node to move (GOAWAY), in ms; 0 closes at once.
+   * @default 10000
+   */
+  drainTimeoutMs?: number;
+  /**
+   * Bytes a connection may leave unsent (a consumer that stops reading)
+   * before the relay closes it (4507 SLOW_CONSUMER). Past a sixteenth of it,
+   * the connection is skipped for new routing where another node can take it.
+   * @default 16777216 (16 MiB)
+   */
+  maxBufferedBytes?: number;
+  /**
+   * With `ack: 'handlers'`: how long one delivery may go unconfirmed before
+   * it is given to another member of its queue group (or reported failed), in ms.
+   * @default 10000
+   */
+  eventAckTimeoutMs?: number;
+  /** With `ack: 'handlers'`: deliveries of one event to a queue group, in all. @default 3 */
+  maxEventAttempts?: number;
 }
 
 /** Options after defaults are applied (what the relay's parts inject). */
@@ -173,4 +194,8 @@ export interface ResolvedRelayOptions {
   perMessageDeflate: boolean;
   nodeIdReservationMs: number;
   cluster: Omit<RelayClusterOptions, 'heartbeatIntervalMs' | 'timeoutMs'> & { heartbeatIntervalMs: number; timeoutMs: number };
+  drainTimeoutMs: number;
+  maxBufferedBytes: number;
+  eventAckTimeoutMs: number;
+  maxEventAttempts: number;
 }

@@ -77,6 +77,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   private lastRid = 0;
   /** Responses and cancels that named no request routed to their sender. */
   droppedFrames = 0;
+  /** Set while draining for shutdown: resolves the drain once nothing is in flight. */
+  private drained: (() => void) | undefined;
 
   constructor(
     @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
@@ -102,10 +104,56 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatIntervalMs / 2);
   }
 
+  /**
+   * Shutdown (SIGTERM, `app.close()`) drains: new connections are refused,
+   * every node is told to move (GOAWAY) and leaves routing here and in the
+   * cluster, what is in flight completes (up to `drainTimeoutMs`), then every
+   * connection closes with 1001.
+   */
   async onModuleDestroy(): Promise<void> {
+    await this.drainAll();
     clearInterval(this.heartbeat);
     await this.cluster.stop();
-    for (const session of this.sessions) this.forget(session, false);
+    for (const session of [...this.sessions]) {
+      this.forget(session, false);
+      if (session.isOpen) session.socket.close(CloseCode.GOING_AWAY, RelayErrorMessages.goingAway());
+    }
+  }
+
+  /** Whether the relay takes new connections (not while it drains for shutdown). */
+  get accepting(): boolean {
+    return this.drained === undefined;
+  }
+
+  private async drainAll(): Promise<void> {
+    if (this.drained !== undefined) return;
+    const drainMs = this.options.drainTimeoutMs;
+    const done = new Promise<void>(resolve => (this.drained = resolve));
+    const goAway = this.codec.encode({ type: FrameType.GoAway, reason: RelayErrorMessages.goingAway(), drainMs });
+    for (const session of this.sessions) {
+      const world = session.world;
+      if (session.established && world.nodes.get(session.nodeId as string) === session) {
+        session.draining = true;
+        this.unroute(world, session);
+        this.cluster.nodeDown(world.tenant, session.nodeId as string, true, session.identity.subject);
+      }
+      session.send(goAway);
+    }
+    if (this.inFlightCount() === 0 || drainMs === 0) return;
+    this.logger.log(`Draining: ${this.inFlightCount()} request(s) in flight, waiting up to ${drainMs} ms`);
+    const timer = setTimeout(() => this.drained?.(), drainMs);
+    await done;
+    clearTimeout(timer);
+  }
+
+  /** Requests in flight through this relay (each counted once, at its provider's end here or its caller's). */
+  private inFlightCount(): number {
+    let n = 0;
+    for (const session of this.sessions) {
+      n += session.inbound.size;
+      for (const p of session.outbound.values()) if (!(p.provider instanceof Session)) n++;
+    }
+    return n;
   }
 
   /** What the relay's status endpoint reports: counts and cluster membership, no node ids. */
@@ -587,6 +635,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     else caller.inbound.delete(pending.callerRequestId);
     if (provider instanceof Session) provider.inbound.delete(pending.rid);
     else provider.relay.outbound.delete(pending.rid);
+    if (this.drained !== undefined && this.inFlightCount() === 0) this.drained();
   }
 
   private forget(session: Session, notify: boolean): void {
