@@ -28,4 +28,6 @@ export const CloseCode = {
   PROTOCOL_MISMATCH: 4426,
   /** The peer missed its heartbeats. */
   HEARTBEAT_TIMEOUT: 4504,
+  /** The peer stopped reading: more than the relay's byte budget waited unsent. */
+  SLOW_CONSUMER: 4507,
 } as const;

@@ -249,7 +249,7 @@ export class RelayWsAdapter extends WsAdapter {
   }
 
   /**
-   * The hot path: REQUEST, RESPONSE, CANCEL and EVENT whose kind and pattern
+   * The hot path: REQUEST, RESPONSE, HANDLED, CANCEL and EVENT whose kind and pattern
    * the gateway's guards have passed before on this connection (GuardMemo),
    * and PING (which has none), routed as the gateway's handlers would route
    * them, without Nest's per-message guards, proxies and rxjs. False when
@@ -273,10 +273,16 @@ export class RelayWsAdapter extends WsAdapter {
           if (!memo.cancels) return false;
           router.cancel(session, frame);
           return true;
-        case FrameType.Event:
+        case FrameType.Event: {
           if (!memo.allowsPublish(frame.pattern)) return false;
           // What EventAckInterceptor does on the gateway path.
-          router.ack(session, frame.id, router.publish(session, frame));
+          const recipients = router.publish(session, frame);
+          if (recipients !== undefined) router.ack(session, frame.id, recipients);
+          return true;
+        }
+        case FrameType.Handled:
+          if (!memo.answers) return false;
+          router.handled(session, frame);
           return true;
         case FrameType.Ping:
           router.pong(session);

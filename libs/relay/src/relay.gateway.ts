@@ -12,6 +12,7 @@ import type {
   DiscoverFrame,
   DrainFrame,
   EventFrame,
+  HandledFrame,
   HelloFrame,
   RequestFrame,
   ResponseFrame,
@@ -119,6 +120,14 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     this.router.response(session, frame);
   }
 
+  @UseGuards(EstablishedSessionGuard, ServerConnectionGuard)
+  @SubscribeMessage('handled')
+  onHandled(socket: WebSocket, frame: HandledFrame): void {
+    const session = this.session(socket);
+    session.memo.answers = true;
+    this.router.handled(session, frame);
+  }
+
   @UseGuards(EstablishedSessionGuard)
   @SubscribeMessage('cancel')
   onCancel(socket: WebSocket, frame: CancelFrame): void {
@@ -131,7 +140,7 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @RequirePermission('publish')
   @UseInterceptors(EventAckInterceptor)
   @SubscribeMessage('event')
-  onEvent(socket: WebSocket, frame: EventFrame): number {
+  onEvent(socket: WebSocket, frame: EventFrame): number | undefined {
     const session = this.session(socket);
     if (passedUnderCurrentToken(frame, session)) session.memo.rememberPublish(frame.pattern);
     return this.router.publish(session, frame);

@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { ConnectionIdentity } from './auth/relay-auth.service.js';
 import type { RemoteNode, RemoteRelay } from './cluster/remote.js';
-import type { Frame } from '@wsrelay/protocol';
+import type { Delivery, PendingEvent } from './routing/event-acks.js';
+import { CloseCode, type Frame, RelayErrorMessages } from '@wsrelay/protocol';
 import { GuardMemo } from './guards/guard-memo.js';
 import type { RefusedFrame } from './relay-ws.adapter.js';
 import type { World } from './routing/world.js';
@@ -32,6 +33,9 @@ export interface PendingWait {
   readonly pattern: string;
   timer: NodeJS.Timeout | undefined;
 }
+
+/** How long a slow consumer closed with SLOW_CONSUMER has to read up to the close frame before it is cut. */
+const SLOW_CONSUMER_GRACE_MS = 5000;
 
 /** A frame (or a refusal of one) that arrived while the connection's HELLO was being handled, as the adapter dispatches it. */
 export type HeldFrame = Frame | RefusedFrame;
@@ -77,14 +81,32 @@ export class Session {
   /** Requests routed to this session, by the relay's id. */
   readonly inbound = new Map<number, PendingRequest>();
   readonly waits = new Map<number, PendingWait>();
+  /** Events this session emitted with handler acks, by its id. */
+  readonly pendingEvents = new Map<number, PendingEvent>();
+  /** Copies of events with handler acks given to this session. */
+  deliveries: Set<Delivery> | undefined;
+  /** Ids of copies it got for other relays' events. */
+  relayed: Set<number> | undefined;
 
   constructor(
     readonly socket: WebSocket,
     public identity: ConnectionIdentity,
     /** The tenant's routing state: nothing outside it is visible to this session. */
     readonly world: World,
+    /** Unsent bytes past which the connection is passed over for new routing. */
+    private readonly slowBytes = Infinity,
+    /** Unsent bytes past which it is closed as a slow consumer. */
+    private readonly budgetBytes = Infinity,
   ) {
     this.claims = identity.encodedClaims;
+  }
+
+  /** Closed for going over its byte budget: nothing more is written to it. */
+  overBudget = false;
+
+  /** Backed up: more than `slowBytes` unsent. */
+  get slow(): boolean {
+    return this.socket.bufferedAmount > this.slowBytes;
   }
 
   /** Takes one frame from the token bucket; false when over the rate. */
@@ -101,9 +123,9 @@ export class Session {
     return true;
   }
 
-  /** Requests and WAITs this session has in flight. */
+  /** Requests, WAITs and handler-acked events this session has in flight. */
   get inFlight(): number {
-    return this.outbound.size + this.waits.size;
+    return this.outbound.size + this.waits.size + this.pendingEvents.size;
   }
 
   get established(): boolean {
@@ -114,11 +136,22 @@ export class Session {
     return this.socket.readyState === WebSocket.OPEN;
   }
 
-  /** Writes an encoded frame if the socket is still open. */
+  /**
+   * Writes an encoded frame if the socket is still open. Past the byte budget
+   * (a consumer that stopped reading) the connection is closed with
+   * SLOW_CONSUMER and written to no more, so it cannot grow the relay's memory.
+   */
   send(bytes: Uint8Array): void {
-    if (this.socket.readyState !== WebSocket.OPEN) return;
+    if (this.socket.readyState !== WebSocket.OPEN || this.overBudget) return;
     corkForTick(this.socket);
     this.socket.send(bytes);
+    const buffered = this.socket.bufferedAmount;
+    if (buffered > this.budgetBytes) {
+      this.overBudget = true;
+      this.socket.close(CloseCode.SLOW_CONSUMER, RelayErrorMessages.slowConsumer(buffered, this.budgetBytes));
+      // The close frame waits behind what it did not read: if it never reads, cut.
+      setTimeout(() => this.socket.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
+    }
   }
 }
 

@@ -25,6 +25,8 @@ export enum ClusterMessageType {
   Error = 10,
   /** An event for some nodes of the receiving relay. */
   Event = 11,
+  /** A node handled (or could not be given) a copy of an event with handler acks. */
+  Handled = 12,
 }
 
 /** A node as presence carries it. */
@@ -86,6 +88,17 @@ export type ClusterMessage =
       claims: Uint8Array | null;
       /** Node ids on the receiving relay to deliver to. */
       targets: string[];
+      /** Handler acks wanted: [node id, the sender's delivery id, attempt] for each copy (then `targets` is empty). */
+      acks?: ReadonlyArray<readonly [string, number, number]>;
+    }
+  | {
+      type: ClusterMessageType.Handled;
+      from: string;
+      /** The delivery id of the relay that drives the event. */
+      did: number;
+      /** null: handled; HANDLER_ERROR: the handler threw (`error`); another code: the copy could not be handled there. */
+      code: string | null;
+      error: Uint8Array | null;
     };
 
 /** Why a message was dropped. */
@@ -146,7 +159,9 @@ function toWire(m: ClusterMessage): unknown[] {
     case ClusterMessageType.Error:
       return [...head, m.fwdId, m.code, m.message];
     case ClusterMessageType.Event:
-      return [...head, m.tenant, m.id, m.pattern, m.payload, m.emitterNodeId, m.ext, m.claims, m.targets];
+      return [...head, m.tenant, m.id, m.pattern, m.payload, m.emitterNodeId, m.ext, m.claims, m.targets, m.acks];
+    case ClusterMessageType.Handled:
+      return [...head, m.did, m.code, m.error];
   }
 }
 
@@ -161,6 +176,11 @@ const bin = (v: unknown, what: string): Uint8Array => (v instanceof Uint8Array ?
 const optBin = (v: unknown, what: string): Uint8Array | null => (v == null ? null : bin(v, what));
 const strs = (v: unknown, what: string): string[] =>
   Array.isArray(v) && v.every(s => typeof s === 'string') ? (v as string[]) : fail(what);
+
+function acksFromWire(v: unknown): Array<readonly [string, number, number]> {
+  if (!Array.isArray(v)) fail('event.acks');
+  return v.map(e => (Array.isArray(e) && e.length === 3 ? ([str(e[0], 'ack.nodeId'), num(e[1], 'ack.did'), num(e[2], 'ack.attempt')] as const) : fail('event.acks')));
+}
 
 function nodeFromWire(v: unknown): ClusterNode {
   if (!Array.isArray(v) || v.length < 8) fail('node');
@@ -245,6 +265,15 @@ function fromWire(a: unknown[]): ClusterMessage {
         ext: optBin(a[8], 'event.ext'),
         claims: optBin(a[9], 'event.claims'),
         targets: strs(a[10], 'event.targets'),
+        ...(a[11] == null ? {} : { acks: acksFromWire(a[11]) }),
+      };
+    case ClusterMessageType.Handled:
+      return {
+        type: ClusterMessageType.Handled,
+        from,
+        did: num(a[3], 'handled.did'),
+        code: optStr(a[4], 'handled.code'),
+        error: optBin(a[5], 'handled.error'),
       };
     default:
       return fail(`type ${String(a[1])}`);

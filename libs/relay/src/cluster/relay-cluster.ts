@@ -29,6 +29,7 @@ export interface ClusterListener {
   remoteCancel(relay: RemoteRelay, m: Msg<ClusterMessageType.Cancel>): void;
   remoteError(relay: RemoteRelay, m: Msg<ClusterMessageType.Error>): void;
   remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void;
+  remoteHandled(relay: RemoteRelay, m: Msg<ClusterMessageType.Handled>): void;
 }
 
 /** What `RelayCluster.status()` reports. */
@@ -294,6 +295,8 @@ export class RelayCluster {
         return l.remoteError(relay, m);
       case ClusterMessageType.Event:
         return l.remoteEvent(relay, m);
+      case ClusterMessageType.Handled:
+        return l.remoteHandled(relay, m);
     }
   }
 

@@ -1,3 +1,4 @@
+import type { Delivery } from '../routing/event-acks.js';
 import type { PendingRequest } from '../session.js';
 import type { ClusterNode } from './cluster-protocol.js';
 
@@ -26,6 +27,8 @@ export class RemoteRelay {
 /** A node connected to another relay: routed to like a local session, reached through the backplane. */
 export class RemoteNode {
   serves: Set<string>;
+  /** Copies of events with handler acks given to it. */
+  deliveries: Set<Delivery> | undefined;
 
   constructor(
     readonly relay: RemoteRelay,
@@ -62,6 +65,11 @@ export class RemoteNode {
 
   get isOpen(): boolean {
     return !this.relay.gone;
+  }
+
+  /** Its own relay watches its buffer. */
+  get slow(): boolean {
+    return false;
   }
 }
 

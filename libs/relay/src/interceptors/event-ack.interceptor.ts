@@ -5,18 +5,21 @@ import type WebSocket from 'ws';
 import { RelayRouter } from '../routing/relay-router.js';
 import { sessionOf } from '../session.js';
 
-/** Acknowledges every event with the number of nodes it reached (0 included). */
+/**
+ * Acknowledges every event with the number of nodes it reached (0 included);
+ * an event with handler acks (undefined) is acknowledged once its handlers have answered.
+ */
 @Injectable()
-export class EventAckInterceptor implements NestInterceptor<number, void> {
+export class EventAckInterceptor implements NestInterceptor<number | undefined, void> {
   constructor(private readonly router: RelayRouter) {}
 
-  intercept(context: ExecutionContext, next: CallHandler<number>): Observable<void> {
+  intercept(context: ExecutionContext, next: CallHandler<number | undefined>): Observable<void> {
     const ws = context.switchToWs();
     const session = sessionOf(ws.getClient<WebSocket>());
     const frame = ws.getData<EventFrame>();
     return next.handle().pipe(
       map(recipients => {
-        if (session !== undefined) this.router.ack(session, frame.id, recipients);
+        if (session !== undefined && recipients !== undefined) this.router.ack(session, frame.id, recipients);
       }),
     );
   }

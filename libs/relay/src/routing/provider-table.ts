@@ -5,11 +5,19 @@ class ProviderRing {
   readonly sessions: Routable[] = [];
   private next = 0;
 
+  /** The next provider in turn, passing over one that is backed up (not reading) while another is not. */
   pick(): Routable | undefined {
     const n = this.sessions.length;
     if (n === 0) return undefined;
     if (this.next >= n) this.next = 0;
-    return this.sessions[this.next++];
+    const first = this.sessions[this.next++];
+    if (!first.slow || n === 1) return first;
+    for (let i = 1; i < n; i++) {
+      if (this.next >= n) this.next = 0;
+      const s = this.sessions[this.next++];
+      if (!s.slow) return s;
+    }
+    return first;
   }
 }
 

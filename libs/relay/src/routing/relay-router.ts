@@ -5,10 +5,12 @@ import {
   type CancelFrame,
   type DiscoverFrame,
   type DrainFrame,
+  EventFlag,
   type EventFrame,
   type Frame,
   FrameCodec,
   FrameType,
+  type HandledFrame,
   type HelloFrame,
   listed,
   RelayError,
@@ -30,6 +32,7 @@ import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import { attachSession, type PendingRequest, type PendingWait, Session, sessionOf } from '../session.js';
+import { EventAcks } from './event-acks.js';
 import { type Routable, World } from './world.js';
 
 type Msg<T extends ClusterMessageType> = Extract<ClusterMessage, { type: T }>;
@@ -77,6 +80,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   private lastRid = 0;
   /** Responses and cancels that named no request routed to their sender. */
   droppedFrames = 0;
+  private readonly acks: EventAcks;
   /** Set while draining for shutdown: resolves the drain once nothing is in flight. */
   private drained: (() => void) | undefined;
 
@@ -86,6 +90,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     private readonly cluster: RelayCluster,
   ) {
     this.codec = new FrameCodec({ maxBinBytes: options.maxPayloadBytes * 2 });
+    this.acks = new EventAcks(this.codec, cluster, { attemptTimeoutMs: options.eventAckTimeoutMs, maxAttempts: options.maxEventAttempts });
   }
 
   get connectionCount(): number {
@@ -172,7 +177,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   accept(socket: WebSocket, identity: ConnectionIdentity): Session {
     const world = this.world(identity.tenant);
     world.sessions++;
-    const session = new Session(socket, identity, world);
+    const session = new Session(socket, identity, world, this.options.maxBufferedBytes / 16, this.options.maxBufferedBytes);
     attachSession(socket, session);
     this.sessions.add(session);
     // The TOKEN_EXPIRING warning waits for HELLO; the close at expiry does not.
@@ -362,8 +367,20 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     this.droppedFrames++;
   }
 
-  /** Fans an event out; returns how many nodes it was delivered to (on this relay and, through the backplane, on others). */
-  publish(emitter: Session, frame: EventFrame): number {
+  /**
+   * Fans an event out; returns how many nodes it was delivered to (on this
+   * relay and, through the backplane, on others), or undefined when the
+   * emitter asked for handler acks: the ACK (or HANDLER_FAILED) comes once
+   * every handler has answered.
+   */
+  publish(emitter: Session, frame: EventFrame): number | undefined {
+    const handlers = frame.flags !== undefined && (frame.flags & EventFlag.ACK_HANDLERS) !== 0 && frame.id !== 0;
+    if (handlers) {
+      if (emitter.pendingEvents.has(frame.id)) {
+        throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
+      }
+      this.checkInFlight(emitter);
+    }
     let recipients: Routable[];
     const world = emitter.world;
     if (frame.peer === null) {
@@ -373,6 +390,10 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       recipients = target !== undefined && world.subscriptions.subscribes(target, frame.pattern) ? [target] : [];
     }
     if (recipients.length === 0) return 0;
+    if (handlers) {
+      const copies = this.acks.start(emitter, frame, recipients, frame.timeoutMs ?? this.options.eventAckTimeoutMs * this.options.maxEventAttempts);
+      return copies === 0 ? 0 : undefined;
+    }
     let bytes: Uint8Array | undefined;
     let remote: Map<RemoteRelay, string[]> | undefined;
     let delivered = 0;
@@ -433,6 +454,11 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       this.releaseReservation(session);
     }
     session.send(this.codec.encode({ type: FrameType.Ack, id: frame.id, recipients: session.inbound.size }));
+  }
+
+  /** HANDLED: a node finished a copy of an event with handler acks. */
+  handled(session: Session, frame: HandledFrame): void {
+    if (!this.acks.handled(session, frame.id, frame.error)) this.droppedFrames++;
   }
 
   /** ACKs an event (called by the gateway's ack interceptor). */
@@ -640,6 +666,9 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
 
   private forget(session: Session, notify: boolean): void {
     this.sessions.delete(session);
+    if (session.overBudget) {
+      this.logger.warn(`Closed ${session.nodeId ?? session.sessionId} as a slow consumer: over ${this.options.maxBufferedBytes} bytes unsent`);
+    }
     clearTimeout(session.handshakeTimer);
     clearTimeout(session.expiryTimer);
     const world = session.world;
@@ -661,6 +690,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       if (notify) this.cancelAtProvider(pending);
     }
     for (const wait of [...session.waits.values()]) this.removeWait(wait);
+    this.acks.sessionGone(session);
     world.sessions--;
     this.dropWorldIfEmpty(world);
   }
@@ -691,6 +721,10 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   }
 
   // ---- The cluster's side (ClusterListener): nodes and traffic of other relays ----
+
+  remoteHandled(relay: RemoteRelay, m: Msg<ClusterMessageType.Handled>): void {
+    this.acks.remoteHandled(relay, m.did, m.code, m.error);
+  }
 
   localNodes(): ClusterNode[] {
     const nodes: ClusterNode[] = [];
@@ -747,6 +781,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       if (reservedForMs > 0) r.until = Date.now() + reservedForMs;
       else this.reservations.delete(key);
     }
+    // A drained node still answers what it has; any other leaves its event copies to the rest of their groups.
+    if (!graceful) this.acks.remoteNodeGone(node);
     // A gone relay's requests fail all at once in relayGone.
     if (!graceful && !node.relay.gone) {
       for (const pending of [...node.relay.outbound.values()]) {
@@ -778,6 +814,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
 
   /** A relay is gone: what it forwarded here is cancelled; what went there has already failed with its nodes. */
   relayGone(relay: RemoteRelay): void {
+    this.acks.relayGone(relay);
     for (const pending of [...relay.outbound.values()]) {
       this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
     }
@@ -854,8 +891,24 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     this.sendError(pending.caller as Session, pending.callerRequestId, m.code as RelayErrorCode, m.message);
   }
 
-  remoteEvent(_relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void {
+  remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void {
     const world = this.worlds.get(m.tenant);
+    if (m.acks !== undefined) {
+      const frame = (id: number, attempt: number) =>
+        this.codec.encode({
+          type: FrameType.Event,
+          id,
+          pattern: m.pattern,
+          payload: m.payload,
+          peer: m.emitterNodeId,
+          ext: m.ext,
+          claims: m.claims,
+          flags: EventFlag.ACK_HANDLERS,
+          attempt,
+        });
+      this.acks.relay(relay, world, m.pattern, m.acks, frame);
+      return;
+    }
     if (world === undefined) return;
     let bytes: Uint8Array | undefined;
     for (const nodeId of m.targets) {

@@ -42,17 +42,26 @@ export class SubscriptionIndex {
     this.cache.clear();
   }
 
-  /** The sessions one event on `subject` goes to. */
+  /** The nodes one event on `subject` goes to; in a queue group, the next member in turn that is not backed up. */
   recipients(subject: string): Routable[] {
     const route = this.route(subject);
     if (route.groups.length === 0) return route.plain;
     const out = route.plain.slice();
     for (const { queue, members } of route.groups) {
-      const turn = this.turns.get(queue) ?? 0;
-      out.push(members[turn % members.length]);
-      this.turns.set(queue, (turn + 1) % members.length);
+      const n = members.length;
+      let turn = this.turns.get(queue) ?? 0;
+      let pick = members[turn % n];
+      for (let i = 0; i < n && pick.slow; i++) pick = members[++turn % n];
+      if (pick.slow) pick = members[(turn = this.turns.get(queue) ?? 0) % n];
+      out.push(pick);
+      this.turns.set(queue, (turn + 1) % n);
     }
     return out;
+  }
+
+  /** The members of queue group `queue` that receive `subject`. */
+  groupMembers(subject: string, queue: string): readonly Routable[] {
+    return this.route(subject).groups.find(g => g.queue === queue)?.members ?? [];
   }
 
   /** Whether `session` subscribes to `subject` (queue groups aside). */

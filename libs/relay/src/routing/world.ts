@@ -11,6 +11,8 @@ export interface Routable {
   readonly events: string[];
   readonly queue: string | null;
   readonly isOpen: boolean;
+  /** Backed up (not reading what it is sent): passed over for new routing where another node can take it. */
+  readonly slow: boolean;
 }
 
 /**

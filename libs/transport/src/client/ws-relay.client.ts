@@ -414,17 +414,31 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
 
 function noop(): void {}
 
+/** One delivery of an event with `ack: 'handlers'` that failed (`RelayError.details` of HANDLER_FAILED). */
+export interface WsRelayFailedDelivery {
+  nodeId: string;
+  /** HANDLER_ERROR (the handler threw; `error` is what Nest made of it), TIMEOUT or PROVIDER_DISCONNECTED. */
+  code: string;
+  error?: unknown;
+}
+
 /** An ERROR frame as the error it stands for, with its details (HANDLER_FAILED: each failed delivery) decoded. */
 function errorOf(frame: ErrorFrame): RelayError {
   let details: unknown;
   if (frame.details != null) {
     try {
       details = decodePayload(frame.details);
+      if (frame.code === RelayErrorCode.HANDLER_FAILED && Array.isArray(details)) details = details.map(failedDelivery);
     } catch {
       details = undefined;
     }
   }
   return RelayError.fromWire({ code: frame.code, message: frame.message, details });
+}
+
+function failedDelivery(entry: unknown): WsRelayFailedDelivery {
+  const [nodeId, code, error] = entry as [string, string, Uint8Array | null];
+  return error == null ? { nodeId, code } : { nodeId, code, error: decodePayload(error) };
 }
 
 /** Matches the relay's header bound (`maxStringBytes`), so an oversized pattern fails here, typed, at once. */
