@@ -5,10 +5,12 @@
  * shortcut never outlives the guards' verdict (a token refresh that narrows
  * the permissions is obeyed at once) and never grants what they refused; and
  * the heartbeat that pings only silent nodes, yet still finds a frozen one
- * within two intervals.
+ * within two intervals. And that a frame on the hot path never overtakes an
+ * earlier frame of its connection still in the pipeline.
  */
 import { encodePayload, type Frame, FrameType, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
 import { RelayRouter } from '@wsrelay/relay';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { type RunningRelay, startRelay } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
@@ -159,5 +161,77 @@ describe('heartbeat', () => {
     expect(silentFor).toBeGreaterThanOrEqual(INTERVAL);
     // Two intervals, plus room for timers on a busy machine.
     expect(silentFor).toBeLessThan(2 * INTERVAL + INTERVAL / 3);
+  });
+});
+
+describe('hot path ordering', () => {
+  let relay: RunningRelay;
+  let provider: RawNode;
+  let subscriber: RawNode;
+
+  beforeAll(async () => {
+    relay = await startRelay({ auth: hs });
+    provider = await RawNode.hello(relay.url, 'order-provider', { ...(await bearer(SERVER, 'order-provider')), patterns: ['a', 'b'] });
+    subscriber = await RawNode.hello(relay.url, 'order-subscriber', { ...(await bearer(SERVER, 'order-subscriber')), events: ['e.>'] });
+  });
+
+  afterAll(async () => {
+    provider.close();
+    subscriber.close();
+    await relay.close();
+  });
+
+  /** Sends `frames` in one TCP write, so the relay reads them in one chunk and handles them back to back. */
+  function together(node: RawNode, frames: Frame[]): void {
+    const tcp = (node.socket as unknown as { _socket: Socket })._socket;
+    tcp.cork();
+    for (const f of frames) node.send(f);
+    process.nextTick(() => tcp.uncork());
+  }
+
+  it('cancels at the provider a request whose CANCEL follows it at once, the first request of its pattern', async () => {
+    // Bug (hot): CANCEL, already on the hot path, overtook the first REQUEST of a new pattern while that one was still in
+    // Nest's pipeline: the relay dropped the CANCEL as unknown, then routed the request, and the provider was never cancelled.
+    const caller = await RawNode.hello(relay.url, 'order-caller', await bearer({ ...CLIENT, perms: { call: ['a', 'b'] } }, 'order-caller'));
+    // Puts CANCEL on the hot path (and REQUEST for 'a', not for 'b').
+    caller.send(request(1, 'a'));
+    const first = (await provider.next(f => f.type === FrameType.Request)) as { id: number };
+    caller.send({ type: FrameType.Cancel, id: 1 });
+    expect(await provider.next(f => f.type === FrameType.Cancel)).toEqual({ type: FrameType.Cancel, id: first.id });
+    const router = relay.app.get(RelayRouter);
+    const dropped = router.droppedFrames;
+
+    together(caller, [request(2, 'b'), { type: FrameType.Cancel, id: 2 }]);
+    const second = await provider.next(f => f.type === FrameType.Request);
+    expect(second).toMatchObject({ pattern: 'b' });
+    expect(await provider.next(f => f.type === FrameType.Cancel, 2000)).toEqual({ type: FrameType.Cancel, id: (second as { id: number }).id });
+    expect(router.droppedFrames).toBe(dropped);
+    // The cancelled call is settled quietly: the caller hears nothing of it.
+    caller.send({ type: FrameType.Ping });
+    await caller.next(f => f.type === FrameType.Pong);
+    expect(caller.frames.filter(f => f.type === FrameType.Error || f.type === FrameType.Response)).toEqual([]);
+    caller.close();
+  });
+
+  it('keeps the order of events when the later one is on the hot path and the earlier one is not', async () => {
+    // Bug (hot): an event on a pattern already on the hot path overtook an earlier event of a new pattern still in Nest's
+    // pipeline, so subscribers got them out of order.
+    const emitter = await RawNode.hello(relay.url, 'order-emitter', await bearer({ ...CLIENT, perms: { publish: ['e.>'] } }, 'order-emitter'));
+    emitter.send(event(10, 'e.old'));
+    expect(await emitter.next(f => f.type === FrameType.Ack)).toEqual({ type: FrameType.Ack, id: 10, recipients: 1 });
+    expect(await subscriber.next(f => f.type === FrameType.Event)).toMatchObject({ id: 10, pattern: 'e.old' });
+
+    together(emitter, [event(11, 'e.new'), event(12, 'e.old')]);
+    const received = [await subscriber.next(f => f.type === FrameType.Event), await subscriber.next(f => f.type === FrameType.Event)];
+    expect(received.map(f => [(f as { id: number }).id, (f as { pattern: string }).pattern])).toEqual([
+      [11, 'e.new'],
+      [12, 'e.old'],
+    ]);
+    const acks = [await emitter.next(f => f.type === FrameType.Ack), await emitter.next(f => f.type === FrameType.Ack)];
+    expect(acks).toEqual(expect.arrayContaining([
+      { type: FrameType.Ack, id: 11, recipients: 1 },
+      { type: FrameType.Ack, id: 12, recipients: 1 },
+    ]));
+    emitter.close();
   });
 });

@@ -13,4 +13,6 @@ export type WsRelayEvents = {
   error: (err: Error) => void;
   /** The relay accepted a token refreshed in-band; its new expiry (ms since the epoch, 0 for none). */
   token_refreshed: (expiresAt: number) => void;
+  /** A relay URL's state changed: `connecting`, `connected`, `error` or `not_connected`. */
+  relay_status: (url: string, status: 'connecting' | 'connected' | 'error' | 'not_connected') => void;
 };

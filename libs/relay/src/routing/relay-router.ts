@@ -755,7 +755,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       held.socket.close(CloseCode.NODE_ID_CONFLICT, truncateReason(message));
     } else if (held instanceof RemoteNode) {
       if (held.relay !== node.relay && !claimBeats(node.info, node.relay.instanceId, held.info, held.relay.instanceId)) return;
-      this.remoteNodeDown(held, false, 0);
+      // Not `remoteNodeDown`: it would put the best claimant (this very node) in, and we are about to.
+      this.unrouteRemote(world, held, false, 0);
     }
     world.nodes.set(node.nodeId, node);
     world.remoteNodes++;
@@ -773,6 +774,15 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   remoteNodeDown(node: RemoteNode, graceful: boolean, reservedForMs: number): void {
     const world = this.worlds.get(node.info.tenant);
     if (world === undefined || world.nodes.get(node.nodeId) !== node) return;
+    this.unrouteRemote(world, node, graceful, reservedForMs);
+    // Another relay's claim to the id, kept out while this one held it.
+    const other = this.cluster.claimant(node.info.tenant, node.nodeId);
+    if (other !== undefined && other !== node) this.remoteNodeUp(other);
+    this.dropWorldIfEmpty(world);
+  }
+
+  /** Takes a remote node out of routing and settles what was in flight to it (not when it drained). */
+  private unrouteRemote(world: World, node: RemoteNode, graceful: boolean, reservedForMs: number): void {
     this.unroute(world, node);
     world.remoteNodes--;
     const key = reservationKey(world, node.nodeId);
@@ -791,9 +801,6 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
         }
       }
     }
-    const other = this.cluster.claimant(node.info.tenant, node.nodeId);
-    if (other !== undefined && other !== node) this.remoteNodeUp(other);
-    this.dropWorldIfEmpty(world);
   }
 
   /** The same claim with other patterns or subscriptions (a token refresh on its relay withdrew some): routing follows; in flight stays. */
