@@ -14,7 +14,6 @@ export enum RelayErrorCode {
   CLOSED = 'CLOSED',
   INTERNAL = 'INTERNAL',
   HANDLER_FAILED = 'HANDLER_FAILED',
-  SLOW_CONSUMER = 'SLOW_CONSUMER',
 }
 
 /** The HTTP-like status that goes with each code. */
@@ -33,7 +32,6 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = {
   [RelayErrorCode.CLOSED]: 499,
   [RelayErrorCode.INTERNAL]: 500,
   [RelayErrorCode.HANDLER_FAILED]: 500,
-  [RelayErrorCode.SLOW_CONSUMER]: 507,
 };
 
 /** Longest piece of peer input (a pattern, a node id) an error message quotes, in characters. */

@@ -54,6 +54,10 @@ export interface RelayStatus {
   connections: number;
   /** Connections that completed HELLO. */
   nodes: number;
+  /** Requests in flight through this relay. */
+  inFlight: number;
+  /** This process's memory. */
+  memory: { rssBytes: number; heapUsedBytes: number };
   cluster: ClusterStatus;
 }
 
@@ -165,7 +169,15 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   status(): RelayStatus {
     let nodes = 0;
     for (const session of this.sessions) if (session.established) nodes++;
-    return { relayId: this.options.relayId, connections: this.sessions.size, nodes, cluster: this.cluster.status() };
+    const m = process.memoryUsage();
+    return {
+      relayId: this.options.relayId,
+      connections: this.sessions.size,
+      nodes,
+      inFlight: this.inFlightCount(),
+      memory: { rssBytes: m.rss, heapUsedBytes: m.heapUsed },
+      cluster: this.cluster.status(),
+    };
   }
 
   /** Open connections of one tenant ('' without tenants). */
