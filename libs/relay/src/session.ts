@@ -81,8 +81,8 @@ export class Session {
   /** Requests routed to this session, by the relay's id. */
   readonly inbound = new Map<number, PendingRequest>();
   readonly waits = new Map<number, PendingWait>();
-  /** Events this session emitted with handler acks, by its id. */
-  readonly pendingEvents = new Map<number, PendingEvent>();
+  /** Events this session emitted with handler acks, by its id (made on first use: most connections never do). */
+  private emitted: Map<number, PendingEvent> | undefined;
   /** Copies of events with handler acks given to this session. */
   deliveries: Set<Delivery> | undefined;
   /** Ids of copies it got for other relays' events. */
@@ -125,7 +125,15 @@ export class Session {
 
   /** Requests, WAITs and handler-acked events this session has in flight. */
   get inFlight(): number {
-    return this.outbound.size + this.waits.size + this.pendingEvents.size;
+    return this.outbound.size + this.waits.size + (this.emitted?.size ?? 0);
+  }
+
+  get pendingEvents(): Map<number, PendingEvent> {
+    return (this.emitted ??= new Map());
+  }
+
+  get hasPendingEvents(): boolean {
+    return this.emitted !== undefined && this.emitted.size > 0;
   }
 
   get established(): boolean {

@@ -198,7 +198,7 @@ export class EventAcks {
       }
     }
     // Its own events: nobody waits for the answer any more.
-    for (const event of [...session.pendingEvents.values()]) this.abandon(event);
+    if (session.hasPendingEvents) for (const event of [...session.pendingEvents.values()]) this.abandon(event);
   }
 
   /** A node of another relay left (not drained): its copies move on. */

@@ -388,7 +388,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   publish(emitter: Session, frame: EventFrame): number | undefined {
     const handlers = frame.flags !== undefined && (frame.flags & EventFlag.ACK_HANDLERS) !== 0 && frame.id !== 0;
     if (handlers) {
-      if (emitter.pendingEvents.has(frame.id)) {
+      if (emitter.hasPendingEvents && emitter.pendingEvents.has(frame.id)) {
         throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
       }
       this.checkInFlight(emitter);
