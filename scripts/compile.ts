@@ -10,7 +10,7 @@ import swc from '@swc/core';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
-const SOURCES = ['apps/relay/src', 'libs/protocol/src', 'libs/transport/src', 'libs/relay/src', 'bench', 'scripts'];
+const SOURCES = ['apps/relay/src', 'libs/protocol/src', 'libs/transport/src', 'libs/relay/src', 'bench', 'scripts', 'test/processes'];
 const ALIAS = /(['"])@wsrelay\/(protocol|transport|relay)\1/g;
 
 function tsFiles(dir: string): string[] {

@@ -34,6 +34,19 @@ describe('relayConfigFromEnv', () => {
     });
   });
 
+  it('reads shutdown, backpressure and event-ack settings', () => {
+    const c = relayConfigFromEnv({
+      RELAY_DRAIN_TIMEOUT_MS: '0',
+      RELAY_MAX_BUFFERED_BYTES: '65536',
+      RELAY_EVENT_ACK_TIMEOUT_MS: '250',
+      RELAY_MAX_EVENT_ATTEMPTS: '5',
+    });
+    expect(c.relay).toMatchObject({ drainTimeoutMs: 0, maxBufferedBytes: 65536, eventAckTimeoutMs: 250, maxEventAttempts: 5 });
+    expect(relayConfigFromEnv({ RELAY_DRAIN_TIMEOUT_MS: '' }).relay).not.toHaveProperty('drainTimeoutMs');
+    expect(() => relayConfigFromEnv({ RELAY_MAX_BUFFERED_BYTES: '100' })).toThrow(/RELAY_MAX_BUFFERED_BYTES must be an integer of at least 1024/);
+    expect(() => relayConfigFromEnv({ RELAY_MAX_EVENT_ATTEMPTS: '0' })).toThrow(/RELAY_MAX_EVENT_ATTEMPTS/);
+  });
+
   it('names a bad variable', () => {
     expect(() => relayConfigFromEnv({ RELAY_PORT: 'eighty' })).toThrow(/RELAY_PORT must be an integer/);
     expect(() => relayConfigFromEnv({ RELAY_MAX_PAYLOAD_BYTES: '1.5' })).toThrow(/RELAY_MAX_PAYLOAD_BYTES/);

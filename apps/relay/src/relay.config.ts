@@ -72,7 +72,10 @@ function authFromEnv(env: NodeJS.ProcessEnv, read: (path: string) => Buffer): Re
  * RELAY_MAX_CONNECTIONS, RELAY_RATE_LIMIT (frames/s per connection),
  * RELAY_MAX_IN_FLIGHT, RELAY_TLS_KEY_FILE + RELAY_TLS_CERT_FILE,
  * RELAY_REDIS_URL (join a cluster of relays over that Redis),
- * RELAY_CLUSTER_PREFIX, RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS, RELAY_CLUSTER_TIMEOUT_MS.
+ * RELAY_CLUSTER_PREFIX, RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS, RELAY_CLUSTER_TIMEOUT_MS,
+ * RELAY_DRAIN_TIMEOUT_MS (0: close at once on shutdown), RELAY_MAX_BUFFERED_BYTES
+ * (unsent bytes before a slow consumer is closed), RELAY_EVENT_ACK_TIMEOUT_MS,
+ * RELAY_MAX_EVENT_ATTEMPTS (events with handler acks).
  */
 export function relayConfigFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -106,6 +109,14 @@ export function relayConfigFromEnv(
   const inFlight = int(env, 'RELAY_MAX_IN_FLIGHT', 1);
   if (inFlight !== undefined) config.relay.maxInFlightPerConnection = inFlight;
   if (key !== undefined && cert !== undefined) config.tls = { key, cert };
+  const drain = int(env, 'RELAY_DRAIN_TIMEOUT_MS', 0);
+  if (drain !== undefined) config.relay.drainTimeoutMs = drain;
+  const buffered = int(env, 'RELAY_MAX_BUFFERED_BYTES', 1024);
+  if (buffered !== undefined) config.relay.maxBufferedBytes = buffered;
+  const ackTimeout = int(env, 'RELAY_EVENT_ACK_TIMEOUT_MS', 1);
+  if (ackTimeout !== undefined) config.relay.eventAckTimeoutMs = ackTimeout;
+  const attempts = int(env, 'RELAY_MAX_EVENT_ATTEMPTS', 1);
+  if (attempts !== undefined) config.relay.maxEventAttempts = attempts;
   const redis = str(env, 'RELAY_REDIS_URL');
   const heartbeat = int(env, 'RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS', 10);
   const timeout = int(env, 'RELAY_CLUSTER_TIMEOUT_MS', 1);
