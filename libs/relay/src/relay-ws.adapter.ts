@@ -26,6 +26,10 @@ import { type HeldFrame, type Session, sessionOf } from './session.js';
 export const REFUSED_EVENT = 'refused';
 
 const HELLO_EVENT = FRAME_NAMES[FrameType.Hello];
+const SHUTTING_DOWN = 'The relay is shutting down; connect to another relay.';
+const SHUTTING_DOWN_RESPONSE =
+  `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nX-WsRelay-Error: ${RelayErrorCode.RELAY_UNAVAILABLE}\r\n` +
+  `Content-Length: ${Buffer.byteLength(SHUTTING_DOWN)}\r\n\r\n${SHUTTING_DOWN}`;
 /** Gateway message name → slot in a connection's handler array (the frame type; 0 for refused frames). */
 const HANDLER_SLOTS = new Map<string, number>([
   ...Object.entries(FRAME_NAMES).map(([type, name]) => [name, Number(type)] as [string, number]),
@@ -141,6 +145,24 @@ export class RelayWsAdapter extends WsAdapter {
     return server;
   }
 
+  /**
+   * Nest closes the WebSocket server a moment before the HTTP server: an
+   * upgrade arriving in between would get the HTTP app's 404. It gets the
+   * shutdown's 503 instead, so reconnecting nodes read the right reason.
+   */
+  override async close(server: unknown): Promise<void> {
+    // super.close() takes the WebSocket server's upgrade listener off at once; ours goes on right after.
+    const closing = super.close(server);
+    const http = this.httpServer as import('node:http').Server | undefined;
+    if (http !== undefined && typeof http.on === 'function') {
+      http.on('upgrade', (_req: IncomingMessage, socket: import('node:stream').Duplex) => {
+        if (socket.writable) socket.end(SHUTTING_DOWN_RESPONSE);
+        else socket.destroy();
+      });
+    }
+    await closing;
+  }
+
   /** The relay module's parts, when the app has them. */
   private relayParts(): RelayParts | undefined {
     const app = this.app as INestApplicationContext | undefined;
@@ -164,7 +186,7 @@ export class RelayWsAdapter extends WsAdapter {
       return;
     }
     if (!relay.router.accepting) {
-      cb(false, 503, `The relay is shutting down; connect to another relay.`, { 'X-WsRelay-Error': RelayErrorCode.RELAY_UNAVAILABLE });
+      cb(false, 503, SHUTTING_DOWN, { 'X-WsRelay-Error': RelayErrorCode.RELAY_UNAVAILABLE });
       return;
     }
     if (relay.router.connectionCount + this.upgrading >= o.maxConnections) {
