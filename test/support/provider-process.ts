@@ -1,37 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { compileProject } from '../../scripts/compile.js';
-
-let compiled: Promise<string> | undefined;
-const CACHE = 'node_modules/.cache';
-
-/**
- * The project as JavaScript, once per test file, in a directory of this test
- * process's own (by pid, apart from relay-process.ts's): test runs side by
- * side never rewrite what another is starting processes from. Directories of
- * test processes that are gone are removed.
- */
-function compiledProject(): Promise<string> {
-  compiled ??= (() => {
-    for (const entry of existsSync(CACHE) ? readdirSync(CACHE) : []) {
-      const m = /^wsrelay-test-providers-(\d+)$/.exec(entry);
-      if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) rmSync(join(CACHE, entry), { recursive: true, force: true });
-    }
-    return compileProject(join(CACHE, `wsrelay-test-providers-${process.pid}`));
-  })();
-  return compiled;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { compiledProject } from './compiled.js';
 
 /** A line a provider printed, and when it arrived here (`Date.now()`). */
 export interface ProviderLine {

@@ -1,40 +1,9 @@
 import type { RelayStatus } from '@wsrelay/relay';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { compileProject } from '../../scripts/compile.js';
-
-let compiled: Promise<string> | undefined;
-const CACHE = 'node_modules/.cache';
-
-/**
- * The project as JavaScript (once per test file): a relay process then
- * starts in well under a second. Each test process compiles into a
- * directory of its own (named by its pid), so that test runs side by side
- * never rewrite what another is starting processes from; directories of
- * processes that are gone are removed.
- */
-function compiledProject(): Promise<string> {
-  compiled ??= (() => {
-    for (const entry of existsSync(CACHE) ? readdirSync(CACHE) : []) {
-      const m = /^wsrelay-test-(\d+)$/.exec(entry);
-      if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) rmSync(join(CACHE, entry), { recursive: true, force: true });
-    }
-    return compileProject(join(CACHE, `wsrelay-test-${process.pid}`));
-  })();
-  return compiled;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { compiledProject } from './compiled.js';
 
 /** `apps/relay` running in a process of its own. */
 export interface RelayProcess {
