@@ -103,6 +103,8 @@ export const RelayErrorMessages = {
   handlerFailed: (failed: number, recipients: number) =>
     `The event was not handled by ${failed} of ${recipients} recipient(s).`,
   goingAway: () => 'the relay is shutting down',
+  tooMuchRetained: (max: number) =>
+    `Rate limited: this connection's unanswered events with handler acks already keep ${max} bytes at the relay; wait for some to complete.`,
   duplicateId: (id: number) => `request id ${id} is already in flight on this connection`,
 } as const;
 

@@ -83,6 +83,8 @@ export class Session {
   readonly waits = new Map<number, PendingWait>();
   /** Events this session emitted with handler acks, by its id (made on first use: most connections never do). */
   private emitted: Map<number, PendingEvent> | undefined;
+  /** Payload bytes its unanswered handler-acked events keep at the relay. */
+  retainedEventBytes = 0;
   /** Copies of events with handler acks given to this session. */
   deliveries: Set<Delivery> | undefined;
   /** Ids of copies it got for other relays' events. */

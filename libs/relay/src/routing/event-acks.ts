@@ -2,8 +2,9 @@ import {
   encodePayload,
   type EventFrame,
   EventFlag,
-  FrameCodec,
+  type FrameCodec,
   FrameType,
+  RelayError,
   RelayErrorCode,
   RelayErrorMessages,
 } from '@wsrelay/protocol';
@@ -21,8 +22,8 @@ export interface PendingEvent {
   readonly emitter: Session;
   /** The emitter's id for it. */
   readonly id: number;
-  /** What was published (its payload is kept for redelivery). */
-  readonly frame: EventFrame;
+  /** What was published (its payload is kept only while a copy may move). */
+  frame: EventFrame;
   readonly world: World;
   readonly recipients: number;
   outstanding: number;
@@ -30,12 +31,15 @@ export interface PendingEvent {
   readonly failures: Array<[string, string, Uint8Array | null]>;
   /** Its copies still out. */
   readonly copies: Set<Delivery>;
+  /** Payload bytes kept for redelivery (0 when no copy can move: no queue groups). */
+  readonly retained: number;
   timer: NodeJS.Timeout | undefined;
 }
 
 /** One recipient's copy of a PendingEvent, moving between queue members until it is handled or fails. */
 export interface Delivery {
-  readonly did: number;
+  /** A fresh id per attempt: a late answer to an earlier attempt names an id that is gone. */
+  did: number;
   readonly event: PendingEvent;
   /** Its queue group; null for a plain subscriber (which nobody can stand in for). */
   readonly queue: string | null;
@@ -60,9 +64,21 @@ export interface EventAckSettings {
   attemptTimeoutMs: number;
   /** Deliveries of one event to a queue group, in all. */
   maxAttempts: number;
+  /** Payload bytes one connection's unanswered handler-acked events may keep at the relay (for redelivery). */
+  maxRetainedBytes: number;
+  /** Called whenever a delivery settles (the relay's shutdown drain waits for none to be left). */
+  onSettled?: () => void;
 }
 
+/** Failed deliveries an emitter is told about in full; past it, only how many more. */
+const MAX_REPORTED_FAILURES = 100;
+/** A handler's error (MessagePack) longer than this is reported without its body. */
+const MAX_REPORTED_ERROR_BYTES = 4096;
+const EMPTY = new Uint8Array(0);
+
 const MAX_DID = 0xffff_fffe;
+/** How long this relay keeps a copy it made for another relay, should that relay never settle it. */
+const RELAYED_CLEANUP_MS = 10 * 60_000;
 
 /**
  * Handler acks for events (`ack: 'handlers'`): the relay gives each recipient
@@ -95,9 +111,22 @@ export class EventAcks {
    * Starts an event with handler acks to `recipients`; returns how many
    * copies went out (0: the emitter is ACKed at once by the caller).
    */
+  /**
+   * A targeted event (`peer`) goes to that node only: its copy never moves.
+   * Throws RATE_LIMITED when the emitter's unanswered events would keep
+   * more than `maxRetainedBytes` of payload.
+   */
   start(emitter: Session, frame: EventFrame, recipients: readonly Routable[], timeoutMs: number): number {
     const open = recipients.filter(r => r.isOpen) as Array<Session | RemoteNode>;
     if (open.length === 0) return 0;
+    const targeted = frame.peer !== null;
+    // The payload is kept only where a copy may have to move to another member.
+    const movable = !targeted && open.some(t => t.queue !== null);
+    const retained = movable ? frame.payload.byteLength : 0;
+    if (retained > 0 && emitter.retainedEventBytes + retained > this.settings.maxRetainedBytes) {
+      throw new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooMuchRetained(this.settings.maxRetainedBytes));
+    }
+    emitter.retainedEventBytes += retained;
     const event: PendingEvent = {
       emitter,
       id: frame.id,
@@ -107,6 +136,7 @@ export class EventAcks {
       outstanding: open.length,
       failures: [],
       copies: new Set(),
+      retained,
       timer: undefined,
     };
     emitter.pendingEvents.set(frame.id, event);
@@ -116,7 +146,7 @@ export class EventAcks {
       const d: Delivery = {
         did: this.nextDid(),
         event,
-        queue: target.queue,
+        queue: targeted ? null : target.queue,
         target,
         attempt: 1,
         tried: new Set([target.nodeId as string]),
@@ -132,6 +162,8 @@ export class EventAcks {
       this.hand(d, target instanceof Session);
     }
     for (const [relay, list] of remote) this.sendRemote(relay, event, list);
+    // Every copy is out: without a movable one the payload is not needed again.
+    if (!movable) event.frame = { ...frame, payload: EMPTY };
     return open.length;
   }
 
@@ -170,14 +202,14 @@ export class EventAcks {
   relay(relay: RemoteRelay, world: World | undefined, pattern: string, deliveries: ReadonlyArray<readonly [string, number, number]>, bytesFor: (id: number, attempt: number) => Uint8Array): void {
     for (const [nodeId, did, attempt] of deliveries) {
       const node = world?.nodes.get(nodeId);
-      if (!(node instanceof Session) || !node.isOpen || !world!.subscriptions.subscribes(node, pattern)) {
+      if (!(node instanceof Session) || !node.isOpen || node.draining || !world!.subscriptions.subscribes(node, pattern)) {
         this.cluster.send(relay, { type: ClusterMessageType.Handled, from: this.cluster.instanceId, did, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null });
         continue;
       }
       const id = this.nextDid();
       const r: Relayed = { relay, did, session: node, timer: undefined };
-      // Only a cleanup: the other relay keeps the attempt's deadline.
-      r.timer = setTimeout(() => this.dropRelayed(id, r), this.settings.attemptTimeoutMs * 2);
+      // Only a cleanup, long past any deadline the other relay keeps (it may be configured otherwise).
+      r.timer = setTimeout(() => this.dropRelayed(id, r), RELAYED_CLEANUP_MS);
       this.relayed.set(id, r);
       (node.relayed ??= new Set()).add(id);
       node.send(bytesFor(id, attempt));
@@ -207,9 +239,16 @@ export class EventAcks {
     for (const d of [...node.deliveries]) this.moveOn(d, RelayErrorCode.PROVIDER_DISCONNECTED);
   }
 
-  /** Another relay is gone: copies it asked us to make need no answer. */
+  /**
+   * Another relay is gone (or started over): copies it asked us to make need
+   * no answer, and copies we gave its nodes move on (drained nodes included:
+   * they were out of presence already, and their answers cannot come now).
+   */
   relayGone(relay: RemoteRelay): void {
     for (const [id, r] of [...this.relayed]) if (r.relay === relay) this.dropRelayed(id, r);
+    for (const d of [...this.deliveries.values()]) {
+      if (d.target instanceof RemoteNode && d.target.relay === relay) this.moveOn(d, RelayErrorCode.PROVIDER_DISCONNECTED);
+    }
   }
 
   /** Writes (or forwards) a delivery's copy to its target; `send` false when a batch for remote targets follows. */
@@ -275,6 +314,9 @@ export class EventAcks {
       this.finish(d, [failedOn, code, null]);
       return;
     }
+    this.deliveries.delete(d.did);
+    d.did = this.nextDid();
+    this.deliveries.set(d.did, d);
     d.target = next;
     d.attempt++;
     d.tried.add(next.nodeId as string);
@@ -285,12 +327,17 @@ export class EventAcks {
   private nextMember(d: Delivery): Session | RemoteNode | undefined {
     const members = d.event.world.subscriptions.groupMembers(d.event.frame.pattern, d.queue as string);
     let fallback: Session | RemoteNode | undefined;
+    let backedUp: Session | RemoteNode | undefined;
     for (const m of members) {
       if (!m.isOpen || m === d.target || (m instanceof Session && m.draining)) continue;
+      if (m.slow) {
+        backedUp ??= m as Session | RemoteNode;
+        continue;
+      }
       if (!d.tried.has(m.nodeId as string)) return m as Session | RemoteNode;
       fallback ??= m as Session | RemoteNode;
     }
-    return fallback;
+    return fallback ?? backedUp;
   }
 
   private finish(d: Delivery, failure: [string, string, Uint8Array | null] | undefined): void {
@@ -301,6 +348,7 @@ export class EventAcks {
     event.copies.delete(d);
     if (failure !== undefined) event.failures.push(failure);
     if (--event.outstanding === 0) this.complete(event);
+    this.settings.onSettled?.();
   }
 
   /** The emitter's deadline: every copy still out fails with TIMEOUT. */
@@ -314,17 +362,23 @@ export class EventAcks {
     const emitter = event.emitter;
     if (emitter.pendingEvents.get(event.id) !== event) return;
     emitter.pendingEvents.delete(event.id);
+    emitter.retainedEventBytes -= event.retained;
     if (event.failures.length === 0) {
       emitter.send(this.codec.encode({ type: FrameType.Ack, id: event.id, recipients: event.recipients }));
       return;
     }
+    // Bounded: handlers' errors come from peers, and the answer must stay a small frame.
+    const reported = event.failures
+      .slice(0, MAX_REPORTED_FAILURES)
+      .map(([node, code, error]) => [node, code, error !== null && error.byteLength > MAX_REPORTED_ERROR_BYTES ? null : error]);
+    const more = event.failures.length - reported.length;
     emitter.send(
       this.codec.encode({
         type: FrameType.Error,
         id: event.id,
         code: RelayErrorCode.HANDLER_FAILED,
-        message: RelayErrorMessages.handlerFailed(event.failures.length, event.recipients),
-        details: encodePayload(event.failures),
+        message: RelayErrorMessages.handlerFailed(event.failures.length, event.recipients) + (more > 0 ? ` The first ${reported.length} are listed.` : ''),
+        details: encodePayload(reported),
       }),
     );
   }
@@ -333,18 +387,21 @@ export class EventAcks {
   private abandon(event: PendingEvent): void {
     clearTimeout(event.timer);
     event.emitter.pendingEvents.delete(event.id);
+    event.emitter.retainedEventBytes -= event.retained;
     for (const d of event.copies) {
       clearTimeout(d.timer);
       this.deliveries.delete(d.did);
       d.target.deliveries?.delete(d);
     }
     event.copies.clear();
+    this.settings.onSettled?.();
   }
 
   private dropRelayed(id: number, r: Relayed): void {
     clearTimeout(r.timer);
     this.relayed.delete(id);
     r.session.relayed?.delete(id);
+    this.settings.onSettled?.();
   }
 
   private nextDid(): number {

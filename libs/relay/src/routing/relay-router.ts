@@ -66,6 +66,8 @@ interface NodeReservation {
   subject: string;
   /** Infinity while the connection lives. */
   until: number;
+  /** The local session it is held for (none for a node of another relay). */
+  holder?: Session;
 }
 
 /**
@@ -87,6 +89,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   private readonly acks: EventAcks;
   /** Set while draining for shutdown: resolves the drain once nothing is in flight. */
   private drained: (() => void) | undefined;
+  private drainCheck = false;
 
   constructor(
     @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
@@ -94,7 +97,12 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     private readonly cluster: RelayCluster,
   ) {
     this.codec = new FrameCodec({ maxBinBytes: options.maxPayloadBytes * 2 });
-    this.acks = new EventAcks(this.codec, cluster, { attemptTimeoutMs: options.eventAckTimeoutMs, maxAttempts: options.maxEventAttempts });
+    this.acks = new EventAcks(this.codec, cluster, {
+      attemptTimeoutMs: options.eventAckTimeoutMs,
+      maxAttempts: options.maxEventAttempts,
+      maxRetainedBytes: options.maxBufferedBytes,
+      onSettled: () => this.checkDrained(),
+    });
   }
 
   get connectionCount(): number {
@@ -122,11 +130,11 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   async onModuleDestroy(): Promise<void> {
     await this.drainAll();
     clearInterval(this.heartbeat);
+    // Before the cluster stops: what forgetting the sessions tells other relays must still go out.
+    const sessions = [...this.sessions];
+    for (const session of sessions) this.forget(session, false);
     await this.cluster.stop();
-    for (const session of [...this.sessions]) {
-      this.forget(session, false);
-      if (session.isOpen) session.socket.close(CloseCode.GOING_AWAY, RelayErrorMessages.goingAway());
-    }
+    for (const session of sessions) if (session.isOpen) session.socket.close(CloseCode.GOING_AWAY, RelayErrorMessages.goingAway());
   }
 
   /** Whether the relay takes new connections (not while it drains for shutdown). */
@@ -155,9 +163,22 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     clearTimeout(timer);
   }
 
-  /** Requests in flight through this relay (each counted once, at its provider's end here or its caller's). */
+  /** While draining: resolves the drain once nothing is in flight (checked once per turn of the event loop). */
+  private checkDrained(): void {
+    if (this.drained === undefined || this.drainCheck) return;
+    this.drainCheck = true;
+    setImmediate(() => {
+      this.drainCheck = false;
+      if (this.inFlightCount() === 0) this.drained?.();
+    });
+  }
+
+  /**
+   * Requests in flight through this relay (each counted once, at its
+   * provider's end here or its caller's), and copies of handler-acked events.
+   */
   private inFlightCount(): number {
-    let n = 0;
+    let n = this.acks.size;
     for (const session of this.sessions) {
       n += session.inbound.size;
       for (const p of session.outbound.values()) if (!(p.provider instanceof Session)) n++;
@@ -214,6 +235,12 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     if (session.established) {
       throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.helloTwice()));
     }
+    if (!this.accepting) {
+      // It opened before the drain and said HELLO after: it must go elsewhere, not join routing here.
+      this.sendError(session, 0, RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway()));
+      session.socket.close(CloseCode.GOING_AWAY, RelayErrorMessages.goingAway());
+      return;
+    }
     const version = Math.max(...frame.versions.filter(v => SUPPORTED_PROTOCOL_VERSIONS.includes(v)));
     if (!Number.isFinite(version)) {
       const message = RelayErrorMessages.protocolMismatch(frame.versions, SUPPORTED_PROTOCOL_VERSIONS);
@@ -248,7 +275,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     world.subscriptions.add(session);
     this.cluster.nodeUp(clusterNode(session));
     if (session.identity.subject !== null) {
-      this.reservations.set(reservationKey(world, frame.nodeId), { subject: session.identity.subject, until: Infinity });
+      this.reservations.set(reservationKey(world, frame.nodeId), { subject: session.identity.subject, until: Infinity, holder: session });
     }
     session.send(
       this.codec.encode({
@@ -673,7 +700,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     else caller.inbound.delete(pending.callerRequestId);
     if (provider instanceof Session) provider.inbound.delete(pending.rid);
     else provider.relay.outbound.delete(pending.rid);
-    if (this.drained !== undefined && this.inFlightCount() === 0) this.drained();
+    this.checkDrained();
   }
 
   private forget(session: Session, notify: boolean): void {
@@ -710,8 +737,10 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   /** A session's node id stays bound to its subject for `nodeIdReservationMs` from now (it left, lost it, or drained). */
   private releaseReservation(session: Session): void {
     const r = this.reservations.get(reservationKey(session.world, session.nodeId as string));
-    if (r !== undefined && r.until === Infinity && r.subject === session.identity.subject) {
+    // Only its own: after a DRAIN the id may have been taken by a new session of the same subject.
+    if (r !== undefined && r.until === Infinity && r.holder === session) {
       r.until = Date.now() + this.options.nodeIdReservationMs;
+      r.holder = undefined;
     }
   }
 

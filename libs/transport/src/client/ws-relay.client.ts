@@ -85,6 +85,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
         onLost: (err, via) => this.failAll(err, via),
       },
       WsRelayClient.name,
+      this.maxBufferedBytes,
     );
     this.links.events.on(WsRelayStatus.DISCONNECTED, () => this._status$.next(WsRelayStatus.DISCONNECTED));
     this.links.events.on(WsRelayStatus.RECONNECTING, () => this._status$.next(WsRelayStatus.RECONNECTING));

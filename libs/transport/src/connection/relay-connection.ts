@@ -118,7 +118,9 @@ export class RelayConnection {
   /** Each URL's state, in `urls` order. */
   readonly urlStatus = new Map<string, WsRelayUrlStatus>();
   /** A DRAIN waiting for the relay's ACK. */
-  private drained: { id: number; done: () => void } | undefined;
+  private drained: { id: number; socket: WebSocket; done: () => void } | undefined;
+  /** drain() was called: the node is shutting down and opens no new session. */
+  private quiescing = false;
   private session: WelcomeFrame | undefined;
   private waiters: Waiter[] = [];
   private attempt = 0;
@@ -170,6 +172,8 @@ export class RelayConnection {
    * without a session): from then on only what is in flight arrives.
    */
   drain(timeoutMs: number): Promise<void> {
+    // From now on this node takes no new work: no reconnect after a GOAWAY or a drop.
+    this.quiescing = true;
     if (!this.isConnected || this.socket === undefined) return RESOLVED;
     const socket = this.socket;
     const id = DRAIN_ID;
@@ -180,7 +184,9 @@ export class RelayConnection {
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      this.drained = { id, done };
+      timer.unref();
+      // Settled by the relay's ACK (on this socket, or on it once it drains), an ERROR naming it, or the socket's close.
+      this.drained = { id, socket, done };
       socket.send(this.codec.encode({ type: FrameType.Drain, id }));
     });
   }
@@ -256,6 +262,7 @@ export class RelayConnection {
 
   private start(): void {
     this.generation++;
+    this.quiescing = false;
     this.state = 'connecting';
     this.attempt = 0;
     this.fatal = undefined;
@@ -334,7 +341,7 @@ export class RelayConnection {
       const code = UPGRADE_REFUSALS[res.statusCode ?? 0] ?? RelayErrorCode.RELAY_UNAVAILABLE;
       const err = new RelayError(code, body.trim() || `The relay refused the connection with HTTP ${res.statusCode}.`);
       this.lastError = err;
-      this.logger.error(`Relay ${socket.url} refused the connection: ${err.message}`);
+      this.logger.error(`Relay ${this.currentUrl} refused the connection: ${err.message}`);
       if (code !== RelayErrorCode.RELAY_UNAVAILABLE) this.settleWaiters(err);
       this.setUrlStatus(this.currentUrl, 'error');
       this.socket = undefined;
@@ -364,7 +371,7 @@ export class RelayConnection {
   }
 
   private onSocketOpen(socket: WebSocket): void {
-    if (socket !== this.socket) {
+    if (socket !== this.socket || this.quiescing) {
       socket.terminate();
       return;
     }
@@ -420,10 +427,7 @@ export class RelayConnection {
         this.onGoAway(socket, frame.reason, frame.drainMs);
         return;
       case FrameType.Ack:
-        if (this.drained !== undefined && frame.id === this.drained.id) {
-          this.drained.done();
-          return;
-        }
+        if (this.settlesDrain(frame.id, socket)) return;
         this.deliver(frame, socket);
         return;
       case FrameType.Authorized:
@@ -434,6 +438,7 @@ export class RelayConnection {
           this.logger.error(`The relay refused the refreshed token: ${frame.message}`);
           return;
         }
+        if (this.settlesDrain(frame.id, socket)) return;
         this.deliver(frame, socket);
         return;
       default:
@@ -468,9 +473,22 @@ export class RelayConnection {
       case FrameType.Authorized:
       case FrameType.GoAway:
         return;
+      case FrameType.Ack:
+      case FrameType.Error:
+        if (this.settlesDrain(frame.id, socket)) return;
+        this.deliver(frame, socket);
+        return;
       default:
         this.deliver(frame, socket);
     }
+  }
+
+  /** Whether an ACK or ERROR with `id` answers our DRAIN (which it then settles). */
+  private settlesDrain(id: number, socket: WebSocket): boolean {
+    const d = this.drained;
+    if (d === undefined || id !== d.id || socket !== d.socket) return false;
+    d.done();
+    return true;
   }
 
   /**
@@ -479,7 +497,13 @@ export class RelayConnection {
    * new session opens at once, on the next URL when there are several.
    */
   private onGoAway(socket: WebSocket, reason: string, drainMs: number): void {
-    this.logger.log(`Relay ${socket.url} is going away (${reason || 'no reason given'}); moving to ${this.config.urls.length > 1 ? 'the next relay' : 'it again once it is back'}`);
+    const url = this.currentUrl;
+    const moving = !this.quiescing && this.state !== 'closed';
+    this.logger.log(
+      `Relay ${url} is going away (${reason || 'no reason given'})${
+        moving ? `; moving to ${this.config.urls.length > 1 ? 'the next relay' : 'it again once it is back'}` : ''
+      }`,
+    );
     clearTimeout(this.handshakeTimer);
     clearInterval(this.heartbeatTimer);
     this.draining.add(socket);
@@ -487,8 +511,13 @@ export class RelayConnection {
     setTimeout(() => socket.terminate(), drainMs + DRAIN_GRACE_MS).unref();
     this.socket = undefined;
     this.session = undefined;
-    this.setUrlStatus(socket.url, 'not_connected');
-    if (this.state === 'closed') return;
+    this.setUrlStatus(url, 'not_connected');
+    this.events.emit(WsRelayStatus.DISCONNECTED, new Error(`relay ${url} is going away`));
+    if (!moving) {
+      // Shutting down (drain() was called): nothing new is wanted, so no new session either.
+      if (this.state !== 'closed') this.state = 'idle';
+      return;
+    }
     if (this.config.urls.length > 1) this.urlIndex++;
     this.state = 'reconnecting';
     this.events.emit(WsRelayStatus.RECONNECTING, this.attempt, 0);
@@ -496,6 +525,12 @@ export class RelayConnection {
   }
 
   private onHandshakeFrame(socket: WebSocket, frame: Frame): void {
+    if (frame.type === FrameType.GoAway) {
+      // Going away before it even welcomed us: try elsewhere (or again later).
+      this.lastError = new Error(`relay ${this.currentUrl} is going away`);
+      socket.close(CloseCode.NORMAL, 'relay going away');
+      return;
+    }
     if (frame.type === FrameType.Error) {
       const err = RelayError.fromWire(frame);
       this.lastError = err;
@@ -504,6 +539,11 @@ export class RelayConnection {
       return; // the relay closes the socket next
     }
     if (frame.type !== FrameType.Welcome) return;
+    if (this.quiescing) {
+      // drain() was called while this session was being set up: it is not wanted.
+      socket.close(CloseCode.NORMAL, 'node closing');
+      return;
+    }
     clearTimeout(this.handshakeTimer);
     this.session = frame;
     this.setUrlStatus(this.currentUrl, 'connected');
@@ -540,6 +580,7 @@ export class RelayConnection {
   }
 
   private onSocketClose(socket: WebSocket, code: number, reason: string): void {
+    if (this.drained !== undefined && this.drained.socket === socket) this.drained.done();
     if (this.draining.delete(socket)) {
       this.listener.onLost(
         new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : '')),
@@ -566,6 +607,10 @@ export class RelayConnection {
       this.events.emit(WsRelayStatus.DISCONNECTED, this.lastError);
     }
     if (this.state === 'closed') return;
+    if (this.quiescing) {
+      this.state = 'idle';
+      return;
+    }
     if (this.fatal !== undefined || code === CloseCode.PROTOCOL_MISMATCH || code === CloseCode.FORBIDDEN) {
       const err =
         this.fatal ?? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch');

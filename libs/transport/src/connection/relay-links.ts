@@ -26,7 +26,17 @@ export class RelayLinks {
   private turn = 0;
   private connected = false;
 
-  constructor(config: RelayConnectionConfig, mode: WsRelayMode, listener: RelayConnectionListener, owner: string) {
+  /**
+   * `sendBudget`: unsent bytes past which a connection is passed over for new
+   * frames while another connected one can take them (`'all'` mode).
+   */
+  constructor(
+    config: RelayConnectionConfig,
+    mode: WsRelayMode,
+    listener: RelayConnectionListener,
+    owner: string,
+    private readonly sendBudget = Infinity,
+  ) {
     this.connections =
       mode === 'all'
         ? config.urls.map(url => new RelayConnection({ ...config, urls: [url] }, listener, owner))
@@ -36,10 +46,11 @@ export class RelayLinks {
       const now = this.connections.some(c => c.isConnected);
       if (now !== this.connected) {
         this.connected = now;
-        this.events.emit(now ? WsRelayStatus.CONNECTED : WsRelayStatus.DISCONNECTED, ...args);
-      } else if (event === WsRelayStatus.RECONNECTING && !now) {
-        this.events.emit(WsRelayStatus.RECONNECTING, ...args);
+        const change = now ? WsRelayStatus.CONNECTED : WsRelayStatus.DISCONNECTED;
+        // The arguments belong to the event that brought the change, if it is the same kind.
+        this.events.emit(change, ...(event === change ? args : []));
       }
+      if (event === WsRelayStatus.RECONNECTING && !now) this.events.emit(WsRelayStatus.RECONNECTING, ...args);
     };
     for (const c of this.connections) {
       for (const event of [WsRelayStatus.CONNECTED, WsRelayStatus.DISCONNECTED, WsRelayStatus.RECONNECTING]) {
@@ -92,21 +103,25 @@ export class RelayLinks {
       return owner?.send(frame, via) ? via : undefined;
     }
     const n = this.connections.length;
-    for (let i = 0; i < n; i++) {
-      const c = this.connections[(this.turn + i) % n];
-      if (c.isConnected && c.send(frame)) {
-        this.turn = (this.turn + i + 1) % n;
-        return c.webSocket;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = 0; i < n; i++) {
+        const c = this.connections[(this.turn + i) % n];
+        // First pass: only connections not backed up; second: any connected one.
+        if (!c.isConnected || (pass === 0 && n > 1 && c.bufferedAmount > this.sendBudget)) continue;
+        if (c.send(frame)) {
+          this.turn = (this.turn + i + 1) % n;
+          return c.webSocket;
+        }
       }
     }
     return undefined;
   }
 
-  /** Bytes not yet written on the session a frame would go out on next (the fullest, in `'all'` mode). */
+  /** Bytes unsent on the least backed-up connected session (what a new frame would wait behind at best). */
   get bufferedAmount(): number {
-    let most = 0;
-    for (const c of this.connections) most = Math.max(most, c.bufferedAmount);
-    return most;
+    let least = Infinity;
+    for (const c of this.connections) if (c.isConnected) least = Math.min(least, c.bufferedAmount);
+    return least === Infinity ? 0 : least;
   }
 
   /** Asks the relays to stop routing to this node; resolves when each answered (or after `timeoutMs`). */

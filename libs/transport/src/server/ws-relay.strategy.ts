@@ -136,7 +136,8 @@ export class WsRelayStrategy
 
   /** Drains (see the class), then closes every relay connection. */
   async close(): Promise<void> {
-    if (this.drainTimeoutMs > 0 && this.links.isConnected) {
+    // Also between a relay's GOAWAY and the next session: what is in flight on the old one still finishes.
+    if (this.drainTimeoutMs > 0 && (this.links.isConnected || !this.isIdle())) {
       const deadline = Date.now() + this.drainTimeoutMs;
       await this.links.drain(this.drainTimeoutMs);
       await this.idle(deadline - Date.now());
