@@ -128,17 +128,30 @@ describe('resilience', () => {
     const relay = await startRelay();
     const port = relay.port;
     track(await provider([relay.url], 'offline-provider'));
+    // The client's token function (called before every connect; the relay has auth off) holds its
+    // reconnect until the provider is back on the new relay, so the queued calls find a handler.
+    let gate: Promise<void> = Promise.resolve();
+    let open = () => {};
     const client = track(
-      new WsRelayClient({ urls: [relay.url], maxOfflineQueue: 3, connectTimeoutMs: 10_000, reconnect: { initialDelayMs: 20, maxDelayMs: 50 } }),
+      new WsRelayClient({
+        urls: [relay.url],
+        token: async () => (await gate, 'unused'),
+        maxOfflineQueue: 3,
+        connectTimeoutMs: 10_000,
+        reconnect: { initialDelayMs: 20, maxDelayMs: 50 },
+      }),
     );
     await client.connect();
+    gate = new Promise<void>(resolve => (open = resolve));
     await relay.close();
     await until(() => client.relayStatus()[relay.url] !== 'connected', 5000, 'the drop');
     const waiting = [1, 2, 3].map(i => firstValueFrom(client.send<string>('who', i)));
     const over = (await rejection(firstValueFrom(client.send('who', 4)))) as RelayError;
     expect(over.code).toBe(RelayErrorCode.RELAY_UNAVAILABLE);
     expect(over.message).toMatch(/maxOfflineQueue/);
-    track(await startRelay({}, port));
+    const again = track(await startRelay({}, port));
+    await track(new WsRelayClient({ urls: [again.url] })).waitFor('who');
+    open();
     expect(await Promise.all(waiting)).toEqual(['offline-provider', 'offline-provider', 'offline-provider']);
   });
 
