@@ -343,7 +343,8 @@ describe('chaos (real relay and provider processes, under load)', () => {
       // Every node has backed off to the cap: from the fifth retry on, the delay is maxDelayMs (less jitter) at most.
       await Promise.all(ps.map(p => p.line(/^STATUS reconnecting ([5-9]|\d{2,}) /)));
       await until(() => [...clientEvents.values()].every(e => e.attempts >= 5), 10_000, 'the clients backing off to the cap');
-      const second = await relay({ RELAY_PORT: String(first.port) });
+      // With a startup grace (the default is 5 s; longer here for a loaded machine): calls that come back before the providers wait for them.
+      const second = await relay({ RELAY_PORT: String(first.port), RELAY_STARTUP_GRACE_MS: '10000' });
       upAt = Date.now();
       // A provider says when it is connected again (its own clock: the same machine's).
       const reconnectedAt = (p: ProviderProcess) =>
@@ -363,13 +364,14 @@ describe('chaos (real relay and provider processes, under load)', () => {
       await run.stop();
     }
     for (const t of backAt) expect(t - upAt).toBeLessThanOrEqual(RECONNECT.maxDelayMs + SLACK_MS);
-    // What failed meanwhile failed typed and never hung: in flight at a crash (RELAY_UNAVAILABLE; a
-    // drain lets those complete), or sent once a client was back but before the providers were
-    // (MICROSERVICE_OFFLINE).
+    // What failed meanwhile failed typed and never hung: only calls in flight at a crash (RELAY_UNAVAILABLE;
+    // a drain lets those complete). None sent once a client was back but before the providers were failed
+    // (MICROSERVICE_OFFLINE): the new relay held them in its startup grace.
     const allBack = Math.max(...backAt);
-    const expected = signal === 'SIGKILL' ? [RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorCode.MICROSERVICE_OFFLINE] : [RelayErrorCode.MICROSERVICE_OFFLINE];
-    for (const f of run.failed()) {
-      expect(expected).toContain(f.code);
+    const failed = run.failed();
+    if (signal === 'SIGTERM') expect(failed).toEqual([]);
+    for (const f of failed) {
+      expect(f.code).toBe(RelayErrorCode.RELAY_UNAVAILABLE);
       expect(f.settledAt).toBeGreaterThanOrEqual(killedAt);
       expect(f.settledAt).toBeLessThanOrEqual(allBack + SLACK_MS);
     }

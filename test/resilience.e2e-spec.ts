@@ -202,4 +202,39 @@ describe('resilience', () => {
     raw.resume();
     expect((await stalled.closed(10_000)).code).toBe(CloseCode.SLOW_CONSUMER);
   });
+
+  it('in its shutdown drain, a relay routes a request that crossed the GOAWAY to a provider still connected, not one leaving by itself', async () => {
+    const relay = await startRelay({ drainTimeoutMs: 10_000 });
+    cleanup.push(() => relay.close());
+    const req = (id: number, pattern: string) =>
+      ({ type: FrameType.Request, id, pattern, payload: encodePayload(id), timeoutMs: 10_000, peer: null, ext: null, claims: null }) as const;
+    const answerTo = (id: number) => (f: { type: FrameType; id?: number }) =>
+      (f.type === FrameType.Response || f.type === FrameType.Error) && f.id === id;
+    const staying = await RawNode.hello(relay.url, 'moved-off', { patterns: ['work'] });
+    const leaving = await RawNode.hello(relay.url, 'leaving', { patterns: ['solo'] });
+    const caller = await RawNode.hello(relay.url, 'caller');
+    for (const n of [staying, leaving, caller]) cleanup.push(() => n.close());
+    leaving.send({ type: FrameType.Drain, id: 1 });
+    await leaving.next(f => f.type === FrameType.Ack);
+    // A call in flight keeps the drain going.
+    caller.send(req(1, 'work'));
+    const first = (await staying.next(f => f.type === FrameType.Request)) as { id: number };
+    const closing = relay.close();
+    await caller.next(f => f.type === FrameType.GoAway);
+    // Sent as if before the caller heard the GOAWAY.
+    caller.send(req(2, 'work'));
+    const crossed = (await staying.next(f => f.type === FrameType.Request)) as { id: number; payload: Uint8Array };
+    expect(crossed.payload).toEqual(encodePayload(2));
+    staying.send({ type: FrameType.Response, id: crossed.id, flags: 1, payload: encodePayload('served in the drain') });
+    expect(await caller.next(answerTo(2))).toMatchObject({ type: FrameType.Response, payload: encodePayload('served in the drain') });
+    // Only the node that drained itself serves 'solo': nothing new goes to it, and nothing serves 'none'.
+    caller.send(req(3, 'solo'));
+    caller.send(req(4, 'none'));
+    expect(await caller.next(answerTo(3))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
+    expect(await caller.next(answerTo(4))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
+    expect(leaving.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
+    staying.send({ type: FrameType.Response, id: first.id, flags: 1, payload: encodePayload('first') });
+    expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Response });
+    await closing;
+  });
 });

@@ -21,7 +21,8 @@ export interface RunningRelay {
 /** Boots a real relay app on 127.0.0.1 (port 0 unless given; no drain on close unless `drainTimeoutMs` is given). */
 export async function startRelay(options: RelayModuleOptions = {}, port = 0): Promise<RunningRelay> {
   // No drain at close unless a test asks for one: most tests close relays with calls they left hanging.
-  const app = await createRelayApp({ drainTimeoutMs: 0, ...options }, { logger: false });
+  // No startup grace unless a test asks for one: most tests expect MICROSERVICE_OFFLINE at once.
+  const app = await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0, ...options }, { logger: false });
   await app.listen(port, '127.0.0.1');
   const address = app.getHttpServer().address() as AddressInfo;
   const path = options.path ?? '/relay';

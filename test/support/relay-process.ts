@@ -24,7 +24,7 @@ export interface RelayProcess {
 export async function spawnRelay(env: Record<string, string>): Promise<RelayProcess> {
   const dir = await compiledProject();
   const child = spawn(process.execPath, [join(dir, 'apps/relay/src/main.js')], {
-    env: { ...process.env, NO_COLOR: '1', RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', ...env },
+    env: { ...process.env, NO_COLOR: '1', RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_STARTUP_GRACE_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

@@ -40,8 +40,10 @@ describe('relayConfigFromEnv', () => {
       RELAY_MAX_BUFFERED_BYTES: '65536',
       RELAY_EVENT_ACK_TIMEOUT_MS: '250',
       RELAY_MAX_EVENT_ATTEMPTS: '5',
+      RELAY_STARTUP_GRACE_MS: '0',
     });
-    expect(c.relay).toMatchObject({ drainTimeoutMs: 0, maxBufferedBytes: 65536, eventAckTimeoutMs: 250, maxEventAttempts: 5 });
+    expect(c.relay).toMatchObject({ drainTimeoutMs: 0, maxBufferedBytes: 65536, eventAckTimeoutMs: 250, maxEventAttempts: 5, startupGraceMs: 0 });
+    expect(() => relayConfigFromEnv({ RELAY_STARTUP_GRACE_MS: '-1' })).toThrow(/RELAY_STARTUP_GRACE_MS/);
     expect(relayConfigFromEnv({ RELAY_DRAIN_TIMEOUT_MS: '' }).relay).not.toHaveProperty('drainTimeoutMs');
     expect(() => relayConfigFromEnv({ RELAY_MAX_BUFFERED_BYTES: '100' })).toThrow(/RELAY_MAX_BUFFERED_BYTES must be an integer of at least 1024/);
     expect(() => relayConfigFromEnv({ RELAY_MAX_EVENT_ATTEMPTS: '0' })).toThrow(/RELAY_MAX_EVENT_ATTEMPTS/);

@@ -75,7 +75,8 @@ function authFromEnv(env: NodeJS.ProcessEnv, read: (path: string) => Buffer): Re
  * RELAY_CLUSTER_PREFIX, RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS, RELAY_CLUSTER_TIMEOUT_MS,
  * RELAY_DRAIN_TIMEOUT_MS (0: close at once on shutdown), RELAY_MAX_BUFFERED_BYTES
  * (unsent bytes before a slow consumer is closed), RELAY_EVENT_ACK_TIMEOUT_MS,
- * RELAY_MAX_EVENT_ATTEMPTS (events with handler acks).
+ * RELAY_MAX_EVENT_ATTEMPTS (events with handler acks), RELAY_STARTUP_GRACE_MS
+ * (0: no startup grace for calls nothing serves yet).
  */
 export function relayConfigFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -117,6 +118,8 @@ export function relayConfigFromEnv(
   if (ackTimeout !== undefined) config.relay.eventAckTimeoutMs = ackTimeout;
   const attempts = int(env, 'RELAY_MAX_EVENT_ATTEMPTS', 1);
   if (attempts !== undefined) config.relay.maxEventAttempts = attempts;
+  const grace = int(env, 'RELAY_STARTUP_GRACE_MS', 0);
+  if (grace !== undefined) config.relay.startupGraceMs = grace;
   const redis = str(env, 'RELAY_REDIS_URL');
   const heartbeat = int(env, 'RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS', 10);
   const timeout = int(env, 'RELAY_CLUSTER_TIMEOUT_MS', 1);

@@ -23,6 +23,8 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_EVENT_ACK_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_EVENT_ATTEMPTS = 3;
 export const DEFAULT_CLUSTER_TIMEOUT_MS = 3000;
+/** The nodes' default maximum reconnect delay: a restarted relay's nodes are back within it. */
+export const DEFAULT_STARTUP_GRACE_MS = 5000;
 export const ALL_PERMISSIONS: Readonly<RelayPermissions> = Object.freeze({ call: ['>'], serve: ['>'], publish: ['>'], subscribe: ['>'] });
 
 /** Injection token of the resolved relay options. */
@@ -53,6 +55,7 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
   positiveInt('maxBufferedBytes', o.maxBufferedBytes, 1024);
   positiveInt('eventAckTimeoutMs', o.eventAckTimeoutMs);
   positiveInt('maxEventAttempts', o.maxEventAttempts);
+  positiveInt('startupGraceMs', o.startupGraceMs, 0);
   if (o.rateLimit) {
     positiveInt('rateLimit.perSecond', o.rateLimit.perSecond);
     positiveInt('rateLimit.burst', o.rateLimit.burst);
@@ -99,6 +102,7 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
     maxBufferedBytes: o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
     eventAckTimeoutMs: o.eventAckTimeoutMs ?? DEFAULT_EVENT_ACK_TIMEOUT_MS,
     maxEventAttempts: o.maxEventAttempts ?? DEFAULT_MAX_EVENT_ATTEMPTS,
+    startupGraceMs: o.startupGraceMs ?? DEFAULT_STARTUP_GRACE_MS,
   };
 }
 

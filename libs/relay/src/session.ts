@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import type { ConnectionIdentity } from './auth/relay-auth.service.js';
 import type { RemoteNode, RemoteRelay } from './cluster/remote.js';
 import type { Delivery, PendingEvent } from './routing/event-acks.js';
-import { CloseCode, type Frame, RelayErrorMessages } from '@wsrelay/protocol';
+import { CloseCode, type Frame, type RequestFrame, RelayErrorMessages } from '@wsrelay/protocol';
 import { GuardMemo } from './guards/guard-memo.js';
 import type { RefusedFrame } from './relay-ws.adapter.js';
 import type { World } from './routing/world.js';
@@ -26,12 +26,17 @@ export interface PendingRequest {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** A WAIT frame the relay answers once a provider of the pattern is online. */
+/**
+ * A WAIT frame the relay answers once a provider of the pattern is online,
+ * or (with `request`) a request held in the relay's startup grace until one is.
+ */
 export interface PendingWait {
   readonly id: number;
   readonly session: Session;
   readonly pattern: string;
   timer: NodeJS.Timeout | undefined;
+  /** A held request: routed when a provider comes; `expiresAt` is its own deadline (epoch ms). */
+  readonly request?: { readonly frame: RequestFrame; readonly expiresAt: number };
 }
 
 /** How long a slow consumer closed with SLOW_CONSUMER has to read up to the close frame before it is cut. */
@@ -61,6 +66,8 @@ export class Session {
   silentBeats = 0;
   /** The node asked (DRAIN) to get nothing new: it is out of routing, finishing what is in flight. */
   draining = false;
+  /** It sent DRAIN itself (it is shutting down), as opposed to being moved off by the relay's own shutdown drain. */
+  leaving = false;
   /** Frames of this connection inside Nest's pipeline (guards, handler): the hot path waits for them, to keep frames in order. */
   inNest = 0;
   /** Bumped by every token refresh: a guard's verdict counts only for the identity it judged. */

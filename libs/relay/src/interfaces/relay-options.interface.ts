@@ -172,6 +172,17 @@ export interface RelayModuleOptions {
   eventAckTimeoutMs?: number;
   /** With `ack: 'handlers'`: deliveries of one event to a queue group, in all. @default 3 */
   maxEventAttempts?: number;
+  /**
+   * For this long after it starts, the relay holds a request for a pattern
+   * (or a chosen node) that nothing serves yet, instead of failing it with
+   * MICROSERVICE_OFFLINE at once: it is routed as soon as a provider says
+   * HELLO here (or, in a cluster, is seen on another relay), and fails with
+   * MICROSERVICE_OFFLINE when the grace or its own deadline ends first. This
+   * makes a relay restart invisible to callers whose queued calls come back
+   * before the providers do. 0 turns it off.
+   * @default 5000 (the nodes' default maximum reconnect delay)
+   */
+  startupGraceMs?: number;
 }
 
 /** Options after defaults are applied (what the relay's parts inject). */
@@ -198,4 +209,5 @@ export interface ResolvedRelayOptions {
   maxBufferedBytes: number;
   eventAckTimeoutMs: number;
   maxEventAttempts: number;
+  startupGraceMs: number;
 }

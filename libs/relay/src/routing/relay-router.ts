@@ -90,6 +90,15 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   /** Set while draining for shutdown: resolves the drain once nothing is in flight. */
   private drained: (() => void) | undefined;
   private drainCheck = false;
+  /** Until when (epoch ms) a request nothing serves yet is held rather than failed: the startup grace. */
+  private graceUntil = 0;
+  /**
+   * In the shutdown drain: the providers it moved off routing, still
+   * connected. A request that crossed the GOAWAY (sent before its caller
+   * heard it) goes to one of them rather than failing.
+   */
+  private movedOff: Session[] | undefined;
+  private movedOffTurn = 0;
 
   constructor(
     @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
@@ -111,6 +120,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
 
   /** Starts the heartbeat and joins the cluster (called once the gateway is up). */
   start(): void {
+    this.graceUntil = Date.now() + this.options.startupGraceMs;
     this.startHeartbeat();
     this.cluster.start(this).catch(err => this.logger.error(`The cluster backplane failed to start: ${(err as Error).message}`));
   }
@@ -147,14 +157,23 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     const drainMs = this.options.drainTimeoutMs;
     const done = new Promise<void>(resolve => (this.drained = resolve));
     const goAway = this.codec.encode({ type: FrameType.GoAway, reason: RelayErrorMessages.goingAway(), drainMs });
+    const movedOff: Session[] = (this.movedOff = []);
     for (const session of this.sessions) {
       const world = session.world;
       if (session.established && world.nodes.get(session.nodeId as string) === session) {
         session.draining = true;
+        if (session.patterns.length > 0) movedOff.push(session);
         this.unroute(world, session);
         this.cluster.nodeDown(world.tenant, session.nodeId as string, true, session.identity.subject);
       }
       session.send(goAway);
+      // Requests held in the startup grace: no provider will say HELLO here any more.
+      for (const wait of [...session.waits.values()]) {
+        if (wait.request === undefined) continue;
+        this.removeWait(wait);
+        const message = RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway());
+        this.sendError(session, wait.id, RelayErrorCode.RELAY_UNAVAILABLE, message);
+      }
     }
     if (this.inFlightCount() === 0 || drainMs === 0) return;
     this.logger.log(`Draining: ${this.inFlightCount()} request(s) in flight, waiting up to ${drainMs} ms`);
@@ -293,21 +312,58 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   }
 
   request(caller: Session, frame: RequestFrame): void {
-    if (caller.outbound.has(frame.id)) {
+    if (caller.outbound.has(frame.id) || (caller.waits.size !== 0 && caller.waits.has(frame.id))) {
       throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
     }
     this.checkInFlight(caller);
+    this.route(caller, frame, 0);
+  }
+
+  /** Routes a request to its provider; `expiresAt` is set (epoch ms) once it has been held in the startup grace. */
+  private route(caller: Session, frame: RequestFrame, expiresAt: number): void {
     const provider =
       frame.peer === null ? caller.world.providers.pick(frame.pattern) : this.target(caller.world, frame.peer, frame.pattern);
     if (provider === undefined) {
-      this.sendError(
-        caller,
-        frame.id,
-        RelayErrorCode.MICROSERVICE_OFFLINE,
-        RelayErrorMessages.microserviceOffline(frame.pattern, frame.peer),
-      );
+      this.unroutable(caller, frame, expiresAt);
       return;
     }
+    this.deliver(caller, frame, provider);
+  }
+
+  /** Nothing in routing serves the request: held in the startup grace, sent to a provider the drain moved off, or failed. */
+  private unroutable(caller: Session, frame: RequestFrame, expiresAt: number): void {
+    if (this.movedOff !== undefined) {
+      const provider = this.movedOffProvider(caller.world, frame);
+      if (provider !== undefined) this.deliver(caller, frame, provider);
+      else {
+        const message = RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway());
+        this.sendError(caller, frame.id, RelayErrorCode.RELAY_UNAVAILABLE, message);
+      }
+      return;
+    }
+    if (Date.now() < this.graceUntil) {
+      this.hold(caller, frame, expiresAt || Date.now() + frame.timeoutMs);
+      return;
+    }
+    const message = RelayErrorMessages.microserviceOffline(frame.pattern, frame.peer);
+    this.sendError(caller, frame.id, RelayErrorCode.MICROSERVICE_OFFLINE, message);
+  }
+
+  /** A provider of the request among those the shutdown drain moved off, still connected and not leaving themselves (in turn). */
+  private movedOffProvider(world: World, frame: RequestFrame): Session | undefined {
+    const list = this.movedOff as Session[];
+    for (let i = 0; i < list.length; i++) {
+      const s = list[(this.movedOffTurn + i) % list.length];
+      if (s.world !== world || !s.isOpen || s.leaving || s.overBudget || !s.serves.has(frame.pattern)) continue;
+      if (frame.peer !== null && s.nodeId !== frame.peer) continue;
+      this.movedOffTurn = (this.movedOffTurn + i + 1) % list.length;
+      return s;
+    }
+    return undefined;
+  }
+
+  /** Sends a routed request to its provider, here or on another relay; the deadline is kept here. */
+  private deliver(caller: Session, frame: RequestFrame, provider: Routable): void {
     if (provider instanceof RemoteNode) {
       this.forward(caller, frame, provider);
       return;
@@ -485,6 +541,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
    * requests that is. Other relays unroute it without failing its requests.
    */
   drain(session: Session, frame: DrainFrame): void {
+    session.leaving = true;
     const world = session.world;
     if (!session.draining && session.established && world.nodes.get(session.nodeId as string) === session) {
       session.draining = true;
@@ -516,19 +573,31 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       session.send(this.codec.encode({ type: FrameType.Ack, id: frame.id, recipients: online }));
       return;
     }
-    const wait: PendingWait = { id: frame.id, session, pattern: frame.pattern, timer: undefined };
+    this.addWait({ id: frame.id, session, pattern: frame.pattern, timer: undefined }, frame.timeoutMs, RelayErrorCode.TIMEOUT, () =>
+      RelayErrorMessages.waitTimeout(frame.pattern, frame.timeoutMs),
+    );
+  }
+
+  /**
+   * In the startup grace, a request nothing serves yet waits for a provider
+   * (releaseWaits routes it) until the grace or its own deadline ends.
+   */
+  private hold(caller: Session, frame: RequestFrame, expiresAt: number): void {
+    const ms = Math.min(this.graceUntil, expiresAt) - Date.now();
+    const wait: PendingWait = { id: frame.id, session: caller, pattern: frame.pattern, timer: undefined, request: { frame, expiresAt } };
+    this.addWait(wait, ms, RelayErrorCode.MICROSERVICE_OFFLINE, () => RelayErrorMessages.microserviceOffline(frame.pattern, frame.peer));
+  }
+
+  /** Books a wait on its session and its pattern; at `ms` it ends with an error. */
+  private addWait(wait: PendingWait, ms: number, code: RelayErrorCode, message: () => string): void {
     wait.timer = setTimeout(() => {
       this.removeWait(wait);
-      this.sendError(
-        session,
-        frame.id,
-        RelayErrorCode.TIMEOUT,
-        RelayErrorMessages.waitTimeout(frame.pattern, frame.timeoutMs),
-      );
-    }, frame.timeoutMs);
-    session.waits.set(frame.id, wait);
-    let set = world.waits.get(frame.pattern);
-    if (set === undefined) world.waits.set(frame.pattern, (set = new Set()));
+      this.sendError(wait.session, wait.id, code, message());
+    }, ms);
+    wait.session.waits.set(wait.id, wait);
+    const waits = wait.session.world.waits;
+    let set = waits.get(wait.pattern);
+    if (set === undefined) waits.set(wait.pattern, (set = new Set()));
     set.add(wait);
   }
 
@@ -982,7 +1051,14 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     const online = world.providers.count(pattern);
     for (const wait of [...set]) {
       this.removeWait(wait);
-      wait.session.send(this.codec.encode({ type: FrameType.Ack, id: wait.id, recipients: online }));
+      const held = wait.request;
+      if (held === undefined) {
+        wait.session.send(this.codec.encode({ type: FrameType.Ack, id: wait.id, recipients: online }));
+      } else {
+        // What is left of its deadline goes to the provider; a call for another node is held again.
+        const timeoutMs = Math.max(1, Math.ceil(held.expiresAt - Date.now()));
+        this.route(wait.session, timeoutMs === held.frame.timeoutMs ? held.frame : { ...held.frame, timeoutMs }, held.expiresAt);
+      }
     }
   }
 
