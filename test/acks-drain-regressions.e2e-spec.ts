@@ -492,7 +492,8 @@ describe('handler acks, drain and GOAWAY regressions', () => {
       expect((await late.closed()).code).toBe(CloseCode.GOING_AWAY);
 
       caller.send({ type: FrameType.Request, id: 9, pattern: 'late.work', payload: encodePayload(1), timeoutMs: 5000, peer: null, ext: null, claims: null });
-      expect(await caller.next(answerTo(9))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.MICROSERVICE_OFFLINE });
+      // Nothing serves it (the late node never joined): the draining relay says it is going away.
+      expect(await caller.next(answerTo(9))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
       expect(late.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
 
       releases.shift()!();
