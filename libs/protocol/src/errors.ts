@@ -105,6 +105,8 @@ export const RelayErrorMessages = {
   goingAway: () => 'the relay is shutting down',
   tooMuchRetained: (max: number) =>
     `Rate limited: this connection's unanswered events with handler acks already keep ${max} bytes at the relay; wait for some to complete.`,
+  tooMuchHeld: (max: number) =>
+    `Rate limited: this connection's calls waiting for a provider (the relay just started) already keep ${max} bytes at the relay; wait for some to complete.`,
   duplicateId: (id: number) => `request id ${id} is already in flight on this connection`,
 } as const;
 

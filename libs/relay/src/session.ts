@@ -92,6 +92,8 @@ export class Session {
   private emitted: Map<number, PendingEvent> | undefined;
   /** Payload bytes its unanswered handler-acked events keep at the relay. */
   retainedEventBytes = 0;
+  /** Payload bytes of its requests held in the relay's startup grace. */
+  heldRequestBytes = 0;
   /** Copies of events with handler acks given to this session. */
   deliveries: Set<Delivery> | undefined;
   /** Ids of copies it got for other relays' events. */

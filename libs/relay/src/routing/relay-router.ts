@@ -350,12 +350,12 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   }
 
   /** A provider of the request among those the shutdown drain moved off, still connected and not leaving themselves (in turn). */
-  private movedOffProvider(world: World, frame: RequestFrame): Session | undefined {
+  private movedOffProvider(world: World, frame: Pick<RequestFrame, 'pattern' | 'peer'>): Session | undefined {
     const list = this.movedOff as Session[];
     for (let i = 0; i < list.length; i++) {
       const s = list[(this.movedOffTurn + i) % list.length];
-      if (s.world !== world || !s.isOpen || s.leaving || s.overBudget || !s.serves.has(frame.pattern)) continue;
-      if (frame.peer !== null && s.nodeId !== frame.peer) continue;
+      if (s.world !== world || !s.isOpen || s.leaving || s.overBudget || !this.sessions.has(s)) continue;
+      if (!s.serves.has(frame.pattern) || (frame.peer !== null && s.nodeId !== frame.peer)) continue;
       this.movedOffTurn = (this.movedOffTurn + i + 1) % list.length;
       return s;
     }
@@ -583,6 +583,12 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
    * (releaseWaits routes it) until the grace or its own deadline ends.
    */
   private hold(caller: Session, frame: RequestFrame, expiresAt: number): void {
+    const bytes = frame.payload.byteLength;
+    if (caller.heldRequestBytes + bytes > this.options.maxBufferedBytes) {
+      this.sendError(caller, frame.id, RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooMuchHeld(this.options.maxBufferedBytes));
+      return;
+    }
+    caller.heldRequestBytes += bytes;
     const ms = Math.min(this.graceUntil, expiresAt) - Date.now();
     const wait: PendingWait = { id: frame.id, session: caller, pattern: frame.pattern, timer: undefined, request: { frame, expiresAt } };
     this.addWait(wait, ms, RelayErrorCode.MICROSERVICE_OFFLINE, () => RelayErrorMessages.microserviceOffline(frame.pattern, frame.peer));
@@ -700,9 +706,11 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     session.patterns = patterns;
     session.serves = new Set(patterns);
     session.events = events;
+    // Not a node out of routing (it drained, or the relay's drain moved it off): it stays out.
+    if (world.nodes.get(session.nodeId as string) !== session) return;
     world.providers.add(session);
     world.subscriptions.add(session);
-    if (world.nodes.get(session.nodeId as string) === session) this.cluster.nodeUp(clusterNode(session));
+    this.cluster.nodeUp(clusterNode(session));
   }
 
   /** TOKEN_EXPIRING `expiryWarningMs` before the token's `exp`, then the close (4401) at `exp`. */
@@ -944,9 +952,17 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   /** A request forwarded by another relay, for a node of this one. */
   remoteRequest(relay: RemoteRelay, m: Msg<ClusterMessageType.Request>): void {
     const world = this.worlds.get(m.tenant);
-    const provider = world?.nodes.get(m.nodeId);
+    let provider = world?.nodes.get(m.nodeId);
     const reply = (code: RelayErrorCode, message: string) =>
       this.cluster.send(relay, { type: Cmt.Error, from: this.cluster.instanceId, fwdId: m.fwdId, code, message });
+    // In the shutdown drain, the relay that forwarded it may not have heard yet that the node moved off.
+    if (provider === undefined && world !== undefined && this.movedOff !== undefined) {
+      provider = this.movedOffProvider(world, { pattern: m.pattern, peer: m.nodeId });
+      if (provider === undefined) {
+        reply(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway()));
+        return;
+      }
+    }
     if (!(provider instanceof Session) || !provider.serves.has(m.pattern) || !provider.isOpen) {
       reply(RelayErrorCode.MICROSERVICE_OFFLINE, RelayErrorMessages.microserviceOffline(m.pattern, m.nodeId));
       return;
@@ -1050,21 +1066,33 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     if (set === undefined) return;
     const online = world.providers.count(pattern);
     for (const wait of [...set]) {
-      this.removeWait(wait);
       const held = wait.request;
       if (held === undefined) {
+        this.removeWait(wait);
         wait.session.send(this.codec.encode({ type: FrameType.Ack, id: wait.id, recipients: online }));
-      } else {
-        // What is left of its deadline goes to the provider; a call for another node is held again.
-        const timeoutMs = Math.max(1, Math.ceil(held.expiresAt - Date.now()));
-        this.route(wait.session, timeoutMs === held.frame.timeoutMs ? held.frame : { ...held.frame, timeoutMs }, held.expiresAt);
+        continue;
       }
+      // A call for another node waits on, as it is.
+      if (held.frame.peer !== null && this.target(world, held.frame.peer, pattern) === undefined) continue;
+      this.removeWait(wait);
+      const caller = wait.session;
+      // Its token may have been refreshed meanwhile: the call must still be permitted.
+      if (!caller.identity.permissions.allows('call', pattern)) {
+        this.sendError(caller, wait.id, RelayErrorCode.FORBIDDEN, RelayErrorMessages.forbidden('call', pattern));
+        continue;
+      }
+      // What is left of its deadline goes to the provider.
+      const timeoutMs = Math.max(1, Math.ceil(held.expiresAt - Date.now()));
+      this.route(caller, timeoutMs === held.frame.timeoutMs ? held.frame : { ...held.frame, timeoutMs }, held.expiresAt);
     }
   }
 
   private removeWait(wait: PendingWait): void {
     clearTimeout(wait.timer);
-    if (wait.session.waits.get(wait.id) === wait) wait.session.waits.delete(wait.id);
+    if (wait.session.waits.get(wait.id) === wait) {
+      wait.session.waits.delete(wait.id);
+      if (wait.request !== undefined) wait.session.heldRequestBytes -= wait.request.frame.payload.byteLength;
+    }
     const waits = wait.session.world.waits;
     const set = waits.get(wait.pattern);
     set?.delete(wait);

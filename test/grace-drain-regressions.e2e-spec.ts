@@ -1,0 +1,166 @@
+/**
+ * Regressions found in review of the startup grace and of requests that
+ * cross a GOAWAY (each test names the bug it pins).
+ */
+import { encodePayload, type Frame, FrameType, type RequestFrame, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
+import { type BackplaneListener, InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayRouter } from '@wsrelay/relay';
+import { CLUSTER_TIMING } from './support/cluster.js';
+import { type RunningRelay, startRelay, until } from './support/harness.js';
+import { RawNode } from './support/raw-node.js';
+import { AUDIENCE, CLIENT, ISSUER, mint, SECRET, SERVER } from './support/tokens.js';
+
+const AUTH = { secret: SECRET, issuer: ISSUER, audience: AUDIENCE };
+
+function request(id: number, pattern: string, payload: Uint8Array = encodePayload(id)): Frame {
+  return { type: FrameType.Request, id, pattern, payload, timeoutMs: 20_000, peer: null, ext: null, claims: null };
+}
+
+const answerTo = (id: number) => (f: Frame) => (f.type === FrameType.Error || f.type === FrameType.Response) && 'id' in f && f.id === id;
+const isRequest = (f: Frame) => f.type === FrameType.Request;
+
+async function bearer(sub: string, claims: Record<string, unknown>) {
+  return { headers: { authorization: `Bearer ${await mint({ sub, claims })}` } };
+}
+
+function refresh(node: RawNode, token: string): Promise<Frame> {
+  node.send({ type: FrameType.Auth, token: new TextEncoder().encode(token) });
+  return node.next(f => f.type === FrameType.Authorized);
+}
+
+/** Requests a relay holds in its startup grace. */
+function heldAt(r: RunningRelay): number {
+  const worlds = (r.app.get(RelayRouter) as unknown as { worlds: Map<string, { waits: Map<string, Set<{ request?: unknown }>> }> }).worlds;
+  let n = 0;
+  for (const w of worlds.values()) for (const set of w.waits.values()) for (const wait of set) if (wait.request !== undefined) n++;
+  return n;
+}
+
+/** Delivers what comes to this relay over the backplane 150 ms late, like a slow network. */
+class LaggyBackplane extends InMemoryBackplane {
+  override start(self: string, listener: BackplaneListener): Promise<void> {
+    return super.start(self, { message: b => void setTimeout(() => listener.message(b), 150), connection: up => listener.connection(up) });
+  }
+}
+
+/** A backplane whose close takes a while, as a Redis QUIT over a network does. */
+class SlowCloseBackplane extends InMemoryBackplane {
+  override async close(): Promise<void> {
+    await super.close();
+    await new Promise(resolve => setTimeout(resolve, 400));
+  }
+}
+
+describe('startup grace and drain regressions', () => {
+  const cleanup: Array<() => unknown> = [];
+
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  async function relay(options: RelayModuleOptions = {}): Promise<RunningRelay> {
+    const r = await startRelay(options);
+    let closed: Promise<void> | undefined;
+    const close = () => (closed ??= r.close());
+    cleanup.push(close);
+    return { ...r, close };
+  }
+
+  function track(node: RawNode): RawNode {
+    cleanup.push(() => node.close());
+    return node;
+  }
+
+  it("bounds the payload bytes one connection's held calls keep (maxBufferedBytes): past it, RATE_LIMITED", async () => {
+    // Bug: held calls kept their payloads without a byte bound (up to 10,000 × 1 MiB per connection).
+    const r = await relay({ startupGraceMs: 30_000, maxBufferedBytes: 2 * 1024 * 1024 });
+    const caller = track(await RawNode.hello(r.url, 'hog'));
+    const big = new Uint8Array(900 * 1024).fill(7);
+    caller.send(request(1, 'nobody', big));
+    caller.send(request(2, 'nobody', big));
+    caller.send(request(3, 'nobody', big));
+    expect(await caller.next(answerTo(3))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RATE_LIMITED });
+    expect(heldAt(r)).toBe(2);
+    // A cancelled one gives its bytes back.
+    caller.send({ type: FrameType.Cancel, id: 1 });
+    caller.send(request(4, 'nobody', big));
+    caller.send(request(5, 'nobody', big));
+    // The relay handles a connection's frames in order: 4 was held in place of 1, 5 is one too many.
+    expect(await caller.next(answerTo(5))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RATE_LIMITED });
+    expect(caller.frames.filter(answerTo(4))).toEqual([]);
+    expect(heldAt(r)).toBe(2);
+  });
+
+  it('refuses a held call with FORBIDDEN when a token refresh withdrew its call permission before a provider came', async () => {
+    // Bug: the held call was routed anyway, carrying the new token's claims that do not permit it.
+    const r = await relay({ auth: AUTH, startupGraceMs: 30_000 });
+    const caller = track(await RawNode.hello(r.url, 'caller', await bearer('caller', { ...CLIENT, perms: { call: ['work'] } })));
+    caller.send(request(1, 'work'));
+    await until(() => heldAt(r) === 1, 5000, 'the relay to hold the call');
+    await refresh(caller, await mint({ sub: 'caller', claims: { ...CLIENT, perms: { call: [] } } }));
+    const provider = track(await RawNode.hello(r.url, 'provider', { ...(await bearer('provider', SERVER)), patterns: ['work'] }));
+    expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.FORBIDDEN });
+    expect(provider.frames.filter(isRequest)).toEqual([]);
+  });
+
+  it('keeps a drained provider out of routing when it refreshes its token to fewer patterns', async () => {
+    // Bug: the refresh put the session that had sent DRAIN back among the providers, and it got new requests.
+    const r = await relay({ auth: AUTH });
+    const p = track(await RawNode.hello(r.url, 'p', { ...(await bearer('p', { ...SERVER, perms: { serve: ['a', 'b'] } })), patterns: ['a', 'b'] }));
+    const caller = track(await RawNode.hello(r.url, 'c', await bearer('c', CLIENT)));
+    p.send({ type: FrameType.Drain, id: 9 });
+    await p.next(f => f.type === FrameType.Ack);
+    await refresh(p, await mint({ sub: 'p', claims: { ...SERVER, perms: { serve: ['a'] } } }));
+    caller.send(request(1, 'a'));
+    expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.MICROSERVICE_OFFLINE });
+    expect(p.frames.filter(isRequest)).toEqual([]);
+  });
+
+  it('in its drain, serves a request another relay forwarded before it heard that the node moved off', async () => {
+    // Bug: the forwarded request got MICROSERVICE_OFFLINE while the provider was still connected and answering.
+    const hub = new InMemoryHub();
+    const a = await relay({ relayId: 'A', drainTimeoutMs: 10_000, cluster: { backplane: new InMemoryBackplane(hub), ...CLUSTER_TIMING } });
+    const b = await relay({ relayId: 'B', cluster: { backplane: new LaggyBackplane(hub), ...CLUSTER_TIMING } });
+    const peers = (x: RunningRelay) => x.app.get(RelayRouter).status().cluster.relays.length;
+    await until(() => peers(a) === 1 && peers(b) === 1, 10_000, 'the relays to see each other');
+    const p = track(await RawNode.hello(a.url, 'p', { patterns: ['work'] }));
+    const local = track(await RawNode.hello(a.url, 'local'));
+    const remote = track(await RawNode.hello(b.url, 'remote'));
+    const knows = (x: RunningRelay, nodeId: string) =>
+      (x.app.get(RelayRouter) as unknown as { worlds: Map<string, { nodes: Map<string, unknown> }> }).worlds.get('')?.nodes.has(nodeId) === true;
+    await until(() => knows(b, 'p'), 5000, 'B to see p');
+    remote.send(request(1, 'work'));
+    const seen = (await p.next(isRequest)) as RequestFrame;
+    p.send({ type: FrameType.Response, id: seen.id, flags: ResponseFlag.DONE, payload: encodePayload('hi') });
+    await remote.next(answerTo(1));
+    // A call in flight keeps A's drain going.
+    local.send(request(1, 'work'));
+    const kept = (await p.next(isRequest)) as RequestFrame;
+    const closing = a.close();
+    await local.next(f => f.type === FrameType.GoAway);
+    remote.send(request(2, 'work')); // B has not heard yet (its backplane lags): it forwards to A
+    const crossed = (await p.next(isRequest)) as RequestFrame;
+    expect(crossed.payload).toEqual(encodePayload(2));
+    p.send({ type: FrameType.Response, id: crossed.id, flags: ResponseFlag.DONE, payload: encodePayload('served in the drain') });
+    expect(await remote.next(answerTo(2))).toMatchObject({ type: FrameType.Response, payload: encodePayload('served in the drain') });
+    p.send({ type: FrameType.Response, id: kept.id, flags: ResponseFlag.DONE, payload: encodePayload('kept') });
+    await closing;
+  });
+
+  it('books no request on the sessions it has forgotten while its cluster stops: RELAY_UNAVAILABLE, and nothing left after close', async () => {
+    // Bug: a request arriving after the sessions were forgotten (the backplane still closing) went to a
+    // provider through the drain's fallback; it was never answered and its timer outlived app.close().
+    const r = await relay({ cluster: { backplane: new SlowCloseBackplane() } });
+    const router = r.app.get(RelayRouter) as unknown as { sessions: Set<{ inbound: Map<number, unknown>; outbound: Map<number, unknown> }> };
+    const provider = track(await RawNode.hello(r.url, 'p', { patterns: ['work'] }));
+    const caller = track(await RawNode.hello(r.url, 'c'));
+    const sessions = [...router.sessions];
+    const closing = r.close();
+    await caller.next(f => f.type === FrameType.GoAway);
+    await until(() => router.sessions.size === 0, 5000, 'the relay to forget its sessions');
+    caller.send(request(1, 'work'));
+    expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
+    await closing;
+    expect(provider.frames.filter(isRequest)).toEqual([]);
+    expect(sessions.map(s => s.inbound.size + s.outbound.size)).toEqual([0, 0]);
+  });
+});
