@@ -116,10 +116,8 @@ describe('handler acks, drain and GOAWAY regressions', () => {
 
   async function relay(options: RelayModuleOptions = {}): Promise<RunningRelay> {
     const r = await startRelay(options);
-    let closed: Promise<void> | undefined;
-    const close = () => (closed ??= r.close());
-    cleanup.push(close);
-    return { ...r, close };
+    cleanup.push(r.close);
+    return r;
   }
 
   async function cluster(options: RelayModuleOptions) {

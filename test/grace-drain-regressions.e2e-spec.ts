@@ -59,10 +59,8 @@ describe('startup grace and drain regressions', () => {
 
   async function relay(options: RelayModuleOptions = {}): Promise<RunningRelay> {
     const r = await startRelay(options);
-    let closed: Promise<void> | undefined;
-    const close = () => (closed ??= r.close());
-    cleanup.push(close);
-    return { ...r, close };
+    cleanup.push(r.close);
+    return r;
   }
 
   function track(node: RawNode): RawNode {

@@ -26,11 +26,13 @@ export async function startRelay(options: RelayModuleOptions = {}, port = 0): Pr
   await app.listen(port, '127.0.0.1');
   const address = app.getHttpServer().address() as AddressInfo;
   const path = options.path ?? '/relay';
+  let closed: Promise<void> | undefined;
   return {
     app,
     port: address.port,
     url: `ws://127.0.0.1:${address.port}${path}`,
-    close: () => app.close(),
+    // Once: a test may close a relay that its cleanup closes again.
+    close: () => (closed ??= app.close()),
   };
 }
 
