@@ -160,6 +160,21 @@ describe('chaos (real relay and provider processes, under load)', () => {
     }
   }
 
+  /** Clients c0 and c1 on `urls`, once c0's relay knows every one of `ids`; then load through both. */
+  async function loadThroughTwo(urls: string[], ids: string[], perClient?: number) {
+    const c0 = await client('c0', urls);
+    const c1 = await client('c1', urls);
+    await nodesOnline(c0, ids);
+    const run = load(
+      [
+        ['c0', c0],
+        ['c1', c1],
+      ],
+      perClient,
+    );
+    return { c0, c1, run };
+  }
+
   /** Polls a relay's GET /status until `nodes` nodes completed HELLO there; resolves with when that was seen. */
   async function relayNodes(r: RelayProcess, nodes: number, timeoutMs = 10_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
@@ -176,13 +191,7 @@ describe('chaos (real relay and provider processes, under load)', () => {
     const ids = ['p0', 'p1', 'p2'];
     const env = { PROVIDER_DELAY_MS: '50', PROVIDER_LOG_REQUESTS: '1' };
     const ps = await providers(ids, [r.url], env);
-    const c0 = await client('c0', [r.url]);
-    const c1 = await client('c1', [r.url]);
-    await nodesOnline(c0, ids);
-    const run = load([
-      ['c0', c0],
-      ['c1', c1],
-    ]);
+    const { run } = await loadThroughTwo([r.url], ids);
     const restarts: Array<{ old: ProviderProcess; fresh: ProviderProcess; inFlight: number[]; exitCode: number | null }> = [];
     try {
       await run.succeeded(100);
@@ -218,16 +227,7 @@ describe('chaos (real relay and provider processes, under load)', () => {
     const ids = ['p0', 'p1', 'p2'];
     const ps = await providers(ids, [r.url], { PROVIDER_DELAY_MS: '100', PROVIDER_LOG_REQUESTS: '1' });
     const [, victim] = ps;
-    const c0 = await client('c0', [r.url]);
-    const c1 = await client('c1', [r.url]);
-    await nodesOnline(c0, ids);
-    const run = load(
-      [
-        ['c0', c0],
-        ['c1', c1],
-      ],
-      6,
-    );
+    const { run } = await loadThroughTwo([r.url], ids, 6);
     let killedAt = 0;
     try {
       await run.succeeded(100);
@@ -267,13 +267,7 @@ describe('chaos (real relay and provider processes, under load)', () => {
     const ids = ['p0', 'p1', 'p2'];
     const ps = await providers(ids, [r.url], { PROVIDER_DELAY_MS: '50', PROVIDER_LOG_REQUESTS: '1' });
     const [, victim] = ps;
-    const c0 = await client('c0', [r.url]);
-    const c1 = await client('c1', [r.url]);
-    await nodesOnline(c0, ids);
-    const run = load([
-      ['c0', c0],
-      ['c1', c1],
-    ]);
+    const { run } = await loadThroughTwo([r.url], ids);
     let stoppedAt = 0;
     let detectedAt = 0;
     let linesAtDetection = 0;
@@ -319,8 +313,7 @@ describe('chaos (real relay and provider processes, under load)', () => {
     const first = await relay({ RELAY_DRAIN_TIMEOUT_MS: '5000' });
     const ids = ['p0', 'p1', 'p2'];
     const ps = await providers(ids, [first.url], { PROVIDER_DELAY_MS: '20' });
-    const c0 = await client('c0', [first.url]);
-    const c1 = await client('c1', [first.url]);
+    const { c0, c1, run } = await loadThroughTwo([first.url], ids);
     const clientEvents = new Map<WsRelayClient, { attempts: number; connectedAt: number[] }>();
     for (const c of [c0, c1]) {
       const seen = { attempts: 0, connectedAt: [] as number[] };
@@ -328,11 +321,6 @@ describe('chaos (real relay and provider processes, under load)', () => {
       c.on('reconnecting', attempt => (seen.attempts = Math.max(seen.attempts, attempt)));
       c.on('connected', () => seen.connectedAt.push(Date.now()));
     }
-    await nodesOnline(c0, ids);
-    const run = load([
-      ['c0', c0],
-      ['c1', c1],
-    ]);
     let killedAt = 0;
     let upAt = 0;
     const backAt: number[] = [];
@@ -382,16 +370,10 @@ describe('chaos (real relay and provider processes, under load)', () => {
     const urls = [a.url, b.url];
     const ids = ['p0', 'p1', 'p2'];
     const ps = await providers(ids, urls, { PROVIDER_DELAY_MS: '20' });
-    const c0 = await client('c0', urls);
-    const c1 = await client('c1', urls);
-    await nodesOnline(c0, ids);
+    const { c0, c1, run } = await loadThroughTwo(urls, ids);
     // 'failover' (the default) keeps one connection: every node is on the first relay.
     expect((await a.status()).nodes).toBe(ids.length + 2);
     expect((await b.status()).nodes).toBe(0);
-    const run = load([
-      ['c0', c0],
-      ['c1', c1],
-    ]);
     let killedAt = 0;
     let movedAt = 0;
     const resumedAt: number[] = [];

@@ -37,7 +37,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { CLUSTER_AUTH, CLUSTER_TIMING } from './support/cluster.js';
 import { type RunningRelay, startRelay, until } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
-import { CutOffProxy, freePort, startTestRedis, type TestRedis } from './support/redis.js';
+import { CutOffProxy, freePort, startTestRedis, type TestRedis, tieSockets } from './support/redis.js';
 import { mint, SERVER } from './support/tokens.js';
 
 /** Room for timers and the event loop on a busy 2-core machine. */
@@ -617,13 +617,7 @@ class PublisherStall {
   private accept(client: Socket, port: number, host: string): void {
     const upstream = connect(port, host);
     let publisher = false;
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    tieSockets(client, upstream, this.sockets);
     client.on('data', (d: Buffer) => {
       // ioredis names commands in lower case.
       if (!publisher && /publish/i.test(d.toString('latin1'))) publisher = true;

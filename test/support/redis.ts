@@ -86,6 +86,21 @@ export async function startTestRedis(): Promise<TestRedis> {
 }
 
 /**
+ * Ties a proxied connection's two sockets together: both are kept in
+ * `sockets` while open, errors are ignored, and each closes with the other.
+ * Moving the bytes is the caller's.
+ */
+export function tieSockets(client: Socket, upstream: Socket, sockets: Set<Socket>): void {
+  for (const s of [client, upstream]) {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+  }
+  client.on('close', () => upstream.destroy());
+  upstream.on('close', () => client.destroy());
+}
+
+/**
  * A TCP proxy in front of Redis that a test can cut: `cut()` drops every
  * connection and refuses new ones (Redis gone, as the relays see it),
  * `freeze()` keeps connections open but stops moving bytes (a network that
@@ -119,13 +134,7 @@ export class CutOffProxy {
     if (this.server !== undefined) return;
     const server = createServer(client => {
       const upstream = connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
+      tieSockets(client, upstream, this.sockets);
       client.pipe(upstream);
       upstream.pipe(client);
       if (this.frozen) for (const s of [client, upstream]) s.pause();
