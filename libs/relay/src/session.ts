@@ -64,10 +64,6 @@ export class Session {
   heard = true;
   /** Heartbeat beats (half intervals) in a row without hearing from the node. */
   silentBeats = 0;
-  /** The node asked (DRAIN) to get nothing new: it is out of routing, finishing what is in flight. */
-  draining = false;
-  /** It sent DRAIN itself (it is shutting down), as opposed to being moved off by the relay's own shutdown drain. */
-  leaving = false;
   /** Frames of this connection inside Nest's pipeline (guards, handler): the hot path waits for them, to keep frames in order. */
   inNest = 0;
   /** Bumped by every token refresh: a guard's verdict counts only for the identity it judged. */
@@ -114,6 +110,11 @@ export class Session {
 
   /** Closed for going over its byte budget: nothing more is written to it. */
   overBudget = false;
+
+  /** In routing: said HELLO and holds its node id (not after a DRAIN, a lost id or the relay's drain). */
+  get routed(): boolean {
+    return this.nodeId !== undefined && this.world.nodes.get(this.nodeId) === this;
+  }
 
   /** Backed up: more than `slowBytes` unsent. */
   get slow(): boolean {

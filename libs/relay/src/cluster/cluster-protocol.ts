@@ -101,6 +101,9 @@ export type ClusterMessage =
       error: Uint8Array | null;
     };
 
+/** The cluster message of one type. */
+export type Msg<T extends ClusterMessageType> = Extract<ClusterMessage, { type: T }>;
+
 /** Why a message was dropped. */
 export class ClusterMessageError extends Error {
   override name = 'ClusterMessageError';

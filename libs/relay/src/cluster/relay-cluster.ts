@@ -3,12 +3,11 @@ import { randomUUID } from 'node:crypto';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import type { Backplane } from './backplane.js';
-import { ClusterCodec, type ClusterMessage, ClusterMessageError, ClusterMessageType, type ClusterNode } from './cluster-protocol.js';
+import { ClusterCodec, type ClusterMessage, ClusterMessageError, ClusterMessageType, type ClusterNode, type Msg } from './cluster-protocol.js';
 import { InMemoryBackplane } from './in-memory.backplane.js';
 import { RedisBackplane } from './redis.backplane.js';
 import { nodeKey, RemoteNode, RemoteRelay } from './remote.js';
 
-type Msg<T extends ClusterMessageType> = Extract<ClusterMessage, { type: T }>;
 
 /** What the cluster needs from the router: its nodes, and where remote events go. */
 export interface ClusterListener {
@@ -81,11 +80,6 @@ export class RelayCluster {
       c.backplane ?? (c.redis !== undefined ? new RedisBackplane({ redis: c.redis, channelPrefix: c.channelPrefix }) : new InMemoryBackplane());
     this.heartbeatIntervalMs = c.heartbeatIntervalMs;
     this.timeoutMs = c.timeoutMs;
-  }
-
-  /** Whether other relays are reachable now. */
-  get isHealthy(): boolean {
-    return this.healthy;
   }
 
   async start(listener: ClusterListener): Promise<void> {

@@ -20,13 +20,9 @@ export const HANDLER_ERROR = 'HANDLER_ERROR';
 /** An event whose emitter asked to hear from every handler (`ack: 'handlers'`). */
 export interface PendingEvent {
   readonly emitter: Session;
-  /** The emitter's id for it. */
-  readonly id: number;
-  /** What was published (its payload is kept only while a copy may move). */
+  /** What was published, with the emitter's id for it (its payload is kept only while a copy may move). */
   frame: EventFrame;
-  readonly world: World;
   readonly recipients: number;
-  outstanding: number;
   /** Each failed delivery: node id, code, and the handler's error (MessagePack) when it threw. */
   readonly failures: Array<[string, string, Uint8Array | null]>;
   /** Its copies still out. */
@@ -110,8 +106,6 @@ export class EventAcks {
   /**
    * Starts an event with handler acks to `recipients`; returns how many
    * copies went out (0: the emitter is ACKed at once by the caller).
-   */
-  /**
    * A targeted event (`peer`) goes to that node only: its copy never moves.
    * Throws RATE_LIMITED when the emitter's unanswered events would keep
    * more than `maxRetainedBytes` of payload.
@@ -129,11 +123,8 @@ export class EventAcks {
     emitter.retainedEventBytes += retained;
     const event: PendingEvent = {
       emitter,
-      id: frame.id,
       frame,
-      world: emitter.world,
       recipients: open.length,
-      outstanding: open.length,
       failures: [],
       copies: new Set(),
       retained,
@@ -202,7 +193,7 @@ export class EventAcks {
   relay(relay: RemoteRelay, world: World | undefined, pattern: string, deliveries: ReadonlyArray<readonly [string, number, number]>, bytesFor: (id: number, attempt: number) => Uint8Array): void {
     for (const [nodeId, did, attempt] of deliveries) {
       const node = world?.nodes.get(nodeId);
-      if (!(node instanceof Session) || !node.isOpen || node.draining || !world!.subscriptions.subscribes(node, pattern)) {
+      if (!(node instanceof Session) || !node.isOpen || !world!.subscriptions.subscribes(node, pattern)) {
         this.cluster.send(relay, { type: ClusterMessageType.Handled, from: this.cluster.instanceId, did, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null });
         continue;
       }
@@ -282,7 +273,7 @@ export class EventAcks {
     const sent = this.cluster.send(relay, {
       type: ClusterMessageType.Event,
       from: this.cluster.instanceId,
-      tenant: event.world.tenant,
+      tenant: event.emitter.world.tenant,
       id: 0,
       pattern: f.pattern,
       payload: f.payload,
@@ -325,11 +316,11 @@ export class EventAcks {
 
   /** Another open member of the copy's queue group, one not tried yet first. */
   private nextMember(d: Delivery): Session | RemoteNode | undefined {
-    const members = d.event.world.subscriptions.groupMembers(d.event.frame.pattern, d.queue as string);
+    const members = d.event.emitter.world.subscriptions.groupMembers(d.event.frame.pattern, d.queue as string);
     let fallback: Session | RemoteNode | undefined;
     let backedUp: Session | RemoteNode | undefined;
     for (const m of members) {
-      if (!m.isOpen || m === d.target || (m instanceof Session && m.draining)) continue;
+      if (!m.isOpen || m === d.target) continue;
       if (m.slow) {
         backedUp ??= m as Session | RemoteNode;
         continue;
@@ -347,7 +338,7 @@ export class EventAcks {
     const event = d.event;
     event.copies.delete(d);
     if (failure !== undefined) event.failures.push(failure);
-    if (--event.outstanding === 0) this.complete(event);
+    if (event.copies.size === 0) this.complete(event);
     this.settings.onSettled?.();
   }
 
@@ -360,11 +351,11 @@ export class EventAcks {
   private complete(event: PendingEvent): void {
     clearTimeout(event.timer);
     const emitter = event.emitter;
-    if (emitter.pendingEvents.get(event.id) !== event) return;
-    emitter.pendingEvents.delete(event.id);
+    if (emitter.pendingEvents.get(event.frame.id) !== event) return;
+    emitter.pendingEvents.delete(event.frame.id);
     emitter.retainedEventBytes -= event.retained;
     if (event.failures.length === 0) {
-      emitter.send(this.codec.encode({ type: FrameType.Ack, id: event.id, recipients: event.recipients }));
+      emitter.send(this.codec.encode({ type: FrameType.Ack, id: event.frame.id, recipients: event.recipients }));
       return;
     }
     // Bounded: handlers' errors come from peers, and the answer must stay a small frame.
@@ -375,7 +366,7 @@ export class EventAcks {
     emitter.send(
       this.codec.encode({
         type: FrameType.Error,
-        id: event.id,
+        id: event.frame.id,
         code: RelayErrorCode.HANDLER_FAILED,
         message: RelayErrorMessages.handlerFailed(event.failures.length, event.recipients) + (more > 0 ? ` The first ${reported.length} are listed.` : ''),
         details: encodePayload(reported),
@@ -386,7 +377,7 @@ export class EventAcks {
   /** The emitter left: its event's copies are dropped (late HANDLEDs are then dropped too). */
   private abandon(event: PendingEvent): void {
     clearTimeout(event.timer);
-    event.emitter.pendingEvents.delete(event.id);
+    event.emitter.pendingEvents.delete(event.frame.id);
     event.emitter.retainedEventBytes -= event.retained;
     for (const d of event.copies) {
       clearTimeout(d.timer);

@@ -25,17 +25,16 @@ import {
 } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
 import { type ConnectionIdentity, RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
-import type { ClusterMessage, ClusterMessageType, ClusterNode } from '../cluster/cluster-protocol.js';
+import type { ClusterMessageType, ClusterNode, Msg } from '../cluster/cluster-protocol.js';
 import { ClusterMessageType as Cmt } from '../cluster/cluster-protocol.js';
 import { claimBeats, type ClusterListener, type ClusterStatus, RelayCluster } from '../cluster/relay-cluster.js';
-import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
+import { nodeKey, RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import { attachSession, type PendingRequest, type PendingWait, Session, sessionOf } from '../session.js';
 import { EventAcks } from './event-acks.js';
-import { type Routable, World } from './world.js';
+import { type Routable, target, World } from './world.js';
 
-type Msg<T extends ClusterMessageType> = Extract<ClusterMessage, { type: T }>;
 
 const MAX_RID = 0xffff_ffff;
 /** Longest delay setTimeout takes (about 24.8 days). */
@@ -92,13 +91,6 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   private drainCheck = false;
   /** Until when (epoch ms) a request nothing serves yet is held rather than failed: the startup grace. */
   private graceUntil = 0;
-  /**
-   * In the shutdown drain: the providers it moved off routing, still
-   * connected. A request that crossed the GOAWAY (sent before its caller
-   * heard it) goes to one of them rather than failing.
-   */
-  private movedOff: Session[] | undefined;
-  private movedOffTurn = 0;
 
   constructor(
     @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
@@ -157,14 +149,11 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     const drainMs = this.options.drainTimeoutMs;
     const done = new Promise<void>(resolve => (this.drained = resolve));
     const goAway = this.codec.encode({ type: FrameType.GoAway, reason: RelayErrorMessages.goingAway(), drainMs });
-    const movedOff: Session[] = (this.movedOff = []);
     for (const session of this.sessions) {
-      const world = session.world;
-      if (session.established && world.nodes.get(session.nodeId as string) === session) {
-        session.draining = true;
-        if (session.patterns.length > 0) movedOff.push(session);
-        this.unroute(world, session);
-        this.cluster.nodeDown(world.tenant, session.nodeId as string, true, session.identity.subject);
+      if (session.routed) {
+        this.leaveRouting(session, true);
+        // A request that crosses the GOAWAY (sent before its caller read it) may still go to it.
+        if (session.patterns.length > 0) session.world.standby.add(session);
       }
       session.send(goAway);
       // Requests held in the startup grace: no provider will say HELLO here any more.
@@ -294,7 +283,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     world.subscriptions.add(session);
     this.cluster.nodeUp(clusterNode(session));
     if (session.identity.subject !== null) {
-      this.reservations.set(reservationKey(world, frame.nodeId), { subject: session.identity.subject, until: Infinity, holder: session });
+      this.reservations.set(nodeKey(world.tenant, frame.nodeId), { subject: session.identity.subject, until: Infinity, holder: session });
     }
     session.send(
       this.codec.encode({
@@ -322,7 +311,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   /** Routes a request to its provider; `expiresAt` is set (epoch ms) once it has been held in the startup grace. */
   private route(caller: Session, frame: RequestFrame, expiresAt: number): void {
     const provider =
-      frame.peer === null ? caller.world.providers.pick(frame.pattern) : this.target(caller.world, frame.peer, frame.pattern);
+      frame.peer === null ? caller.world.providers.pick(frame.pattern) : target(caller.world.nodes, frame.peer, frame.pattern);
     if (provider === undefined) {
       this.unroutable(caller, frame, expiresAt);
       return;
@@ -332,8 +321,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
 
   /** Nothing in routing serves the request: held in the startup grace, sent to a provider the drain moved off, or failed. */
   private unroutable(caller: Session, frame: RequestFrame, expiresAt: number): void {
-    if (this.movedOff !== undefined) {
-      const provider = this.movedOffProvider(caller.world, frame);
+    if (!this.accepting) {
+      const provider = caller.world.standby.pick(frame.pattern, frame.peer);
       if (provider !== undefined) this.deliver(caller, frame, provider);
       else {
         const message = RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway());
@@ -349,66 +338,51 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     this.sendError(caller, frame.id, RelayErrorCode.MICROSERVICE_OFFLINE, message);
   }
 
-  /** A provider of the request among those the shutdown drain moved off, still connected and not leaving themselves (in turn). */
-  private movedOffProvider(world: World, frame: Pick<RequestFrame, 'pattern' | 'peer'>): Session | undefined {
-    const list = this.movedOff as Session[];
-    for (let i = 0; i < list.length; i++) {
-      const s = list[(this.movedOffTurn + i) % list.length];
-      if (s.world !== world || !s.isOpen || s.leaving || s.overBudget || !this.sessions.has(s)) continue;
-      if (!s.serves.has(frame.pattern) || (frame.peer !== null && s.nodeId !== frame.peer)) continue;
-      this.movedOffTurn = (this.movedOffTurn + i + 1) % list.length;
-      return s;
-    }
-    return undefined;
-  }
-
   /** Sends a routed request to its provider, here or on another relay; the deadline is kept here. */
   private deliver(caller: Session, frame: RequestFrame, provider: Routable): void {
     if (provider instanceof RemoteNode) {
       this.forward(caller, frame, provider);
       return;
     }
-    const pending: PendingRequest = {
-      rid: this.nextRid((provider as Session).inbound),
-      callerRequestId: frame.id,
-      caller,
-      provider: provider as Session,
-      pattern: frame.pattern,
-      timeoutMs: frame.timeoutMs,
-      timer: undefined,
-    };
-    caller.outbound.set(frame.id, pending);
-    (provider as Session).inbound.set(pending.rid, pending);
-    pending.timer = setTimeout(() => this.expire(pending), frame.timeoutMs);
-    (provider as Session).send(
-      this.codec.encode({
-        type: FrameType.Request,
-        id: pending.rid,
-        pattern: frame.pattern,
-        payload: frame.payload,
-        timeoutMs: frame.timeoutMs,
-        peer: caller.nodeId ?? null,
-        ext: frame.ext,
-        claims: caller.claims,
-      }),
+    const pending = this.book(caller, frame.id, provider as Session, frame.pattern, frame.timeoutMs, frame.timeoutMs);
+    this.sendRequest(pending, frame, caller.nodeId ?? null, caller.claims);
+  }
+
+  /** Books a request on both its ends (the mirror of settle()); at `timerMs` it expires. */
+  private book(
+    caller: Session | RemoteRelay,
+    callerRequestId: number,
+    provider: Session | RemoteNode,
+    pattern: string,
+    timeoutMs: number,
+    timerMs: number,
+  ): PendingRequest {
+    const providerBooks = provider instanceof Session ? provider.inbound : provider.relay.outbound;
+    const rid = this.nextRid(providerBooks);
+    const pending: PendingRequest = { rid, callerRequestId, caller, provider, pattern, timeoutMs, timer: undefined };
+    (caller instanceof Session ? caller.outbound : caller.inbound).set(callerRequestId, pending);
+    providerBooks.set(pending.rid, pending);
+    pending.timer = setTimeout(() => this.expire(pending), timerMs);
+    return pending;
+  }
+
+  /** The REQUEST to a provider on this relay, under the relay's id for it. */
+  private sendRequest(
+    pending: PendingRequest,
+    r: { pattern: string; payload: Uint8Array; timeoutMs: number; ext: Uint8Array | null },
+    peer: string | null,
+    claims: Uint8Array | null,
+  ): void {
+    const { pattern, payload, timeoutMs, ext } = r;
+    (pending.provider as Session).send(
+      this.codec.encode({ type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims }),
     );
   }
 
   /** A request for a node on another relay: it goes there over the backplane; the deadline is kept here. */
   private forward(caller: Session, frame: RequestFrame, provider: RemoteNode): void {
     const relay = provider.relay;
-    const pending: PendingRequest = {
-      rid: this.nextRid(relay.outbound),
-      callerRequestId: frame.id,
-      caller,
-      provider,
-      pattern: frame.pattern,
-      timeoutMs: frame.timeoutMs,
-      timer: undefined,
-    };
-    caller.outbound.set(frame.id, pending);
-    relay.outbound.set(pending.rid, pending);
-    pending.timer = setTimeout(() => this.expire(pending), frame.timeoutMs);
+    const pending = this.book(caller, frame.id, provider, frame.pattern, frame.timeoutMs, frame.timeoutMs);
     const sent = this.cluster.send(relay, {
       type: Cmt.Request,
       from: this.cluster.instanceId,
@@ -541,12 +515,10 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
    * requests that is. Other relays unroute it without failing its requests.
    */
   drain(session: Session, frame: DrainFrame): void {
-    session.leaving = true;
-    const world = session.world;
-    if (!session.draining && session.established && world.nodes.get(session.nodeId as string) === session) {
-      session.draining = true;
-      this.unroute(world, session);
-      this.cluster.nodeDown(world.tenant, session.nodeId as string, true, session.identity.subject);
+    // Moved off by the relay's own drain: it is leaving itself now, so not even a request crossing the GOAWAY goes to it.
+    session.world.standby.remove(session);
+    if (session.routed) {
+      this.leaveRouting(session, true);
       this.releaseReservation(session);
     }
     session.send(this.codec.encode({ type: FrameType.Ack, id: frame.id, recipients: session.inbound.size }));
@@ -672,14 +644,10 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     }
   }
 
-  private target(world: World, nodeId: string, pattern: string): Routable | undefined {
-    const node = world.nodes.get(nodeId);
-    return node !== undefined && node.serves.has(pattern) ? node : undefined;
-  }
 
   /** The subject a node id is bound to, if any (expired reservations are dropped). */
   private ownerOf(world: World, nodeId: string): string | undefined {
-    const key = reservationKey(world, nodeId);
+    const key = nodeKey(world.tenant, nodeId);
     const r = this.reservations.get(key);
     if (r === undefined) return undefined;
     if (r.until <= Date.now()) {
@@ -789,9 +757,9 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     clearTimeout(session.expiryTimer);
     const world = session.world;
     if (session.established) this.releaseReservation(session);
-    if (session.established && world.nodes.get(session.nodeId as string) === session) {
-      this.unroute(world, session);
-      this.cluster.nodeDown(world.tenant, session.nodeId as string, false, session.identity.subject);
+    world.standby.remove(session);
+    if (session.routed) {
+      this.leaveRouting(session, false);
       // Another relay's node with the same id, kept out while this one held it.
       const other = this.cluster.claimant(world.tenant, session.nodeId as string);
       if (other !== undefined) this.remoteNodeUp(other);
@@ -813,7 +781,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
 
   /** A session's node id stays bound to its subject for `nodeIdReservationMs` from now (it left, lost it, or drained). */
   private releaseReservation(session: Session): void {
-    const r = this.reservations.get(reservationKey(session.world, session.nodeId as string));
+    const r = this.reservations.get(nodeKey(session.world.tenant, session.nodeId as string));
     // Only its own: after a DRAIN the id may have been taken by a new session of the same subject.
     if (r !== undefined && r.until === Infinity && r.holder === session) {
       r.until = Date.now() + this.options.nodeIdReservationMs;
@@ -828,6 +796,12 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     world.subscriptions.remove(node);
   }
 
+  /** A routed session leaves routing, here and in the cluster (`graceful`: it drains, what is in flight completes). */
+  private leaveRouting(session: Session, graceful: boolean): void {
+    this.unroute(session.world, session);
+    this.cluster.nodeDown(session.world.tenant, session.nodeId as string, graceful, session.identity.subject);
+  }
+
   private world(tenant: string): World {
     let world = this.worlds.get(tenant);
     if (world === undefined) this.worlds.set(tenant, (world = new World(tenant)));
@@ -835,7 +809,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   }
 
   private dropWorldIfEmpty(world: World): void {
-    if (world.sessions === 0 && world.remoteNodes === 0 && this.worlds.get(world.tenant) === world) this.worlds.delete(world.tenant);
+    // Without sessions, what is left in `nodes` are other relays' nodes.
+    if (world.sessions === 0 && world.nodes.size === 0 && this.worlds.get(world.tenant) === world) this.worlds.delete(world.tenant);
   }
 
   // ---- The cluster's side (ClusterListener): nodes and traffic of other relays ----
@@ -847,7 +822,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   localNodes(): ClusterNode[] {
     const nodes: ClusterNode[] = [];
     for (const session of this.sessions) {
-      if (session.established && session.world.nodes.get(session.nodeId as string) === session) nodes.push(clusterNode(session));
+      if (session.routed) nodes.push(clusterNode(session));
     }
     return nodes;
   }
@@ -865,8 +840,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     if (held instanceof Session) {
       if (!claimBeats(node.info, node.relay.instanceId, held, this.cluster.instanceId)) return;
       // Lost: out of routing here, and out of every other relay's presence.
-      this.unroute(world, held);
-      this.cluster.nodeDown(world.tenant, node.nodeId, false, held.identity.subject);
+      this.leaveRouting(held, false);
       this.releaseReservation(held);
       const message = RelayErrorMessages.nodeIdConflict(node.nodeId);
       this.sendError(held, 0, RelayErrorCode.NODE_ID_CONFLICT, message);
@@ -877,11 +851,10 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       this.unrouteRemote(world, held, false, 0);
     }
     world.nodes.set(node.nodeId, node);
-    world.remoteNodes++;
     world.providers.add(node);
     world.subscriptions.add(node);
     // Its id is bound to its subject here as well, so no other subject takes it over through this relay.
-    if (node.info.subject !== null) this.reservations.set(reservationKey(world, node.nodeId), { subject: node.info.subject, until: Infinity });
+    if (node.info.subject !== null) this.reservations.set(nodeKey(world.tenant, node.nodeId), { subject: node.info.subject, until: Infinity });
     for (const pattern of node.patterns) this.releaseWaits(world, pattern);
   }
 
@@ -902,8 +875,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   /** Takes a remote node out of routing and settles what was in flight to it (not when it drained). */
   private unrouteRemote(world: World, node: RemoteNode, graceful: boolean, reservedForMs: number): void {
     this.unroute(world, node);
-    world.remoteNodes--;
-    const key = reservationKey(world, node.nodeId);
+    const key = nodeKey(world.tenant, node.nodeId);
     const r = this.reservations.get(key);
     if (r !== undefined && r.until === Infinity && r.subject === node.info.subject) {
       if (reservedForMs > 0) r.until = Date.now() + reservedForMs;
@@ -956,8 +928,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     const reply = (code: RelayErrorCode, message: string) =>
       this.cluster.send(relay, { type: Cmt.Error, from: this.cluster.instanceId, fwdId: m.fwdId, code, message });
     // In the shutdown drain, the relay that forwarded it may not have heard yet that the node moved off.
-    if (provider === undefined && world !== undefined && this.movedOff !== undefined) {
-      provider = this.movedOffProvider(world, { pattern: m.pattern, peer: m.nodeId });
+    if (provider === undefined && world !== undefined && !this.accepting) {
+      provider = world.standby.pick(m.pattern, m.nodeId);
       if (provider === undefined) {
         reply(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway()));
         return;
@@ -971,31 +943,9 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       reply(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(m.fwdId)));
       return;
     }
-    const pending: PendingRequest = {
-      rid: this.nextRid(provider.inbound),
-      callerRequestId: m.fwdId,
-      caller: relay,
-      provider,
-      pattern: m.pattern,
-      timeoutMs: m.timeoutMs,
-      timer: undefined,
-    };
-    relay.inbound.set(m.fwdId, pending);
-    provider.inbound.set(pending.rid, pending);
     // The caller's relay keeps the deadline; this timer only cleans up should it never say.
-    pending.timer = setTimeout(() => this.expire(pending), Math.min(MAX_TIMER_MS, m.timeoutMs + FORWARDED_DEADLINE_GRACE_MS));
-    provider.send(
-      this.codec.encode({
-        type: FrameType.Request,
-        id: pending.rid,
-        pattern: m.pattern,
-        payload: m.payload,
-        timeoutMs: m.timeoutMs,
-        peer: m.callerNodeId,
-        ext: m.ext,
-        claims: m.claims,
-      }),
-    );
+    const timerMs = Math.min(MAX_TIMER_MS, m.timeoutMs + FORWARDED_DEADLINE_GRACE_MS);
+    this.sendRequest(this.book(relay, m.fwdId, provider, m.pattern, m.timeoutMs, timerMs), m, m.callerNodeId, m.claims);
   }
 
   remoteResponse(relay: RemoteRelay, m: Msg<ClusterMessageType.Response>): void {
@@ -1019,9 +969,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
 
   remoteError(relay: RemoteRelay, m: Msg<ClusterMessageType.Error>): void {
     const pending = relay.outbound.get(m.fwdId);
-    if (pending === undefined) return;
-    this.settle(pending);
-    this.sendError(pending.caller as Session, pending.callerRequestId, m.code as RelayErrorCode, m.message);
+    if (pending !== undefined) this.fail(pending, m.code as RelayErrorCode, m.message);
   }
 
   remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void {
@@ -1073,7 +1021,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
         continue;
       }
       // A call for another node waits on, as it is.
-      if (held.frame.peer !== null && this.target(world, held.frame.peer, pattern) === undefined) continue;
+      if (held.frame.peer !== null && target(world.nodes, held.frame.peer, pattern) === undefined) continue;
       this.removeWait(wait);
       const caller = wait.session;
       // Its token may have been refreshed meanwhile: the call must still be permitted.
@@ -1164,10 +1112,6 @@ function clusterNode(s: Session): ClusterNode {
 function markHeard(this: WebSocket): void {
   const session = sessionOf(this);
   if (session !== undefined) session.heard = true;
-}
-
-function reservationKey(world: World, nodeId: string): string {
-  return `${world.tenant}\u0000${nodeId}`;
 }
 
 /** WebSocket close reasons are limited to 123 bytes of UTF-8. */

@@ -10,6 +10,8 @@ interface Subscription {
 interface Route {
   plain: Routable[];
   groups: Array<{ queue: string; members: Routable[] }>;
+  /** Every node above, plain or in a group. */
+  all: Set<Routable>;
 }
 
 const MAX_CACHED_SUBJECTS = 10_000;
@@ -66,19 +68,17 @@ export class SubscriptionIndex {
 
   /** Whether `session` subscribes to `subject` (queue groups aside). */
   subscribes(session: Routable, subject: string): boolean {
-    const route = this.route(subject);
-    return route.plain.includes(session) || route.groups.some(g => g.members.includes(session));
+    return this.route(subject).all.has(session);
   }
 
   private route(subject: string): Route {
     let route = this.cache.get(subject);
     if (route !== undefined) return route;
-    const seen = new Set<Routable>();
-    route = { plain: [], groups: [] };
+    route = { plain: [], groups: [], all: new Set() };
     const groups = new Map<string, Routable[]>();
     for (const { session, match } of this.subscriptions) {
-      if (seen.has(session) || !match(subject)) continue;
-      seen.add(session);
+      if (route.all.has(session) || !match(subject)) continue;
+      route.all.add(session);
       if (session.queue === null) {
         route.plain.push(session);
       } else {

@@ -1,4 +1,4 @@
-import type { PendingWait } from '../session.js';
+import type { PendingWait, Session } from '../session.js';
 import { ProviderTable } from './provider-table.js';
 import { SubscriptionIndex } from './subscription-index.js';
 
@@ -15,6 +15,40 @@ export interface Routable {
   readonly slow: boolean;
 }
 
+/** The node `nodeId` among `nodes` if it serves `pattern`. */
+export function target<T extends Routable>(nodes: ReadonlyMap<string, T>, nodeId: string, pattern: string): T | undefined {
+  const node = nodes.get(nodeId);
+  return node !== undefined && node.serves.has(pattern) ? node : undefined;
+}
+
+/**
+ * Providers the relay's shutdown drain moved off routing while they are
+ * still connected: a request that crossed the GOAWAY (sent before its caller
+ * read it) goes to one of them, in turn, rather than failing.
+ */
+class Standby {
+  private readonly nodes = new Map<string, Session>();
+  private readonly providers = new ProviderTable();
+
+  add(session: Session): void {
+    this.nodes.set(session.nodeId as string, session);
+    this.providers.add(session);
+  }
+
+  remove(session: Session): void {
+    if (this.nodes.get(session.nodeId as string) !== session) return;
+    this.nodes.delete(session.nodeId as string);
+    this.providers.remove(session);
+  }
+
+  /** One that serves `pattern` (`peer`: that node only) and is still open. */
+  pick(pattern: string, peer: string | null): Session | undefined {
+    if (this.nodes.size === 0) return undefined;
+    const s = (peer === null ? this.providers.pick(pattern) : target(this.nodes, peer, pattern)) as Session | undefined;
+    return s?.isOpen ? s : undefined;
+  }
+}
+
 /**
  * One tenant's routing state. Sessions of different tenants live in
  * different worlds, so routing, discovery, events and targeting cannot cross
@@ -26,10 +60,10 @@ export class World {
   readonly providers = new ProviderTable();
   readonly subscriptions = new SubscriptionIndex();
   readonly waits = new Map<string, Set<PendingWait>>();
-  /** Sessions (established or not) in this world. */
+  /** Only while the relay drains for shutdown. */
+  readonly standby = new Standby();
+  /** Sessions (established or not) in this world; it is dropped when none is left, nor any node of another relay. */
   sessions = 0;
-  /** Nodes of other relays in this world; it is dropped when neither is left. */
-  remoteNodes = 0;
 
   constructor(readonly tenant: string) {}
 }
