@@ -93,7 +93,7 @@ export class RelayCluster {
     // start() resolves once the backplane can publish, unless it said otherwise meanwhile.
     if (this.connected === undefined) {
       this.connected = true;
-      this.hello();
+      this.beat();
     }
     if (!(this.backplane instanceof InMemoryBackplane)) {
       this.logger.log(`Relay ${this.options.relayId} joining the cluster on ${this.backplane.description}`);
@@ -171,9 +171,15 @@ export class RelayCluster {
     if (this.connected === true && !this.stopped) this.backplane.publish(this.codec.encode(m));
   }
 
-  /** Announces this relay; once its heartbeat comes back it asks every other for its nodes (see onMessage). */
-  private hello(): void {
-    this.broadcast({ type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId });
+  /**
+   * The heartbeat. Until it has come back once (healthy), only to this
+   * relay's own channel: the others first hear of it through the SYNC it
+   * then broadcasts (see onMessage), not through beats it could not answer.
+   */
+  private beat(): void {
+    const m: ClusterMessage = { type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId };
+    if (this.healthy) this.broadcast(m);
+    else if (this.connected === true && !this.stopped) this.backplane.send(this.instanceId, this.codec.encode(m));
   }
 
   private onConnection(up: boolean): void {
@@ -182,7 +188,7 @@ export class RelayCluster {
     this.connected = up;
     if (up) {
       this.logger.log(`Cluster backplane ${this.backplane.description} connected`);
-      this.hello();
+      this.beat();
     } else {
       if (before !== undefined) {
         this.logger.warn(`Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`);
@@ -192,7 +198,7 @@ export class RelayCluster {
   }
 
   private tick(): void {
-    this.broadcast({ type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId });
+    this.beat();
     const now = Date.now();
     if (this.healthy && now - this.lastHeard > this.timeoutMs) {
       this.logger.warn(
@@ -247,9 +253,11 @@ export class RelayCluster {
       if (m.type === ClusterMessageType.Bye) return;
       relay = new RemoteRelay(m.from, m.type === ClusterMessageType.Beat || m.type === ClusterMessageType.Snapshot ? m.relayId : undefined);
       this.relays.set(m.from, relay);
-      // First contact either way: each side sends the other its nodes.
-      this.send(relay, this.snapshot());
-      if (m.type !== ClusterMessageType.Snapshot) this.send(relay, { type: ClusterMessageType.Sync, from: this.instanceId });
+      // First contact either way: each side sends the other its nodes (a SYNC is answered below).
+      if (m.type !== ClusterMessageType.Sync) this.send(relay, this.snapshot());
+      if (m.type !== ClusterMessageType.Snapshot && m.type !== ClusterMessageType.Sync) {
+        this.send(relay, { type: ClusterMessageType.Sync, from: this.instanceId });
+      }
       this.logger.log(`Relay ${relay.relayId} joined the cluster`);
     }
     relay.lastSeen = Date.now();

@@ -1,0 +1,84 @@
+import { ClusterCodec, type ClusterNode, ClusterMessageType } from './cluster-protocol.js';
+import { InMemoryBackplane, InMemoryHub } from './in-memory.backplane.js';
+import { type ClusterListener, RelayCluster } from './relay-cluster.js';
+import { resolveRelayOptions } from '../relay.constants.js';
+
+const codec = new ClusterCodec();
+
+/** Counts what one relay sends, by kind ("pub Beat", "send Snapshot"). */
+class CountingBackplane extends InMemoryBackplane {
+  readonly counts = new Map<string, number>();
+
+  override publish(m: Uint8Array): void {
+    this.count('pub', m);
+    super.publish(m);
+  }
+
+  override send(relay: string, m: Uint8Array): void {
+    this.count('send', m);
+    super.send(relay, m);
+  }
+
+  get(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+
+  private count(how: string, m: Uint8Array): void {
+    const key = `${how} ${ClusterMessageType[codec.decode(m).type]}`;
+    this.counts.set(key, this.get(key) + 1);
+  }
+}
+
+function node(nodeId: string): ClusterNode {
+  return { tenant: '', nodeId, service: null, patterns: ['p'], events: [], queue: null, subject: null, since: 1 };
+}
+
+function listener(own: ClusterNode, seen: string[], gone: string[]): ClusterListener {
+  const none = () => undefined;
+  return {
+    localNodes: () => [own],
+    remoteNodeUp: n => void seen.push(n.nodeId),
+    remoteNodeDown: none,
+    remoteNodeChanged: none,
+    relayGone: r => void gone.push(r.instanceId),
+    remoteRequest: none,
+    remoteResponse: none,
+    remoteCancel: none,
+    remoteError: none,
+    remoteEvent: none,
+    remoteHandled: none,
+  };
+}
+
+async function until(predicate: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise(resolve => setImmediate(resolve));
+  }
+}
+
+describe('RelayCluster joining', () => {
+  it('a relay that joins exchanges one snapshot each way, and nobody takes the join for a restart', async () => {
+    const hub = new InMemoryHub();
+    const make = (relayId: string, backplane: CountingBackplane) =>
+      new RelayCluster(resolveRelayOptions({ relayId, cluster: { backplane, heartbeatIntervalMs: 20, timeoutMs: 1000 } }));
+    const [bpA, bpB] = [new CountingBackplane(hub), new CountingBackplane(hub)];
+    const [a, b] = [make('A', bpA), make('B', bpB)];
+    const seenA: string[] = [], seenB: string[] = [], goneA: string[] = [], goneB: string[] = [];
+    await a.start(listener(node('on-a'), seenA, goneA));
+    await until(() => a.status().healthy, 'A to be healthy');
+    await b.start(listener(node('on-b'), seenB, goneB));
+    try {
+      await until(() => seenA.includes('on-b') && seenB.includes('on-a'), 'each relay to know the other’s node');
+      // A few more heartbeats: nothing more comes of the join.
+      const beats = bpB.get('pub Beat');
+      await until(() => bpB.get('pub Beat') >= beats + 3, 'three more beats of B');
+      expect([bpA.get('send Snapshot'), bpB.get('send Snapshot')]).toEqual([1, 1]);
+      expect([bpA.get('send Sync'), bpB.get('pub Sync')]).toEqual([0, 1]);
+      expect([goneA, goneB]).toEqual([[], []]);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
