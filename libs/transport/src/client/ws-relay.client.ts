@@ -187,17 +187,27 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     const normalized = this.normalizePattern(pattern as string);
     const problem = headerProblem(normalized);
     if (problem !== null) throw problem;
+    const full = this.overLimits();
+    if (full !== null) throw full;
     await this.correlate(normalized, timeoutMs, id => ({ type: FrameType.Wait, id, pattern: normalized, timeoutMs }));
   }
 
   /** The nodes the relay knows, with their service labels and patterns. */
   async discover(): Promise<NodeInfo[]> {
     await this.connect();
+    const full = this.overLimits();
+    if (full !== null) throw full;
     const frame = await this.correlate('(discover)', this.timeoutMs, id => ({ type: FrameType.Discover, id }));
     return frame.type === FrameType.Nodes ? frame.nodes : [];
   }
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    // First: a client over its limits does not serialize and encode what it then refuses.
+    const full = this.overLimits();
+    if (full !== null) {
+      callback({ err: full, isDisposed: true });
+      return noop;
+    }
     const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
     const pattern = this.normalizePattern(packet.pattern);
     const problem = headerProblem(pattern, out.options?.nodeId);
@@ -213,11 +223,6 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       payload = encodePayloadTransient(out.data);
     } catch (err) {
       callback({ err: this.unencodable(err), isDisposed: true });
-      return noop;
-    }
-    const full = this.overLimits();
-    if (full !== null) {
-      callback({ err: full, isDisposed: true });
       return noop;
     }
     const id = this.nextId();
@@ -253,6 +258,8 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   }
 
   protected dispatchEvent<T = WsRelayEventAck>(packet: ReadPacket): Promise<T> {
+    const full = this.overLimits();
+    if (full !== null) return Promise.reject(full);
     const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
     const pattern = this.normalizePattern(packet.pattern);
     const problem = headerProblem(pattern, out.options?.nodeId);
@@ -276,18 +283,14 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       peer: out.options?.nodeId ?? null,
       ext,
       claims: null,
-      ...(handlers ? { flags: EventFlag.ACK_HANDLERS, timeoutMs } : {}),
+      flags: handlers ? EventFlag.ACK_HANDLERS : 0, // 0 and an undefined timeoutMs stay off the wire
+      timeoutMs: handlers ? timeoutMs : undefined,
     })).then(frame => ({ recipients: frame.type === FrameType.Ack ? frame.recipients : 0 }) as T);
   }
 
-  /** Sends a frame with a fresh id and resolves with the relay's answer to it. */
+  /** Sends a frame with a fresh id and resolves with the relay's answer to it (the caller checked overLimits()). */
   private correlate(pattern: string, timeoutMs: number, build: (id: number) => Frame): Promise<Frame> {
     return new Promise<Frame>((resolve, reject) => {
-      const full = this.overLimits();
-      if (full !== null) {
-        reject(full);
-        return;
-      }
       const id = this.nextId();
       const entry: Pending = {
         onFrame: frame => {

@@ -143,11 +143,6 @@ export class RelayConnection {
     for (const url of config.urls) this.urlStatus.set(url, 'not_connected');
   }
 
-  /** The relay URLs, in order. */
-  get urls(): readonly string[] {
-    return this.config.urls;
-  }
-
   /** Whether `socket` is one of this connection's sessions (current or draining). */
   owns(socket: WebSocket): boolean {
     return socket === this.socket || this.draining.has(socket);
@@ -230,7 +225,8 @@ export class RelayConnection {
    */
   send(frame: Frame, via?: WebSocket): boolean {
     const socket = via ?? (this.state === 'connected' ? this.socket : undefined);
-    if (socket === undefined || socket.readyState !== WebSocket.OPEN || (via !== undefined && !this.owns(via))) return false;
+    // RelayLinks, the one caller, gives a `via` only to the connection that owns it.
+    if (socket === undefined || socket.readyState !== WebSocket.OPEN) return false;
     corkForTick(socket);
     socket.send(this.codec.encode(frame));
     return true;
@@ -393,14 +389,13 @@ export class RelayConnection {
     }, this.config.handshakeTimeoutMs);
   }
 
+  /** A frame from the current session, or from a draining one (which still carries answers to what was in flight on it). */
   private onMessage(socket: WebSocket, data: Buffer, isBinary: boolean): void {
-    if (socket !== this.socket) {
-      if (this.draining.has(socket)) this.onDrainingMessage(socket, data, isBinary);
-      return;
-    }
-    this.alive = true;
+    const current = socket === this.socket;
+    if (!current && !this.draining.has(socket)) return;
+    if (current) this.alive = true;
     if (!isBinary) {
-      this.logger.warn('Ignored a text frame from the relay; the protocol is binary MessagePack.');
+      if (current) this.logger.warn('Ignored a text frame from the relay; the protocol is binary MessagePack.');
       return;
     }
     let frame: Frame;
@@ -410,7 +405,7 @@ export class RelayConnection {
       this.logger.error(`Ignored a frame from the relay: ${(err as Error).message}`);
       return;
     }
-    if (this.session === undefined) {
+    if (current && this.session === undefined) {
       this.onHandshakeFrame(socket, frame);
       return;
     }
@@ -421,17 +416,13 @@ export class RelayConnection {
       case FrameType.Pong:
         return;
       case FrameType.TokenExpiring:
-        void this.refreshToken(socket, frame.expiresAt);
+        if (current) void this.refreshToken(socket, frame.expiresAt);
         return;
       case FrameType.GoAway:
-        this.onGoAway(socket, frame.reason, frame.drainMs);
-        return;
-      case FrameType.Ack:
-        if (this.settlesDrain(frame.id, socket)) return;
-        this.deliver(frame, socket);
+        if (current) this.onGoAway(socket, frame.reason, frame.drainMs);
         return;
       case FrameType.Authorized:
-        this.events.emit('token_refreshed', frame.expiresAt);
+        if (current) this.events.emit('token_refreshed', frame.expiresAt);
         return;
       case FrameType.Error:
         if (frame.id === 0 && frame.code === RelayErrorCode.UNAUTHORIZED) {
@@ -439,11 +430,12 @@ export class RelayConnection {
           return;
         }
         if (this.settlesDrain(frame.id, socket)) return;
-        this.deliver(frame, socket);
-        return;
-      default:
-        this.deliver(frame, socket);
+        break;
+      case FrameType.Ack:
+        if (this.settlesDrain(frame.id, socket)) return;
+        break;
     }
+    this.deliver(frame, socket);
   }
 
   private deliver(frame: Frame, socket: WebSocket): void {
@@ -452,34 +444,6 @@ export class RelayConnection {
     } catch (err) {
       // A frame the owner cannot handle must not take the process down.
       this.logger.error(`Failed to handle a ${frame.type} frame: ${(err as Error).message}`);
-    }
-  }
-
-  /** What a draining session still carries: answers to what was in flight on it. */
-  private onDrainingMessage(socket: WebSocket, data: Buffer, isBinary: boolean): void {
-    if (!isBinary) return;
-    let frame: Frame;
-    try {
-      frame = this.codec.decode(data);
-    } catch {
-      return;
-    }
-    switch (frame.type) {
-      case FrameType.Ping:
-        socket.send(this.codec.encode({ type: FrameType.Pong }));
-        return;
-      case FrameType.Pong:
-      case FrameType.TokenExpiring:
-      case FrameType.Authorized:
-      case FrameType.GoAway:
-        return;
-      case FrameType.Ack:
-      case FrameType.Error:
-        if (this.settlesDrain(frame.id, socket)) return;
-        this.deliver(frame, socket);
-        return;
-      default:
-        this.deliver(frame, socket);
     }
   }
 
@@ -628,7 +592,7 @@ export class RelayConnection {
   }
 
   private setUrlStatus(url: string, status: WsRelayUrlStatus): void {
-    if (!this.urlStatus.has(url) || this.urlStatus.get(url) === status) return;
+    if (this.urlStatus.get(url) === status) return;
     this.urlStatus.set(url, status);
     this.events.emit('relay_status', url, status);
   }

@@ -86,6 +86,8 @@ export class RelayLinks {
    */
   ready(): Promise<void> {
     if (this.connections.length === 1) return this.connections[0].ready();
+    // Not a waiter (and its timer) per call on every relay that is down, while one is up.
+    if (this.connected) return Promise.resolve();
     const attempts = this.connections.map(c => c.ready());
     return Promise.any(attempts).catch((err: AggregateError) => {
       throw err.errors[0];

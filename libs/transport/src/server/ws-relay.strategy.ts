@@ -281,7 +281,7 @@ export class WsRelayStrategy
     const wantsAck = ((frame.flags ?? 0) & EventFlag.ACK_HANDLERS) !== 0;
     const patterns = this.matchingEventPatterns(frame.pattern);
     if (patterns.length === 0) {
-      if (wantsAck) this.links.send({ type: FrameType.Handled, id: frame.id, error: null }, via);
+      if (wantsAck) this.handled(frame.id, undefined, via);
       return;
     }
     let ext: ReturnType<typeof decodeExt>;
@@ -372,9 +372,8 @@ export class WsRelayStrategy
   }
 
   private settle(id: number, via: WebSocket): void {
-    const books = this.inFlight.get(via);
-    if (books === undefined || !books.delete(id)) return;
-    if (books.size === 0) this.inFlight.delete(via);
+    // A session's books stay until it is lost (cancelAll): not a new Map per request under sequential load.
+    if (this.inFlight.get(via)?.delete(id) !== true) return;
     this.checkIdle();
   }
 
@@ -391,6 +390,7 @@ export class WsRelayStrategy
     const sessions = via === undefined ? [...this.inFlight.keys()] : [via];
     for (const session of sessions) {
       for (const id of [...(this.inFlight.get(session)?.keys() ?? [])]) this.cancel(id, session);
+      this.inFlight.delete(session);
     }
   }
 
@@ -408,7 +408,9 @@ export class WsRelayStrategy
   }
 
   private isIdle(): boolean {
-    return this.inFlight.size === 0 && this.runningEvents === 0;
+    if (this.runningEvents !== 0) return false;
+    for (const books of this.inFlight.values()) if (books.size !== 0) return false;
+    return true;
   }
 
   private checkIdle(): void {
