@@ -104,22 +104,92 @@ export type ClusterMessage =
 /** The cluster message of one type. */
 export type Msg<T extends ClusterMessageType> = Extract<ClusterMessage, { type: T }>;
 
+/** A message as a relay sends it: the codec writes who it is `from`. */
+export type ClusterOutgoing = ClusterMessage extends infer M ? (M extends ClusterMessage ? Omit<M, 'from'> : never) : never;
+
 /** Why a message was dropped. */
 export class ClusterMessageError extends Error {
   override name = 'ClusterMessageError';
 }
 
+/** How a field travels: each kind's check on the way in (nodes and ack lists also change shape). */
+type Kind = 'str' | 'optStr' | 'num' | 'num0' | 'bool' | 'bin' | 'optBin' | 'strs' | 'node' | 'nodes' | 'acks';
+
+/** The fields of each message type after [version, type, from], in wire order. */
+const FIELDS: { readonly [T in ClusterMessageType]: ReadonlyArray<readonly [Exclude<keyof Msg<T>, 'type' | 'from'>, Kind]> } = {
+  [ClusterMessageType.Beat]: [['relayId', 'str']],
+  [ClusterMessageType.Sync]: [],
+  [ClusterMessageType.Snapshot]: [
+    ['relayId', 'str'],
+    ['nodes', 'nodes'],
+  ],
+  [ClusterMessageType.NodeUp]: [['node', 'node']],
+  [ClusterMessageType.NodeDown]: [
+    ['tenant', 'str'],
+    ['nodeId', 'str'],
+    ['graceful', 'bool'],
+    ['subject', 'optStr'],
+    ['reservedForMs', 'num0'],
+  ],
+  [ClusterMessageType.Bye]: [],
+  [ClusterMessageType.Request]: [
+    ['fwdId', 'num'],
+    ['tenant', 'str'],
+    ['nodeId', 'str'],
+    ['pattern', 'str'],
+    ['payload', 'bin'],
+    ['timeoutMs', 'num'],
+    ['callerNodeId', 'optStr'],
+    ['ext', 'optBin'],
+    ['claims', 'optBin'],
+  ],
+  [ClusterMessageType.Response]: [
+    ['fwdId', 'num'],
+    ['flags', 'num'],
+    ['payload', 'optBin'],
+  ],
+  [ClusterMessageType.Cancel]: [['fwdId', 'num']],
+  [ClusterMessageType.Error]: [
+    ['fwdId', 'num'],
+    ['code', 'str'],
+    ['message', 'str'],
+  ],
+  [ClusterMessageType.Event]: [
+    ['tenant', 'str'],
+    ['id', 'num'],
+    ['pattern', 'str'],
+    ['payload', 'bin'],
+    ['emitterNodeId', 'optStr'],
+    ['ext', 'optBin'],
+    ['claims', 'optBin'],
+    ['targets', 'strs'],
+    ['acks', 'acks'],
+  ],
+  [ClusterMessageType.Handled]: [
+    ['did', 'num'],
+    ['code', 'optStr'],
+    ['error', 'optBin'],
+  ],
+};
+
 /**
  * Encodes and decodes backplane messages: MessagePack arrays led by the
- * protocol version and the type. Payloads, ext and claims are carried as the
- * `bin` they arrived as, so forwarding never re-encodes them.
+ * protocol version, the type and the sender, then the type's FIELDS.
+ * Payloads, ext and claims are carried as the `bin` they arrived as, so
+ * forwarding never re-encodes them.
  */
 export class ClusterCodec {
   private readonly encoder = new Encoder({ ignoreUndefined: true });
   private readonly decoder = new Decoder({ maxMapLength: 0, maxExtLength: 0 });
 
-  encode(m: ClusterMessage): Uint8Array {
-    return this.encoder.encode(toWire(m));
+  encode(m: ClusterOutgoing, from: string): Uint8Array {
+    const wire: unknown[] = [CLUSTER_PROTOCOL_VERSION, m.type, from];
+    const values = m as unknown as Record<string, unknown>;
+    for (const [key, kind] of FIELDS[m.type]) {
+      const v = values[key];
+      wire.push(kind === 'node' ? nodeToWire(v as ClusterNode) : kind === 'nodes' ? (v as ClusterNode[]).map(nodeToWire) : v);
+    }
+    return this.encoder.encode(wire);
   }
 
   decode(bytes: Uint8Array): ClusterMessage {
@@ -133,40 +203,20 @@ export class ClusterCodec {
     if (raw[0] !== CLUSTER_PROTOCOL_VERSION) {
       throw new ClusterMessageError(`cluster protocol version ${String(raw[0])}, this relay speaks ${CLUSTER_PROTOCOL_VERSION}`);
     }
-    return fromWire(raw);
+    const type = raw[1] as ClusterMessageType;
+    const fields = FIELDS[type] as ReadonlyArray<readonly [string, Kind]> | undefined;
+    if (fields === undefined) fail(`type ${String(raw[1])}`);
+    const m: Record<string, unknown> = { type, from: str(raw[2], 'from') };
+    const name = ClusterMessageType[type].toLowerCase();
+    for (let i = 0; i < fields.length; i++) {
+      const [key, kind] = fields[i];
+      m[key] = read(raw[3 + i], kind, `${name}.${key}`);
+    }
+    return m as unknown as ClusterMessage;
   }
 }
 
 const nodeToWire = (n: ClusterNode): unknown[] => [n.tenant, n.nodeId, n.service, n.patterns, n.events, n.queue, n.subject, n.since];
-
-function toWire(m: ClusterMessage): unknown[] {
-  const head = [CLUSTER_PROTOCOL_VERSION, m.type, m.from];
-  switch (m.type) {
-    case ClusterMessageType.Beat:
-      return [...head, m.relayId];
-    case ClusterMessageType.Sync:
-    case ClusterMessageType.Bye:
-      return head;
-    case ClusterMessageType.Snapshot:
-      return [...head, m.relayId, m.nodes.map(nodeToWire)];
-    case ClusterMessageType.NodeUp:
-      return [...head, nodeToWire(m.node)];
-    case ClusterMessageType.NodeDown:
-      return [...head, m.tenant, m.nodeId, m.graceful, m.subject, m.reservedForMs];
-    case ClusterMessageType.Request:
-      return [...head, m.fwdId, m.tenant, m.nodeId, m.pattern, m.payload, m.timeoutMs, m.callerNodeId, m.ext, m.claims];
-    case ClusterMessageType.Response:
-      return [...head, m.fwdId, m.flags, m.payload];
-    case ClusterMessageType.Cancel:
-      return [...head, m.fwdId];
-    case ClusterMessageType.Error:
-      return [...head, m.fwdId, m.code, m.message];
-    case ClusterMessageType.Event:
-      return [...head, m.tenant, m.id, m.pattern, m.payload, m.emitterNodeId, m.ext, m.claims, m.targets, m.acks];
-    case ClusterMessageType.Handled:
-      return [...head, m.did, m.code, m.error];
-  }
-}
 
 function fail(what: string): never {
   throw new ClusterMessageError(`bad ${what}`);
@@ -176,13 +226,39 @@ const str = (v: unknown, what: string): string => (typeof v === 'string' ? v : f
 const optStr = (v: unknown, what: string): string | null => (v == null ? null : str(v, what));
 const num = (v: unknown, what: string): number => (typeof v === 'number' && Number.isFinite(v) ? v : fail(what));
 const bin = (v: unknown, what: string): Uint8Array => (v instanceof Uint8Array ? v : fail(what));
-const optBin = (v: unknown, what: string): Uint8Array | null => (v == null ? null : bin(v, what));
 const strs = (v: unknown, what: string): string[] =>
   Array.isArray(v) && v.every(s => typeof s === 'string') ? (v as string[]) : fail(what);
 
-function acksFromWire(v: unknown): Array<readonly [string, number, number]> {
-  if (!Array.isArray(v)) fail('event.acks');
-  return v.map(e => (Array.isArray(e) && e.length === 3 ? ([str(e[0], 'ack.nodeId'), num(e[1], 'ack.did'), num(e[2], 'ack.attempt')] as const) : fail('event.acks')));
+function read(v: unknown, kind: Kind, what: string): unknown {
+  switch (kind) {
+    case 'str':
+      return str(v, what);
+    case 'optStr':
+      return optStr(v, what);
+    case 'num':
+      return num(v, what);
+    case 'num0':
+      return v == null ? 0 : num(v, what);
+    case 'bool':
+      return v === true;
+    case 'bin':
+      return bin(v, what);
+    case 'optBin':
+      return v == null ? null : bin(v, what);
+    case 'strs':
+      return strs(v, what);
+    case 'node':
+      return nodeFromWire(v);
+    case 'nodes':
+      return Array.isArray(v) ? v.map(nodeFromWire) : fail(what);
+    case 'acks':
+      // Only handler-acked events carry them.
+      if (v == null) return undefined;
+      if (!Array.isArray(v)) fail(what);
+      return v.map(e =>
+        Array.isArray(e) && e.length === 3 ? ([str(e[0], 'ack.nodeId'), num(e[1], 'ack.did'), num(e[2], 'ack.attempt')] as const) : fail(what),
+      );
+  }
 }
 
 function nodeFromWire(v: unknown): ClusterNode {
@@ -197,88 +273,4 @@ function nodeFromWire(v: unknown): ClusterNode {
     subject: optStr(v[6], 'node.subject'),
     since: num(v[7], 'node.since'),
   };
-}
-
-function fromWire(a: unknown[]): ClusterMessage {
-  const from = str(a[2], 'from');
-  switch (a[1]) {
-    case ClusterMessageType.Beat:
-      return { type: ClusterMessageType.Beat, from, relayId: str(a[3], 'beat.relayId') };
-    case ClusterMessageType.Sync:
-      return { type: ClusterMessageType.Sync, from };
-    case ClusterMessageType.Bye:
-      return { type: ClusterMessageType.Bye, from };
-    case ClusterMessageType.Snapshot: {
-      if (!Array.isArray(a[4])) fail('snapshot.nodes');
-      return { type: ClusterMessageType.Snapshot, from, relayId: str(a[3], 'snapshot.relayId'), nodes: (a[4] as unknown[]).map(nodeFromWire) };
-    }
-    case ClusterMessageType.NodeUp:
-      return { type: ClusterMessageType.NodeUp, from, node: nodeFromWire(a[3]) };
-    case ClusterMessageType.NodeDown:
-      return {
-        type: ClusterMessageType.NodeDown,
-        from,
-        tenant: str(a[3], 'down.tenant'),
-        nodeId: str(a[4], 'down.nodeId'),
-        graceful: a[5] === true,
-        subject: optStr(a[6], 'down.subject'),
-        reservedForMs: a[7] == null ? 0 : num(a[7], 'down.reservedForMs'),
-      };
-    case ClusterMessageType.Request:
-      return {
-        type: ClusterMessageType.Request,
-        from,
-        fwdId: num(a[3], 'request.fwdId'),
-        tenant: str(a[4], 'request.tenant'),
-        nodeId: str(a[5], 'request.nodeId'),
-        pattern: str(a[6], 'request.pattern'),
-        payload: bin(a[7], 'request.payload'),
-        timeoutMs: num(a[8], 'request.timeoutMs'),
-        callerNodeId: optStr(a[9], 'request.callerNodeId'),
-        ext: optBin(a[10], 'request.ext'),
-        claims: optBin(a[11], 'request.claims'),
-      };
-    case ClusterMessageType.Response:
-      return {
-        type: ClusterMessageType.Response,
-        from,
-        fwdId: num(a[3], 'response.fwdId'),
-        flags: num(a[4], 'response.flags'),
-        payload: optBin(a[5], 'response.payload'),
-      };
-    case ClusterMessageType.Cancel:
-      return { type: ClusterMessageType.Cancel, from, fwdId: num(a[3], 'cancel.fwdId') };
-    case ClusterMessageType.Error:
-      return {
-        type: ClusterMessageType.Error,
-        from,
-        fwdId: num(a[3], 'error.fwdId'),
-        code: str(a[4], 'error.code'),
-        message: str(a[5], 'error.message'),
-      };
-    case ClusterMessageType.Event:
-      return {
-        type: ClusterMessageType.Event,
-        from,
-        tenant: str(a[3], 'event.tenant'),
-        id: num(a[4], 'event.id'),
-        pattern: str(a[5], 'event.pattern'),
-        payload: bin(a[6], 'event.payload'),
-        emitterNodeId: optStr(a[7], 'event.emitterNodeId'),
-        ext: optBin(a[8], 'event.ext'),
-        claims: optBin(a[9], 'event.claims'),
-        targets: strs(a[10], 'event.targets'),
-        ...(a[11] == null ? {} : { acks: acksFromWire(a[11]) }),
-      };
-    case ClusterMessageType.Handled:
-      return {
-        type: ClusterMessageType.Handled,
-        from,
-        did: num(a[3], 'handled.did'),
-        code: optStr(a[4], 'handled.code'),
-        error: optBin(a[5], 'handled.error'),
-      };
-    default:
-      return fail(`type ${String(a[1])}`);
-  }
 }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import type { Backplane } from './backplane.js';
-import { ClusterCodec, type ClusterMessage, ClusterMessageError, ClusterMessageType, type ClusterNode, type Msg } from './cluster-protocol.js';
+import { ClusterCodec, type ClusterMessage, ClusterMessageError, type ClusterOutgoing, ClusterMessageType, type ClusterNode, type Msg } from './cluster-protocol.js';
 import { InMemoryBackplane } from './in-memory.backplane.js';
 import { RedisBackplane } from './redis.backplane.js';
 import { nodeKey, RemoteNode, RemoteRelay } from './remote.js';
@@ -106,7 +106,7 @@ export class RelayCluster {
     // From here nothing more goes out (a NODE_DOWN after BYE would bring this relay back as a ghost).
     this.stopped = true;
     clearInterval(this.timer);
-    if (goodbye) this.backplane.publish(this.codec.encode({ type: ClusterMessageType.Bye, from: this.instanceId }));
+    if (goodbye) this.backplane.publish(this.codec.encode({ type: ClusterMessageType.Bye }, this.instanceId));
     for (const relay of [...this.relays.values()]) this.drop(relay, undefined);
     // Let the goodbye leave before the connection closes.
     await new Promise(resolve => setImmediate(resolve));
@@ -140,7 +140,7 @@ export class RelayCluster {
   }
 
   nodeUp(node: ClusterNode): void {
-    this.broadcast({ type: ClusterMessageType.NodeUp, from: this.instanceId, node });
+    this.broadcast({ type: ClusterMessageType.NodeUp, node });
   }
 
   /**
@@ -151,7 +151,6 @@ export class RelayCluster {
   nodeDown(tenant: string, nodeId: string, graceful: boolean, subject: string | null): void {
     this.broadcast({
       type: ClusterMessageType.NodeDown,
-      from: this.instanceId,
       tenant,
       nodeId,
       graceful,
@@ -161,14 +160,14 @@ export class RelayCluster {
   }
 
   /** Sends a message to one relay; false when it is gone or the backplane is not usable. */
-  send(relay: RemoteRelay, m: ClusterMessage): boolean {
+  send(relay: RemoteRelay, m: ClusterOutgoing): boolean {
     if (relay.gone || !this.healthy || this.connected !== true || this.stopped) return false;
-    this.backplane.send(relay.instanceId, this.codec.encode(m));
+    this.backplane.send(relay.instanceId, this.codec.encode(m, this.instanceId));
     return true;
   }
 
-  private broadcast(m: ClusterMessage): void {
-    if (this.connected === true && !this.stopped) this.backplane.publish(this.codec.encode(m));
+  private broadcast(m: ClusterOutgoing): void {
+    if (this.connected === true && !this.stopped) this.backplane.publish(this.codec.encode(m, this.instanceId));
   }
 
   /**
@@ -177,9 +176,9 @@ export class RelayCluster {
    * then broadcasts (see onMessage), not through beats it could not answer.
    */
   private beat(): void {
-    const m: ClusterMessage = { type: ClusterMessageType.Beat, from: this.instanceId, relayId: this.options.relayId };
+    const m: ClusterOutgoing = { type: ClusterMessageType.Beat, relayId: this.options.relayId };
     if (this.healthy) this.broadcast(m);
-    else if (this.connected === true && !this.stopped) this.backplane.send(this.instanceId, this.codec.encode(m));
+    else if (this.connected === true && !this.stopped) this.backplane.send(this.instanceId, this.codec.encode(m, this.instanceId));
   }
 
   private onConnection(up: boolean): void {
@@ -240,7 +239,7 @@ export class RelayCluster {
           // Usable (again): ask every relay for its nodes. Relays that knew
           // this one take the SYNC as a restart and settle what was in flight with it.
           this.healthy = true;
-          this.broadcast({ type: ClusterMessageType.Sync, from: this.instanceId });
+          this.broadcast({ type: ClusterMessageType.Sync });
         }
       }
       return;
@@ -256,7 +255,7 @@ export class RelayCluster {
       // First contact either way: each side sends the other its nodes (a SYNC is answered below).
       if (m.type !== ClusterMessageType.Sync) this.send(relay, this.snapshot());
       if (m.type !== ClusterMessageType.Snapshot && m.type !== ClusterMessageType.Sync) {
-        this.send(relay, { type: ClusterMessageType.Sync, from: this.instanceId });
+        this.send(relay, { type: ClusterMessageType.Sync });
       }
       this.logger.log(`Relay ${relay.relayId} joined the cluster`);
     }
@@ -302,10 +301,9 @@ export class RelayCluster {
     }
   }
 
-  private snapshot(): ClusterMessage {
+  private snapshot(): ClusterOutgoing {
     return {
       type: ClusterMessageType.Snapshot,
-      from: this.instanceId,
       relayId: this.options.relayId,
       nodes: this.listener?.localNodes() ?? [],
     };

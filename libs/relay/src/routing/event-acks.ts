@@ -170,7 +170,6 @@ export class EventAcks {
       this.dropRelayed(id, r);
       this.cluster.send(r.relay, {
         type: ClusterMessageType.Handled,
-        from: this.cluster.instanceId,
         did: r.did,
         code: error === null ? null : HANDLER_ERROR,
         error,
@@ -194,7 +193,7 @@ export class EventAcks {
     for (const [nodeId, did, attempt] of deliveries) {
       const node = world?.nodes.get(nodeId);
       if (!(node instanceof Session) || !node.isOpen || !world!.subscriptions.subscribes(node, pattern)) {
-        this.cluster.send(relay, { type: ClusterMessageType.Handled, from: this.cluster.instanceId, did, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null });
+        this.cluster.send(relay, { type: ClusterMessageType.Handled, did, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null });
         continue;
       }
       const id = this.nextDid();
@@ -217,7 +216,7 @@ export class EventAcks {
         const r = this.relayed.get(id);
         if (r === undefined) continue;
         this.dropRelayed(id, r);
-        this.cluster.send(r.relay, { type: ClusterMessageType.Handled, from: this.cluster.instanceId, did: r.did, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null });
+        this.cluster.send(r.relay, { type: ClusterMessageType.Handled, did: r.did, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null });
       }
     }
     // Its own events: nobody waits for the answer any more.
@@ -272,7 +271,6 @@ export class EventAcks {
     const f = event.frame;
     const sent = this.cluster.send(relay, {
       type: ClusterMessageType.Event,
-      from: this.cluster.instanceId,
       tenant: event.emitter.world.tenant,
       id: 0,
       pattern: f.pattern,

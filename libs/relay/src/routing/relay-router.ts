@@ -385,7 +385,6 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     const pending = this.book(caller, frame.id, provider, frame.pattern, frame.timeoutMs, frame.timeoutMs);
     const sent = this.cluster.send(relay, {
       type: Cmt.Request,
-      from: this.cluster.instanceId,
       fwdId: pending.rid,
       tenant: caller.world.tenant,
       nodeId: provider.nodeId,
@@ -413,7 +412,6 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     } else {
       this.cluster.send(caller, {
         type: Cmt.Response,
-        from: this.cluster.instanceId,
         fwdId: pending.callerRequestId,
         flags: frame.flags,
         payload: frame.payload,
@@ -492,7 +490,6 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       for (const [relay, targets] of remote) {
         const sent = this.cluster.send(relay, {
           type: Cmt.Event,
-          from: this.cluster.instanceId,
           tenant: world.tenant,
           id: frame.id,
           pattern: frame.pattern,
@@ -723,7 +720,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     if (caller instanceof Session) {
       this.sendError(caller, pending.callerRequestId, code, message);
     } else {
-      this.cluster.send(caller, { type: Cmt.Error, from: this.cluster.instanceId, fwdId: pending.callerRequestId, code, message });
+      this.cluster.send(caller, { type: Cmt.Error, fwdId: pending.callerRequestId, code, message });
     }
   }
 
@@ -733,7 +730,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     if (provider instanceof Session) {
       provider.send(this.codec.encode({ type: FrameType.Cancel, id: pending.rid }));
     } else {
-      this.cluster.send(provider.relay, { type: Cmt.Cancel, from: this.cluster.instanceId, fwdId: pending.rid });
+      this.cluster.send(provider.relay, { type: Cmt.Cancel, fwdId: pending.rid });
     }
   }
 
@@ -926,7 +923,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     const world = this.worlds.get(m.tenant);
     let provider = world?.nodes.get(m.nodeId);
     const reply = (code: RelayErrorCode, message: string) =>
-      this.cluster.send(relay, { type: Cmt.Error, from: this.cluster.instanceId, fwdId: m.fwdId, code, message });
+      this.cluster.send(relay, { type: Cmt.Error, fwdId: m.fwdId, code, message });
     // In the shutdown drain, the relay that forwarded it may not have heard yet that the node moved off.
     if (provider === undefined && world !== undefined && !this.accepting) {
       provider = world.standby.pick(m.pattern, m.nodeId);
