@@ -54,14 +54,20 @@ export class RedisBackplane implements Backplane {
   private unconfirmed = 0;
   private warnedFormats = new Set<number>();
 
+  /** The channel every relay listens to. */
+  private readonly all: string;
+  /** Each relay's own channel, named once. */
+  private readonly channels = new Map<string, string>();
+
   constructor(private readonly options: RedisBackplaneOptions) {
     this.prefix = options.channelPrefix ?? DEFAULT_CHANNEL_PREFIX;
+    this.all = `${this.prefix}:all`;
     this.description = describe(options.redis);
   }
 
   async start(self: string, listener: BackplaneListener): Promise<void> {
-    const all = `${this.prefix}:all`;
-    const mine = `${this.prefix}:relay:${self}`;
+    const all = this.all;
+    const mine = this.channelOf(self);
     const base: RedisOptions = {
       lazyConnect: true,
       maxRetriesPerRequest: null,
@@ -100,11 +106,21 @@ export class RedisBackplane implements Backplane {
   }
 
   publish(message: Uint8Array): void {
-    this.write(`${this.prefix}:all`, message);
+    this.write(this.all, message);
   }
 
   send(relay: string, message: Uint8Array): void {
-    this.write(`${this.prefix}:relay:${relay}`, message);
+    this.write(this.channelOf(relay), message);
+  }
+
+  private channelOf(relay: string): string {
+    let channel = this.channels.get(relay);
+    if (channel === undefined) {
+      // Bounded by the relays a cluster has seen (ids come only from messages that decoded).
+      if (this.channels.size >= 10_000) this.channels.clear();
+      this.channels.set(relay, (channel = `${this.prefix}:relay:${relay}`));
+    }
+    return channel;
   }
 
   /** Drops what either connection holds and reconnects both (the cluster stopped hearing itself). */

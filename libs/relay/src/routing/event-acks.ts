@@ -8,7 +8,7 @@ import {
   RelayErrorCode,
   RelayErrorMessages,
 } from '@wsrelay/protocol';
-import { ClusterMessageType } from '../cluster/cluster-protocol.js';
+import { ClusterMessageType, type Msg } from '../cluster/cluster-protocol.js';
 import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import { Session } from '../session.js';
@@ -16,6 +16,44 @@ import type { Routable, World } from './world.js';
 
 /** Code of a failed delivery whose handler threw (its error goes along). */
 export const HANDLER_ERROR = 'HANDLER_ERROR';
+
+/** What an event carries wherever it goes: subject, payload, ext. */
+type EventSource = Pick<EventFrame, 'pattern' | 'payload' | 'ext'>;
+
+/** The EVENT a node gets: `source` under `id`, as from `peer`; with `attempt`, a copy that wants a HANDLED. */
+export function eventFrame(source: EventSource, id: number, peer: string | null, claims: Uint8Array | null, attempt?: number): EventFrame {
+  const { pattern, payload, ext } = source;
+  const frame: EventFrame = { type: FrameType.Event, id, pattern, payload, peer, ext, claims };
+  if (attempt !== undefined) {
+    frame.flags = EventFlag.ACK_HANDLERS;
+    frame.attempt = attempt;
+  }
+  return frame;
+}
+
+/** The same event for nodes of another relay: `targets` plainly, or handler-acked copies (`acks`). */
+export function clusterEvent(
+  emitter: Session,
+  source: EventSource,
+  id: number,
+  targets: string[],
+  acks?: ReadonlyArray<readonly [string, number, number]>,
+): Omit<Msg<ClusterMessageType.Event>, 'from'> {
+  const { pattern, payload, ext } = source;
+  const m: Omit<Msg<ClusterMessageType.Event>, 'from'> = {
+    type: ClusterMessageType.Event,
+    tenant: emitter.world.tenant,
+    id,
+    pattern,
+    payload,
+    emitterNodeId: emitter.nodeId ?? null,
+    ext,
+    claims: emitter.claims,
+    targets,
+  };
+  if (acks !== undefined) m.acks = acks;
+  return m;
+}
 
 /** An event whose emitter asked to hear from every handler (`ack: 'handlers'`). */
 export interface PendingEvent {
@@ -253,34 +291,13 @@ export class EventAcks {
   }
 
   private copy(d: Delivery): EventFrame {
-    const f = d.event.frame;
-    return {
-      type: FrameType.Event,
-      id: d.did,
-      pattern: f.pattern,
-      payload: f.payload,
-      peer: d.event.emitter.nodeId ?? null,
-      ext: f.ext,
-      claims: d.event.emitter.claims,
-      flags: EventFlag.ACK_HANDLERS,
-      attempt: d.attempt,
-    };
+    const { frame, emitter } = d.event;
+    return eventFrame(frame, d.did, emitter.nodeId ?? null, emitter.claims, d.attempt);
   }
 
   private sendRemote(relay: RemoteRelay, event: PendingEvent, list: Delivery[]): void {
-    const f = event.frame;
-    const sent = this.cluster.send(relay, {
-      type: ClusterMessageType.Event,
-      tenant: event.emitter.world.tenant,
-      id: 0,
-      pattern: f.pattern,
-      payload: f.payload,
-      emitterNodeId: event.emitter.nodeId ?? null,
-      ext: f.ext,
-      claims: event.emitter.claims,
-      targets: [],
-      acks: list.map(d => [d.target.nodeId as string, d.did, d.attempt] as const),
-    });
+    const acks = list.map(d => [d.target.nodeId as string, d.did, d.attempt] as const);
+    const sent = this.cluster.send(relay, clusterEvent(event.emitter, event.frame, 0, [], acks));
     if (!sent) {
       // The relay is going or gone: its nodes' copies move on now rather than at their timeout.
       queueMicrotask(() => {

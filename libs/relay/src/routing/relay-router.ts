@@ -32,7 +32,7 @@ import { nodeKey, RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import { attachSession, type PendingRequest, type PendingWait, Session, sessionOf } from '../session.js';
-import { EventAcks } from './event-acks.js';
+import { clusterEvent, EventAcks, eventFrame } from './event-acks.js';
 import { type Routable, target, World } from './world.js';
 
 
@@ -405,25 +405,22 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       this.droppedFrames++;
       return;
     }
-    if (frame.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.settle(pending);
+    this.answer(pending, frame.flags, frame.payload);
+  }
+
+  /** A value, completion or error from a request's provider, on to its caller (here or on another relay). */
+  private answer(pending: PendingRequest, flags: number, payload: Uint8Array | null): void {
+    if (flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.settle(pending);
     const caller = pending.caller;
-    if (caller instanceof Session) {
-      caller.send(this.codec.encode({ type: FrameType.Response, id: pending.callerRequestId, flags: frame.flags, payload: frame.payload }));
-    } else {
-      this.cluster.send(caller, {
-        type: Cmt.Response,
-        fwdId: pending.callerRequestId,
-        flags: frame.flags,
-        payload: frame.payload,
-      });
-    }
+    const id = pending.callerRequestId;
+    if (caller instanceof Session) caller.send(this.codec.encode({ type: FrameType.Response, id, flags, payload }));
+    else this.cluster.send(caller, { type: Cmt.Response, fwdId: id, flags, payload });
   }
 
   cancel(caller: Session, frame: CancelFrame): void {
     const pending = caller.outbound.get(frame.id);
     if (pending !== undefined) {
-      this.settle(pending);
-      this.cancelAtProvider(pending);
+      this.abort(pending);
       return;
     }
     const wait = caller.waits.get(frame.id);
@@ -474,31 +471,13 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
         continue;
       }
       // One encoding for every local recipient.
-      bytes ??= this.codec.encode({
-        type: FrameType.Event,
-        id: frame.id,
-        pattern: frame.pattern,
-        payload: frame.payload,
-        peer: emitter.nodeId ?? null,
-        ext: frame.ext,
-        claims: emitter.claims,
-      });
+      bytes ??= this.codec.encode(eventFrame(frame, frame.id, emitter.nodeId ?? null, emitter.claims));
       (node as Session).send(bytes);
       delivered++;
     }
     if (remote !== undefined) {
       for (const [relay, targets] of remote) {
-        const sent = this.cluster.send(relay, {
-          type: Cmt.Event,
-          tenant: world.tenant,
-          id: frame.id,
-          pattern: frame.pattern,
-          payload: frame.payload,
-          emitterNodeId: emitter.nodeId ?? null,
-          ext: frame.ext,
-          claims: emitter.claims,
-          targets,
-        });
+        const sent = this.cluster.send(relay, clusterEvent(emitter, frame, frame.id, targets));
         if (sent) delivered += targets.length;
       }
     }
@@ -724,6 +703,12 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     }
   }
 
+  /** The caller no longer wants it: out of the books, and its provider is told to stop. */
+  private abort(pending: PendingRequest): void {
+    this.settle(pending);
+    this.cancelAtProvider(pending);
+  }
+
   /** Tells a request's provider (here or on its relay) to stop. */
   private cancelAtProvider(pending: PendingRequest): void {
     const provider = pending.provider;
@@ -913,8 +898,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
     }
     for (const pending of [...relay.inbound.values()]) {
-      this.settle(pending);
-      this.cancelAtProvider(pending);
+      this.abort(pending);
     }
   }
 
@@ -951,17 +935,13 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       this.droppedFrames++;
       return;
     }
-    if (m.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.settle(pending);
-    (pending.caller as Session).send(
-      this.codec.encode({ type: FrameType.Response, id: pending.callerRequestId, flags: m.flags, payload: m.payload }),
-    );
+    this.answer(pending, m.flags, m.payload);
   }
 
   remoteCancel(relay: RemoteRelay, m: Msg<ClusterMessageType.Cancel>): void {
     const pending = relay.inbound.get(m.fwdId);
     if (pending === undefined) return;
-    this.settle(pending);
-    this.cancelAtProvider(pending);
+    this.abort(pending);
   }
 
   remoteError(relay: RemoteRelay, m: Msg<ClusterMessageType.Error>): void {
@@ -972,18 +952,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void {
     const world = this.worlds.get(m.tenant);
     if (m.acks !== undefined) {
-      const frame = (id: number, attempt: number) =>
-        this.codec.encode({
-          type: FrameType.Event,
-          id,
-          pattern: m.pattern,
-          payload: m.payload,
-          peer: m.emitterNodeId,
-          ext: m.ext,
-          claims: m.claims,
-          flags: EventFlag.ACK_HANDLERS,
-          attempt,
-        });
+      const frame = (id: number, attempt: number) => this.codec.encode(eventFrame(m, id, m.emitterNodeId, m.claims, attempt));
       this.acks.relay(relay, world, m.pattern, m.acks, frame);
       return;
     }
@@ -993,15 +962,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       const node = world.nodes.get(nodeId);
       // The emitter's relay chose by what it knew: the id may have changed hands, or the subscription gone, since.
       if (!(node instanceof Session) || !node.isOpen || !world.subscriptions.subscribes(node, m.pattern)) continue;
-      bytes ??= this.codec.encode({
-        type: FrameType.Event,
-        id: m.id,
-        pattern: m.pattern,
-        payload: m.payload,
-        peer: m.emitterNodeId,
-        ext: m.ext,
-        claims: m.claims,
-      });
+      bytes ??= this.codec.encode(eventFrame(m, m.id, m.emitterNodeId, m.claims));
       node.send(bytes);
     }
   }
