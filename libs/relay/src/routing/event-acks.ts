@@ -149,7 +149,7 @@ export class EventAcks {
    * more than `maxRetainedBytes` of payload.
    */
   start(emitter: Session, frame: EventFrame, recipients: readonly Routable[], timeoutMs: number): number {
-    const open = recipients.filter(r => r.isOpen) as Array<Session | RemoteNode>;
+    const open = recipients.filter(r => r.isOpen);
     if (open.length === 0) return 0;
     const targeted = frame.peer !== null;
     // The payload is kept only where a copy may have to move to another member.
@@ -337,11 +337,11 @@ export class EventAcks {
     for (const m of members) {
       if (!m.isOpen || m === d.target) continue;
       if (m.slow) {
-        backedUp ??= m as Session | RemoteNode;
+        backedUp ??= m;
         continue;
       }
-      if (!d.tried.has(m.nodeId as string)) return m as Session | RemoteNode;
-      fallback ??= m as Session | RemoteNode;
+      if (!d.tried.has(m.nodeId as string)) return m;
+      fallback ??= m;
     }
     return fallback ?? backedUp;
   }

@@ -344,7 +344,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       this.forward(caller, frame, provider);
       return;
     }
-    const pending = this.book(caller, frame.id, provider as Session, frame.pattern, frame.timeoutMs, frame.timeoutMs);
+    const pending = this.book(caller, frame.id, provider, frame.pattern, frame.timeoutMs, frame.timeoutMs);
     this.sendRequest(pending, frame, caller.nodeId ?? null, caller.claims);
   }
 
@@ -472,7 +472,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
       }
       // One encoding for every local recipient.
       bytes ??= this.codec.encode(eventFrame(frame, frame.id, emitter.nodeId ?? null, emitter.claims));
-      (node as Session).send(bytes);
+      node.send(bytes);
       delivered++;
     }
     if (remote !== undefined) {

@@ -1,19 +1,10 @@
+import type { RemoteNode } from '../cluster/remote.js';
 import type { PendingWait, Session } from '../session.js';
 import { ProviderTable } from './provider-table.js';
 import { SubscriptionIndex } from './subscription-index.js';
 
-/** A node routing can pick: a session on this relay, or a node on another (`RemoteNode`). */
-export interface Routable {
-  readonly nodeId: string | undefined;
-  readonly service: string | null;
-  readonly patterns: string[];
-  readonly serves: Set<string>;
-  readonly events: string[];
-  readonly queue: string | null;
-  readonly isOpen: boolean;
-  /** Backed up (not reading what it is sent): passed over for new routing where another node can take it. */
-  readonly slow: boolean;
-}
+/** A node routing can pick: a session on this relay, or a node on another. */
+export type Routable = Session | RemoteNode;
 
 /** The node `nodeId` among `nodes` if it serves `pattern`. */
 export function target<T extends Routable>(nodes: ReadonlyMap<string, T>, nodeId: string, pattern: string): T | undefined {
