@@ -81,12 +81,12 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       options.mode ?? 'failover',
       {
         onFrame: frame => this.onFrame(frame),
-        onOpen: () => this._status$.next(WsRelayStatus.CONNECTED),
         onLost: (err, via) => this.failAll(err, via),
       },
       WsRelayClient.name,
       this.maxBufferedBytes,
     );
+    this.links.events.on(WsRelayStatus.CONNECTED, () => this._status$.next(WsRelayStatus.CONNECTED));
     this.links.events.on(WsRelayStatus.DISCONNECTED, () => this._status$.next(WsRelayStatus.DISCONNECTED));
     this.links.events.on(WsRelayStatus.RECONNECTING, () => this._status$.next(WsRelayStatus.RECONNECTING));
     this.links.events.on('error', () => undefined);

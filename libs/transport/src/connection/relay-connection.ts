@@ -55,8 +55,6 @@ export interface RelayConnectionConfig {
 export interface RelayConnectionListener {
   /** A frame arrived on a session (never HELLO/WELCOME/PING/PONG/GOAWAY). */
   onFrame(frame: Frame, via: WebSocket): void;
-  /** A session was established (first connect or reconnect). */
-  onOpen(welcome: WelcomeFrame, via: WebSocket): void;
   /** A session ended; `error` is RELAY_UNAVAILABLE. */
   onLost(error: RelayError, via: WebSocket): void;
 }
@@ -468,13 +466,10 @@ export class RelayConnection {
         moving ? `; moving to ${this.config.urls.length > 1 ? 'the next relay' : 'it again once it is back'}` : ''
       }`,
     );
-    clearTimeout(this.handshakeTimer);
-    clearInterval(this.heartbeatTimer);
+    this.endSession();
     this.draining.add(socket);
     // The relay closes it after its drain deadline; should it not, we do.
     setTimeout(() => socket.terminate(), drainMs + DRAIN_GRACE_MS).unref();
-    this.socket = undefined;
-    this.session = undefined;
     this.setUrlStatus(url, 'not_connected');
     this.events.emit(WsRelayStatus.DISCONNECTED, new Error(`relay ${url} is going away`));
     if (!moving) {
@@ -522,7 +517,6 @@ export class RelayConnection {
     }
     this.waiters = [];
     this.events.emit(WsRelayStatus.CONNECTED, frame);
-    this.listener.onOpen(frame, socket);
   }
 
   /**
@@ -545,29 +539,20 @@ export class RelayConnection {
 
   private onSocketClose(socket: WebSocket, code: number, reason: string): void {
     if (this.drained !== undefined && this.drained.socket === socket) this.drained.done();
+    // What was in flight on the session fails with this.
+    const lost = () =>
+      new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : ''));
     if (this.draining.delete(socket)) {
-      this.listener.onLost(
-        new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : '')),
-        socket,
-      );
+      this.listener.onLost(lost(), socket);
       return;
     }
     if (socket !== this.socket) return;
-    this.socket = undefined;
-    this.setUrlStatus(this.currentUrl, this.session !== undefined && code === CloseCode.NORMAL ? 'not_connected' : 'error');
-    clearTimeout(this.handshakeTimer);
-    clearInterval(this.heartbeatTimer);
     const wasOpen = this.session !== undefined;
-    this.session = undefined;
+    this.setUrlStatus(this.currentUrl, wasOpen && code === CloseCode.NORMAL ? 'not_connected' : 'error');
+    this.endSession();
     if (reason && !this.lastError) this.lastError = new Error(`relay closed the connection (${code}: ${reason})`);
     if (wasOpen) {
-      this.listener.onLost(
-        new RelayError(
-          RelayErrorCode.RELAY_UNAVAILABLE,
-          RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : ''),
-        ),
-        socket,
-      );
+      this.listener.onLost(lost(), socket);
       this.events.emit(WsRelayStatus.DISCONNECTED, this.lastError);
     }
     if (this.state === 'closed') return;
@@ -595,6 +580,14 @@ export class RelayConnection {
     if (this.urlStatus.get(url) === status) return;
     this.urlStatus.set(url, status);
     this.events.emit('relay_status', url, status);
+  }
+
+  /** The current session is over (closed, or moved to the draining set): its timers stop. */
+  private endSession(): void {
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.heartbeatTimer);
+    this.socket = undefined;
+    this.session = undefined;
   }
 
   private scheduleRetry(): void {

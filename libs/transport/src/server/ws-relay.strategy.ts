@@ -80,11 +80,11 @@ export class WsRelayStrategy
       options.mode ?? 'failover',
       {
         onFrame: (frame, via) => this.onFrame(frame, via),
-        onOpen: () => this._status$.next(WsRelayStatus.CONNECTED),
         onLost: (_err, via) => this.cancelAll(via),
       },
       WsRelayStrategy.name,
     );
+    this.links.events.on(WsRelayStatus.CONNECTED, () => this._status$.next(WsRelayStatus.CONNECTED));
     this.links.events.on(WsRelayStatus.DISCONNECTED, () => this._status$.next(WsRelayStatus.DISCONNECTED));
     this.links.events.on(WsRelayStatus.RECONNECTING, () => this._status$.next(WsRelayStatus.RECONNECTING));
     this.links.events.on('error', () => undefined);
