@@ -38,7 +38,8 @@ export interface WsRelayEventAck {
 
 /** A correlated frame waiting for its answer (RESPONSE, ACK, NODES or ERROR). */
 interface Pending {
-  onFrame(frame: Frame): void;
+  /** Each frame the relay answers the call with. */
+  onFrame(frame: Frame & { id: number }): void;
   onError(err: Error): void;
   /** Past this (`Date.now()`), the client gives up even if the relay never answers. */
   giveUpAt: number;
@@ -225,32 +226,17 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       callback({ err: this.unencodable(err), isDisposed: true });
       return noop;
     }
-    const id = this.nextId();
     const timeoutMs = out.options?.timeoutMs ?? this.timeoutMs;
-    const entry: Pending = {
-      onFrame: frame => this.onResponse(id, frame, callback),
-      onError: err => callback({ err, isDisposed: true }),
-      giveUpAt: Date.now() + timeoutMs + DEADLINE_GRACE_MS,
+    const peer = out.options?.nodeId ?? null;
+    const entry = this.track(
       pattern,
       timeoutMs,
-      via: undefined,
-    };
-    this.pending.set(id, entry);
-    entry.via = this.links.send({
-      type: FrameType.Request,
-      id,
-      pattern,
-      payload,
-      timeoutMs,
-      peer: out.options?.nodeId ?? null,
-      ext,
-      claims: null,
-    });
-    if (entry.via === undefined) {
-      this.pending.delete(id);
-      callback({ err: this.unavailable(), isDisposed: true });
-      return noop;
-    }
+      frame => this.onResponse(frame.id, frame, callback),
+      err => callback({ err, isDisposed: true }),
+      id => ({ type: FrameType.Request, id, pattern, payload, timeoutMs, peer, ext, claims: null }),
+    );
+    if (entry === undefined) return noop;
+    const { id } = entry;
     return () => {
       // Still pending means the caller left early: tell the provider.
       if (this.pending.delete(id)) this.links.send({ type: FrameType.Cancel, id }, entry.via);
@@ -291,27 +277,37 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   /** Sends a frame with a fresh id and resolves with the relay's answer to it (the caller checked overLimits()). */
   private correlate(pattern: string, timeoutMs: number, build: (id: number) => Frame): Promise<Frame> {
     return new Promise<Frame>((resolve, reject) => {
-      const id = this.nextId();
-      const entry: Pending = {
-        onFrame: frame => {
-          this.pending.delete(id);
-          if (frame.type === FrameType.Error) reject(errorOf(frame));
-          else resolve(frame);
-        },
-        onError: reject,
-        giveUpAt: Date.now() + timeoutMs + DEADLINE_GRACE_MS,
-        pattern,
-        timeoutMs,
-        via: undefined,
+      const settle = (frame: Frame & { id: number }) => {
+        this.pending.delete(frame.id);
+        if (frame.type === FrameType.Error) reject(errorOf(frame));
+        else resolve(frame);
       };
-      this.pending.set(id, entry);
-      entry.via = this.links.send(build(id));
-      if (entry.via === undefined) {
-        this.pending.delete(id);
-        reject(this.unavailable());
-      }
+      this.track(pattern, timeoutMs, settle, reject, build);
     });
   }
+  /**
+   * Books a call under a fresh id and sends the frame `build` makes for it;
+   * `onFrame` gets each frame the relay answers with. When no connection can
+   * take it, `onError` gets RELAY_UNAVAILABLE and the result is undefined.
+   */
+  private track(
+    pattern: string,
+    timeoutMs: number,
+    onFrame: (frame: Frame & { id: number }) => void,
+    onError: (err: Error) => void,
+    build: (id: number) => Frame,
+  ): (Pending & { id: number }) | undefined {
+    const id = this.nextId();
+    const giveUpAt = Date.now() + timeoutMs + DEADLINE_GRACE_MS;
+    const entry: Pending & { id: number } = { id, onFrame, onError, giveUpAt, pattern, timeoutMs, via: undefined };
+    this.pending.set(id, entry);
+    entry.via = this.links.send(build(id));
+    if (entry.via !== undefined) return entry;
+    this.pending.delete(id);
+    onError(this.unavailable());
+    return undefined;
+  }
+
 
   /** Why a new call cannot go out now (too many in flight, or the relay not reading), or null. */
   private overLimits(): RelayError | null {
