@@ -1,6 +1,6 @@
 import { encode } from '@msgpack/msgpack';
-import { decodePayload, encodePayload, FrameCodec } from './codec.js';
-import { FrameError } from './errors.js';
+import { decodePayload, encodePayload, errorFromFrame, FrameCodec } from './codec.js';
+import { FrameError, RelayError, RelayErrorCode } from './errors.js';
 import { EventFlag, type Frame, FrameType, ResponseFlag } from './frames.js';
 
 describe('FrameCodec', () => {
@@ -104,5 +104,26 @@ describe('FrameCodec', () => {
 describe('payloads', () => {
   it('round-trip application values and drop undefined fields like JSON', () => {
     expect(decodePayload(encodePayload({ a: 1, b: undefined, c: [null, 'x'] }))).toEqual({ a: 1, c: [null, 'x'] });
+  });
+});
+
+describe('errorFromFrame', () => {
+  it("decodes a HANDLER_FAILED error's failed deliveries, each handler error included", () => {
+    const details = encodePayload([
+      ['n1', 'HANDLER_ERROR', encodePayload({ status: 'error', message: 'boom' })],
+      ['n2', 'TIMEOUT', null],
+    ]);
+    const err = errorFromFrame({ type: FrameType.Error, id: 1, code: RelayErrorCode.HANDLER_FAILED, message: 'not handled', details });
+    expect(err).toBeInstanceOf(RelayError);
+    expect(err).toMatchObject({ code: RelayErrorCode.HANDLER_FAILED, status: 500, message: 'not handled' });
+    expect(err.details).toEqual([
+      { nodeId: 'n1', code: 'HANDLER_ERROR', error: { status: 'error', message: 'boom' } },
+      { nodeId: 'n2', code: 'TIMEOUT' },
+    ]);
+  });
+
+  it('keeps the error and drops details that do not decode', () => {
+    const err = errorFromFrame({ type: FrameType.Error, id: 1, code: RelayErrorCode.TIMEOUT, message: 'late', details: new Uint8Array([0xc1]) });
+    expect(err).toMatchObject({ code: RelayErrorCode.TIMEOUT, status: 504, details: undefined });
   });
 });

@@ -1,5 +1,5 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { FrameError, quote } from './errors.js';
+import { FrameError, quote, RelayError, RelayErrorCode } from './errors.js';
 import {
   type ErrorFrame,
   type EventFrame,
@@ -372,4 +372,31 @@ export function encodePayloadTransient(value: unknown): Uint8Array {
 /** Decodes an application value encoded by `encodePayload`. */
 export function decodePayload(bytes: Uint8Array): unknown {
   return payloadDecoder.decode(bytes);
+}
+
+/** One delivery of an event with `ack: 'handlers'` that failed (`RelayError.details` of HANDLER_FAILED). */
+export interface FailedDelivery {
+  nodeId: string;
+  /** HANDLER_ERROR (the handler threw; `error` is what Nest made of it), TIMEOUT or PROVIDER_DISCONNECTED. */
+  code: string;
+  error?: unknown;
+}
+
+/** An ERROR frame as the error it stands for, with its details (HANDLER_FAILED: each failed delivery) decoded. */
+export function errorFromFrame(frame: ErrorFrame): RelayError {
+  let details: unknown;
+  if (frame.details != null) {
+    try {
+      details = decodePayload(frame.details);
+      if (frame.code === RelayErrorCode.HANDLER_FAILED && Array.isArray(details)) details = details.map(failedDelivery);
+    } catch {
+      details = undefined;
+    }
+  }
+  return RelayError.fromWire({ code: frame.code, message: frame.message, details });
+}
+
+function failedDelivery(entry: unknown): FailedDelivery {
+  const [nodeId, code, error] = entry as [string, string, Uint8Array | null];
+  return error == null ? { nodeId, code } : { nodeId, code, error: decodePayload(error) };
 }

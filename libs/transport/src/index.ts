@@ -1,5 +1,7 @@
 export { RelayError, RelayErrorCode, RELAY_ERROR_STATUS } from '@wsrelay/protocol';
-export { WsRelayClient, type WsRelayEventAck, type WsRelayFailedDelivery } from './client/ws-relay.client.js';
+export { WsRelayClient, type WsRelayEventAck } from './client/ws-relay.client.js';
+/** One failed delivery in a HANDLER_FAILED error's `details`. */
+export type { FailedDelivery as WsRelayFailedDelivery } from '@wsrelay/protocol';
 export { WsRelayContext } from './ctx-host/ws-relay.context.js';
 export { WsRelayStatus, type WsRelayEvents } from './enums.js';
 export * from './interfaces/ws-relay-options.interface.js';

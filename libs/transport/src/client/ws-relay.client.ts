@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_STRING_BYTES,
   decodePayload,
   encodePayloadTransient,
+  errorFromFrame,
   EventFlag,
   type ErrorFrame,
   type Frame,
@@ -279,7 +280,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     return new Promise<Frame>((resolve, reject) => {
       const settle = (frame: Frame & { id: number }) => {
         this.pending.delete(frame.id);
-        if (frame.type === FrameType.Error) reject(errorOf(frame));
+        if (frame.type === FrameType.Error) reject(errorFromFrame(frame));
         else resolve(frame);
       };
       this.track(pattern, timeoutMs, settle, reject, build);
@@ -335,7 +336,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   private onResponse(id: number, frame: Frame, callback: (packet: WritePacket) => void): void {
     let packet: WritePacket & { id: number };
     if (frame.type === FrameType.Error) {
-      packet = { id, err: errorOf(frame), isDisposed: true };
+      packet = { id, err: errorFromFrame(frame), isDisposed: true };
     } else if (frame.type === FrameType.Response) {
       const done = (frame.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) !== 0;
       let value: unknown;
@@ -413,33 +414,6 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
 }
 
 function noop(): void {}
-
-/** One delivery of an event with `ack: 'handlers'` that failed (`RelayError.details` of HANDLER_FAILED). */
-export interface WsRelayFailedDelivery {
-  nodeId: string;
-  /** HANDLER_ERROR (the handler threw; `error` is what Nest made of it), TIMEOUT or PROVIDER_DISCONNECTED. */
-  code: string;
-  error?: unknown;
-}
-
-/** An ERROR frame as the error it stands for, with its details (HANDLER_FAILED: each failed delivery) decoded. */
-function errorOf(frame: ErrorFrame): RelayError {
-  let details: unknown;
-  if (frame.details != null) {
-    try {
-      details = decodePayload(frame.details);
-      if (frame.code === RelayErrorCode.HANDLER_FAILED && Array.isArray(details)) details = details.map(failedDelivery);
-    } catch {
-      details = undefined;
-    }
-  }
-  return RelayError.fromWire({ code: frame.code, message: frame.message, details });
-}
-
-function failedDelivery(entry: unknown): WsRelayFailedDelivery {
-  const [nodeId, code, error] = entry as [string, string, Uint8Array | null];
-  return error == null ? { nodeId, code } : { nodeId, code, error: decodePayload(error) };
-}
 
 /** Matches the relay's header bound (`maxStringBytes`), so an oversized pattern fails here, typed, at once. */
 function headerProblem(pattern: string, nodeId?: string): RelayError | null {

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import {
   CloseCode,
+  errorFromFrame,
   type Frame,
   FrameCodec,
   FrameType,
@@ -491,7 +492,7 @@ export class RelayConnection {
       return;
     }
     if (frame.type === FrameType.Error) {
-      const err = RelayError.fromWire(frame);
+      const err = errorFromFrame(frame);
       this.lastError = err;
       // Retrying cannot fix these: the node must change first.
       if (err.code === RelayErrorCode.PROTOCOL_MISMATCH || err.code === RelayErrorCode.FORBIDDEN) this.fatal = err;
