@@ -24,7 +24,7 @@ import type WebSocket from 'ws';
 import { type ConnectionIdentity, OPEN_IDENTITY, RelayAuthService } from './auth/relay-auth.service.js';
 import { RelayExceptionFilter } from './filters/relay-exception.filter.js';
 import { EstablishedSessionGuard } from './guards/established-session.guard.js';
-import { PermissionGuard, passedUnderCurrentToken, RequirePermission } from './guards/permission.guard.js';
+import { PermissionGuard, RequirePermission } from './guards/permission.guard.js';
 import { ServerConnectionGuard } from './guards/server-connection.guard.js';
 import { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
 import type { ResolvedRelayOptions } from './interfaces/relay-options.interface.js';
@@ -108,7 +108,8 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @SubscribeMessage('request')
   onRequest(socket: WebSocket, frame: RequestFrame): void {
     const session = this.session(socket);
-    if (passedUnderCurrentToken(frame, session)) session.memo.rememberCall(frame.pattern);
+    // Remembered only as the current token judges it: a refresh may have landed since the guard ran.
+    if (session.identity.permissions.allows('call', frame.pattern)) session.memo.rememberCall(frame.pattern);
     this.router.request(session, frame);
   }
 
@@ -142,7 +143,7 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @SubscribeMessage('event')
   onEvent(socket: WebSocket, frame: EventFrame): number | undefined {
     const session = this.session(socket);
-    if (passedUnderCurrentToken(frame, session)) session.memo.rememberPublish(frame.pattern);
+    if (session.identity.permissions.allows('publish', frame.pattern)) session.memo.rememberPublish(frame.pattern);
     return this.router.publish(session, frame);
   }
 

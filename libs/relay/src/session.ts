@@ -66,8 +66,6 @@ export class Session {
   silentBeats = 0;
   /** Frames of this connection inside Nest's pipeline (guards, handler): the hot path waits for them, to keep frames in order. */
   inNest = 0;
-  /** Bumped by every token refresh: a guard's verdict counts only for the identity it judged. */
-  identityGeneration = 0;
   /** What the gateway's guards let through on this connection, for the adapter's hot path. */
   readonly memo = new GuardMemo();
   badFrames = 0;

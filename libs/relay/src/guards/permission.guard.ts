@@ -11,17 +11,9 @@ import {
 } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
 import type { PermissionAction } from '../auth/permissions.js';
-import { type Session, sessionOf } from '../session.js';
+import { sessionOf } from '../session.js';
 
 const PERMISSION = 'wsrelay:permission';
-
-/** The identity generation each frame's permissions were checked under (a refresh may land before its handler runs). */
-const judged = new WeakMap<object, number>();
-
-/** Whether `frame` passed PermissionGuard under the session's current token. */
-export function passedUnderCurrentToken(frame: object, session: Session): boolean {
-  return judged.get(frame) === session.identityGeneration;
-}
 
 /** `'announce'`: HELLO's patterns need `serve`, its subscriptions `subscribe`. */
 export type RequiredPermission = PermissionAction | 'announce';
@@ -67,7 +59,6 @@ export class PermissionGuard implements CanActivate {
     }
     const frame = ws.getData<RequestFrame | EventFrame | WaitFrame>();
     if (!perms.allows(permission, frame.pattern)) deny(permission, frame.pattern);
-    judged.set(frame, session.identityGeneration);
     return true;
   }
 }

@@ -588,7 +588,6 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     session.identity = identity;
     session.claims = identity.encodedClaims;
     // The guards judged earlier frames by the old token: they judge again.
-    session.identityGeneration++;
     session.memo.clear();
     if (session.established) this.withdrawForbidden(session);
     this.scheduleExpiry(session);
