@@ -159,6 +159,13 @@ export class RelayCluster {
     });
   }
 
+  /** Requests this relay forwarded to other relays' providers, still in flight. */
+  get forwardedCount(): number {
+    let n = 0;
+    for (const relay of this.relays.values()) n += relay.outbound.size;
+    return n;
+  }
+
   /** Sends a message to one relay; false when it is gone or the backplane is not usable. */
   send(relay: RemoteRelay, m: ClusterOutgoing): boolean {
     if (relay.gone || !this.healthy || this.connected !== true || this.stopped) return false;

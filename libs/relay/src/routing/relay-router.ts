@@ -186,11 +186,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
    * provider's end here or its caller's), and copies of handler-acked events.
    */
   private inFlightCount(): number {
-    let n = this.acks.size;
-    for (const session of this.sessions) {
-      n += session.inbound.size;
-      for (const p of session.outbound.values()) if (!(p.provider instanceof Session)) n++;
-    }
+    let n = this.acks.size + this.cluster.forwardedCount;
+    for (const session of this.sessions) n += session.inbound.size;
     return n;
   }
 
