@@ -17,17 +17,15 @@ const messages: ClusterMessage[] = [
   { type: T.Error, from: 'r', fwdId: 7, code: 'TIMEOUT', message: 'late' },
   { type: T.Event, from: 'r', tenant: '', id: 3, pattern: 'x.y', payload: bytes, emitterNodeId: 'e', ext: null, claims: bytes, targets: ['n1', 'n2'] },
   {
-    type: T.Event,
+    type: T.EventCopies,
     from: 'r',
     tenant: '',
-    id: 0,
     pattern: 'x.y',
     payload: bytes,
     emitterNodeId: null,
     ext: null,
     claims: null,
-    targets: [],
-    acks: [
+    copies: [
       ['n1', 11, 1],
       ['n2', 12, 2],
     ],
@@ -60,7 +58,7 @@ describe('ClusterCodec', () => {
     const V = CLUSTER_PROTOCOL_VERSION;
     expect(refusal(wire(V, T.Request, 'r', 'seven'))).toBe('bad request.fwdId');
     expect(refusal(wire(V, T.NodeUp, 'r', ['t']))).toBe('bad node');
-    expect(refusal(wire(V, T.Event, 'r', '', 1, 'p', bytes, null, null, null, ['n'], [['n', 1]]))).toBe('bad event.acks');
+    expect(refusal(wire(V, T.EventCopies, 'r', '', 'p', bytes, null, null, null, [['n', 1]]))).toBe('bad eventcopies.copies');
     expect(refusal(wire(V, 99, 'r'))).toBe('bad type 99');
     expect(refusal(wire(V + 1, T.Sync, 'r'))).toMatch(/cluster protocol version/);
     expect(refusal(wire(V, T.Sync, 5))).toBe('bad from');

@@ -27,6 +27,8 @@ export enum ClusterMessageType {
   Event = 11,
   /** A node handled (or could not be given) a copy of an event with handler acks. */
   Handled = 12,
+  /** Copies of an event with handler acks for some nodes of the receiving relay, each answered with HANDLED. */
+  EventCopies = 13,
 }
 
 /** A node as presence carries it. */
@@ -88,8 +90,18 @@ export type ClusterMessage =
       claims: Uint8Array | null;
       /** Node ids on the receiving relay to deliver to. */
       targets: string[];
-      /** Handler acks wanted: [node id, the sender's delivery id, attempt] for each copy (then `targets` is empty). */
-      acks?: ReadonlyArray<readonly [string, number, number]>;
+    }
+  | {
+      type: ClusterMessageType.EventCopies;
+      from: string;
+      tenant: string;
+      pattern: string;
+      payload: Uint8Array;
+      emitterNodeId: string | null;
+      ext: Uint8Array | null;
+      claims: Uint8Array | null;
+      /** [node id, the sender's delivery id, attempt] for each copy. */
+      copies: ReadonlyArray<readonly [string, number, number]>;
     }
   | {
       type: ClusterMessageType.Handled;
@@ -113,7 +125,7 @@ export class ClusterMessageError extends Error {
 }
 
 /** How a field travels: each kind's check on the way in (nodes and ack lists also change shape). */
-type Kind = 'str' | 'optStr' | 'num' | 'num0' | 'bool' | 'bin' | 'optBin' | 'strs' | 'node' | 'nodes' | 'acks';
+type Kind = 'str' | 'optStr' | 'num' | 'num0' | 'bool' | 'bin' | 'optBin' | 'strs' | 'node' | 'nodes' | 'copies';
 
 /** The fields of each message type after [version, type, from], in wire order. */
 const FIELDS: { readonly [T in ClusterMessageType]: ReadonlyArray<readonly [Exclude<keyof Msg<T>, 'type' | 'from'>, Kind]> } = {
@@ -163,7 +175,15 @@ const FIELDS: { readonly [T in ClusterMessageType]: ReadonlyArray<readonly [Excl
     ['ext', 'optBin'],
     ['claims', 'optBin'],
     ['targets', 'strs'],
-    ['acks', 'acks'],
+  ],
+  [ClusterMessageType.EventCopies]: [
+    ['tenant', 'str'],
+    ['pattern', 'str'],
+    ['payload', 'bin'],
+    ['emitterNodeId', 'optStr'],
+    ['ext', 'optBin'],
+    ['claims', 'optBin'],
+    ['copies', 'copies'],
   ],
   [ClusterMessageType.Handled]: [
     ['did', 'num'],
@@ -251,12 +271,10 @@ function read(v: unknown, kind: Kind, what: string): unknown {
       return nodeFromWire(v);
     case 'nodes':
       return Array.isArray(v) ? v.map(nodeFromWire) : fail(what);
-    case 'acks':
-      // Only handler-acked events carry them.
-      if (v == null) return undefined;
+    case 'copies':
       if (!Array.isArray(v)) fail(what);
       return v.map(e =>
-        Array.isArray(e) && e.length === 3 ? ([str(e[0], 'ack.nodeId'), num(e[1], 'ack.did'), num(e[2], 'ack.attempt')] as const) : fail(what),
+        Array.isArray(e) && e.length === 3 ? ([str(e[0], 'copy.nodeId'), num(e[1], 'copy.did'), num(e[2], 'copy.attempt')] as const) : fail(what),
       );
   }
 }

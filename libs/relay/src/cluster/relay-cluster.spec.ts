@@ -46,6 +46,7 @@ function listener(own: ClusterNode, seen: string[], gone: string[]): ClusterList
     remoteCancel: none,
     remoteError: none,
     remoteEvent: none,
+    remoteEventCopies: none,
     remoteHandled: none,
   };
 }

@@ -27,6 +27,7 @@ export interface ClusterListener {
   remoteResponse(relay: RemoteRelay, m: Msg<ClusterMessageType.Response>): void;
   remoteCancel(relay: RemoteRelay, m: Msg<ClusterMessageType.Cancel>): void;
   remoteError(relay: RemoteRelay, m: Msg<ClusterMessageType.Error>): void;
+  remoteEventCopies(relay: RemoteRelay, m: Msg<ClusterMessageType.EventCopies>): void;
   remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void;
   remoteHandled(relay: RemoteRelay, m: Msg<ClusterMessageType.Handled>): void;
 }
@@ -303,6 +304,8 @@ export class RelayCluster {
         return l.remoteError(relay, m);
       case ClusterMessageType.Event:
         return l.remoteEvent(relay, m);
+      case ClusterMessageType.EventCopies:
+        return l.remoteEventCopies(relay, m);
       case ClusterMessageType.Handled:
         return l.remoteHandled(relay, m);
     }

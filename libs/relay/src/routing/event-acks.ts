@@ -8,7 +8,7 @@ import {
   RelayErrorCode,
   RelayErrorMessages,
 } from '@wsrelay/protocol';
-import { ClusterMessageType, type Msg } from '../cluster/cluster-protocol.js';
+import { ClusterMessageType } from '../cluster/cluster-protocol.js';
 import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import { Session } from '../session.js';
@@ -31,28 +31,10 @@ export function eventFrame(source: EventSource, id: number, peer: string | null,
   return frame;
 }
 
-/** The same event for nodes of another relay: `targets` plainly, or handler-acked copies (`acks`). */
-export function clusterEvent(
-  emitter: Session,
-  source: EventSource,
-  id: number,
-  targets: string[],
-  acks?: ReadonlyArray<readonly [string, number, number]>,
-): Omit<Msg<ClusterMessageType.Event>, 'from'> {
+/** What the cluster messages of an event (EVENT, EVENT_COPIES) carry of it and its emitter. */
+export function eventOrigin(emitter: Session, source: EventSource) {
   const { pattern, payload, ext } = source;
-  const m: Omit<Msg<ClusterMessageType.Event>, 'from'> = {
-    type: ClusterMessageType.Event,
-    tenant: emitter.world.tenant,
-    id,
-    pattern,
-    payload,
-    emitterNodeId: emitter.nodeId ?? null,
-    ext,
-    claims: emitter.claims,
-    targets,
-  };
-  if (acks !== undefined) m.acks = acks;
-  return m;
+  return { tenant: emitter.world.tenant, pattern, payload, emitterNodeId: emitter.nodeId ?? null, ext, claims: emitter.claims };
 }
 
 /** An event whose emitter asked to hear from every handler (`ack: 'handlers'`). */
@@ -296,8 +278,8 @@ export class EventAcks {
   }
 
   private sendRemote(relay: RemoteRelay, event: PendingEvent, list: Delivery[]): void {
-    const acks = list.map(d => [d.target.nodeId as string, d.did, d.attempt] as const);
-    const sent = this.cluster.send(relay, clusterEvent(event.emitter, event.frame, 0, [], acks));
+    const copies = list.map(d => [d.target.nodeId as string, d.did, d.attempt] as const);
+    const sent = this.cluster.send(relay, { type: ClusterMessageType.EventCopies, ...eventOrigin(event.emitter, event.frame), copies });
     if (!sent) {
       // The relay is going or gone: its nodes' copies move on now rather than at their timeout.
       queueMicrotask(() => {

@@ -32,7 +32,7 @@ import { nodeKey, RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import { attachSession, type PendingRequest, type PendingWait, Session, sessionOf } from '../session.js';
-import { clusterEvent, EventAcks, eventFrame } from './event-acks.js';
+import { EventAcks, eventFrame, eventOrigin } from './event-acks.js';
 import { type Routable, target, World } from './world.js';
 
 
@@ -474,7 +474,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     }
     if (remote !== undefined) {
       for (const [relay, targets] of remote) {
-        const sent = this.cluster.send(relay, clusterEvent(emitter, frame, frame.id, targets));
+        const sent = this.cluster.send(relay, { type: Cmt.Event, ...eventOrigin(emitter, frame), id: frame.id, targets });
         if (sent) delivered += targets.length;
       }
     }
@@ -945,13 +945,13 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     if (pending !== undefined) this.fail(pending, m.code as RelayErrorCode, m.message);
   }
 
+  remoteEventCopies(relay: RemoteRelay, m: Msg<ClusterMessageType.EventCopies>): void {
+    const frame = (id: number, attempt: number) => this.codec.encode(eventFrame(m, id, m.emitterNodeId, m.claims, attempt));
+    this.acks.relay(relay, this.worlds.get(m.tenant), m.pattern, m.copies, frame);
+  }
+
   remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void {
     const world = this.worlds.get(m.tenant);
-    if (m.acks !== undefined) {
-      const frame = (id: number, attempt: number) => this.codec.encode(eventFrame(m, id, m.emitterNodeId, m.claims, attempt));
-      this.acks.relay(relay, world, m.pattern, m.acks, frame);
-      return;
-    }
     if (world === undefined) return;
     let bytes: Uint8Array | undefined;
     for (const nodeId of m.targets) {
