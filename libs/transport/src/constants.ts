@@ -10,8 +10,3 @@ export const DEFAULT_RECONNECT_INITIAL_DELAY_MS = 100;
 export const DEFAULT_RECONNECT_MAX_DELAY_MS = 5_000;
 export const DEFAULT_RECONNECT_MULTIPLIER = 2;
 export const DEFAULT_RECONNECT_JITTER = 0.5;
-
-/** What Nest's own transports answer when no handler matches a request. */
-export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
-/** What Nest logs for an event nobody handles (its own wording). */
-export const NO_EVENT_HANDLER = 'There is no matching event handler defined in the remote service. Event pattern: ';

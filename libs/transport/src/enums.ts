@@ -1,3 +1,5 @@
+import type { WsRelayUrlStatus } from './connection/relay-connection.js';
+
 /** Connection status reported by `status` and `on()`. */
 export enum WsRelayStatus {
   CONNECTED = 'connected',
@@ -14,5 +16,5 @@ export type WsRelayEvents = {
   /** The relay accepted a token refreshed in-band; its new expiry (ms since the epoch, 0 for none). */
   token_refreshed: (expiresAt: number) => void;
   /** A relay URL's state changed: `connecting`, `connected`, `error` or `not_connected`. */
-  relay_status: (url: string, status: 'connecting' | 'connected' | 'error' | 'not_connected') => void;
+  relay_status: (url: string, status: WsRelayUrlStatus) => void;
 };

@@ -6,6 +6,8 @@ import {
   Server,
   type WritePacket,
 } from '@nestjs/microservices';
+// Nest's own wording for a request or event no handler matches.
+import { NO_EVENT_HANDLER, NO_MESSAGE_HANDLER } from '@nestjs/microservices/constants.js';
 import {
   compileSubject,
   decodePayload,
@@ -27,7 +29,7 @@ import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { decodeExt } from '../connection/ext.js';
 import type { WsRelayUrlStatus } from '../connection/relay-connection.js';
 import { RelayLinks } from '../connection/relay-links.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS, NO_EVENT_HANDLER, NO_MESSAGE_HANDLER } from '../constants.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../constants.js';
 import { WsRelayContext } from '../ctx-host/ws-relay.context.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayStrategyOptions } from '../interfaces/ws-relay-options.interface.js';
@@ -335,7 +337,7 @@ export class WsRelayStrategy
   override async handleEvent(pattern: string, packet: ReadPacket, context: WsRelayContext): Promise<void> {
     const handler = this.getHandlerByPattern(pattern);
     if (!handler) {
-      this.logger.error(`${NO_EVENT_HANDLER}${pattern}`);
+      this.logger.error(NO_EVENT_HANDLER`${pattern}`);
       return;
     }
     await this.runWithProcessingHooks(context, async runEndHook => {
