@@ -161,4 +161,25 @@ describe('startup grace and drain regressions', () => {
     expect(provider.frames.filter(isRequest)).toEqual([]);
     expect(sessions.map(s => s.inbound.size + s.outbound.size)).toEqual([0, 0]);
   });
+
+  it('in its drain, sends a crossing request only for a pattern a moved-off provider may still serve after a token refresh', async () => {
+    // Bug: the drain's stand-by table kept the patterns from before the refresh, so a request for a pattern
+    // the new token withdrew still went to the provider.
+    const r = await relay({ auth: AUTH, drainTimeoutMs: 10_000 });
+    const p = track(await RawNode.hello(r.url, 'p', { ...(await bearer('p', { ...SERVER, perms: { serve: ['a', 'b'] } })), patterns: ['a', 'b'] }));
+    const caller = track(await RawNode.hello(r.url, 'c', await bearer('c', CLIENT)));
+    caller.send(request(1, 'a')); // keeps the drain going
+    const kept = (await p.next(isRequest)) as RequestFrame;
+    const closing = r.close();
+    await caller.next(f => f.type === FrameType.GoAway);
+    await refresh(p, await mint({ sub: 'p', claims: { ...SERVER, perms: { serve: ['a'] } } }));
+    caller.send(request(2, 'b'));
+    expect(await caller.next(answerTo(2))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
+    caller.send(request(3, 'a'));
+    const crossed = (await p.next(isRequest)) as RequestFrame;
+    expect(crossed.payload).toEqual(encodePayload(3));
+    for (const id of [crossed.id, kept.id]) p.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload('ok') });
+    expect(await caller.next(answerTo(3))).toMatchObject({ type: FrameType.Response });
+    await closing;
+  });
 });

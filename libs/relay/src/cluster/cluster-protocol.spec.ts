@@ -6,7 +6,7 @@ const bytes = new Uint8Array([1, 2, 3]);
 
 const messages: ClusterMessage[] = [
   { type: T.Beat, from: 'r', relayId: 'relay-1' },
-  { type: T.Sync, from: 'r' },
+  { type: T.Sync, from: 'r', relayId: 'relay-1' },
   { type: T.Snapshot, from: 'r', relayId: 'relay-1', nodes: [node, { ...node, nodeId: 'n2', service: null, queue: null, subject: null }] },
   { type: T.NodeUp, from: 'r', node },
   { type: T.NodeDown, from: 'r', tenant: 'acme', nodeId: 'n1', graceful: true, subject: null, reservedForMs: 60_000 },
@@ -58,7 +58,9 @@ describe('ClusterCodec', () => {
     const V = CLUSTER_PROTOCOL_VERSION;
     expect(refusal(wire(V, T.Request, 'r', 'seven'))).toBe('bad request.fwdId');
     expect(refusal(wire(V, T.NodeUp, 'r', ['t']))).toBe('bad node');
-    expect(refusal(wire(V, T.EventCopies, 'r', '', 'p', bytes, null, null, null, [['n', 1]]))).toBe('bad eventcopies.copies');
+    expect(refusal(wire(V, T.EventCopies, 'r', '', 'p', bytes, null, null, null, [['n', 1]]))).toBe('bad copy');
+    expect(refusal(wire(V, T.EventCopies, 'r', '', 'p', bytes, null, null, null, 'none'))).toBe('bad eventcopies.copies');
+    expect(refusal(wire(V, String(T.Cancel), 'r', 1))).toBe('bad type 9');
     expect(refusal(wire(V, 99, 'r'))).toBe('bad type 99');
     expect(refusal(wire(V + 1, T.Sync, 'r'))).toMatch(/cluster protocol version/);
     expect(refusal(wire(V, T.Sync, 5))).toBe('bad from');

@@ -1,7 +1,7 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 
 /** Version of the relay-to-relay protocol; a message of another version is dropped (and logged once). */
-export const CLUSTER_PROTOCOL_VERSION = 1;
+export const CLUSTER_PROTOCOL_VERSION = 2;
 
 /** Messages relays exchange over the backplane. */
 export enum ClusterMessageType {
@@ -47,7 +47,7 @@ export interface ClusterNode {
 
 export type ClusterMessage =
   | { type: ClusterMessageType.Beat; from: string; relayId: string }
-  | { type: ClusterMessageType.Sync; from: string }
+  | { type: ClusterMessageType.Sync; from: string; relayId: string }
   | { type: ClusterMessageType.Snapshot; from: string; relayId: string; nodes: ClusterNode[] }
   | { type: ClusterMessageType.NodeUp; from: string; node: ClusterNode }
   | {
@@ -130,7 +130,7 @@ type Kind = 'str' | 'optStr' | 'num' | 'num0' | 'bool' | 'bin' | 'optBin' | 'str
 /** The fields of each message type after [version, type, from], in wire order. */
 const FIELDS: { readonly [T in ClusterMessageType]: ReadonlyArray<readonly [Exclude<keyof Msg<T>, 'type' | 'from'>, Kind]> } = {
   [ClusterMessageType.Beat]: [['relayId', 'str']],
-  [ClusterMessageType.Sync]: [],
+  [ClusterMessageType.Sync]: [['relayId', 'str']],
   [ClusterMessageType.Snapshot]: [
     ['relayId', 'str'],
     ['nodes', 'nodes'],
@@ -223,14 +223,16 @@ export class ClusterCodec {
     if (raw[0] !== CLUSTER_PROTOCOL_VERSION) {
       throw new ClusterMessageError(`cluster protocol version ${String(raw[0])}, this relay speaks ${CLUSTER_PROTOCOL_VERSION}`);
     }
-    const type = raw[1] as ClusterMessageType;
-    const fields = FIELDS[type] as ReadonlyArray<readonly [string, Kind]> | undefined;
-    if (fields === undefined) fail(`type ${String(raw[1])}`);
+    const type = raw[1];
+    if (typeof type !== 'number' || !Object.hasOwn(FIELDS, type)) fail(`type ${String(type)}`);
+    const fields = FIELDS[type as ClusterMessageType] as ReadonlyArray<readonly [string, Kind]>;
     const m: Record<string, unknown> = { type, from: str(raw[2], 'from') };
-    const name = ClusterMessageType[type].toLowerCase();
     for (let i = 0; i < fields.length; i++) {
       const [key, kind] = fields[i];
-      m[key] = read(raw[3 + i], kind, `${name}.${key}`);
+      const v = read(raw[3 + i], kind);
+      // The field's name is put together only for a message that is refused.
+      if (v === BAD) fail(`${ClusterMessageType[type as ClusterMessageType].toLowerCase()}.${key}`);
+      m[key] = v;
     }
     return m as unknown as ClusterMessage;
   }
@@ -245,36 +247,41 @@ function fail(what: string): never {
 const str = (v: unknown, what: string): string => (typeof v === 'string' ? v : fail(what));
 const optStr = (v: unknown, what: string): string | null => (v == null ? null : str(v, what));
 const num = (v: unknown, what: string): number => (typeof v === 'number' && Number.isFinite(v) ? v : fail(what));
-const bin = (v: unknown, what: string): Uint8Array => (v instanceof Uint8Array ? v : fail(what));
 const strs = (v: unknown, what: string): string[] =>
   Array.isArray(v) && v.every(s => typeof s === 'string') ? (v as string[]) : fail(what);
 
-function read(v: unknown, kind: Kind, what: string): unknown {
+/** What read() returns for a field of the wrong type. */
+const BAD = Symbol('bad field');
+
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** A field as `kind` says it is, or BAD (nodes and copies throw for what is wrong inside them). */
+function read(v: unknown, kind: Kind): unknown {
   switch (kind) {
     case 'str':
-      return str(v, what);
+      return typeof v === 'string' ? v : BAD;
     case 'optStr':
-      return optStr(v, what);
+      return v == null ? null : typeof v === 'string' ? v : BAD;
     case 'num':
-      return num(v, what);
+      return isNum(v) ? v : BAD;
     case 'num0':
-      return v == null ? 0 : num(v, what);
+      return v == null ? 0 : isNum(v) ? v : BAD;
     case 'bool':
       return v === true;
     case 'bin':
-      return bin(v, what);
+      return v instanceof Uint8Array ? v : BAD;
     case 'optBin':
-      return v == null ? null : bin(v, what);
+      return v == null ? null : v instanceof Uint8Array ? v : BAD;
     case 'strs':
-      return strs(v, what);
+      return Array.isArray(v) && v.every(s => typeof s === 'string') ? v : BAD;
     case 'node':
       return nodeFromWire(v);
     case 'nodes':
-      return Array.isArray(v) ? v.map(nodeFromWire) : fail(what);
+      return Array.isArray(v) ? v.map(nodeFromWire) : BAD;
     case 'copies':
-      if (!Array.isArray(v)) fail(what);
+      if (!Array.isArray(v)) return BAD;
       return v.map(e =>
-        Array.isArray(e) && e.length === 3 ? ([str(e[0], 'copy.nodeId'), num(e[1], 'copy.did'), num(e[2], 'copy.attempt')] as const) : fail(what),
+        Array.isArray(e) && e.length === 3 ? ([str(e[0], 'copy.nodeId'), num(e[1], 'copy.did'), num(e[2], 'copy.attempt')] as const) : fail('copy'),
       );
   }
 }

@@ -247,7 +247,7 @@ export class RelayCluster {
           // Usable (again): ask every relay for its nodes. Relays that knew
           // this one take the SYNC as a restart and settle what was in flight with it.
           this.healthy = true;
-          this.broadcast({ type: ClusterMessageType.Sync });
+          this.broadcast({ type: ClusterMessageType.Sync, relayId: this.options.relayId });
         }
       }
       return;
@@ -258,12 +258,12 @@ export class RelayCluster {
     const fresh = relay === undefined;
     if (relay === undefined) {
       if (m.type === ClusterMessageType.Bye) return;
-      relay = new RemoteRelay(m.from, m.type === ClusterMessageType.Beat || m.type === ClusterMessageType.Snapshot ? m.relayId : undefined);
+      relay = new RemoteRelay(m.from, 'relayId' in m ? m.relayId : undefined);
       this.relays.set(m.from, relay);
       // First contact either way: each side sends the other its nodes (a SYNC is answered below).
       if (m.type !== ClusterMessageType.Sync) this.send(relay, this.snapshot());
       if (m.type !== ClusterMessageType.Snapshot && m.type !== ClusterMessageType.Sync) {
-        this.send(relay, { type: ClusterMessageType.Sync });
+        this.send(relay, { type: ClusterMessageType.Sync, relayId: this.options.relayId });
       }
       this.logger.log(`Relay ${relay.relayId} joined the cluster`);
     }
@@ -274,6 +274,7 @@ export class RelayCluster {
         relay.relayId = m.relayId;
         return;
       case ClusterMessageType.Sync:
+        relay.relayId = m.relayId;
         // From a relay we already knew: it started over (it dropped us, or
         // restarted its view) and forgot what was in flight with us.
         if (!fresh) l.relayGone(relay);

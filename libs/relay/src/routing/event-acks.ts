@@ -31,11 +31,6 @@ export function eventFrame(source: EventSource, id: number, peer: string | null,
   return frame;
 }
 
-/** What the cluster messages of an event (EVENT, EVENT_COPIES) carry of it and its emitter. */
-export function eventOrigin(emitter: Session, source: EventSource) {
-  const { pattern, payload, ext } = source;
-  return { tenant: emitter.world.tenant, pattern, payload, emitterNodeId: emitter.nodeId ?? null, ext, claims: emitter.claims };
-}
 
 /** An event whose emitter asked to hear from every handler (`ack: 'handlers'`). */
 export interface PendingEvent {
@@ -279,7 +274,17 @@ export class EventAcks {
 
   private sendRemote(relay: RemoteRelay, event: PendingEvent, list: Delivery[]): void {
     const copies = list.map(d => [d.target.nodeId as string, d.did, d.attempt] as const);
-    const sent = this.cluster.send(relay, { type: ClusterMessageType.EventCopies, ...eventOrigin(event.emitter, event.frame), copies });
+    const { emitter, frame } = event;
+    const sent = this.cluster.send(relay, {
+      type: ClusterMessageType.EventCopies,
+      tenant: emitter.world.tenant,
+      pattern: frame.pattern,
+      payload: frame.payload,
+      emitterNodeId: emitter.nodeId ?? null,
+      ext: frame.ext,
+      claims: emitter.claims,
+      copies,
+    });
     if (!sent) {
       // The relay is going or gone: its nodes' copies move on now rather than at their timeout.
       queueMicrotask(() => {

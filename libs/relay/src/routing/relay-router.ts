@@ -32,7 +32,7 @@ import { nodeKey, RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import { attachSession, type PendingRequest, type PendingWait, Session, sessionOf } from '../session.js';
-import { EventAcks, eventFrame, eventOrigin } from './event-acks.js';
+import { EventAcks, eventFrame } from './event-acks.js';
 import { type Routable, target, World } from './world.js';
 
 
@@ -474,7 +474,17 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     }
     if (remote !== undefined) {
       for (const [relay, targets] of remote) {
-        const sent = this.cluster.send(relay, { type: Cmt.Event, ...eventOrigin(emitter, frame), id: frame.id, targets });
+        const sent = this.cluster.send(relay, {
+          type: Cmt.Event,
+          tenant: world.tenant,
+          id: frame.id,
+          pattern: frame.pattern,
+          payload: frame.payload,
+          emitterNodeId: emitter.nodeId ?? null,
+          ext: frame.ext,
+          claims: emitter.claims,
+          targets,
+        });
         if (sent) delivered += targets.length;
       }
     }
@@ -636,6 +646,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     const events = session.events.filter(e => perms.allows('subscribe', e));
     if (patterns.length === session.patterns.length && events.length === session.events.length) return;
     const world = session.world;
+    // A provider the shutdown drain moved off keeps serving crossing requests, for what it may still serve.
+    const standby = world.standby.remove(session);
     world.providers.remove(session);
     world.subscriptions.remove(session);
     this.logger.log(
@@ -646,6 +658,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     session.patterns = patterns;
     session.serves = new Set(patterns);
     session.events = events;
+    if (standby) world.standby.add(session);
     // Not a node out of routing (it drained, or the relay's drain moved it off): it stays out.
     if (world.nodes.get(session.nodeId as string) !== session) return;
     world.providers.add(session);

@@ -26,17 +26,27 @@ class Standby {
     this.providers.add(session);
   }
 
-  remove(session: Session): void {
-    if (this.nodes.get(session.nodeId as string) !== session) return;
+  /** Whether it was there (remove it before its patterns change, and add it back after). */
+  remove(session: Session): boolean {
+    if (this.nodes.get(session.nodeId as string) !== session) return false;
     this.nodes.delete(session.nodeId as string);
     this.providers.remove(session);
+    return true;
   }
 
-  /** One that serves `pattern` (`peer`: that node only) and is still open. */
+  /** One that serves `pattern` (`peer`: that node only) and is still open, in turn. */
   pick(pattern: string, peer: string | null): Session | undefined {
     if (this.nodes.size === 0) return undefined;
-    const s = (peer === null ? this.providers.pick(pattern) : target(this.nodes, peer, pattern)) as Session | undefined;
-    return s?.isOpen ? s : undefined;
+    if (peer !== null) {
+      const s = target(this.nodes, peer, pattern);
+      return s?.isOpen ? s : undefined;
+    }
+    // Past one that is closing (its close event not in yet) to the next.
+    for (let i = this.providers.count(pattern); i > 0; i--) {
+      const s = this.providers.pick(pattern) as Session;
+      if (s.isOpen) return s;
+    }
+    return undefined;
   }
 }
 
