@@ -7,11 +7,11 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest'] },
   moduleNameMapper: {
-    '^@wsrelay/protocol$': '<rootDir>/libs/protocol/src/index.ts',
-    '^@wsrelay/transport$': '<rootDir>/libs/transport/src/index.ts',
-    '^@wsrelay/relay$': '<rootDir>/libs/relay/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
+  // The packages are imported by name, as users import them: from their build (libs/*/dist), made current first.
+  globalSetup: '<rootDir>/scripts/jest-build.cjs',
+  modulePathIgnorePatterns: ['<rootDir>/libs/[^/]+/dist/', '<rootDir>/dist/', '<rootDir>/examples/'],
   testTimeout: 20000,
   reporters: ['default', '<rootDir>/scripts/summary-reporter.cjs'],
 };

@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTs, stop } from '../scripts/processes.js';
+import { RELAY_BIN, startTs, stop } from '../scripts/processes.js';
 
 interface ProfileNode {
   id: number;
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
       ? { MODE: 'events', PATTERN: 'events', ACK: 'emit', WINDOW: '1000', SIZE: '64' }
       : { MODE: 'rpc', INFLIGHT: '64', SIZE: '64' };
   const prof = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
-  const relay = startTs('apps/relay/src/main.ts', { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, undefined, target === 'relay' ? prof : []);
+  const relay = startTs(RELAY_BIN, { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, undefined, target === 'relay' ? prof : []);
   const [, url] = await relay.line(/Relay listening on (ws:\/\/\S+)/);
   const provider = startTs('bench/peers/provider.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url }, undefined, target === 'provider' ? prof : []);
   await provider.line(/READY/);

@@ -83,7 +83,7 @@ const log = (line: string) => console.error(line);
 function codeState(): { commit: string; dirty: string[] } {
   try {
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD']).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'libs', 'apps/relay'])
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'libs'])
       .toString()
       .split('\n')
       .filter(Boolean)

@@ -1,10 +1,11 @@
 /**
- * `npm run demo`: starts a relay, the greeter provider and the caller as three
- * processes, prints what they say, and exits with the caller's exit code.
+ * `npm run demo`: starts a relay (the `wsrelay-relay` executable), the greeter
+ * provider and the caller as three processes, all built (`npm run build`),
+ * prints what they say, and exits with the caller's exit code.
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { startTs, stop } from './processes.js';
+import { RELAY_BIN, startTs, stop } from './processes.js';
 
 const children: ChildProcess[] = [];
 
@@ -19,10 +20,10 @@ function start(name: string, entry: string, env: Record<string, string>) {
 }
 
 async function main(): Promise<number> {
-  const relay = start('relay', 'apps/relay/src/main.ts', { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' });
+  const relay = start('relay', RELAY_BIN, { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' });
   const [, url] = await relay.line(/Relay listening on (ws:\/\/\S+)/);
-  start('greeter', 'apps/greeter/src/main.ts', { RELAY_URL: url });
-  const caller = start('caller', 'apps/caller/src/main.ts', { RELAY_URL: url });
+  start('greeter', 'dist/apps/greeter/main.js', { RELAY_URL: url });
+  const caller = start('caller', 'dist/apps/caller/main.js', { RELAY_URL: url });
   const [code] = (await once(caller.child, 'exit')) as [number | null];
   return code ?? 1;
 }

@@ -2,8 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 
-/** Node flags that run a TypeScript entry of this repo (decorators, path aliases). */
+/** Node flags that run a TypeScript entry of this repo (decorators). */
 export const TS_LOADER = ['--import', '@swc-node/register/esm-register'];
+
+/** The relay as users run it: the `wsrelay-relay` executable of @wsrelay/relay's build (`npm run build`). */
+export const RELAY_BIN = 'libs/relay/dist/bin/wsrelay-relay.js';
 
 export interface Started {
   child: ChildProcess;
@@ -11,14 +14,15 @@ export interface Started {
   line(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
 }
 
-/** Spawns a TypeScript entry; each output line goes to `onLine`. */
+/** Spawns an entry (TypeScript through the loader, JavaScript as is); each output line goes to `onLine`. */
 export function startTs(
   entry: string,
   env: Record<string, string>,
   onLine: (line: string) => void = () => undefined,
   nodeArgs: string[] = [],
 ): Started {
-  const child = spawn(process.execPath, [...nodeArgs, ...TS_LOADER, entry], {
+  const loader = entry.endsWith('.ts') ? TS_LOADER : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, entry], {
     env: { ...process.env, NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -14,10 +14,9 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import { WsRelayClient, WsRelayStrategy } from '@wsrelay/transport';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { firstValueFrom } from 'rxjs';
-import { compileProject } from './compile.js';
+import { RELAY_BIN } from './processes.js';
 
 const num = (name: string, fallback: number) => {
   const v = Number(process.env[name] ?? fallback);
@@ -47,8 +46,7 @@ interface Memory {
 const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 
 async function main(): Promise<number> {
-  const dir = await compileProject('node_modules/.cache/wsrelay-soak');
-  const relay = spawn(process.execPath, [join(dir, 'apps/relay/src/main.js')], {
+  const relay = spawn(process.execPath, [RELAY_BIN], {
     env: { ...process.env, NO_COLOR: '1', RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -26,7 +26,7 @@ export function runCompiled(root: string | undefined): void {
 }
 
 /**
- * A bench process (TypeScript entry) whose output is read line by line, in
+ * A bench process (a TypeScript entry, or a built one in JavaScript) whose output is read line by line, in
  * order: `next()` consumes lines up to the first one that matches, so a line
  * printed again later (`COUNT …`) is never answered from an old copy. Stdin is a
  * pipe; the bench peers exit when it closes, so no process outlives the bench.
@@ -46,7 +46,11 @@ export class Child {
     entry: string,
     options: ChildOptions = {},
   ) {
-    const script = compiledRoot === undefined ? [...TS_LOADER, entry] : [join(compiledRoot, entry.replace(/\.ts$/, '.js'))];
+    const script = entry.endsWith('.js')
+      ? [entry]
+      : compiledRoot === undefined
+        ? [...TS_LOADER, entry]
+        : [join(compiledRoot, entry.replace(/\.ts$/, '.js'))];
     const node = [process.execPath, ...(options.nodeArgs ?? []), ...script];
     const env = { ...process.env, NO_COLOR: '1', ...options.env };
     const stdio: ['pipe', 'pipe', 'pipe'] = ['pipe', 'pipe', 'pipe'];

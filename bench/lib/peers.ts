@@ -4,6 +4,7 @@
  * provider on the second.
  */
 import { connect } from 'node:net';
+import { RELAY_BIN } from '../../scripts/processes.js';
 import { Child } from './child.js';
 import { commandName, pidListeningOn } from './proc.js';
 import { FANOUT_SUBSCRIBERS, PEER_LABELS, type PeerId, W7_PLACEMENT_LABELS } from './types.js';
@@ -90,7 +91,7 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
   try {
     switch (id) {
       case 'wsrelay': {
-        const relay = track(new Child('relay', 'apps/relay/src/main.ts', { env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' } }));
+        const relay = track(new Child('relay', RELAY_BIN, { env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' } }));
         const [, url] = await relay.next(/Relay listening on (ws:\/\/\S+)/, 60_000);
         const { provider, subs } = nestProcesses('wsrelay', { RELAY_URL: url }, prefix, false, FANOUT_SUBSCRIBERS);
         [provider, ...subs].forEach(track);
@@ -239,7 +240,7 @@ export async function startCluster(prefix: string): Promise<Cluster> {
   try {
     const [relayA, relayB] = relayIds.map((relayId, i) => {
       const env = { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_REDIS_URL: redis, RELAY_CLUSTER_PREFIX: channelPrefix, RELAY_ID: relayId };
-      const child = new Child(`relay ${'AB'[i]}`, 'apps/relay/src/main.ts', { env });
+      const child = new Child(`relay ${'AB'[i]}`, RELAY_BIN, { env });
       children.push(child);
       return child;
     });

@@ -4,6 +4,7 @@
  * CPU is the relay's over the idle window, which spans several heartbeat
  * intervals.
  */
+import { RELAY_BIN } from '../../scripts/processes.js';
 import { Child } from './child.js';
 import { cpuSeconds, memory, openFileCount, openFileLimit } from './proc.js';
 import type { W6Result } from './types.js';
@@ -25,7 +26,7 @@ export async function runW6(relayKind: 'wsrelay' | 'raw-ws', s: W6Settings, log:
   const wanted = s.connections + 1024;
   const relay =
     relayKind === 'wsrelay'
-      ? new Child('w6 relay', 'apps/relay/src/main.ts', {
+      ? new Child('w6 relay', RELAY_BIN, {
           env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_HEARTBEAT_INTERVAL_MS: String(s.heartbeatMs) },
           fdLimit: wanted,
         })

@@ -1,11 +1,10 @@
 import type { RelayStatus } from '@wsrelay/relay';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { compiledProject } from './compiled.js';
+import { RELAY_BIN } from '../../scripts/processes.js';
 
-/** `apps/relay` running in a process of its own. */
+/** The relay's executable (`wsrelay-relay` of @wsrelay/relay's build) running in a process of its own. */
 export interface RelayProcess {
   child: ChildProcess;
   port: number;
@@ -20,10 +19,9 @@ export interface RelayProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `apps/relay` with `env` (RELAY_PORT defaults to 0) and resolves once it listens. */
+/** Starts the relay with `env` (RELAY_PORT defaults to 0) and resolves once it listens. */
 export async function spawnRelay(env: Record<string, string>): Promise<RelayProcess> {
-  const dir = await compiledProject();
-  const child = spawn(process.execPath, [join(dir, 'apps/relay/src/main.js')], {
+  const child = spawn(process.execPath, [RELAY_BIN], {
     env: { ...process.env, NO_COLOR: '1', RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_STARTUP_GRACE_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

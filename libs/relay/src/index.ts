@@ -4,7 +4,7 @@ export { selectProtocol, TOKEN_PROTOCOL_PREFIX, tokenOf } from './auth/token.js'
 export type { Backplane, BackplaneListener } from './cluster/backplane.js';
 export { CLUSTER_PROTOCOL_VERSION } from './cluster/cluster-protocol.js';
 export { InMemoryBackplane, InMemoryHub } from './cluster/in-memory.backplane.js';
-export { RedisBackplane, type RedisBackplaneOptions } from './cluster/redis.backplane.js';
+export { RedisBackplane, type RedisBackplaneOptions, type RelayRedisOptions } from './cluster/redis.backplane.js';
 export { type ClusterStatus, RelayCluster } from './cluster/relay-cluster.js';
 export { RelayExceptionFilter } from './filters/relay-exception.filter.js';
 export { EstablishedSessionGuard } from './guards/established-session.guard.js';
@@ -40,3 +40,5 @@ export { RelayGateway } from './relay.gateway.js';
 export { RelayModule } from './relay.module.js';
 export { RelayWsAdapter } from './relay-ws.adapter.js';
 export { RelayRouter, type RelayStatus } from './routing/relay-router.js';
+export { DEFAULT_RELAY_HOST, DEFAULT_RELAY_PORT, type RelayAppConfig, relayConfigFromEnv } from './standalone/relay-env.config.js';
+export { type RunningRelay, runRelay, type RunRelayOptions } from './standalone/run-relay.js';

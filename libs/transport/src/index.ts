@@ -18,4 +18,3 @@ export {
 } from './serializers/ws-relay-record.serializer.js';
 export { WsRelayStrategy } from './server/ws-relay.strategy.js';
 export * from './constants.js';
-export { corkForTick } from './connection/tick-cork.js';

@@ -16,6 +16,11 @@ export interface Backplane {
   /** Where it connects, for logs and status (no credentials). */
   readonly description: string;
   /**
+   * Loads what the backend needs (a client library) while the relay app
+   * initialises; a rejection stops the relay from starting. Optional.
+   */
+  prepare?(): Promise<void>;
+  /**
    * Starts delivering messages for relay instance `self` to `listener`.
    * Resolves once it can publish, or, when it cannot yet, after reporting
    * `connection(false)` (and `connection(true)` later); rejects only on a

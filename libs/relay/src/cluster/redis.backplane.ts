@@ -1,11 +1,17 @@
 import { Logger } from '@nestjs/common';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Backplane, BackplaneListener } from './backplane.js';
+
+/**
+ * ioredis connection options (its `RedisOptions`: host, port, password, tls, ...),
+ * typed loosely so that the relay's types do not need ioredis installed.
+ */
+export type RelayRedisOptions = { host?: string; port?: number } & Record<string, unknown>;
 
 /** Redis backplane settings (`cluster.redis` of the relay options). */
 export interface RedisBackplaneOptions {
   /** A `redis://` / `rediss://` URL, or ioredis options. */
-  redis: string | RedisOptions;
+  redis: string | RelayRedisOptions;
   /**
    * Prefix of the pub/sub channels, so that several clusters can share one Redis.
    * @default 'wsrelay'
@@ -65,7 +71,12 @@ export class RedisBackplane implements Backplane {
     this.description = describe(options.redis);
   }
 
+  async prepare(): Promise<void> {
+    await loadIoredis();
+  }
+
   async start(self: string, listener: BackplaneListener): Promise<void> {
+    const { Redis } = await loadIoredis();
     const all = this.all;
     const mine = this.channelOf(self);
     const base: RedisOptions = {
@@ -77,7 +88,7 @@ export class RedisBackplane implements Backplane {
     const make = (extra: RedisOptions) =>
       typeof this.options.redis === 'string'
         ? new Redis(this.options.redis, { ...base, ...extra })
-        : new Redis({ ...this.options.redis, ...base, ...extra });
+        : new Redis({ ...(this.options.redis as RedisOptions), ...base, ...extra });
     // No auto-pipelining: write() already batches each tick, and ioredis would hold it for a setImmediate.
     const pub = (this.pub = make({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false }));
     const sub = (this.sub = make({ autoResubscribe: true }));
@@ -212,8 +223,26 @@ export class RedisBackplane implements Backplane {
   }
 }
 
+/** The ioredis package's error when it is missing: it is an optional peer dependency of the relay. */
+export const MISSING_IOREDIS =
+  'A relay cluster over Redis (cluster.redis, RELAY_REDIS_URL) needs the "ioredis" package, which is not installed: ' +
+  'run "npm install ioredis" where @wsrelay/relay is installed, or leave cluster.redis unset to run a single relay.';
+
+/** ioredis, loaded on first use: only relays that run in a Redis cluster need it installed. */
+export async function loadIoredis(): Promise<{ Redis: typeof Redis }> {
+  try {
+    return await import('ioredis');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes("'ioredis'")) {
+      throw new Error(MISSING_IOREDIS, { cause: err });
+    }
+    throw err;
+  }
+}
+
 /** The Redis address without credentials. */
-function describe(redis: string | RedisOptions): string {
+function describe(redis: string | RelayRedisOptions): string {
   if (typeof redis !== 'string') return `redis://${redis.host ?? '127.0.0.1'}:${redis.port ?? 6379}`;
   try {
     const u = new URL(redis);

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
@@ -54,7 +54,7 @@ export interface ClusterStatus {
  * rebuilds the cluster state.
  */
 @Injectable()
-export class RelayCluster {
+export class RelayCluster implements OnModuleInit {
   readonly instanceId = randomUUID();
   private readonly logger = new Logger(RelayCluster.name);
   private readonly backplane: Backplane;
@@ -81,6 +81,11 @@ export class RelayCluster {
       c.backplane ?? (c.redis !== undefined ? new RedisBackplane({ redis: c.redis, channelPrefix: c.channelPrefix }) : new InMemoryBackplane());
     this.heartbeatIntervalMs = c.heartbeatIntervalMs;
     this.timeoutMs = c.timeoutMs;
+  }
+
+  /** Nest's init hook: a backplane that cannot load (ioredis missing) stops the relay from starting. */
+  async onModuleInit(): Promise<void> {
+    await this.backplane.prepare?.();
   }
 
   async start(listener: ClusterListener): Promise<void> {

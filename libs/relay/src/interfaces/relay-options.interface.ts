@@ -1,6 +1,6 @@
-import type { RedisOptions } from 'ioredis';
 import type { IncomingMessage } from 'node:http';
 import type { Backplane } from '../cluster/backplane.js';
+import type { RelayRedisOptions } from '../cluster/redis.backplane.js';
 
 /** Verified JWT claims of a connection (null when auth is off). */
 export type RelayClaims = Record<string, unknown>;
@@ -56,7 +56,7 @@ export interface RelayRateLimit {
  */
 export interface RelayClusterOptions {
   /** Redis the relays coordinate through: a `redis://` URL or ioredis options. */
-  redis?: string | RedisOptions;
+  redis?: string | RelayRedisOptions;
   /** Prefix of the Redis channels, so several clusters can share one Redis. @default 'wsrelay' */
   channelPrefix?: string;
   /** A backplane of your own instead of Redis (e.g. `new InMemoryBackplane(hub)` for relays in one process). */

@@ -1,4 +1,4 @@
-import type { RelayAuthOptions, RelayModuleOptions } from '@wsrelay/relay';
+import type { RelayAuthOptions, RelayModuleOptions } from '../interfaces/relay-options.interface.js';
 import { readFileSync } from 'node:fs';
 
 /** Where the deployable relay listens and how it routes, read from the environment. */

@@ -1,4 +1,4 @@
-import { relayConfigFromEnv } from './relay.config.js';
+import { relayConfigFromEnv } from './relay-env.config.js';
 
 describe('relayConfigFromEnv', () => {
   it('defaults to 127.0.0.1:8787', () => {
