@@ -4,6 +4,8 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/libs', '<rootDir>/test', '<rootDir>/apps'],
   testRegex: '.*\\.(spec|e2e-spec)\\.ts$',
+  // The packed packages in the examples: `npm run test:packages` (jest.packages.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/packages/'],
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest'] },
   moduleNameMapper: {
@@ -11,7 +13,7 @@ export default {
   },
   // The packages are imported by name, as users import them: from their build (libs/*/dist), made current first.
   globalSetup: '<rootDir>/scripts/jest-build.cjs',
-  modulePathIgnorePatterns: ['<rootDir>/libs/[^/]+/dist/', '<rootDir>/dist/', '<rootDir>/examples/'],
+  modulePathIgnorePatterns: ['<rootDir>/examples/'],
   testTimeout: 20000,
   reporters: ['default', '<rootDir>/scripts/summary-reporter.cjs'],
 };

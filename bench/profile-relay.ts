@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { RELAY_BIN, startTs, stop } from '../scripts/processes.js';
+import { RELAY_BIN, startNode, stop } from '../scripts/processes.js';
 
 interface ProfileNode {
   id: number;
@@ -26,11 +26,11 @@ async function main(): Promise<void> {
       ? { MODE: 'events', PATTERN: 'events', ACK: 'emit', WINDOW: '1000', SIZE: '64' }
       : { MODE: 'rpc', INFLIGHT: '64', SIZE: '64' };
   const prof = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
-  const relay = startTs(RELAY_BIN, { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, undefined, target === 'relay' ? prof : []);
+  const relay = startNode(RELAY_BIN, { env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, nodeArgs: target === 'relay' ? prof : [] });
   const [, url] = await relay.line(/Relay listening on (ws:\/\/\S+)/);
-  const provider = startTs('bench/peers/provider.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url }, undefined, target === 'provider' ? prof : []);
+  const provider = startNode('bench/peers/provider.ts', { env: { TRANSPORT: 'wsrelay', RELAY_URL: url }, nodeArgs: target === 'provider' ? prof : [] });
   await provider.line(/READY/);
-  const generator = startTs('bench/load.ts', { TRANSPORT: 'wsrelay', RELAY_URL: url, ...load, DURATION_MS: '5000' });
+  const generator = startNode('bench/load.ts', { env: { TRANSPORT: 'wsrelay', RELAY_URL: url, ...load, DURATION_MS: '5000' } });
   const [, result] = await generator.line(/^RESULT (.*)$/, 60_000);
   console.log(`${workload} under profiling: ${result}`);
   await stop(generator.child);

@@ -5,15 +5,18 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { RELAY_BIN, startTs, stop } from './processes.js';
+import { RELAY_BIN, startNode, stop } from './processes.js';
 
 const children: ChildProcess[] = [];
 
 function start(name: string, entry: string, env: Record<string, string>) {
-  const started = startTs(entry, env, line => {
-    if (!/InstanceLoader|NestFactory|WebSocketsController|RoutesResolver/.test(line)) {
-      console.log(`[${name}] ${line.replace(/^\[Nest\] \d+\s+-\s+/, '')}`);
-    }
+  const started = startNode(entry, {
+    env,
+    onLine: line => {
+      if (!/InstanceLoader|NestFactory|WebSocketsController|RoutesResolver/.test(line)) {
+        console.log(`[${name}] ${line.replace(/^\[Nest\] \d+\s+-\s+/, '')}`);
+      }
+    },
   });
   children.push(started.child);
   return started;

@@ -10,21 +10,34 @@ export const RELAY_BIN = 'libs/relay/dist/bin/wsrelay-relay.js';
 
 export interface Started {
   child: ChildProcess;
+  /** Output lines so far (stdout and stderr, the first thousand). */
+  history: readonly string[];
   /** Resolves with the first output line matching `re` (its match), rejects if the process exits first. */
   line(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
 }
 
-/** Spawns an entry (TypeScript through the loader, JavaScript as is); each output line goes to `onLine`. */
-export function startTs(
-  entry: string,
-  env: Record<string, string>,
-  onLine: (line: string) => void = () => undefined,
-  nodeArgs: string[] = [],
-): Started {
+export interface StartOptions {
+  /** Added to this process's environment (and NO_COLOR=1). */
+  env?: Record<string, string>;
+  /** Each output line, as it comes. */
+  onLine?: (line: string) => void;
+  /** Node flags before the entry. */
+  nodeArgs?: string[];
+  /** Arguments after the entry. */
+  args?: string[];
+  /** The Node binary. @default this process's */
+  node?: string;
+  cwd?: string;
+}
+
+/** Spawns an entry (TypeScript through the loader, JavaScript as is) whose output is read line by line. */
+export function startNode(entry: string, options: StartOptions = {}): Started {
   const loader = entry.endsWith('.ts') ? TS_LOADER : [];
-  const child = spawn(process.execPath, [...nodeArgs, ...loader, entry], {
-    env: { ...process.env, NO_COLOR: '1', ...env },
+  const onLine = options.onLine ?? (() => undefined);
+  const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), ...loader, entry, ...(options.args ?? [])], {
+    env: { ...process.env, NO_COLOR: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: options.cwd,
   });
   const listeners = new Set<(line: string) => void>([onLine]);
   // Lines printed before anyone asks for them are kept, so line() cannot miss one.
@@ -37,14 +50,19 @@ export function startTs(
   }
   return {
     child,
+    history,
     line: (re, timeoutMs = 30_000) =>
       new Promise((resolve, reject) => {
         for (const old of history) {
           const m = re.exec(old);
           if (m) return resolve(m);
         }
-        const timer = setTimeout(() => reject(new Error(`${entry}: no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
-        const onExit = (code: number | null) => reject(new Error(`${entry} exited (${code}) before printing ${re}`));
+        const tail = () => history.slice(-20).join('\n');
+        const timer = setTimeout(() => reject(new Error(`${entry}: no line matching ${re} within ${timeoutMs} ms:\n${tail()}`)), timeoutMs);
+        const onExit = (code: number | null) => {
+          clearTimeout(timer);
+          reject(new Error(`${entry} exited (${code}) before printing ${re}:\n${tail()}`));
+        };
         child.once('exit', onExit);
         const l = (line: string) => {
           const m = re.exec(line);

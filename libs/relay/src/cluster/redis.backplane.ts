@@ -229,7 +229,7 @@ export const MISSING_IOREDIS =
   'run "npm install ioredis" where @wsrelay/relay is installed, or leave cluster.redis unset to run a single relay.';
 
 /** ioredis, loaded on first use: only relays that run in a Redis cluster need it installed. */
-export async function loadIoredis(): Promise<{ Redis: typeof Redis }> {
+async function loadIoredis(): Promise<{ Redis: typeof Redis }> {
   try {
     return await import('ioredis');
   } catch (err) {
