@@ -28,7 +28,10 @@ async function main(): Promise<void> {
   const prof = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
   const relay = startNode(RELAY_BIN, { env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' }, nodeArgs: target === 'relay' ? prof : [] });
   const [, url] = await relay.line(/Relay listening on (ws:\/\/\S+)/);
-  const provider = startNode('bench/peers/provider.ts', { env: { TRANSPORT: 'wsrelay', RELAY_URL: url }, nodeArgs: target === 'provider' ? prof : [] });
+  const provider = startNode('bench/peers/provider.ts', {
+    env: { TRANSPORT: 'wsrelay', RELAY_URL: url },
+    nodeArgs: target === 'provider' ? prof : [],
+  });
   await provider.line(/READY/);
   const generator = startNode('bench/load.ts', { env: { TRANSPORT: 'wsrelay', RELAY_URL: url, ...load, DURATION_MS: '5000' } });
   const [, result] = await generator.line(/^RESULT (.*)$/, 60_000);

@@ -141,7 +141,9 @@ async function main(): Promise<void> {
   } else {
     runCompiled(await compileProject('node_modules/.cache/wsrelay-bench'));
   }
-  log(`bench: run ${prefix} — ${peerIds.join(', ')}; ${[...throughput.map(w => w.id), ...workloadIds.filter(id => id === 'W6' || id === 'W7')].join(', ')}`);
+  log(
+    `bench: run ${prefix} — ${peerIds.join(', ')}; ${[...throughput.map(w => w.id), ...workloadIds.filter(id => id === 'W6' || id === 'W7')].join(', ')}`,
+  );
 
   if (throughput.length > 0) {
     for (const id of peerIds) {
@@ -249,7 +251,15 @@ async function main(): Promise<void> {
           kept > 0 ? `; ${kept} still disturbed after ${attempts} attempts, left out where the peer has undisturbed rounds` : ''
         }.`;
   const codeNote = ` Code: ${code.commit}${code.dirty.length > 0 ? ` with uncommitted changes in ${code.dirty.join(', ')}` : ''}.`;
-  const md = markdown({ header: `${header(started)}.${codeNote}${machineNote}${repeatNote}`, peers: statuses, summaries, w6, w6Skipped, w7, targets: goals });
+  const md = markdown({
+    header: `${header(started)}.${codeNote}${machineNote}${repeatNote}`,
+    peers: statuses,
+    summaries,
+    w6,
+    w6Skipped,
+    w7,
+    targets: goals,
+  });
   console.log(`\n${md}`);
 
   mkdirSync('bench/results', { recursive: true });
@@ -260,12 +270,27 @@ async function main(): Promise<void> {
       {
         date: started.toISOString(),
         code,
-        machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model.trim(), node: process.version, platform: `${os.type()} ${os.release()}` },
-        settings: { rounds, durationMs, warmupMs, eventWindow: window, prefix, w6: { connections: w6Connections, heartbeatMs: w6HeartbeatMs, idleMs: w6IdleMs } },
+        machine: {
+          cpus: os.cpus().length,
+          model: os.cpus()[0]?.model.trim(),
+          node: process.version,
+          platform: `${os.type()} ${os.release()}`,
+        },
+        settings: {
+          rounds,
+          durationMs,
+          warmupMs,
+          eventWindow: window,
+          prefix,
+          w6: { connections: w6Connections, heartbeatMs: w6HeartbeatMs, idleMs: w6IdleMs },
+        },
         peers: statuses,
         summaries,
         w6,
-        w7: 'summaries' in w7 && w7Result !== undefined ? { cluster: w7.cluster, summaries: w7.summaries, raw: w7Result.raw, repeated: w7Result.repeated } : w7,
+        w7:
+          'summaries' in w7 && w7Result !== undefined
+            ? { cluster: w7.cluster, summaries: w7.summaries, raw: w7Result.raw, repeated: w7Result.repeated }
+            : w7,
         targets: goals,
         raw,
         repeated,
@@ -284,7 +309,9 @@ async function main(): Promise<void> {
         titles,
         `${started.toISOString().slice(0, 10)}, ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, ${rounds} rounds × ${durationMs} ms, peers in separate processes.\n` +
           'W5 (fan-out: Nest TCP cannot) and W6 (idle connections) are in the tables. Bars: median of the peer ÷ median of Nest TCP.' +
-          (w7Rows.some(r => r.crossOverSame !== undefined) ? '\nW7: our req/s with the client on relay A and the provider on relay B ÷ both on relay B, medians; the line spans the per-round ratios.' : ''),
+          (w7Rows.some(r => r.crossOverSame !== undefined)
+            ? '\nW7: our req/s with the client on relay A and the provider on relay B ÷ both on relay B, medians; the line spans the per-round ratios.'
+            : ''),
         w7Rows,
       ),
     );

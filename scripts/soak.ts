@@ -60,7 +60,8 @@ async function main(): Promise<number> {
     }
   });
   const url = `ws://127.0.0.1:${port}/relay`;
-  const memory = async (): Promise<Memory> => ((await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { memory: Memory }).memory;
+  const memory = async (): Promise<Memory> =>
+    ((await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { memory: Memory }).memory;
 
   const providers = await Promise.all(
     Array.from({ length: PROVIDERS }, async (_, i) => {
@@ -84,12 +85,16 @@ async function main(): Promise<number> {
   const atStart = await memory();
   let peak = atStart.rssBytes;
   const started = Date.now();
-  console.log(`soak: ${CALLS.toLocaleString('en')} calls, ${INFLIGHT} in flight, ${PROVIDERS} providers, relay RSS ${mib(atStart.rssBytes)} at the start`);
+  console.log(
+    `soak: ${CALLS.toLocaleString('en')} calls, ${INFLIGHT} in flight, ${PROVIDERS} providers, relay RSS ${mib(atStart.rssBytes)} at the start`,
+  );
   const progress = setInterval(() => {
     void memory().then(m => {
       peak = Math.max(peak, m.rssBytes);
       const s = (Date.now() - started) / 1000;
-      console.log(`soak: ${settled.toLocaleString('en')} answered in ${s.toFixed(0)} s (${Math.round(settled / s).toLocaleString('en')}/s), relay RSS ${mib(m.rssBytes)}`);
+      console.log(
+        `soak: ${settled.toLocaleString('en')} answered in ${s.toFixed(0)} s (${Math.round(settled / s).toLocaleString('en')}/s), relay RSS ${mib(m.rssBytes)}`,
+      );
     });
   }, 5000);
 
@@ -127,7 +132,9 @@ async function main(): Promise<number> {
       `${once1.toLocaleString('en')} answered exactly once with their own number, ${missing} not answered, ${twice} answered more than once, ${wrong} wrong answers; ` +
       `failures: ${failures.size === 0 ? 'none' : [...failures].map(([c, n]) => `${c} ${n}`).join(', ')}`,
   );
-  console.log(`soak: relay RSS ${mib(atStart.rssBytes)} at the start, ${mib(peak)} at its peak, ${mib(atEnd.rssBytes)} at the end (heap ${mib(atStart.heapUsedBytes)} → ${mib(atEnd.heapUsedBytes)})`);
+  console.log(
+    `soak: relay RSS ${mib(atStart.rssBytes)} at the start, ${mib(peak)} at its peak, ${mib(atEnd.rssBytes)} at the end (heap ${mib(atStart.heapUsedBytes)} → ${mib(atEnd.heapUsedBytes)})`,
+  );
 
   await client.close();
   await Promise.all(providers.map(p => p.close()));

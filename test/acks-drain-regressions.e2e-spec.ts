@@ -175,7 +175,11 @@ describe('handler acks, drain and GOAWAY regressions', () => {
         const a = await member(c.urls[1], 'qa', 'q');
         const b = await member(c.urls[1], 'qb', 'q');
         const emitter = track(await RawNode.hello(c.urls[0], 'emitter'));
-        await until(() => status(c.relays[0]).cluster.relays.find(r => r.relayId === 'mem-1')?.nodes === 2, 5000, 'presence of both members');
+        await until(
+          () => status(c.relays[0]).cluster.relays.find(r => r.relayId === 'mem-1')?.nodes === 2,
+          5000,
+          'presence of both members',
+        );
 
         emitter.send(handlerAcked(7, 'jobs.x'));
         await until(() => a.frames.some(isEvent) || b.frames.some(isEvent), 5000, 'the first copy');
@@ -256,7 +260,11 @@ describe('handler acks, drain and GOAWAY regressions', () => {
       for (let id = 11; id <= 13; id++) queuedCopies.push(await deliver(queued, id, 'bulk.queued'));
       emitter.send(handlerAcked(14, 'bulk.queued', { payload }));
       const refused = await emitter.next(answerTo(14));
-      expect(refused).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RATE_LIMITED, message: expect.stringContaining(`${MAX} bytes`) });
+      expect(refused).toMatchObject({
+        type: FrameType.Error,
+        code: RelayErrorCode.RATE_LIMITED,
+        message: expect.stringContaining(`${MAX} bytes`),
+      });
       // The refused event went nowhere, and nothing else was answered (no HANDLED has come in).
       await roundTrip(queued);
       expect(queued.frames.filter(isEvent)).toEqual([]);
@@ -314,10 +322,14 @@ describe('handler acks, drain and GOAWAY regressions', () => {
     it('lists at most 100 failed deliveries, and says how many failed in all', async () => {
       // Bug (big-details): HANDLER_FAILED listed every failed delivery, however many recipients failed.
       const r = await relay();
-      const subs = await Promise.all(Array.from({ length: 101 }, (_, i) => member(r.url, `s-${String(i).padStart(3, '0')}`, null, ['x.many'])));
+      const subs = await Promise.all(
+        Array.from({ length: 101 }, (_, i) => member(r.url, `s-${String(i).padStart(3, '0')}`, null, ['x.many'])),
+      );
       const c = await client([r.url]);
 
-      const failing = rejection(firstValueFrom(c.emit('x.many', new WsRelayRecordBuilder(1).setAck('handlers').setTimeout(10_000).build())));
+      const failing = rejection(
+        firstValueFrom(c.emit('x.many', new WsRelayRecordBuilder(1).setAck('handlers').setTimeout(10_000).build())),
+      );
       const error = encodePayload({ code: 'NOPE' });
       await Promise.all(
         subs.map(async s => {
@@ -410,7 +422,17 @@ describe('handler acks, drain and GOAWAY regressions', () => {
             goneAway++;
             // What a relay that starts its drain while the HELLO is on its way sends.
             ws.send(codec.encode({ type: FrameType.GoAway, reason: 'shutting down', drainMs: 5000 }));
-            ws.send(codec.encode({ type: FrameType.Welcome, version: 1, relayId: 'leaving', sessionId: 's', nodeId: f.nodeId, maxPayloadBytes: 1 << 20, heartbeatIntervalMs: 10_000 }));
+            ws.send(
+              codec.encode({
+                type: FrameType.Welcome,
+                version: 1,
+                relayId: 'leaving',
+                sessionId: 's',
+                nodeId: f.nodeId,
+                maxPayloadBytes: 1 << 20,
+                heartbeatIntervalMs: 10_000,
+              }),
+            );
           });
         }),
       );
@@ -481,7 +503,15 @@ describe('handler acks, drain and GOAWAY regressions', () => {
 
       const closing = r.close();
       await late.next(f => f.type === FrameType.GoAway);
-      late.send({ type: FrameType.Hello, versions: [...SUPPORTED_PROTOCOL_VERSIONS], nodeId: 'late', service: null, patterns: ['late.work'], events: [], queue: null });
+      late.send({
+        type: FrameType.Hello,
+        versions: [...SUPPORTED_PROTOCOL_VERSIONS],
+        nodeId: 'late',
+        service: null,
+        patterns: ['late.work'],
+        events: [],
+        queue: null,
+      });
       expect(await late.next(f => f.type === FrameType.Welcome || f.type === FrameType.Error)).toMatchObject({
         type: FrameType.Error,
         id: 0,
@@ -489,7 +519,16 @@ describe('handler acks, drain and GOAWAY regressions', () => {
       });
       expect((await late.closed()).code).toBe(CloseCode.GOING_AWAY);
 
-      caller.send({ type: FrameType.Request, id: 9, pattern: 'late.work', payload: encodePayload(1), timeoutMs: 5000, peer: null, ext: null, claims: null });
+      caller.send({
+        type: FrameType.Request,
+        id: 9,
+        pattern: 'late.work',
+        payload: encodePayload(1),
+        timeoutMs: 5000,
+        peer: null,
+        ext: null,
+        claims: null,
+      });
       // Nothing serves it (the late node never joined): the draining relay says it is going away.
       expect(await caller.next(answerTo(9))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
       expect(late.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
@@ -505,7 +544,9 @@ describe('handler acks, drain and GOAWAY regressions', () => {
       const r = await relay({ drainTimeoutMs: 5000 });
       await provider([r.url], 'p', 0);
       const c = await client([r.url]);
-      const ack = outcome(firstValueFrom(c.emit('jobs.held', new WsRelayRecordBuilder('job').setAck('handlers').setTimeout(10_000).build())));
+      const ack = outcome(
+        firstValueFrom(c.emit('jobs.held', new WsRelayRecordBuilder('job').setAck('handlers').setTimeout(10_000).build())),
+      );
       await until(() => started.length === 1, 5000, 'the handler to start');
 
       const order: string[] = [];
@@ -569,7 +610,15 @@ describe('handler acks, drain and GOAWAY regressions', () => {
 
     async function claim(url: string, token: string, nodeId = 'n'): Promise<{ node: RawNode; answer: Frame }> {
       const node = track(await RawNode.open(url, { headers: { authorization: `Bearer ${token}` } }));
-      node.send({ type: FrameType.Hello, versions: [...SUPPORTED_PROTOCOL_VERSIONS], nodeId, service: null, patterns: [], events: [], queue: null });
+      node.send({
+        type: FrameType.Hello,
+        versions: [...SUPPORTED_PROTOCOL_VERSIONS],
+        nodeId,
+        service: null,
+        patterns: [],
+        events: [],
+        queue: null,
+      });
       return { node, answer: await node.next(f => f.type === FrameType.Welcome || f.type === FrameType.Error) };
     }
 

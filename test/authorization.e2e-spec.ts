@@ -59,14 +59,16 @@ describe('authorization', () => {
     });
 
     it('fails a provider started with a client token at listen(), without retrying', async () => {
-      const err = await rejection(
-        startProvider([TenantController], { urls: [relay.url], token: await mint({ claims: CLIENT }) }),
-      );
+      const err = await rejection(startProvider([TenantController], { urls: [relay.url], token: await mint({ claims: CLIENT }) }));
       expect((err as RelayError).code).toBe(RelayErrorCode.FORBIDDEN);
     });
 
     it('lets a passive client call and emit, but not answer requests', async () => {
-      const provider = await startProvider([TenantController], { urls: [relay.url], nodeId: 'gate-p', token: () => mint({ claims: SERVER }) });
+      const provider = await startProvider([TenantController], {
+        urls: [relay.url],
+        nodeId: 'gate-p',
+        token: () => mint({ claims: SERVER }),
+      });
       const client = await startClient({ urls: [relay.url], token: await mint({ claims: CLIENT }) });
       try {
         expect(await firstValueFrom(client.send('echo', 1))).toMatchObject({ data: 1 });
@@ -105,7 +107,7 @@ describe('authorization', () => {
       first.close();
     });
 
-    it("keeps a node id bound to its token subject after it disconnects; its owner may take it back", async () => {
+    it('keeps a node id bound to its token subject after it disconnects; its owner may take it back', async () => {
       const owner = await RawNode.hello(relay.url, 'bound', await bearer({ sub: 'svc-owner', claims: SERVER }));
       owner.close();
       await owner.closed();
@@ -122,7 +124,16 @@ describe('authorization', () => {
       const provider = await RawNode.hello(relay.url, 'real', { ...(await bearer({ claims: SERVER })), patterns: ['spoof.me'] });
       const spoofer = await RawNode.hello(relay.url, 'spoofer', await bearer({ claims: SERVER }));
       const caller = await RawNode.hello(relay.url, 'victim', await bearer({ claims: CLIENT }));
-      caller.send({ type: FrameType.Request, id: 7, pattern: 'spoof.me', payload: encodePayload(1), timeoutMs: 5000, peer: null, ext: null, claims: null });
+      caller.send({
+        type: FrameType.Request,
+        id: 7,
+        pattern: 'spoof.me',
+        payload: encodePayload(1),
+        timeoutMs: 5000,
+        peer: null,
+        ext: null,
+        claims: null,
+      });
       const req = await provider.next(f => f.type === FrameType.Request);
       const dropped = router.droppedFrames;
       const id = (req as { id: number }).id;
@@ -161,7 +172,15 @@ describe('authorization', () => {
 
     it('refuses to announce patterns a token may not serve', async () => {
       const node = await RawNode.open(relay.url, await bearer({ claims: { ...SERVER, perms: { serve: ['orders.*'] } } }));
-      node.send({ type: FrameType.Hello, versions: [1], nodeId: 'perm-serve', service: null, patterns: ['orders.get', 'admin.reset'], events: [], queue: null });
+      node.send({
+        type: FrameType.Hello,
+        versions: [1],
+        nodeId: 'perm-serve',
+        service: null,
+        patterns: ['orders.get', 'admin.reset'],
+        events: [],
+        queue: null,
+      });
       const err = await node.next(f => f.type === FrameType.Error);
       expect(err).toMatchObject({ code: RelayErrorCode.FORBIDDEN, message: expect.stringMatching(/serving "admin\.reset"/) });
       expect((await node.closed()).code).toBe(CloseCode.FORBIDDEN);
@@ -175,14 +194,25 @@ describe('authorization', () => {
     it('checks a wildcard subscription as a whole against subscribe permissions', async () => {
       const token = { claims: { ...SERVER, perms: { subscribe: ['audit.eu.*'] } } };
       const wide = await RawNode.open(relay.url, await bearer(token));
-      wide.send({ type: FrameType.Hello, versions: [1], nodeId: 'sub-wide', service: null, patterns: [], events: ['audit.>'], queue: null });
+      wide.send({
+        type: FrameType.Hello,
+        versions: [1],
+        nodeId: 'sub-wide',
+        service: null,
+        patterns: [],
+        events: ['audit.>'],
+        queue: null,
+      });
       expect(await wide.next(f => f.type === FrameType.Error)).toMatchObject({ code: RelayErrorCode.FORBIDDEN });
       const narrow = await RawNode.hello(relay.url, 'sub-narrow', { ...(await bearer(token)), events: ['audit.eu.*'] });
       narrow.close();
     });
 
     it('limits emits to the subjects a token may publish', async () => {
-      const client = await startClient({ urls: [relay.url], token: await mint({ claims: { ...CLIENT, perms: { publish: ['audit.eu.>'] } } }) });
+      const client = await startClient({
+        urls: [relay.url],
+        token: await mint({ claims: { ...CLIENT, perms: { publish: ['audit.eu.>'] } } }),
+      });
       try {
         expect(await firstValueFrom(client.emit('audit.eu.login', 1))).toEqual({ recipients: 0 });
         const err = (await rejection(firstValueFrom(client.emit('audit.us.login', 1)))) as RelayError;
@@ -197,9 +227,27 @@ describe('authorization', () => {
       const strict = await startRelay({ auth, defaultPermissions: { call: ['public.*'] } });
       try {
         const caller = await RawNode.hello(strict.url, 'default-perms', await bearer({ claims: CLIENT }));
-        caller.send({ type: FrameType.Request, id: 1, pattern: 'private.x', payload: encodePayload(1), timeoutMs: 1000, peer: null, ext: null, claims: null });
+        caller.send({
+          type: FrameType.Request,
+          id: 1,
+          pattern: 'private.x',
+          payload: encodePayload(1),
+          timeoutMs: 1000,
+          peer: null,
+          ext: null,
+          claims: null,
+        });
         expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 1, code: RelayErrorCode.FORBIDDEN });
-        caller.send({ type: FrameType.Request, id: 2, pattern: 'public.x', payload: encodePayload(1), timeoutMs: 1000, peer: null, ext: null, claims: null });
+        caller.send({
+          type: FrameType.Request,
+          id: 2,
+          pattern: 'public.x',
+          payload: encodePayload(1),
+          timeoutMs: 1000,
+          peer: null,
+          ext: null,
+          claims: null,
+        });
         expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 2, code: RelayErrorCode.MICROSERVICE_OFFLINE });
         caller.close();
       } finally {

@@ -62,7 +62,14 @@ function load(clients: Array<[string, WsRelayClient]>, perClient = 4) {
           const node = await firstValueFrom(c.send<string>('work', n));
           outcomes.push({ client: name, seq: n, ok: true, node, startedAt, settledAt: Date.now() });
         } catch (err) {
-          outcomes.push({ client: name, seq: n, ok: false, code: (err as { code?: string }).code ?? String(err), startedAt, settledAt: Date.now() });
+          outcomes.push({
+            client: name,
+            seq: n,
+            ok: false,
+            code: (err as { code?: string }).code ?? String(err),
+            startedAt,
+            settledAt: Date.now(),
+          });
           // A client without a relay (or a relay without providers) fails at once: do not spin.
           await new Promise(r => setTimeout(r, 5));
         }
@@ -309,61 +316,68 @@ describe('chaos (real relay and provider processes, under load)', () => {
   it.each([
     ['SIGKILL', 'a crash: calls in flight through it fail with RELAY_UNAVAILABLE'],
     ['SIGTERM', 'a drain: calls in flight through it complete'],
-  ] as const)('a relay restart (%s, a new process on the same port): every node back within the maximum backoff, and calls succeed again (%s)', async (signal, _why) => {
-    const first = await relay({ RELAY_DRAIN_TIMEOUT_MS: '5000' });
-    const ids = ['p0', 'p1', 'p2'];
-    const ps = await providers(ids, [first.url], { PROVIDER_DELAY_MS: '20' });
-    const { c0, c1, run } = await loadThroughTwo([first.url], ids);
-    const clientEvents = new Map<WsRelayClient, { attempts: number; connectedAt: number[] }>();
-    for (const c of [c0, c1]) {
-      const seen = { attempts: 0, connectedAt: [] as number[] };
-      clientEvents.set(c, seen);
-      c.on('reconnecting', attempt => (seen.attempts = Math.max(seen.attempts, attempt)));
-      c.on('connected', () => seen.connectedAt.push(Date.now()));
-    }
-    let killedAt = 0;
-    let upAt = 0;
-    const backAt: number[] = [];
-    try {
-      await run.succeeded(100);
-      killedAt = Date.now();
-      await first.kill(signal);
-      // Every node has backed off to the cap: from the fifth retry on, the delay is maxDelayMs (less jitter) at most.
-      await Promise.all(ps.map(p => p.line(/^STATUS reconnecting ([5-9]|\d{2,}) /)));
-      await until(() => [...clientEvents.values()].every(e => e.attempts >= 5), 10_000, 'the clients backing off to the cap');
-      // With a startup grace (the default is 5 s; longer here for a loaded machine): calls that come back before the providers wait for them.
-      const second = await relay({ RELAY_PORT: String(first.port), RELAY_STARTUP_GRACE_MS: '10000' });
-      upAt = Date.now();
-      // A provider says when it is connected again (its own clock: the same machine's).
-      const reconnectedAt = (p: ProviderProcess) =>
-        p.matching(/^STATUS connected at=(\d+)$/).map(m => Number(m[1])).find(t => t > killedAt);
-      for (const p of ps) {
-        await until(() => reconnectedAt(p) !== undefined, 5000, `${p.nodeId} reconnected`);
-        backAt.push(reconnectedAt(p)!);
+  ] as const)(
+    'a relay restart (%s, a new process on the same port): every node back within the maximum backoff, and calls succeed again (%s)',
+    async (signal, _why) => {
+      const first = await relay({ RELAY_DRAIN_TIMEOUT_MS: '5000' });
+      const ids = ['p0', 'p1', 'p2'];
+      const ps = await providers(ids, [first.url], { PROVIDER_DELAY_MS: '20' });
+      const { c0, c1, run } = await loadThroughTwo([first.url], ids);
+      const clientEvents = new Map<WsRelayClient, { attempts: number; connectedAt: number[] }>();
+      for (const c of [c0, c1]) {
+        const seen = { attempts: 0, connectedAt: [] as number[] };
+        clientEvents.set(c, seen);
+        c.on('reconnecting', attempt => (seen.attempts = Math.max(seen.attempts, attempt)));
+        c.on('connected', () => seen.connectedAt.push(Date.now()));
       }
-      for (const seen of clientEvents.values()) {
-        await until(() => seen.connectedAt.some(t => t > killedAt), 5000, 'a client reconnected');
-        backAt.push(Math.min(...seen.connectedAt.filter(t => t > killedAt)));
+      let killedAt = 0;
+      let upAt = 0;
+      const backAt: number[] = [];
+      try {
+        await run.succeeded(100);
+        killedAt = Date.now();
+        await first.kill(signal);
+        // Every node has backed off to the cap: from the fifth retry on, the delay is maxDelayMs (less jitter) at most.
+        await Promise.all(ps.map(p => p.line(/^STATUS reconnecting ([5-9]|\d{2,}) /)));
+        await until(() => [...clientEvents.values()].every(e => e.attempts >= 5), 10_000, 'the clients backing off to the cap');
+        // With a startup grace (the default is 5 s; longer here for a loaded machine): calls that come back before the providers wait for them.
+        const second = await relay({ RELAY_PORT: String(first.port), RELAY_STARTUP_GRACE_MS: '10000' });
+        upAt = Date.now();
+        // A provider says when it is connected again (its own clock: the same machine's).
+        const reconnectedAt = (p: ProviderProcess) =>
+          p
+            .matching(/^STATUS connected at=(\d+)$/)
+            .map(m => Number(m[1]))
+            .find(t => t > killedAt);
+        for (const p of ps) {
+          await until(() => reconnectedAt(p) !== undefined, 5000, `${p.nodeId} reconnected`);
+          backAt.push(reconnectedAt(p)!);
+        }
+        for (const seen of clientEvents.values()) {
+          await until(() => seen.connectedAt.some(t => t > killedAt), 5000, 'a client reconnected');
+          backAt.push(Math.min(...seen.connectedAt.filter(t => t > killedAt)));
+        }
+        await relayNodes(second, ids.length + 2);
+        for (const p of ps) await run.servedBy(p.identity, Math.max(...backAt));
+        await run.succeeded(100);
+      } finally {
+        await run.stop();
       }
-      await relayNodes(second, ids.length + 2);
-      for (const p of ps) await run.servedBy(p.identity, Math.max(...backAt));
-      await run.succeeded(100);
-    } finally {
-      await run.stop();
-    }
-    for (const t of backAt) expect(t - upAt).toBeLessThanOrEqual(RECONNECT.maxDelayMs + SLACK_MS);
-    // What failed meanwhile failed typed and never hung: only calls in flight at a crash (RELAY_UNAVAILABLE;
-    // a drain lets those complete). None sent once a client was back but before the providers were failed
-    // (MICROSERVICE_OFFLINE): the new relay held them in its startup grace.
-    const allBack = Math.max(...backAt);
-    const failed = run.failed();
-    if (signal === 'SIGTERM') expect(failed).toEqual([]);
-    for (const f of failed) {
-      expect(f.code).toBe(RelayErrorCode.RELAY_UNAVAILABLE);
-      expect(f.settledAt).toBeGreaterThanOrEqual(killedAt);
-      expect(f.settledAt).toBeLessThanOrEqual(allBack + SLACK_MS);
-    }
-  }, 60_000);
+      for (const t of backAt) expect(t - upAt).toBeLessThanOrEqual(RECONNECT.maxDelayMs + SLACK_MS);
+      // What failed meanwhile failed typed and never hung: only calls in flight at a crash (RELAY_UNAVAILABLE;
+      // a drain lets those complete). None sent once a client was back but before the providers were failed
+      // (MICROSERVICE_OFFLINE): the new relay held them in its startup grace.
+      const allBack = Math.max(...backAt);
+      const failed = run.failed();
+      if (signal === 'SIGTERM') expect(failed).toEqual([]);
+      for (const f of failed) {
+        expect(f.code).toBe(RelayErrorCode.RELAY_UNAVAILABLE);
+        expect(f.settledAt).toBeGreaterThanOrEqual(killedAt);
+        expect(f.settledAt).toBeLessThanOrEqual(allBack + SLACK_MS);
+      }
+    },
+    60_000,
+  );
 
   it("two relays, mode 'failover': SIGKILL of the active one moves every node to the other, and calls go on after a bounded pause", async () => {
     const [a, b] = await Promise.all([relay(), relay()]);
@@ -384,7 +398,9 @@ describe('chaos (real relay and provider processes, under load)', () => {
       movedAt = await relayNodes(b, ids.length + 2);
       for (const p of ps) {
         await run.servedBy(p.identity, killedAt);
-        resumedAt.push(Math.min(...run.outcomes.filter(o => o.ok && o.node === p.identity && o.startedAt >= killedAt).map(o => o.settledAt)));
+        resumedAt.push(
+          Math.min(...run.outcomes.filter(o => o.ok && o.node === p.identity && o.startedAt >= killedAt).map(o => o.settledAt)),
+        );
       }
       await run.succeeded(100);
     } finally {
@@ -408,7 +424,10 @@ describe('chaos (real relay and provider processes, under load)', () => {
     const r = await relay({ RELAY_EVENT_ACK_TIMEOUT_MS: '5000', RELAY_MAX_EVENT_ATTEMPTS: '3' });
     const members = await providers(['q0', 'q1', 'q2'], [r.url], { PROVIDER_QUEUE: 'workers' });
     const emitter = await client('emitter', [r.url]);
-    await nodesOnline(emitter, members.map(m => m.nodeId));
+    await nodesOnline(
+      emitter,
+      members.map(m => m.nodeId),
+    );
     const handlersAck = (job: { seq: number; hold?: boolean; delayMs?: number }) =>
       new WsRelayRecordBuilder(job).setAck('handlers').build();
 

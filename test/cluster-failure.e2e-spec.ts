@@ -65,7 +65,13 @@ function load(clients: Array<[string, WsRelayClient]>, pattern: string, perClien
           const node = await firstValueFrom(c.send<string>(pattern, 1));
           outcomes.push({ client: name, ok: true, node, startedAt, settledAt: Date.now() });
         } catch (err) {
-          outcomes.push({ client: name, ok: false, code: (err as { code?: string }).code ?? String(err), startedAt, settledAt: Date.now() });
+          outcomes.push({
+            client: name,
+            ok: false,
+            code: (err as { code?: string }).code ?? String(err),
+            startedAt,
+            settledAt: Date.now(),
+          });
           // A client without a relay fails at once: do not spin.
           await new Promise(r => setTimeout(r, 5));
         }
@@ -192,54 +198,58 @@ describe('cluster failures (Redis, three relay processes)', () => {
   it.each([
     ['cut off (connections dropped)', 'cut'],
     ['stalled (connections kept, nothing moves)', 'freeze'],
-  ] as const)('Redis %s: local routing continues throughout; cluster routing resumes by itself when it is back', async (_what, how) => {
-    cluster = await redisCluster({ viaProxy: true });
-    await cluster.ready();
-    const [u0, u1] = cluster.urls;
-    await provider('local', [u0]);
-    await provider('remote', [u1]);
-    const c = await client('caller', [u0]);
-    await discoverUntil(c, ids => ['local', 'remote'].every(id => ids.includes(id)));
-    const run = load([['caller', c]], 'work', 2);
-    try {
-      await run.succeeded(100);
-      const proxy = cluster.proxy!;
-      if (how === 'cut') await proxy.cut();
-      else proxy.freeze();
-
-      // Relay 0 notices, says so, and forgets the remote provider.
-      let status = await cluster.relays[0].status();
-      const noticedBy = Date.now() + PRESENCE_BOUND_MS + 2 * SLACK_MS;
-      while (status.cluster.healthy && Date.now() < noticedBy) {
-        await new Promise(r => setTimeout(r, 20));
-        status = await cluster.relays[0].status();
-      }
-      expect(status.cluster).toMatchObject({ healthy: false, relays: [] });
-      const statusCode = (await fetch(`http://127.0.0.1:${cluster.relays[0].port}/status`)).status;
-      expect(statusCode).toBe(503);
-      await discoverUntil(c, ids => !ids.includes('remote'));
-
-      // Local routing never stopped: every call in the outage is served by the local provider.
-      const during = run.outcomes.length;
-      await run.succeeded(100);
-      const outage = run.outcomes.slice(during);
-      expect(outage.filter(o => !o.ok)).toEqual([]);
-      expect(new Set(outage.map(o => o.node))).toEqual(new Set(['local']));
-
-      await proxy.restore();
+  ] as const)(
+    'Redis %s: local routing continues throughout; cluster routing resumes by itself when it is back',
+    async (_what, how) => {
+      cluster = await redisCluster({ viaProxy: true });
       await cluster.ready();
-      await discoverUntil(c, ids => ids.includes('remote'));
-      const after = run.outcomes.length;
-      await until(() => run.outcomes.slice(after).some(o => o.ok && o.node === 'remote'), 10_000, 'a call served across relays again');
-    } finally {
-      await run.stop();
-    }
-    // Nothing hung: no call ran into its deadline.
-    expect(run.outcomes.filter(o => o.code === RelayErrorCode.TIMEOUT)).toEqual([]);
-    // Calls in flight to the remote provider when the cluster split failed fast, typed.
-    for (const f of run.outcomes.filter(o => !o.ok)) {
-      expect(f.code).toBe(RelayErrorCode.PROVIDER_DISCONNECTED);
-      expect(f.settledAt - f.startedAt).toBeLessThanOrEqual(PRESENCE_BOUND_MS + 2 * SLACK_MS);
-    }
-  }, 60_000);
+      const [u0, u1] = cluster.urls;
+      await provider('local', [u0]);
+      await provider('remote', [u1]);
+      const c = await client('caller', [u0]);
+      await discoverUntil(c, ids => ['local', 'remote'].every(id => ids.includes(id)));
+      const run = load([['caller', c]], 'work', 2);
+      try {
+        await run.succeeded(100);
+        const proxy = cluster.proxy!;
+        if (how === 'cut') await proxy.cut();
+        else proxy.freeze();
+
+        // Relay 0 notices, says so, and forgets the remote provider.
+        let status = await cluster.relays[0].status();
+        const noticedBy = Date.now() + PRESENCE_BOUND_MS + 2 * SLACK_MS;
+        while (status.cluster.healthy && Date.now() < noticedBy) {
+          await new Promise(r => setTimeout(r, 20));
+          status = await cluster.relays[0].status();
+        }
+        expect(status.cluster).toMatchObject({ healthy: false, relays: [] });
+        const statusCode = (await fetch(`http://127.0.0.1:${cluster.relays[0].port}/status`)).status;
+        expect(statusCode).toBe(503);
+        await discoverUntil(c, ids => !ids.includes('remote'));
+
+        // Local routing never stopped: every call in the outage is served by the local provider.
+        const during = run.outcomes.length;
+        await run.succeeded(100);
+        const outage = run.outcomes.slice(during);
+        expect(outage.filter(o => !o.ok)).toEqual([]);
+        expect(new Set(outage.map(o => o.node))).toEqual(new Set(['local']));
+
+        await proxy.restore();
+        await cluster.ready();
+        await discoverUntil(c, ids => ids.includes('remote'));
+        const after = run.outcomes.length;
+        await until(() => run.outcomes.slice(after).some(o => o.ok && o.node === 'remote'), 10_000, 'a call served across relays again');
+      } finally {
+        await run.stop();
+      }
+      // Nothing hung: no call ran into its deadline.
+      expect(run.outcomes.filter(o => o.code === RelayErrorCode.TIMEOUT)).toEqual([]);
+      // Calls in flight to the remote provider when the cluster split failed fast, typed.
+      for (const f of run.outcomes.filter(o => !o.ok)) {
+        expect(f.code).toBe(RelayErrorCode.PROVIDER_DISCONNECTED);
+        expect(f.settledAt - f.startedAt).toBeLessThanOrEqual(PRESENCE_BOUND_MS + 2 * SLACK_MS);
+      }
+    },
+    60_000,
+  );
 });

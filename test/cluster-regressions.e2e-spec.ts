@@ -92,7 +92,9 @@ describe('cluster regressions', () => {
   ): Promise<RunningRelay[]> {
     const hub = new InMemoryHub();
     const relays = await Promise.all(
-      Array.from({ length: n }, (_, i) => relay({ relayId: `m${i}`, cluster: { backplane: backplane(hub), ...CLUSTER_TIMING }, ...options })),
+      Array.from({ length: n }, (_, i) =>
+        relay({ relayId: `m${i}`, cluster: { backplane: backplane(hub), ...CLUSTER_TIMING }, ...options }),
+      ),
     );
     await meshed(relays);
     return relays;
@@ -158,7 +160,9 @@ describe('cluster regressions', () => {
   /** WAIT until `pattern` is served, as `caller`'s relay sees it. */
   async function served(caller: RawNode, pattern: string, id: number): Promise<void> {
     caller.send({ type: FrameType.Wait, id, pattern, timeoutMs: 5000 });
-    expect(await caller.next(f => (f.type === FrameType.Ack || f.type === FrameType.Error) && f.id === id)).toMatchObject({ type: FrameType.Ack });
+    expect(await caller.next(f => (f.type === FrameType.Ack || f.type === FrameType.Error) && f.id === id)).toMatchObject({
+      type: FrameType.Ack,
+    });
   }
 
   /**
@@ -243,7 +247,7 @@ describe('cluster regressions', () => {
     expect(taken).toMatchObject({ type: FrameType.Welcome, nodeId: 'X', relayId: 'm1' });
   });
 
-  it('routes nothing to a node-id race\'s claims once they are gone, on a relay that heard the losing claim first', async () => {
+  it("routes nothing to a node-id race's claims once they are gone, on a relay that heard the losing claim first", async () => {
     // Bug (ghost): a relay that heard the losing claim of a node-id race before the winning one kept a ghost of the
     // race in its routing: once the winner had left, discovery no longer listed X, yet calls for its pattern still went to it.
     const { callers, winner } = await nodeIdRace('loser');
@@ -356,7 +360,10 @@ describe('cluster regressions', () => {
     const prefix = `wsrelay-regress-${randomBytes(4).toString('hex')}`;
     const a = new RedisBackplane({ redis: proxy.url, channelPrefix: prefix });
     const b = new RedisBackplane({ redis: redis.url, channelPrefix: prefix });
-    cleanup.push(() => a.close(), () => b.close());
+    cleanup.push(
+      () => a.close(),
+      () => b.close(),
+    );
     const aUp: boolean[] = [];
     const heardByB: string[] = [];
     await a.start('a', { message: () => undefined, connection: up => aUp.push(up) });
@@ -453,7 +460,11 @@ describe('cluster regressions', () => {
     // start() once it could publish as the Backplane contract says, never made its relay healthy nor met the others.
     const relays = await memCluster(2, {}, hub => new WrappedBackplane(new InMemoryBackplane(hub)));
     for (const [i, r] of relays.entries()) {
-      expect(cluster(r)).toMatchObject({ backplane: 'wrapped', healthy: true, relays: [expect.objectContaining({ relayId: `m${1 - i}` })] });
+      expect(cluster(r)).toMatchObject({
+        backplane: 'wrapped',
+        healthy: true,
+        relays: [expect.objectContaining({ relayId: `m${1 - i}` })],
+      });
     }
     const provider = await node(relays[1].url, 'prov', 'prov', { patterns: ['p'] });
     const caller = await node(relays[0].url, 'caller', 'caller');

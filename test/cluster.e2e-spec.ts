@@ -30,7 +30,12 @@ class ClusterController {
 
   @MessagePattern('whoami')
   whoami(@Payload() _: unknown, @Ctx() ctx: WsRelayContext) {
-    return { node: this.node, caller: ctx.getCallerId(), tenant: (ctx.getClaims() as { tenant?: string } | undefined)?.tenant ?? null, headers: ctx.getHeaders() };
+    return {
+      node: this.node,
+      caller: ctx.getCallerId(),
+      tenant: (ctx.getClaims() as { tenant?: string } | undefined)?.tenant ?? null,
+      headers: ctx.getHeaders(),
+    };
   }
 
   @MessagePattern('count')
@@ -124,7 +129,12 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
     const c = await client(0, 'rpc-caller');
     await c.waitFor('whoami', 5000);
     const record = new WsRelayRecordBuilder({}).setHeaders({ 'x-trace': 't-1' }).build();
-    expect(await firstValueFrom(c.send('whoami', record))).toEqual({ node: 'rpc-far', caller: 'rpc-caller', tenant: null, headers: { 'x-trace': 't-1' } });
+    expect(await firstValueFrom(c.send('whoami', record))).toEqual({
+      node: 'rpc-far',
+      caller: 'rpc-caller',
+      tenant: null,
+      headers: { 'x-trace': 't-1' },
+    });
   });
 
   it('shares calls round-robin between providers on different relays', async () => {

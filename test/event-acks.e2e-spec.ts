@@ -170,7 +170,17 @@ describe("events with ack: 'handlers'", () => {
     const member = track(await rawMember(relay.url, 'raw-member', 'raw'));
     const other = track(await rawMember(relay.url, 'raw-other', 'other'));
     const emitter = track(await RawNode.hello(relay.url, 'raw-emitter'));
-    emitter.send({ type: FrameType.Event, id: 5, pattern: 'jobs.raw', payload: encodePayload(1), peer: null, ext: null, claims: null, flags: EventFlag.ACK_HANDLERS, timeoutMs: 5000 });
+    emitter.send({
+      type: FrameType.Event,
+      id: 5,
+      pattern: 'jobs.raw',
+      payload: encodePayload(1),
+      peer: null,
+      ext: null,
+      claims: null,
+      flags: EventFlag.ACK_HANDLERS,
+      timeoutMs: 5000,
+    });
     const mine = (await member.next(f => f.type === FrameType.Event)) as EventFrame;
     const theirs = (await other.next(f => f.type === FrameType.Event)) as EventFrame;
     expect(mine.id).not.toBe(theirs.id);
@@ -194,13 +204,23 @@ describe("events with ack: 'handlers' across relays", () => {
     const cleanup: Array<() => unknown> = [];
     try {
       await cluster.ready();
-      const p = await startProvider([JobsController], { urls: [cluster.urls[2]], nodeId: 'far-member', queue: 'xq' }, [{ provide: NODE, useValue: 'far-member' }]);
+      const p = await startProvider([JobsController], { urls: [cluster.urls[2]], nodeId: 'far-member', queue: 'xq' }, [
+        { provide: NODE, useValue: 'far-member' },
+      ]);
       cleanup.push(() => p.close());
       const flaky = await rawMember(cluster.urls[1], 'near-member', 'xq');
       cleanup.push(() => flaky.close());
       const c = await startClient({ urls: [cluster.urls[0]] });
       cleanup.push(() => c.close());
-      await until(() => cluster.relays[0].app.get(RelayRouter).status().cluster.relays.every(r => r.nodes >= 1), 5000, 'presence');
+      await until(
+        () =>
+          cluster.relays[0].app
+            .get(RelayRouter)
+            .status()
+            .cluster.relays.every(r => r.nodes >= 1),
+        5000,
+        'presence',
+      );
       const acks: Array<Promise<unknown>> = [];
       let got: EventFrame | undefined;
       for (let i = 0; i < 4 && got === undefined; i++) {

@@ -61,9 +61,7 @@ describe('events through the relay', () => {
     providers.push(await startProvider([StarController], { urls: [relay.url], nodeId: 'star' }, label('star')));
     providers.push(await startProvider([TailController], { urls: [relay.url], nodeId: 'tail' }, label('tail')));
     for (const w of ['w1', 'w2', 'w3']) {
-      providers.push(
-        await startProvider([WorkerController], { urls: [relay.url], nodeId: w, queue: 'workers' }, label(w)),
-      );
+      providers.push(await startProvider([WorkerController], { urls: [relay.url], nodeId: w, queue: 'workers' }, label(w)));
     }
     providers.push(await startProvider([WorkerController], { urls: [relay.url], nodeId: 'audit' }, label('audit')));
     client = await startClient({ urls: [relay.url], nodeId: 'emitter' });
@@ -83,11 +81,7 @@ describe('events through the relay', () => {
     const ack = await firstValueFrom(client.emit('orders.created', { id: 1 }));
     expect(ack).toEqual({ recipients: 2 });
     await until(() => seen.length === 3, 5000, 'three handler runs');
-    expect(seen.map(s => `${s.node}:${s.handler}`).sort()).toEqual([
-      'star:orders.*',
-      'tail:orders.>',
-      'tail:orders.created',
-    ]);
+    expect(seen.map(s => `${s.node}:${s.handler}`).sort()).toEqual(['star:orders.*', 'tail:orders.>', 'tail:orders.created']);
     expect(seen.every(s => s.subject === 'orders.created' && s.caller === 'emitter')).toBe(true);
     expect(seen[0].data).toEqual({ id: 1 });
   });

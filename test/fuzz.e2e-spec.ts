@@ -286,7 +286,9 @@ class FuzzSocket {
 /** The router's books, read from its private state. */
 function books(router: RelayRouter) {
   const r = router as unknown as Record<string, unknown>;
-  const sessions = [...(r['sessions'] as Set<{ inbound: Map<unknown, unknown>; outbound: Map<unknown, unknown>; waits: Map<unknown, unknown> }>)];
+  const sessions = [
+    ...(r['sessions'] as Set<{ inbound: Map<unknown, unknown>; outbound: Map<unknown, unknown>; waits: Map<unknown, unknown> }>),
+  ];
   const worlds = [...(r['worlds'] as Map<string, Record<string, unknown>>).values()];
   const inWorlds = (f: (w: Record<string, unknown>) => number) => worlds.reduce((n, w) => n + f(w), 0);
   const index = (w: Record<string, unknown>) => w['subscriptions'] as unknown as Record<string, { length?: number; size?: number }>;
@@ -296,7 +298,7 @@ function books(router: RelayRouter) {
     worlds: worlds.length,
     nodes: inWorlds(w => (w['nodes'] as Map<unknown, unknown>).size),
     waitingPatterns: inWorlds(w => (w['waits'] as Map<unknown, unknown>).size),
-    providedPatterns: worlds.flatMap(w => [...((w['providers'] as unknown as Record<string, Map<string, unknown>>)['rings']).keys()]),
+    providedPatterns: worlds.flatMap(w => [...(w['providers'] as unknown as Record<string, Map<string, unknown>>)['rings'].keys()]),
     subscriptions: inWorlds(w => index(w)['subscriptions'].length ?? 0),
     queueTurns: inWorlds(w => index(w)['turns'].size ?? 0),
     reservations: (r['reservations'] as Map<unknown, unknown>).size,
@@ -466,9 +468,24 @@ describe('relay bugs found by fuzzing', () => {
   // 30 KB in into 120 KB out.
   it.each<[string, Uint8Array, boolean, RelayErrorCode]>([
     ['an unknown frame type given as 30 KB of bin', encode([new Uint8Array(30_000).fill(0xff), 1]), false, RelayErrorCode.BAD_FRAME],
-    ['a HELLO offering 1200 unsupported versions', encode([FrameType.Hello, Array(1200).fill(0xffff_ffff), 'n']), false, RelayErrorCode.PROTOCOL_MISMATCH],
-    ['a HELLO with 400 malformed subscriptions', encode([FrameType.Hello, [1], 'n', null, [], Array(400).fill('a.>.b')]), false, RelayErrorCode.BAD_FRAME],
-    ['a REQUEST for a 4090-byte pattern nobody serves', encode([FrameType.Request, 5, 'p'.repeat(4090), new Uint8Array([0xc0]), 1000]), true, RelayErrorCode.MICROSERVICE_OFFLINE],
+    [
+      'a HELLO offering 1200 unsupported versions',
+      encode([FrameType.Hello, Array(1200).fill(0xffff_ffff), 'n']),
+      false,
+      RelayErrorCode.PROTOCOL_MISMATCH,
+    ],
+    [
+      'a HELLO with 400 malformed subscriptions',
+      encode([FrameType.Hello, [1], 'n', null, [], Array(400).fill('a.>.b')]),
+      false,
+      RelayErrorCode.BAD_FRAME,
+    ],
+    [
+      'a REQUEST for a 4090-byte pattern nobody serves',
+      encode([FrameType.Request, 5, 'p'.repeat(4090), new Uint8Array([0xc0]), 1000]),
+      true,
+      RelayErrorCode.MICROSERVICE_OFFLINE,
+    ],
     ['a WAIT for a 4090-byte pattern that times out', encode([FrameType.Wait, 6, 'p'.repeat(4090), 1]), true, RelayErrorCode.TIMEOUT],
     // The codec reads the id leniently for correlation, with no upper bound, and the ERROR echoes it.
     ['a frame whose id is over 2^32-1', encode([FrameType.Request, 2 ** 32, 'p']), false, RelayErrorCode.BAD_FRAME],
@@ -499,7 +516,15 @@ describe('relay bugs found by fuzzing', () => {
   // HELLO are refused "HELLO must be the first frame" although it was.
   it('handles frames pipelined right after HELLO in order, as after WELCOME', async () => {
     const node = track(await RawNode.open(relay.url));
-    node.send({ type: FrameType.Hello, versions: [1], nodeId: 'pipeliner', service: null, patterns: ['pipelined'], events: [], queue: null });
+    node.send({
+      type: FrameType.Hello,
+      versions: [1],
+      nodeId: 'pipeliner',
+      service: null,
+      patterns: ['pipelined'],
+      events: [],
+      queue: null,
+    });
     node.send({ type: FrameType.Discover, id: 3 });
     node.send({ type: FrameType.Wait, id: 4, pattern: 'pipelined', timeoutMs: 1000 });
     node.send({ type: FrameType.Ping });
@@ -523,7 +548,15 @@ describe('relay bugs found by fuzzing', () => {
     const members = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
         const node = track(await RawNode.open(relay.url));
-        node.send({ type: FrameType.Hello, versions: [1], nodeId: `member-${i}`, service: null, patterns: [], events: ['turns.x'], queue: `group-${i}` });
+        node.send({
+          type: FrameType.Hello,
+          versions: [1],
+          nodeId: `member-${i}`,
+          service: null,
+          patterns: [],
+          events: ['turns.x'],
+          queue: `group-${i}`,
+        });
         await node.next(f => f.type === FrameType.Welcome);
         return node;
       }),

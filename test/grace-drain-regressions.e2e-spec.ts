@@ -103,7 +103,9 @@ describe('startup grace and drain regressions', () => {
   it('keeps a drained provider out of routing when it refreshes its token to fewer patterns', async () => {
     // Bug: the refresh put the session that had sent DRAIN back among the providers, and it got new requests.
     const r = await relay({ auth: AUTH });
-    const p = track(await RawNode.hello(r.url, 'p', { ...(await bearer('p', { ...SERVER, perms: { serve: ['a', 'b'] } })), patterns: ['a', 'b'] }));
+    const p = track(
+      await RawNode.hello(r.url, 'p', { ...(await bearer('p', { ...SERVER, perms: { serve: ['a', 'b'] } })), patterns: ['a', 'b'] }),
+    );
     const caller = track(await RawNode.hello(r.url, 'c', await bearer('c', CLIENT)));
     p.send({ type: FrameType.Drain, id: 9 });
     await p.next(f => f.type === FrameType.Ack);
@@ -124,7 +126,8 @@ describe('startup grace and drain regressions', () => {
     const local = track(await RawNode.hello(a.url, 'local'));
     const remote = track(await RawNode.hello(b.url, 'remote'));
     const knows = (x: RunningRelay, nodeId: string) =>
-      (x.app.get(RelayRouter) as unknown as { worlds: Map<string, { nodes: Map<string, unknown> }> }).worlds.get('')?.nodes.has(nodeId) === true;
+      (x.app.get(RelayRouter) as unknown as { worlds: Map<string, { nodes: Map<string, unknown> }> }).worlds.get('')?.nodes.has(nodeId) ===
+      true;
     await until(() => knows(b, 'p'), 5000, 'B to see p');
     remote.send(request(1, 'work'));
     const seen = (await p.next(isRequest)) as RequestFrame;
@@ -148,7 +151,9 @@ describe('startup grace and drain regressions', () => {
     // Bug: a request arriving after the sessions were forgotten (the backplane still closing) went to a
     // provider through the drain's fallback; it was never answered and its timer outlived app.close().
     const r = await relay({ cluster: { backplane: new SlowCloseBackplane() } });
-    const router = r.app.get(RelayRouter) as unknown as { sessions: Set<{ inbound: Map<number, unknown>; outbound: Map<number, unknown> }> };
+    const router = r.app.get(RelayRouter) as unknown as {
+      sessions: Set<{ inbound: Map<number, unknown>; outbound: Map<number, unknown> }>;
+    };
     const provider = track(await RawNode.hello(r.url, 'p', { patterns: ['work'] }));
     const caller = track(await RawNode.hello(r.url, 'c'));
     const sessions = [...router.sessions];
@@ -166,7 +171,9 @@ describe('startup grace and drain regressions', () => {
     // Bug: the drain's stand-by table kept the patterns from before the refresh, so a request for a pattern
     // the new token withdrew still went to the provider.
     const r = await relay({ auth: AUTH, drainTimeoutMs: 10_000 });
-    const p = track(await RawNode.hello(r.url, 'p', { ...(await bearer('p', { ...SERVER, perms: { serve: ['a', 'b'] } })), patterns: ['a', 'b'] }));
+    const p = track(
+      await RawNode.hello(r.url, 'p', { ...(await bearer('p', { ...SERVER, perms: { serve: ['a', 'b'] } })), patterns: ['a', 'b'] }),
+    );
     const caller = track(await RawNode.hello(r.url, 'c', await bearer('c', CLIENT)));
     caller.send(request(1, 'a')); // keeps the drain going
     const kept = (await p.next(isRequest)) as RequestFrame;
@@ -178,7 +185,8 @@ describe('startup grace and drain regressions', () => {
     caller.send(request(3, 'a'));
     const crossed = (await p.next(isRequest)) as RequestFrame;
     expect(crossed.payload).toEqual(encodePayload(3));
-    for (const id of [crossed.id, kept.id]) p.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload('ok') });
+    for (const id of [crossed.id, kept.id])
+      p.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload('ok') });
     expect(await caller.next(answerTo(3))).toMatchObject({ type: FrameType.Response });
     await closing;
   });

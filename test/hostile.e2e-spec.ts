@@ -85,7 +85,16 @@ describe('hostile input', () => {
 
   it('refuses frames before HELLO and frames that only the relay sends', async () => {
     const node = await RawNode.open(relay.url);
-    node.send({ type: FrameType.Request, id: 3, pattern: 'echo', payload: encode(1), timeoutMs: 1000, peer: null, ext: null, claims: null });
+    node.send({
+      type: FrameType.Request,
+      id: 3,
+      pattern: 'echo',
+      payload: encode(1),
+      timeoutMs: 1000,
+      peer: null,
+      ext: null,
+      claims: null,
+    });
     expect((await expectError(node, RelayErrorCode.BAD_FRAME, 3)).message).toContain('HELLO must be the first frame');
     node.send({ type: FrameType.Ack, id: 4, recipients: 1 });
     expect((await expectError(node, RelayErrorCode.BAD_FRAME, 4)).message).toContain('never sent to the relay');
@@ -94,10 +103,28 @@ describe('hostile input', () => {
 
   it('answers a frame over maxPayloadBytes with PAYLOAD_TOO_LARGE and keeps the connection', async () => {
     const node = await RawNode.hello(relay.url);
-    node.send({ type: FrameType.Request, id: 9, pattern: 'echo', payload: encode('x'.repeat(5000)), timeoutMs: 1000, peer: null, ext: null, claims: null });
+    node.send({
+      type: FrameType.Request,
+      id: 9,
+      pattern: 'echo',
+      payload: encode('x'.repeat(5000)),
+      timeoutMs: 1000,
+      peer: null,
+      ext: null,
+      claims: null,
+    });
     const f = await expectError(node, RelayErrorCode.PAYLOAD_TOO_LARGE, 9);
     expect(f.message).toMatch(/over the relay's limit of 4096 bytes/);
-    node.send({ type: FrameType.Request, id: 10, pattern: 'echo', payload: encode('small'), timeoutMs: 1000, peer: null, ext: null, claims: null });
+    node.send({
+      type: FrameType.Request,
+      id: 10,
+      pattern: 'echo',
+      payload: encode('small'),
+      timeoutMs: 1000,
+      peer: null,
+      ext: null,
+      claims: null,
+    });
     expect(await node.next(x => x.type === FrameType.Response)).toMatchObject({ id: 10, flags: 1 });
     node.close();
   });

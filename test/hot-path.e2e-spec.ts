@@ -54,7 +54,11 @@ describe('hot path', () => {
   }
 
   it('obeys a token refresh that narrows permissions at once, for calls and emits already routed on the hot path', async () => {
-    const caller = await RawNode.hello(relay.url, 'narrowed', await bearer({ ...CLIENT, perms: { call: ['a', 'b'], publish: ['e.>'] } }, 'narrowed'));
+    const caller = await RawNode.hello(
+      relay.url,
+      'narrowed',
+      await bearer({ ...CLIENT, perms: { call: ['a', 'b'], publish: ['e.>'] } }, 'narrowed'),
+    );
     // Three of each, so the later ones take the hot path.
     for (let id = 1; id <= 3; id++) {
       caller.send(request(id, 'a'));
@@ -204,7 +208,10 @@ describe('hot path ordering', () => {
     together(caller, [request(2, 'b'), { type: FrameType.Cancel, id: 2 }]);
     const second = await provider.next(f => f.type === FrameType.Request);
     expect(second).toMatchObject({ pattern: 'b' });
-    expect(await provider.next(f => f.type === FrameType.Cancel, 2000)).toEqual({ type: FrameType.Cancel, id: (second as { id: number }).id });
+    expect(await provider.next(f => f.type === FrameType.Cancel, 2000)).toEqual({
+      type: FrameType.Cancel,
+      id: (second as { id: number }).id,
+    });
     expect(router.droppedFrames).toBe(dropped);
     // The cancelled call is settled quietly: the caller hears nothing of it.
     caller.send({ type: FrameType.Ping });
@@ -216,7 +223,11 @@ describe('hot path ordering', () => {
   it('keeps the order of events when the later one is on the hot path and the earlier one is not', async () => {
     // Bug (hot): an event on a pattern already on the hot path overtook an earlier event of a new pattern still in Nest's
     // pipeline, so subscribers got them out of order.
-    const emitter = await RawNode.hello(relay.url, 'order-emitter', await bearer({ ...CLIENT, perms: { publish: ['e.>'] } }, 'order-emitter'));
+    const emitter = await RawNode.hello(
+      relay.url,
+      'order-emitter',
+      await bearer({ ...CLIENT, perms: { publish: ['e.>'] } }, 'order-emitter'),
+    );
     emitter.send(event(10, 'e.old'));
     expect(await emitter.next(f => f.type === FrameType.Ack)).toEqual({ type: FrameType.Ack, id: 10, recipients: 1 });
     expect(await subscriber.next(f => f.type === FrameType.Event)).toMatchObject({ id: 10, pattern: 'e.old' });
@@ -228,10 +239,12 @@ describe('hot path ordering', () => {
       [12, 'e.old'],
     ]);
     const acks = [await emitter.next(f => f.type === FrameType.Ack), await emitter.next(f => f.type === FrameType.Ack)];
-    expect(acks).toEqual(expect.arrayContaining([
-      { type: FrameType.Ack, id: 11, recipients: 1 },
-      { type: FrameType.Ack, id: 12, recipients: 1 },
-    ]));
+    expect(acks).toEqual(
+      expect.arrayContaining([
+        { type: FrameType.Ack, id: 11, recipients: 1 },
+        { type: FrameType.Ack, id: 12, recipients: 1 },
+      ]),
+    );
     emitter.close();
   });
 });

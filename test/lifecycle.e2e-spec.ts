@@ -7,14 +7,7 @@ import { Controller, Inject, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientProxy, ClientsModule, MessagePattern, Payload } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
-import {
-  RelayError,
-  RelayErrorCode,
-  WsRelayClient,
-  type WsRelayClientOptions,
-  WsRelayStatus,
-  WsRelayStrategy,
-} from '@wsrelay/transport';
+import { RelayError, RelayErrorCode, WsRelayClient, type WsRelayClientOptions, WsRelayStatus, WsRelayStrategy } from '@wsrelay/transport';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { RelayModule, RelayWsAdapter } from '@wsrelay/relay';
 import type { AddressInfo } from 'node:net';
@@ -38,8 +31,7 @@ class EchoController {
   }
 }
 
-
-describe("lifecycle", () => {
+describe('lifecycle', () => {
   it('recovers from a relay restart: providers re-announce and calls work again, no app restarted', async () => {
     let relay = await startRelay();
     const port = relay.port;
@@ -57,9 +49,7 @@ describe("lifecycle", () => {
       relay = await startRelay({}, port);
       await client.waitFor('echo', 10_000);
       expect(await firstValueFrom(client.send('echo', 'after'))).toBe('after');
-      expect(statuses).toEqual(
-        expect.arrayContaining([WsRelayStatus.CONNECTED, WsRelayStatus.DISCONNECTED, WsRelayStatus.RECONNECTING]),
-      );
+      expect(statuses).toEqual(expect.arrayContaining([WsRelayStatus.CONNECTED, WsRelayStatus.DISCONNECTED, WsRelayStatus.RECONNECTING]));
       expect(statuses.at(-1)).toBe(WsRelayStatus.CONNECTED);
     } finally {
       sub.unsubscribe();
@@ -122,9 +112,9 @@ describe("lifecycle", () => {
     const relay = await startRelay();
     const url = relay.url;
     await relay.close();
-    await expect(
-      startProvider([EchoController], { urls: [url], connectTimeoutMs: 200 }),
-    ).rejects.toMatchObject({ code: RelayErrorCode.RELAY_UNAVAILABLE });
+    await expect(startProvider([EchoController], { urls: [url], connectTimeoutMs: 200 })).rejects.toMatchObject({
+      code: RelayErrorCode.RELAY_UNAVAILABLE,
+    });
   });
 
   it('fails pending calls when the client is closed', async () => {
@@ -148,7 +138,10 @@ describe("lifecycle", () => {
     try {
       // Subscribed and left before the connection is up: never reaches the provider.
       client.send('forever', 1).subscribe().unsubscribe();
-      const [reply, ack] = await Promise.all([firstValueFrom(client.send('echo', 'first')), firstValueFrom(client.emit('nobody.listens', 1))]);
+      const [reply, ack] = await Promise.all([
+        firstValueFrom(client.send('echo', 'first')),
+        firstValueFrom(client.emit('nobody.listens', 1)),
+      ]);
       expect(reply).toBe('first');
       expect(ack).toEqual({ recipients: 0 });
       // A round trip after it: the abandoned call would have reached the provider by now.
@@ -187,7 +180,9 @@ describe("lifecycle", () => {
     await app.listen(0, '127.0.0.1');
     const { port } = app.getHttpServer().address() as AddressInfo;
     const client = new WsRelayClient({ urls: [`ws://127.0.0.1:${port}/async-relay`] });
-    const welcomed = new Promise<{ relayId: string }>(resolve => client.on('connected', ((w: { relayId: string }) => resolve(w)) as () => void));
+    const welcomed = new Promise<{ relayId: string }>(resolve =>
+      client.on('connected', ((w: { relayId: string }) => resolve(w)) as () => void),
+    );
     try {
       await client.connect();
       expect((await welcomed).relayId).toBe('from-factory');
@@ -225,9 +220,7 @@ describe("lifecycle", () => {
       const relay = await startRelay();
       const provider = await startProvider([EchoController], { urls: [relay.url] });
       @Module({
-        imports: [
-          ClientsModule.register([{ name: 'ECHO', customClass: WsRelayClient, options: { urls: [relay.url] } }]),
-        ],
+        imports: [ClientsModule.register([{ name: 'ECHO', customClass: WsRelayClient, options: { urls: [relay.url] } }])],
         providers: [Caller],
       })
       class SyncModule {}
@@ -246,9 +239,7 @@ describe("lifecycle", () => {
           const caller = app.get(Caller);
           expect(caller.client).toBeInstanceOf(WsRelayClient);
           expect(await caller.echo('via module')).toBe('via module');
-          const closed = new Promise<void>(resolve =>
-            caller.client.status.subscribe(s => s === WsRelayStatus.DISCONNECTED && resolve()),
-          );
+          const closed = new Promise<void>(resolve => caller.client.status.subscribe(s => s === WsRelayStatus.DISCONNECTED && resolve()));
           await app.close();
           await closed;
         }

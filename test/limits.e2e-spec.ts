@@ -50,7 +50,10 @@ describe('relay limits', () => {
   });
 
   /** A relay with an echo provider and a client on it; torn down after the test. */
-  async function boot(options: RelayModuleOptions, start = startRelay): Promise<{ relay: RunningRelay; client: WsRelayClient; router: RelayRouter }> {
+  async function boot(
+    options: RelayModuleOptions,
+    start = startRelay,
+  ): Promise<{ relay: RunningRelay; client: WsRelayClient; router: RelayRouter }> {
     const relay = await start(options);
     cleanup.push(() => relay.close());
     const tls = relay.url.startsWith('wss:') ? { tls: { ca: TEST_CERT } } : {};
@@ -219,4 +222,3 @@ describe('relay limits', () => {
     await expectStillRoutes(client);
   });
 });
-

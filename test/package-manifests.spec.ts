@@ -84,7 +84,9 @@ it('the three packages share one version', () => {
 
 it('the protocol package runs in browsers: no Node built-in or Node-only package in its build', () => {
   const dist = join(ROOT, 'libs/protocol/dist');
-  const source = files(dist, '.js').map(p => readFileSync(p, 'utf8')).join('\n');
+  const source = files(dist, '.js')
+    .map(p => readFileSync(p, 'utf8'))
+    .join('\n');
   expect(source).not.toMatch(/from\s*['"]node:|\bprocess\.|\bBuffer\b|\brequire\(/);
 });
 
@@ -118,6 +120,10 @@ it("the README's install line for a Nest app is what the examples install", () =
   const nestApp = new Set(['@nestjs/common', '@nestjs/core', 'reflect-metadata', 'rxjs', '@nestjs/platform-express']);
   for (const example of ['nest-cjs-gateway', 'nest-esm-service']) {
     const manifest = JSON.parse(readFileSync(join(ROOT, 'examples', example, 'package.json'), 'utf8')) as Manifest;
-    expect(Object.keys(manifest.dependencies ?? {}).filter(d => !nestApp.has(d)).sort()).toEqual(told);
+    expect(
+      Object.keys(manifest.dependencies ?? {})
+        .filter(d => !nestApp.has(d))
+        .sort(),
+    ).toEqual(told);
   }
 });

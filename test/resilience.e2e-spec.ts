@@ -101,7 +101,11 @@ describe('resilience', () => {
     track(await provider([a.url, b.url], 'everywhere', { mode: 'all' }));
     const client = track(await startClient({ urls: [a.url, b.url], mode: 'all' }));
     await until(() => Object.values(client.relayStatus()).every(s => s === 'connected'), 5000, 'the client on both relays');
-    await until(() => a.app.get(RelayRouter).status().nodes === 2 && b.app.get(RelayRouter).status().nodes === 2, 5000, 'both nodes on both relays');
+    await until(
+      () => a.app.get(RelayRouter).status().nodes === 2 && b.app.get(RelayRouter).status().nodes === 2,
+      5000,
+      'both nodes on both relays',
+    );
     expect(client.relayStatus()).toEqual({ [a.url]: 'connected', [b.url]: 'connected' });
     // Calls alternate between the two connections.
     for (let i = 0; i < 4; i++) expect(await firstValueFrom(client.send('who', i))).toBe('everywhere');
@@ -207,7 +211,16 @@ describe('resilience', () => {
     const relay = await startRelay({ drainTimeoutMs: 10_000 });
     cleanup.push(() => relay.close());
     const req = (id: number, pattern: string) =>
-      ({ type: FrameType.Request, id, pattern, payload: encodePayload(id), timeoutMs: 10_000, peer: null, ext: null, claims: null }) as const;
+      ({
+        type: FrameType.Request,
+        id,
+        pattern,
+        payload: encodePayload(id),
+        timeoutMs: 10_000,
+        peer: null,
+        ext: null,
+        claims: null,
+      }) as const;
     const answerTo = (id: number) => (f: { type: FrameType; id?: number }) =>
       (f.type === FrameType.Response || f.type === FrameType.Error) && f.id === id;
     const staying = await RawNode.hello(relay.url, 'moved-off', { patterns: ['work'] });

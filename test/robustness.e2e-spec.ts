@@ -32,7 +32,6 @@ class SturdyController {
 
 const NOT_MSGPACK = new Uint8Array([0xc1]);
 
-
 describe('robustness', () => {
   let relay: RunningRelay;
 
@@ -62,7 +61,16 @@ describe('robustness', () => {
   it('a provider answers a request whose payload is not MessagePack with an error, not silence', async () => {
     const provider = await startProvider([SturdyController], { urls: [relay.url] });
     const caller = await RawNode.hello(relay.url);
-    caller.send({ type: FrameType.Request, id: 5, pattern: 'echo', payload: NOT_MSGPACK, timeoutMs: 5000, peer: null, ext: null, claims: null });
+    caller.send({
+      type: FrameType.Request,
+      id: 5,
+      pattern: 'echo',
+      payload: NOT_MSGPACK,
+      timeoutMs: 5000,
+      peer: null,
+      ext: null,
+      claims: null,
+    });
     const f = (await caller.next(x => x.type === FrameType.Response)) as Extract<Frame, { type: FrameType.Response }>;
     expect(f.flags & ResponseFlag.ERROR).toBeTruthy();
     expect(decodePayload(f.payload as Uint8Array)).toEqual({
@@ -139,7 +147,17 @@ describe('robustness', () => {
       ws.on('message', (data: Buffer) => {
         const f = codec.decode(data);
         if (f.type === FrameType.Hello) {
-          ws.send(codec.encode({ type: FrameType.Welcome, version: 1, relayId: 'r', sessionId: 's', nodeId: f.nodeId, maxPayloadBytes: 1 << 20, heartbeatIntervalMs: 10_000 }));
+          ws.send(
+            codec.encode({
+              type: FrameType.Welcome,
+              version: 1,
+              relayId: 'r',
+              sessionId: 's',
+              nodeId: f.nodeId,
+              maxPayloadBytes: 1 << 20,
+              heartbeatIntervalMs: 10_000,
+            }),
+          );
         }
       });
     });
@@ -162,7 +180,17 @@ describe('robustness', () => {
       ws.on('message', (data: Buffer) => {
         const f = codec.decode(data);
         if (f.type === FrameType.Hello) {
-          ws.send(codec.encode({ type: FrameType.Welcome, version: 1, relayId: 'r', sessionId: 's', nodeId: f.nodeId, maxPayloadBytes: 1 << 20, heartbeatIntervalMs: 10_000 }));
+          ws.send(
+            codec.encode({
+              type: FrameType.Welcome,
+              version: 1,
+              relayId: 'r',
+              sessionId: 's',
+              nodeId: f.nodeId,
+              maxPayloadBytes: 1 << 20,
+              heartbeatIntervalMs: 10_000,
+            }),
+          );
         }
       }),
     );

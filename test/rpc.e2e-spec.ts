@@ -8,15 +8,7 @@ import { Ctx, MessagePattern, Payload, RpcException } from '@nestjs/microservice
 import { RelayError, RelayErrorCode, WsRelayContext, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { EmptyError, firstValueFrom, interval, lastValueFrom, map, Observable, of, take, timeout, toArray } from 'rxjs';
 import type WebSocket from 'ws';
-import {
-  type RunningProvider,
-  type RunningRelay,
-  startClient,
-  startProvider,
-  startRelay,
-  rejection,
-  until,
-} from './support/harness.js';
+import { type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, rejection, until } from './support/harness.js';
 import type { WsRelayClient } from '@wsrelay/transport';
 
 const LABEL = 'LABEL';
@@ -126,11 +118,8 @@ class MatrixController {
 }
 
 async function provider(relay: RunningRelay, label: string): Promise<RunningProvider> {
-  return startProvider([MatrixController], { urls: [relay.url], nodeId: label, service: 'matrix' }, [
-    { provide: LABEL, useValue: label },
-  ]);
+  return startProvider([MatrixController], { urls: [relay.url], nodeId: label, service: 'matrix' }, [{ provide: LABEL, useValue: label }]);
 }
-
 
 describe('RPC through the relay', () => {
   let relay: RunningRelay;
@@ -246,11 +235,7 @@ describe('RPC through the relay', () => {
   it("runs the handler's teardown on rxjs timeout and take", async () => {
     await expect(firstValueFrom(client.send('hang', 'rx-timeout').pipe(timeout(50)))).rejects.toThrow();
     expect(await lastValueFrom(client.send('ticks', 'rx-take').pipe(take(3), toArray()))).toEqual([0, 1, 2]);
-    await until(
-      () => probe.teardowns.get('rx-timeout') === 1 && probe.teardowns.get('rx-take') === 1,
-      5000,
-      'both teardowns',
-    );
+    await until(() => probe.teardowns.get('rx-timeout') === 1 && probe.teardowns.get('rx-take') === 1, 5000, 'both teardowns');
   });
 
   it('answers 1,000 concurrent calls, each correctly', async () => {

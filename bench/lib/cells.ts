@@ -101,15 +101,19 @@ export async function runCell(peer: Peer, w: Workload, s: CellSettings): Promise
     const procs: ProcSample[] = watched.map((p, i) => ({
       role: p.role,
       cpu: (cpu1[i] - cpu0[i]) / seconds,
-      hwmKiB:
-        p.role === 'load'
-          ? result.maxRssKiB
-          : Math.max(...p.pids.map(pid => memory(pid)?.hwmKiB ?? NaN)),
+      hwmKiB: p.role === 'load' ? result.maxRssKiB : Math.max(...p.pids.map(pid => memory(pid)?.hwmKiB ?? NaN)),
       processes: p.pids.length,
       ...(p.shared ? { shared: true } : {}),
     }));
     if (!events) {
-      return { value: w.metric === 'mbps' ? result.mbps : result.rps, p50us: result.p50us, p99us: result.p99us, procs, load: result, machine };
+      return {
+        value: w.metric === 'mbps' ? result.mbps : result.rps,
+        p50us: result.p50us,
+        p99us: result.p99us,
+        procs,
+        load: result,
+        machine,
+      };
     }
     const counts = await askCounts(targets, epoch0, epoch1);
     const perSubscriber = counts.map(([n0, n1]) => (n1 - n0) / ((epoch1 - epoch0) / 1000));

@@ -81,9 +81,7 @@ export function chart(
     });
     if (TARGETS[id] !== undefined) {
       const t = y(TARGETS[id]);
-      out.push(
-        `<line x1="${x0 - 4}" x2="${x0 + barW + 4}" y1="${t}" y2="${t}" stroke="#f59e0b" stroke-width="3" stroke-dasharray="5 2"/>`,
-      );
+      out.push(`<line x1="${x0 - 4}" x2="${x0 + barW + 4}" y1="${t}" y2="${t}" stroke="#f59e0b" stroke-width="3" stroke-dasharray="5 2"/>`);
     }
     out.push(
       `<text x="${left + g * groupW + groupW / 2}" y="${plotBottom + 18}" text-anchor="middle" font-weight="bold">${id}</text>`,
@@ -91,13 +89,18 @@ export function chart(
     );
   });
   if (groups.length === 0) {
-    out.push(`<text x="${(left + mainRight - right) / 2}" y="${plotBottom - plotH * 0.75}" text-anchor="middle" fill="#999">W1–W4 not measured in this run</text>`);
+    out.push(
+      `<text x="${(left + mainRight - right) / 2}" y="${plotBottom - plotH * 0.75}" text-anchor="middle" fill="#999">W1–W4 not measured in this run</text>`,
+    );
   }
   if (w7Bars.length > 0) out.push(...w7Panel(w7Bars, mainRight, plotTop, plotBottom));
   let lx = left;
   const ly = plotBottom + 55;
   for (const b of BARS) {
-    out.push(`<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${b.color}"/>`, `<text x="${lx + 17}" y="${ly}">${esc(b.label)}</text>`);
+    out.push(
+      `<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${b.color}"/>`,
+      `<text x="${lx + 17}" y="${ly}">${esc(b.label)}</text>`,
+    );
     lx += 34 + b.label.length * 6.5;
   }
   out.push(

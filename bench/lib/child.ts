@@ -98,7 +98,8 @@ export class Child {
         const m = re.exec(line);
         if (m) return m;
       }
-      if (this.exited) throw new Error(`${this.name} exited (${this.process.exitCode ?? this.process.signalCode}) before printing ${re}\n${this.tail()}`);
+      if (this.exited)
+        throw new Error(`${this.name} exited (${this.process.exitCode ?? this.process.signalCode}) before printing ${re}\n${this.tail()}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`${this.name}: no line matching ${re} within ${timeoutMs} ms\n${this.tail()}`);
       await new Promise<void>(resolve => {

@@ -135,9 +135,7 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
         const [host, port] = nats ? [NATS_HOST, NATS_PORT] : [REDIS_HOST, REDIS_PORT];
         const down = await probe(host, port);
         if (down !== undefined) throw new Error(down);
-        const env: Record<string, string> = nats
-          ? { NATS_URL: `nats://${host}:${port}` }
-          : { REDIS_HOST: host, REDIS_PORT: String(port) };
+        const env: Record<string, string> = nats ? { NATS_URL: `nats://${host}:${port}` } : { REDIS_HOST: host, REDIS_PORT: String(port) };
         const { provider, subs } = nestProcesses(nats ? 'nats' : 'redis', env, prefix, nats, FANOUT_SUBSCRIBERS);
         [provider, ...subs].forEach(track);
         const credits = await Promise.all([provider, ...subs].map(ready));
@@ -239,7 +237,13 @@ export async function startCluster(prefix: string): Promise<Cluster> {
   const children: Child[] = [];
   try {
     const [relayA, relayB] = relayIds.map((relayId, i) => {
-      const env = { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_REDIS_URL: redis, RELAY_CLUSTER_PREFIX: channelPrefix, RELAY_ID: relayId };
+      const env = {
+        RELAY_PORT: '0',
+        RELAY_HOST: '127.0.0.1',
+        RELAY_REDIS_URL: redis,
+        RELAY_CLUSTER_PREFIX: channelPrefix,
+        RELAY_ID: relayId,
+      };
       const child = new Child(`relay ${'AB'[i]}`, RELAY_BIN, { env });
       children.push(child);
       return child;

@@ -13,10 +13,7 @@ import {
 } from './types.js';
 
 /** What W7 came to: its figures, or why there are none. */
-export type W7Report =
-  | { skipped: string }
-  | { error: string }
-  | { cluster: W7Result['cluster']; summaries: W7Summary[]; repeated: number };
+export type W7Report = { skipped: string } | { error: string } | { cluster: W7Result['cluster']; summaries: W7Summary[]; repeated: number };
 
 export interface ReportInput {
   header: string;
@@ -107,7 +104,7 @@ function w6Table(input: ReportInput): string[] {
   const lines = ['### W6 — idle connections with heartbeats, one relay', ''];
   if (input.w6Skipped !== undefined) return [...lines, `skipped: ${input.w6Skipped}`, ''];
   lines.push(
-    '| relay | connections | relay RSS before → after (MiB) | RSS per connection | relay CPU, idle window | ≈ at the 10 s default heartbeat | connection holders\' CPU | dropped / unanswered pings |',
+    "| relay | connections | relay RSS before → after (MiB) | RSS per connection | relay CPU, idle window | ≈ at the 10 s default heartbeat | connection holders' CPU | dropped / unanswered pings |",
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const r of input.w6) {
@@ -140,8 +137,7 @@ function w7Procs(list: ProcSummary[], pick: (p: ProcSummary) => string): string 
     .join(' · ');
 }
 
-const times = (r: W7Ratio) =>
-  `${fixed(r.median, 2)}x${r.perRound ? ` (${fixed(r.perRound.min, 2)}–${fixed(r.perRound.max, 2)})` : ''}`;
+const times = (r: W7Ratio) => `${fixed(r.median, 2)}x${r.perRound ? ` (${fixed(r.perRound.min, 2)}–${fixed(r.perRound.max, 2)})` : ''}`;
 
 const latency = (median: number | undefined, spread: { min: number; max: number } | undefined) =>
   `${int(median ?? NaN)}${spread ? ` (${int(spread.min)}–${int(spread.max)})` : ''}`;
@@ -167,7 +163,11 @@ function w7Table(input: ReportInput): string[] {
       lines.push(`| ${i === 0 ? `${row.workload} — ${row.title} ` : ''}| ${W7_PLACEMENT_LABELS[placement]} | ${series(row[placement])} |`);
     });
     const r = row.crossOverSame;
-    lines.push(r === undefined ? '| | cross ÷ same | n/a | n/a | | |' : `| | **cross ÷ same** | ${times(r.rps)} | ${times(r.p50us)} / ${times(r.p99us)} | | |`);
+    lines.push(
+      r === undefined
+        ? '| | cross ÷ same | n/a | n/a | | |'
+        : `| | **cross ÷ same** | ${times(r.rps)} | ${times(r.p50us)} / ${times(r.p99us)} | | |`,
+    );
   }
   const standalone = W7_WORKLOADS.flatMap(w => {
     const ours = input.summaries[w.id]?.find(r => r.peer === 'wsrelay');

@@ -113,12 +113,7 @@ export function summarizeRounds(w: Workload, cells: Array<Cell | CellError>): Ro
   return summary;
 }
 
-export function summarize(
-  w: Workload,
-  raw: Raw,
-  peers: PeerStatus[],
-  notApplicable: Partial<Record<PeerId, string>>,
-): PeerSummary[] {
+export function summarize(w: Workload, raw: Raw, peers: PeerStatus[], notApplicable: Partial<Record<PeerId, string>>): PeerSummary[] {
   const rows = peers.map((p): PeerSummary => {
     const series = summarizeRounds(w, raw[w.id]?.[p.id] ?? []);
     const missing = p.skipped !== undefined ? `skipped: ${p.skipped}` : (notApplicable[p.id] ?? series.missing);
@@ -196,7 +191,12 @@ export function targets(summaries: Record<string, PeerSummary[]>, w6: Array<W6Re
   const out: Target[] = [];
   const vsTcp = (id: string, min: number) => {
     const r = ratio(summaries[id] ?? [], 'nest-tcp');
-    out.push({ workload: id, target: `≥ ${min.toFixed(1)}x Nest TCP`, measured: x(summaries[id] ?? [], 'nest-tcp'), met: r === undefined ? undefined : r >= min });
+    out.push({
+      workload: id,
+      target: `≥ ${min.toFixed(1)}x Nest TCP`,
+      measured: x(summaries[id] ?? [], 'nest-tcp'),
+      met: r === undefined ? undefined : r >= min,
+    });
   };
   vsTcp('W1', 0.8);
   vsTcp('W2', 1.0);
@@ -206,8 +206,7 @@ export function targets(summaries: Record<string, PeerSummary[]>, w6: Array<W6Re
   out.push({
     workload: 'W2',
     target: 'p99 no worse than Nest TCP',
-    measured:
-      oursP99 === undefined || tcpP99 === undefined ? 'n/a' : `${oursP99.toFixed(0)} µs vs ${tcpP99.toFixed(0)} µs`,
+    measured: oursP99 === undefined || tcpP99 === undefined ? 'n/a' : `${oursP99.toFixed(0)} µs vs ${tcpP99.toFixed(0)} µs`,
     met: oursP99 === undefined || tcpP99 === undefined || !Number.isFinite(oursP99 + tcpP99) ? undefined : oursP99 <= tcpP99,
   });
   vsTcp('W3', 0.8);
@@ -218,7 +217,8 @@ export function targets(summaries: Record<string, PeerSummary[]>, w6: Array<W6Re
   out.push({
     workload: 'W5',
     target: 'each of 8 subscribers ≥ 0.5x W4 single',
-    measured: share === undefined ? 'n/a' : `slowest ${w5!.slowest!.value.toFixed(0)}/s = ${share.toFixed(2)}x of ${w4!.value.toFixed(0)}/s`,
+    measured:
+      share === undefined ? 'n/a' : `slowest ${w5!.slowest!.value.toFixed(0)}/s = ${share.toFixed(2)}x of ${w4!.value.toFixed(0)}/s`,
     met: share === undefined || !Number.isFinite(share) ? undefined : share >= 0.5,
   });
   const ours6 = w6.find((r): r is W6Result => r.relay === 'wsrelay' && !('error' in r));

@@ -41,7 +41,9 @@ export async function runW6(relayKind: 'wsrelay' | 'raw-ws', s: W6Settings, log:
     const relayFdLimit = openFileLimit(relay.pid) ?? 1024;
     const attempted = Math.min(s.connections, relayFdLimit - openFileCount(relay.pid) - RELAY_SPARE);
     if (attempted < s.connections) {
-      log(`W6 ${relayKind}: the relay's open-file limit is ${relayFdLimit} (ulimit -n could not raise it), so ${attempted} connections instead of ${s.connections}`);
+      log(
+        `W6 ${relayKind}: the relay's open-file limit is ${relayFdLimit} (ulimit -n could not raise it), so ${attempted} connections instead of ${s.connections}`,
+      );
     }
     const ownLimit = openFileLimit(process.pid) ?? 1024;
     const perGenerator = Math.max(1000, ownLimit - GENERATOR_RESERVE);

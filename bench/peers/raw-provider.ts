@@ -21,11 +21,7 @@ const delivered = new DeliveryLog();
 
 const ws = new WebSocket(process.env.RAW_URL as string, { perMessageDeflate: false });
 ws.on('open', () => {
-  ws.send(
-    encoder.encode(
-      role === 'provider' ? [Raw.SUB, [`${prefix}echo`], [`${prefix}events`]] : [Raw.SUB, [], [`${prefix}fanout`]],
-    ),
-  );
+  ws.send(encoder.encode(role === 'provider' ? [Raw.SUB, [`${prefix}echo`], [`${prefix}events`]] : [Raw.SUB, [], [`${prefix}fanout`]]));
   console.log('READY');
 });
 ws.on('message', (data: Buffer) => {

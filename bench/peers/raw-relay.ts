@@ -94,7 +94,11 @@ function onFrame(peer: Peer, data: Buffer): void {
 function forget(peer: Peer): void {
   peers.delete(peer);
   for (const route of providers.values()) route.peers = route.peers.filter(p => p !== peer);
-  for (const [subject, list] of subscribers) subscribers.set(subject, list.filter(p => p !== peer));
+  for (const [subject, list] of subscribers)
+    subscribers.set(
+      subject,
+      list.filter(p => p !== peer),
+    );
 }
 
 const heartbeatMs = Number(process.env.RELAY_HEARTBEAT_INTERVAL_MS ?? 10_000);

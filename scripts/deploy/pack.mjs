@@ -23,7 +23,11 @@ const installed = name => read(`node_modules/${name}/package.json`).version;
 const tarballs = {};
 for (const dir of PACKAGES) {
   const [packed] = JSON.parse(
-    execFileSync('npm', ['pack', '--json', '--pack-destination', out], { cwd: resolve(root, dir), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }),
+    execFileSync('npm', ['pack', '--json', '--pack-destination', out], {
+      cwd: resolve(root, dir),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
   );
   tarballs[packed.name] = packed.filename;
   console.log(`${packed.filename}: ${packed.entryCount} files, ${packed.size} bytes`);

@@ -107,7 +107,9 @@ describe('the packed tarballs', () => {
     const files = stdout.trim().split('\n').sort();
     const unexpected = files.filter(f => !/^package\/(package\.json|README\.md|LICENSE|dist\/.+\.(js|js\.map|d\.ts))$/.test(f));
     expect(unexpected).toEqual([]);
-    expect(files).toEqual(expect.arrayContaining(['package/README.md', 'package/LICENSE', 'package/dist/index.js', 'package/dist/index.d.ts']));
+    expect(files).toEqual(
+      expect.arrayContaining(['package/README.md', 'package/LICENSE', 'package/dist/index.js', 'package/dist/index.d.ts']),
+    );
     expect(files.some(f => /\.spec\./.test(f))).toBe(false);
     if (name === 'relay') expect(files).toContain('package/dist/bin/wsrelay-relay.js');
   });
@@ -137,77 +139,77 @@ describe('publishing', () => {
   });
 });
 
-describe.each([
-  ['this machine', process.execPath],
-  ...OTHER_NODES.map(v => [`Node ${v}`, v] as const),
-])('the examples and the packed relay on %s', (_label, which) => {
-  let node: string;
-  let relay: Started;
-  let port: number;
-  let gatewayUrl: string;
-  let service: Started;
+describe.each([['this machine', process.execPath], ...OTHER_NODES.map(v => [`Node ${v}`, v] as const)])(
+  'the examples and the packed relay on %s',
+  (_label, which) => {
+    let node: string;
+    let relay: Started;
+    let port: number;
+    let gatewayUrl: string;
+    let service: Started;
 
-  beforeAll(async () => {
-    node = which.includes('/') ? which : nodeBinary(which);
-    relay = start(join(deployment, 'node_modules/.bin/wsrelay-relay'), {
-      node,
-      env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_DRAIN_TIMEOUT_MS: String(DRAIN_MS) },
+    beforeAll(async () => {
+      node = which.includes('/') ? which : nodeBinary(which);
+      relay = start(join(deployment, 'node_modules/.bin/wsrelay-relay'), {
+        node,
+        env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_DRAIN_TIMEOUT_MS: String(DRAIN_MS) },
+      });
+      port = Number((await relay.line(/Relay listening on ws:\/\/127\.0\.0\.1:(\d+)\/relay/))[1]);
+      const relayUrl = `ws://127.0.0.1:${port}/relay`;
+      service = start('dist/main.js', { node, cwd: examples.service, env: { RELAY_URL: relayUrl } });
+      await service.line(/Greeter serving through/);
+      const gateway = start('dist/main.js', { node, cwd: examples.gateway, env: { RELAY_URL: relayUrl, PORT: '0' } });
+      gatewayUrl = (await gateway.line(/Gateway listening on (http:\/\/\S+)/))[1].replace('[::1]', '127.0.0.1');
+    }, 120_000);
+
+    afterAll(async () => {
+      await Promise.all([...children].map(stopChild));
     });
-    port = Number((await relay.line(/Relay listening on ws:\/\/127\.0\.0\.1:(\d+)\/relay/))[1]);
-    const relayUrl = `ws://127.0.0.1:${port}/relay`;
-    service = start('dist/main.js', { node, cwd: examples.service, env: { RELAY_URL: relayUrl } });
-    await service.line(/Greeter serving through/);
-    const gateway = start('dist/main.js', { node, cwd: examples.gateway, env: { RELAY_URL: relayUrl, PORT: '0' } });
-    gatewayUrl = (await gateway.line(/Gateway listening on (http:\/\/\S+)/))[1].replace('[::1]', '127.0.0.1');
-  }, 120_000);
 
-  afterAll(async () => {
-    await Promise.all([...children].map(stopChild));
-  });
-
-  it('runs the Node version asked for', () => {
-    const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
-    expect(which.includes('/') ? version : version.split('.')[0]).toBe(which.includes('/') ? process.version : `v${which}`);
-  });
-
-  it('answers the container health check', async () => {
-    // What the Dockerfile's HEALTHCHECK runs (a relay bound to 0.0.0.0 is asked on loopback).
-    const check = start(join(deployment, 'node_modules/@wsrelay/relay/dist/bin/wsrelay-relay.js'), {
-      node,
-      args: ['healthcheck'],
-      env: { RELAY_PORT: String(port), RELAY_HOST: '0.0.0.0' },
-    }).child;
-    const [code] = (await once(check, 'exit')) as [number];
-    expect(code).toBe(0);
-  });
-
-  it('carries a call, a stream and an event from the CommonJS app to the ESM service', async () => {
-    expect(await json(`${gatewayUrl}/greet/Ada`)).toEqual({ greeting: 'Hello, Ada!' });
-    expect(await json(`${gatewayUrl}/countdown/3`)).toEqual({ values: [3, 2, 1] });
-    const ack = await json(`${gatewayUrl}/greetings`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to: 'Ada' }),
+    it('runs the Node version asked for', () => {
+      const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+      expect(which.includes('/') ? version : version.split('.')[0]).toBe(which.includes('/') ? process.version : `v${which}`);
     });
-    expect(ack).toEqual({ recipients: 1 });
-    await service.line(/Event greetings\.sent: \{"to":"Ada"\}/, 5000);
-  });
 
-  it('drains on SIGTERM: the stream in flight completes, then the relay exits 0 within drainTimeoutMs', async () => {
-    // 20 values at 100 ms: about 2 s, under the 5 s drain.
-    const streaming = json<{ values: number[] }>(`${gatewayUrl}/countdown/20`);
-    await until(async () => ((await json<{ inFlight: number }>(`http://127.0.0.1:${port}/status`)).inFlight > 0));
-    const exited = once(relay.child, 'exit') as Promise<[number | null, string | null]>;
-    const signalledAt = Date.now();
-    relay.child.kill('SIGTERM');
-    const { values } = await streaming;
-    expect(values).toEqual(Array.from({ length: 20 }, (_, i) => 20 - i));
-    const [code] = await exited;
-    expect(code).toBe(0);
-    expect(Date.now() - signalledAt).toBeLessThan(DRAIN_MS);
-    expect(relay.history.some(l => /SIGTERM: draining/.test(l))).toBe(true);
-  });
-});
+    it('answers the container health check', async () => {
+      // What the Dockerfile's HEALTHCHECK runs (a relay bound to 0.0.0.0 is asked on loopback).
+      const check = start(join(deployment, 'node_modules/@wsrelay/relay/dist/bin/wsrelay-relay.js'), {
+        node,
+        args: ['healthcheck'],
+        env: { RELAY_PORT: String(port), RELAY_HOST: '0.0.0.0' },
+      }).child;
+      const [code] = (await once(check, 'exit')) as [number];
+      expect(code).toBe(0);
+    });
+
+    it('carries a call, a stream and an event from the CommonJS app to the ESM service', async () => {
+      expect(await json(`${gatewayUrl}/greet/Ada`)).toEqual({ greeting: 'Hello, Ada!' });
+      expect(await json(`${gatewayUrl}/countdown/3`)).toEqual({ values: [3, 2, 1] });
+      const ack = await json(`${gatewayUrl}/greetings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ to: 'Ada' }),
+      });
+      expect(ack).toEqual({ recipients: 1 });
+      await service.line(/Event greetings\.sent: \{"to":"Ada"\}/, 5000);
+    });
+
+    it('drains on SIGTERM: the stream in flight completes, then the relay exits 0 within drainTimeoutMs', async () => {
+      // 20 values at 100 ms: about 2 s, under the 5 s drain.
+      const streaming = json<{ values: number[] }>(`${gatewayUrl}/countdown/20`);
+      await until(async () => (await json<{ inFlight: number }>(`http://127.0.0.1:${port}/status`)).inFlight > 0);
+      const exited = once(relay.child, 'exit') as Promise<[number | null, string | null]>;
+      const signalledAt = Date.now();
+      relay.child.kill('SIGTERM');
+      const { values } = await streaming;
+      expect(values).toEqual(Array.from({ length: 20 }, (_, i) => 20 - i));
+      const [code] = await exited;
+      expect(code).toBe(0);
+      expect(Date.now() - signalledAt).toBeLessThan(DRAIN_MS);
+      expect(relay.history.some(l => /SIGTERM: draining/.test(l))).toBe(true);
+    });
+  },
+);
 
 describe('the packed relay and ioredis (an optional peer dependency)', () => {
   let redis: TestRedis;

@@ -37,7 +37,12 @@ export async function inProcessCluster(options: RelayModuleOptions = {}): Promis
   const hub = new InMemoryHub();
   const relays = await Promise.all(
     [0, 1, 2].map(i =>
-      startRelay({ auth: CLUSTER_AUTH, relayId: `mem-${i}`, cluster: { backplane: new InMemoryBackplane(hub), ...CLUSTER_TIMING }, ...options }),
+      startRelay({
+        auth: CLUSTER_AUTH,
+        relayId: `mem-${i}`,
+        cluster: { backplane: new InMemoryBackplane(hub), ...CLUSTER_TIMING },
+        ...options,
+      }),
     ),
   );
   return {
@@ -46,10 +51,11 @@ export async function inProcessCluster(options: RelayModuleOptions = {}): Promis
     urls: [relays[0].url, relays[1].url, relays[2].url],
     ready: async () => {
       await until(
-        () => relays.every(r => {
-          const s = r.app.get(RelayRouter).status();
-          return s.cluster.healthy && s.cluster.relays.length === 2;
-        }),
+        () =>
+          relays.every(r => {
+            const s = r.app.get(RelayRouter).status();
+            return s.cluster.healthy && s.cluster.relays.length === 2;
+          }),
         5000,
         'the relays to see each other',
       );

@@ -3,12 +3,7 @@ import type { INestApplication, INestMicroservice, Provider, Type } from '@nestj
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createRelayApp, type RelayModuleOptions } from '@wsrelay/relay';
-import {
-  WsRelayClient,
-  type WsRelayClientOptions,
-  WsRelayStrategy,
-  type WsRelayStrategyOptions,
-} from '@wsrelay/transport';
+import { WsRelayClient, type WsRelayClientOptions, WsRelayStrategy, type WsRelayStrategyOptions } from '@wsrelay/transport';
 import type { AddressInfo } from 'node:net';
 
 export interface RunningRelay {

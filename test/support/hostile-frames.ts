@@ -57,7 +57,10 @@ const nodeId = fc.oneof(w(6, fc.constantFrom(...FUZZ_NODE_IDS)), w(3, fc.uuid())
 export function hostileFrames(maxPayloadBytes: number): fc.Arbitrary<Hostile> {
   const payload = fc.oneof(
     w(30, fc.uint8Array({ maxLength: 48 })),
-    w(1, fc.integer({ min: maxPayloadBytes - 64, max: 2 * maxPayloadBytes + 64 }).map(n => new Uint8Array(n))),
+    w(
+      1,
+      fc.integer({ min: maxPayloadBytes - 64, max: 2 * maxPayloadBytes + 64 }).map(n => new Uint8Array(n)),
+    ),
   );
 
   const hello: fc.Arbitrary<Wire> = fc
@@ -69,7 +72,9 @@ export function hostileFrames(maxPayloadBytes: number): fc.Arbitrary<Hostile> {
       ),
       nodeId,
       optional(fc.string({ maxLength: 12 })),
-      optional(fc.oneof(w(5, fc.array(pattern, { maxLength: 4 })), w(1, fc.array(fc.constant('p.z'), { minLength: 500, maxLength: 2000 })))),
+      optional(
+        fc.oneof(w(5, fc.array(pattern, { maxLength: 4 })), w(1, fc.array(fc.constant('p.z'), { minLength: 500, maxLength: 2000 }))),
+      ),
       optional(
         fc.oneof(
           w(5, fc.array(fc.oneof(fc.constantFrom(...FUZZ_SUBSCRIPTIONS), fc.string({ maxLength: 8 })), { maxLength: 4 })),
@@ -82,15 +87,38 @@ export function hostileFrames(maxPayloadBytes: number): fc.Arbitrary<Hostile> {
 
   const inbound: fc.Arbitrary<Wire> = fc.oneof(
     w(3, hello),
-    w(6, fc.tuple(id, pattern, payload, timeoutMs, optional(nodeId), optional(fc.uint8Array({ maxLength: 16 }))).map(f => [FrameType.Request, ...f])),
-    w(3, fc.tuple(id, fc.oneof(w(5, fc.integer({ min: 0, max: 3 })), w(1, junk)), optional(payload)).map(f => [FrameType.Response, ...f])),
-    w(3, id.map(i => [FrameType.Cancel, i])),
-    w(5, fc.tuple(id, pattern, payload, optional(nodeId)).map(f => [FrameType.Event, ...f])),
+    w(
+      6,
+      fc
+        .tuple(id, pattern, payload, timeoutMs, optional(nodeId), optional(fc.uint8Array({ maxLength: 16 })))
+        .map(f => [FrameType.Request, ...f]),
+    ),
+    w(
+      3,
+      fc.tuple(id, fc.oneof(w(5, fc.integer({ min: 0, max: 3 })), w(1, junk)), optional(payload)).map(f => [FrameType.Response, ...f]),
+    ),
+    w(
+      3,
+      id.map(i => [FrameType.Cancel, i]),
+    ),
+    w(
+      5,
+      fc.tuple(id, pattern, payload, optional(nodeId)).map(f => [FrameType.Event, ...f]),
+    ),
     w(2, fc.constant<Wire>([FrameType.Ping])),
     w(1, fc.constant<Wire>([FrameType.Pong])),
-    w(3, fc.tuple(id, pattern, timeoutMs).map(f => [FrameType.Wait, ...f])),
-    w(2, id.map(i => [FrameType.Discover, i])),
-    w(1, fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constant(new TextEncoder().encode('e30.e30.'))).map(t => [FrameType.Auth, t])),
+    w(
+      3,
+      fc.tuple(id, pattern, timeoutMs).map(f => [FrameType.Wait, ...f]),
+    ),
+    w(
+      2,
+      id.map(i => [FrameType.Discover, i]),
+    ),
+    w(
+      1,
+      fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constant(new TextEncoder().encode('e30.e30.'))).map(t => [FrameType.Auth, t]),
+    ),
   );
 
   /** Frames only a relay sends. */
@@ -98,7 +126,9 @@ export function hostileFrames(maxPayloadBytes: number): fc.Arbitrary<Hostile> {
     fc.tuple(fc.constant(1), fc.uuid(), fc.uuid(), nodeId, fc.nat(), fc.nat()).map(f => [FrameType.Welcome, ...f]),
     fc.tuple(id, fc.nat()).map(f => [FrameType.Ack, ...f]),
     fc.tuple(id, fc.constantFrom('BAD_FRAME', 'INTERNAL'), fc.string()).map(f => [FrameType.Error, ...f]),
-    fc.tuple(id, fc.array(fc.tuple(nodeId, fc.constant(null), fc.constant([]), fc.constant([]), fc.constant(null)), { maxLength: 2 })).map(f => [FrameType.Nodes, ...f]),
+    fc
+      .tuple(id, fc.array(fc.tuple(nodeId, fc.constant(null), fc.constant([]), fc.constant([]), fc.constant(null)), { maxLength: 2 }))
+      .map(f => [FrameType.Nodes, ...f]),
     fc.tuple(fc.constantFrom(FrameType.TokenExpiring, FrameType.Authorized), fc.nat()).map(f => [...f]),
   );
 
@@ -110,7 +140,13 @@ export function hostileFrames(maxPayloadBytes: number): fc.Arbitrary<Hostile> {
       fc.constantFrom('truncated', 'wrong field', 'extra fields', 'unknown type'),
       junk,
       // A type given as bin: small, or as big as the relay reads.
-      fc.oneof(w(3, fc.uint8Array({ maxLength: 8 })), w(1, fc.integer({ min: 16, max: 2 * maxPayloadBytes - 16 }).map(n => filled(n, 0xff)))),
+      fc.oneof(
+        w(3, fc.uint8Array({ maxLength: 8 })),
+        w(
+          1,
+          fc.integer({ min: 16, max: 2 * maxPayloadBytes - 16 }).map(n => filled(n, 0xff)),
+        ),
+      ),
     )
     .map(([wire, n, how, value, bigBin]) => {
       const out = wire.slice();
@@ -130,22 +166,83 @@ export function hostileFrames(maxPayloadBytes: number): fc.Arbitrary<Hostile> {
     w(80, frame('valid', inbound)),
     w(80, mutated),
     w(16, frame('relay-only', outbound)),
-    w(24, bytes('not an array', fc.oneof(junk, fc.string(), fc.constant([])).map(v => encode(v)))),
+    w(
+      24,
+      bytes(
+        'not an array',
+        fc.oneof(junk, fc.string(), fc.constant([])).map(v => encode(v)),
+      ),
+    ),
     w(24, bytes('random bytes', fc.uint8Array({ maxLength: 64 }))),
-    w(12, bytes('reserved byte 0xc1', fc.uint8Array({ maxLength: 8 }).map(b => head(0xc1, ...b)))),
-    w(16, bytes('truncated', fc.tuple(inbound, fc.nat()).map(([wire, n]) => { const b = encode(wire); return b.subarray(0, n % b.length); }))),
-    w(16, bytes('trailing garbage', fc.tuple(inbound, fc.uint8Array({ minLength: 1, maxLength: 8 })).map(([wire, g]) => concat(encode(wire), g)))),
-    w(12, bytes('lying length header', fc.constantFrom(
-      head(0xdd, 0xff, 0xff, 0xff, 0xff, 0x01), // array32 of 4G entries
-      head(0xdb, 0x7f, 0xff, 0xff, 0xff, 0x61), // str32 of 2 GiB
-      head(0xc6, 0xff, 0xff, 0xff, 0xff, 0x00), // bin32 of 4 GiB
-      head(0x91, 0xdf, 0x00, 0x00, 0x00, 0x01, 0x01, 0x01), // a map (the relay takes none)
-      head(0x92, 0x09, 0xd4, 0x01, 0x00), // an ext value
-    ))),
-    w(4, bytes('array over 10000 entries', fc.integer({ min: 10_001, max: 10_100 }).map(n => concat(head(0xdd, 0, 0, n >> 8, n & 0xff), filled(n, 0xc0))))),
-    w(2, bytes('deep nesting', fc.oneof(w(5, fc.integer({ min: 100, max: 3000 })), w(1, fc.integer({ min: 3000, max: 2 * maxPayloadBytes - 1 }))).map(n => concat(filled(n, 0x91), head(0xc0))))),
-    w(12, fc.string({ maxLength: 64 }).map(data => ({ kind: 'text frame', data, binary: false }))),
-    w(1, fc.uint8Array({ minLength: 1, maxLength: 16 }).map(b => ({ kind: 'text frame, not UTF-8', data: head(0xff, 0xfe, ...b), binary: false }))),
-    w(1, bytes('over twice maxPayloadBytes', fc.integer({ min: 2 * maxPayloadBytes + 1, max: 2 * maxPayloadBytes + 4096 }).map(n => new Uint8Array(n)))),
+    w(
+      12,
+      bytes(
+        'reserved byte 0xc1',
+        fc.uint8Array({ maxLength: 8 }).map(b => head(0xc1, ...b)),
+      ),
+    ),
+    w(
+      16,
+      bytes(
+        'truncated',
+        fc.tuple(inbound, fc.nat()).map(([wire, n]) => {
+          const b = encode(wire);
+          return b.subarray(0, n % b.length);
+        }),
+      ),
+    ),
+    w(
+      16,
+      bytes(
+        'trailing garbage',
+        fc.tuple(inbound, fc.uint8Array({ minLength: 1, maxLength: 8 })).map(([wire, g]) => concat(encode(wire), g)),
+      ),
+    ),
+    w(
+      12,
+      bytes(
+        'lying length header',
+        fc.constantFrom(
+          head(0xdd, 0xff, 0xff, 0xff, 0xff, 0x01), // array32 of 4G entries
+          head(0xdb, 0x7f, 0xff, 0xff, 0xff, 0x61), // str32 of 2 GiB
+          head(0xc6, 0xff, 0xff, 0xff, 0xff, 0x00), // bin32 of 4 GiB
+          head(0x91, 0xdf, 0x00, 0x00, 0x00, 0x01, 0x01, 0x01), // a map (the relay takes none)
+          head(0x92, 0x09, 0xd4, 0x01, 0x00), // an ext value
+        ),
+      ),
+    ),
+    w(
+      4,
+      bytes(
+        'array over 10000 entries',
+        fc.integer({ min: 10_001, max: 10_100 }).map(n => concat(head(0xdd, 0, 0, n >> 8, n & 0xff), filled(n, 0xc0))),
+      ),
+    ),
+    w(
+      2,
+      bytes(
+        'deep nesting',
+        fc
+          .oneof(w(5, fc.integer({ min: 100, max: 3000 })), w(1, fc.integer({ min: 3000, max: 2 * maxPayloadBytes - 1 })))
+          .map(n => concat(filled(n, 0x91), head(0xc0))),
+      ),
+    ),
+    w(
+      12,
+      fc.string({ maxLength: 64 }).map(data => ({ kind: 'text frame', data, binary: false })),
+    ),
+    w(
+      1,
+      fc
+        .uint8Array({ minLength: 1, maxLength: 16 })
+        .map(b => ({ kind: 'text frame, not UTF-8', data: head(0xff, 0xfe, ...b), binary: false })),
+    ),
+    w(
+      1,
+      bytes(
+        'over twice maxPayloadBytes',
+        fc.integer({ min: 2 * maxPayloadBytes + 1, max: 2 * maxPayloadBytes + 4096 }).map(n => new Uint8Array(n)),
+      ),
+    ),
   );
 }

@@ -82,7 +82,14 @@ export async function spawnProvider(env: Record<string, string>): Promise<Provid
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`provider printed no line matching ${re} within ${timeoutMs} ms:\n${lines.map(l => l.text).slice(-20).join('\n')}`));
+        reject(
+          new Error(
+            `provider printed no line matching ${re} within ${timeoutMs} ms:\n${lines
+              .map(l => l.text)
+              .slice(-20)
+              .join('\n')}`,
+          ),
+        );
       }, timeoutMs).unref();
       listeners.add(listener);
       child.once('close', onExit);

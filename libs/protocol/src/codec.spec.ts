@@ -10,7 +10,15 @@ describe('FrameCodec', () => {
   const frames: Frame[] = [
     { type: FrameType.Hello, versions: [1], nodeId: 'n1', service: 'svc', patterns: ['a', '{"cmd":"b"}'], events: ['x.*'], queue: 'q' },
     { type: FrameType.Hello, versions: [1, 2], nodeId: 'n2', service: null, patterns: [], events: [], queue: null },
-    { type: FrameType.Welcome, version: 1, relayId: 'r', sessionId: 's', nodeId: 'n', maxPayloadBytes: 1048576, heartbeatIntervalMs: 10000 },
+    {
+      type: FrameType.Welcome,
+      version: 1,
+      relayId: 'r',
+      sessionId: 's',
+      nodeId: 'n',
+      maxPayloadBytes: 1048576,
+      heartbeatIntervalMs: 10000,
+    },
     { type: FrameType.Request, id: 1, pattern: 'p', payload: bytes, timeoutMs: 30000, peer: null, ext: null, claims: null },
     { type: FrameType.Request, id: 0xffffffff, pattern: 'p', payload: bytes, timeoutMs: 1, peer: 'node', ext: bytes, claims: bytes },
     { type: FrameType.Response, id: 5, flags: ResponseFlag.DONE, payload: null },
@@ -28,8 +36,28 @@ describe('FrameCodec', () => {
     { type: FrameType.TokenExpiring, expiresAt: 1_800_000_000_000 },
     { type: FrameType.Auth, token: new TextEncoder().encode('a.b.c') },
     { type: FrameType.Authorized, expiresAt: 0 },
-    { type: FrameType.Event, id: 7, pattern: 'a.b', payload: bytes, peer: null, ext: null, claims: null, flags: EventFlag.ACK_HANDLERS, timeoutMs: 500 },
-    { type: FrameType.Event, id: 8, pattern: 'a.b', payload: bytes, peer: 'e', ext: null, claims: bytes, flags: EventFlag.ACK_HANDLERS, attempt: 2 },
+    {
+      type: FrameType.Event,
+      id: 7,
+      pattern: 'a.b',
+      payload: bytes,
+      peer: null,
+      ext: null,
+      claims: null,
+      flags: EventFlag.ACK_HANDLERS,
+      timeoutMs: 500,
+    },
+    {
+      type: FrameType.Event,
+      id: 8,
+      pattern: 'a.b',
+      payload: bytes,
+      peer: 'e',
+      ext: null,
+      claims: bytes,
+      flags: EventFlag.ACK_HANDLERS,
+      attempt: 2,
+    },
     { type: FrameType.Error, id: 3, code: 'HANDLER_FAILED', message: 'm', details: bytes },
     { type: FrameType.GoAway, reason: 'shutting down', drainMs: 10_000 },
     { type: FrameType.Drain, id: 1 },
@@ -50,7 +78,16 @@ describe('FrameCodec', () => {
   });
 
   it('leaves trailing empty optional fields off the wire', () => {
-    const frame: Frame = { type: FrameType.Request, id: 1, pattern: 'p', payload: bytes, timeoutMs: 5, peer: null, ext: null, claims: null };
+    const frame: Frame = {
+      type: FrameType.Request,
+      id: 1,
+      pattern: 'p',
+      payload: bytes,
+      timeoutMs: 5,
+      peer: null,
+      ext: null,
+      claims: null,
+    };
     expect(codec.encode(frame)).toEqual(encode([FrameType.Request, 1, 'p', bytes, 5]));
   });
 
@@ -88,9 +125,7 @@ describe('FrameCodec', () => {
   });
 
   it('keeps the request id of a frame with a bad later field', () => {
-    expect(() => codec.decode(encode([FrameType.Request, 77, 1, bytes, 5]))).toThrow(
-      expect.objectContaining({ frameId: 77 }),
-    );
+    expect(() => codec.decode(encode([FrameType.Request, 77, 1, bytes, 5]))).toThrow(expect.objectContaining({ frameId: 77 }));
   });
 
   it('bounds strings, arrays and bins in a frame header', () => {
@@ -123,7 +158,13 @@ describe('errorFromFrame', () => {
   });
 
   it('keeps the error and drops details that do not decode', () => {
-    const err = errorFromFrame({ type: FrameType.Error, id: 1, code: RelayErrorCode.TIMEOUT, message: 'late', details: new Uint8Array([0xc1]) });
+    const err = errorFromFrame({
+      type: FrameType.Error,
+      id: 1,
+      code: RelayErrorCode.TIMEOUT,
+      message: 'late',
+      details: new Uint8Array([0xc1]),
+    });
     expect(err).toMatchObject({ code: RelayErrorCode.TIMEOUT, status: 504, details: undefined });
   });
 });

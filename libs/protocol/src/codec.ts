@@ -1,13 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { FrameError, quote, RelayError, RelayErrorCode } from './errors.js';
-import {
-  type ErrorFrame,
-  type EventFrame,
-  type Frame,
-  FrameType,
-  type HelloFrame,
-  type NodeInfo,
-} from './frames.js';
+import { type ErrorFrame, type EventFrame, type Frame, FrameType, type HelloFrame, type NodeInfo } from './frames.js';
 
 /** Bounds the codec applies to a frame's header (payloads are opaque `bin`). */
 export interface FrameCodecLimits {
@@ -85,7 +78,18 @@ function toWire(f: Frame): unknown[] {
     case FrameType.Request:
       return trimmed([f.type, f.id, f.pattern, f.payload, f.timeoutMs, f.peer, f.ext, f.claims]);
     case FrameType.Event:
-      return trimmed([f.type, f.id, f.pattern, f.payload, f.peer, f.ext, f.claims, f.flags === 0 ? undefined : f.flags, f.timeoutMs, f.attempt]);
+      return trimmed([
+        f.type,
+        f.id,
+        f.pattern,
+        f.payload,
+        f.peer,
+        f.ext,
+        f.claims,
+        f.flags === 0 ? undefined : f.flags,
+        f.timeoutMs,
+        f.attempt,
+      ]);
     case FrameType.Response:
       return trimmed([f.type, f.id, f.flags, f.payload]);
     case FrameType.Cancel:
@@ -101,11 +105,7 @@ function toWire(f: Frame): unknown[] {
     case FrameType.Wait:
       return [f.type, f.id, f.pattern, f.timeoutMs];
     case FrameType.Nodes:
-      return [
-        f.type,
-        f.id,
-        f.nodes.map(n => [n.nodeId, n.service, n.patterns, n.events, n.queue]),
-      ];
+      return [f.type, f.id, f.nodes.map(n => [n.nodeId, n.service, n.patterns, n.events, n.queue])];
     case FrameType.TokenExpiring:
     case FrameType.Authorized:
       return [f.type, f.expiresAt];

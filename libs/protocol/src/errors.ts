@@ -60,31 +60,21 @@ export const RelayErrorMessages = {
     target != null
       ? `Node ${quote(target)} is not online or does not serve pattern ${quote(pattern)}.`
       : `No microservice is online for pattern ${quote(pattern)}.`,
-  providerDisconnected: (pattern: string) =>
-    `The microservice handling ${quote(pattern)} disconnected before it completed.`,
-  timeout: (pattern: string, timeoutMs: number) =>
-    `${quote(pattern)} did not complete within ${timeoutMs} ms.`,
-  waitTimeout: (pattern: string, timeoutMs: number) =>
-    `No microservice for ${quote(pattern)} came online within ${timeoutMs} ms.`,
-  relayUnavailable: (detail?: string) =>
-    `No relay connection${detail ? `: ${detail}` : '.'}`,
+  providerDisconnected: (pattern: string) => `The microservice handling ${quote(pattern)} disconnected before it completed.`,
+  timeout: (pattern: string, timeoutMs: number) => `${quote(pattern)} did not complete within ${timeoutMs} ms.`,
+  waitTimeout: (pattern: string, timeoutMs: number) => `No microservice for ${quote(pattern)} came online within ${timeoutMs} ms.`,
+  relayUnavailable: (detail?: string) => `No relay connection${detail ? `: ${detail}` : '.'}`,
   relayLost: () => 'The relay connection was lost while the request was in flight.',
   badFrame: (reason: string) => `Bad frame: ${reason}.`,
-  payloadTooLarge: (size: number, max: number) =>
-    `Frame of ${size} bytes is over the relay's limit of ${max} bytes.`,
+  payloadTooLarge: (size: number, max: number) => `Frame of ${size} bytes is over the relay's limit of ${max} bytes.`,
   protocolMismatch: (offered: readonly number[], supported: readonly number[]) =>
     `Protocol version ${listed(offered) || 'none'} is not supported; the relay speaks ${supported.join(', ')}.`,
-  nodeIdConflict: (nodeId: string) =>
-    `Node id ${quote(nodeId)} is already held by another live connection.`,
-  nodeIdOwned: (nodeId: string) =>
-    `Node id ${quote(nodeId)} belongs to another token subject.`,
+  nodeIdConflict: (nodeId: string) => `Node id ${quote(nodeId)} is already held by another live connection.`,
+  nodeIdOwned: (nodeId: string) => `Node id ${quote(nodeId)} belongs to another token subject.`,
   unauthorized: (reason: string) => `Unauthorized: ${reason}.`,
-  notServer: (what: string) =>
-    `Forbidden: this connection is a passive client; only server connections may ${what}.`,
-  forbidden: (action: string, subject: string) =>
-    `Forbidden: the token does not permit ${action} ${quote(subject)}.`,
-  rateLimited: (perSecond: number) =>
-    `Rate limited: over ${perSecond} frames per second on this connection; slow down and retry.`,
+  notServer: (what: string) => `Forbidden: this connection is a passive client; only server connections may ${what}.`,
+  forbidden: (action: string, subject: string) => `Forbidden: the token does not permit ${action} ${quote(subject)}.`,
+  rateLimited: (perSecond: number) => `Rate limited: over ${perSecond} frames per second on this connection; slow down and retry.`,
   tooManyInFlight: (limit: number) =>
     `Rate limited: ${limit} requests are already in flight on this connection; wait for some to complete.`,
   tokenExpired: () => 'token expired',
@@ -94,14 +84,11 @@ export const RelayErrorMessages = {
   helloTwice: () => 'HELLO was already received on this connection',
   textFrame: () => 'text frames are not part of the protocol; send binary MessagePack',
   notInbound: (name: string) => `a ${name} frame is never sent to the relay`,
-  tooManyBeforeWelcome: (limit: number) =>
-    `Rate limited: over ${limit} frames sent before the relay answered HELLO; wait for WELCOME.`,
+  tooManyBeforeWelcome: (limit: number) => `Rate limited: over ${limit} frames sent before the relay answered HELLO; wait for WELCOME.`,
   backedUp: (buffered: number, max: number) =>
     `Rate limited: ${buffered} bytes are waiting to be sent to the relay (over ${max}); the relay is not reading fast enough.`,
-  slowConsumer: (buffered: number, max: number) =>
-    `slow consumer: ${buffered} bytes unsent (budget ${max})`,
-  handlerFailed: (failed: number, recipients: number) =>
-    `The event was not handled by ${failed} of ${recipients} recipient(s).`,
+  slowConsumer: (buffered: number, max: number) => `slow consumer: ${buffered} bytes unsent (budget ${max})`,
+  handlerFailed: (failed: number, recipients: number) => `The event was not handled by ${failed} of ${recipients} recipient(s).`,
   goingAway: () => 'the relay is shutting down',
   tooMuchRetained: (max: number) =>
     `Rate limited: this connection's unanswered events with handler acks already keep ${max} bytes at the relay; wait for some to complete.`,
@@ -140,7 +127,9 @@ export class RelayError extends Error {
   }
 
   toWire(): RelayErrorWire {
-    return this.details === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, details: this.details };
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
   }
 
   /**

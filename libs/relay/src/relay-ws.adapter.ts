@@ -389,5 +389,3 @@ export class RelayWsAdapter extends WsAdapter {
     if (isObservable(result)) result.subscribe({ error: err => this.logger.error(err) });
   }
 }
-
-

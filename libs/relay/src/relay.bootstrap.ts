@@ -26,10 +26,7 @@ export interface RelayAppOptions {
  * Creates a relay app (not yet listening) with the relay adapter in place:
  * `const app = await createRelayApp(options); await app.listen(8787)`.
  */
-export async function createRelayApp(
-  options: RelayModuleOptions = {},
-  appOptions: RelayAppOptions = {},
-): Promise<INestApplication> {
+export async function createRelayApp(options: RelayModuleOptions = {}, appOptions: RelayAppOptions = {}): Promise<INestApplication> {
   const app = await NestFactory.create(RelayModule.forRoot(options), {
     logger: appOptions.logger,
     abortOnError: false,

@@ -3,7 +3,13 @@ import { resolveRelayOptions } from './relay.constants.js';
 describe('resolveRelayOptions', () => {
   it('applies defaults', () => {
     const o = resolveRelayOptions();
-    expect(o).toMatchObject({ path: '/relay', maxPayloadBytes: 1048576, heartbeatIntervalMs: 10000, handshakeTimeoutMs: 5000, maxBadFrames: 100 });
+    expect(o).toMatchObject({
+      path: '/relay',
+      maxPayloadBytes: 1048576,
+      heartbeatIntervalMs: 10000,
+      handshakeTimeoutMs: 5000,
+      maxBadFrames: 100,
+    });
     expect(o.relayId).toMatch(/[0-9a-f-]{36}/);
     expect(o.cluster).toEqual({ heartbeatIntervalMs: 1000, timeoutMs: 3000 });
     // The timeout follows a longer heartbeat: three beats.

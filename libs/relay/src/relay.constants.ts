@@ -110,8 +110,13 @@ function resolveCluster(c: RelayClusterOptions = {}): ResolvedRelayOptions['clus
   if (c.redis !== undefined && c.backplane !== undefined) {
     throw new TypeError('RelayModule: cluster.redis and cluster.backplane cannot be used together; give one');
   }
-  if (c.redis !== undefined && (typeof c.redis !== 'string' ? typeof c.redis !== 'object' || c.redis === null : !/^rediss?:\/\//.test(c.redis))) {
-    throw new TypeError(`RelayModule: cluster.redis must be a redis:// or rediss:// URL or ioredis options, got ${JSON.stringify(c.redis)}`);
+  if (
+    c.redis !== undefined &&
+    (typeof c.redis !== 'string' ? typeof c.redis !== 'object' || c.redis === null : !/^rediss?:\/\//.test(c.redis))
+  ) {
+    throw new TypeError(
+      `RelayModule: cluster.redis must be a redis:// or rediss:// URL or ioredis options, got ${JSON.stringify(c.redis)}`,
+    );
   }
   positiveInt('cluster.heartbeatIntervalMs', c.heartbeatIntervalMs, 10);
   positiveInt('cluster.timeoutMs', c.timeoutMs, 1);

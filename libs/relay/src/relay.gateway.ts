@@ -71,7 +71,9 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     }
     this.router.start();
     if (!this.auth.enabled) {
-      this.logger.warn('Authentication is off: any client that can reach this relay can join routing. Set the auth option before exposing it.');
+      this.logger.warn(
+        'Authentication is off: any client that can reach this relay can join routing. Set the auth option before exposing it.',
+      );
     }
     this.logger.log(`Relay ${this.options.relayId} accepting nodes on path ${this.options.path}`);
   }
@@ -81,9 +83,7 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
       socket.close(1011, 'relay misconfigured: it needs RelayWsAdapter');
       return;
     }
-    const identity = (request as (IncomingMessage & { [CONNECTION_IDENTITY]?: ConnectionIdentity }) | undefined)?.[
-      CONNECTION_IDENTITY
-    ];
+    const identity = (request as (IncomingMessage & { [CONNECTION_IDENTITY]?: ConnectionIdentity }) | undefined)?.[CONNECTION_IDENTITY];
     if (identity === undefined && this.auth.enabled) {
       // Only an upgrade the adapter's gate passed carries an identity.
       socket.close(CloseCode.UNAUTHORIZED, 'not authenticated');

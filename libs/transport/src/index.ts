@@ -12,9 +12,6 @@ export {
   type WsRelayRecordOptions,
 } from './record-builders/ws-relay.record-builder.js';
 export type { WsRelayUrlStatus } from './connection/relay-connection.js';
-export {
-  WsRelayRecordSerializer,
-  type WsRelaySerializedPacket,
-} from './serializers/ws-relay-record.serializer.js';
+export { WsRelayRecordSerializer, type WsRelaySerializedPacket } from './serializers/ws-relay-record.serializer.js';
 export { WsRelayStrategy } from './server/ws-relay.strategy.js';
 export * from './constants.js';

@@ -1,7 +1,23 @@
 import { encode } from '@msgpack/msgpack';
-import { CLUSTER_PROTOCOL_VERSION, ClusterCodec, type ClusterMessage, ClusterMessageError, ClusterMessageType as T, type ClusterNode } from './cluster-protocol.js';
+import {
+  CLUSTER_PROTOCOL_VERSION,
+  ClusterCodec,
+  type ClusterMessage,
+  ClusterMessageError,
+  ClusterMessageType as T,
+  type ClusterNode,
+} from './cluster-protocol.js';
 
-const node: ClusterNode = { tenant: '', nodeId: 'n1', service: 'svc', patterns: ['a', 'b'], events: ['x.*'], queue: 'q', subject: 'sub', since: 42 };
+const node: ClusterNode = {
+  tenant: '',
+  nodeId: 'n1',
+  service: 'svc',
+  patterns: ['a', 'b'],
+  events: ['x.*'],
+  queue: 'q',
+  subject: 'sub',
+  since: 42,
+};
 const bytes = new Uint8Array([1, 2, 3]);
 
 const messages: ClusterMessage[] = [
@@ -11,11 +27,34 @@ const messages: ClusterMessage[] = [
   { type: T.NodeUp, from: 'r', node },
   { type: T.NodeDown, from: 'r', tenant: 'acme', nodeId: 'n1', graceful: true, subject: null, reservedForMs: 60_000 },
   { type: T.Bye, from: 'r' },
-  { type: T.Request, from: 'r', fwdId: 7, tenant: '', nodeId: 'n1', pattern: 'p', payload: bytes, timeoutMs: 5000, callerNodeId: null, ext: bytes, claims: null },
+  {
+    type: T.Request,
+    from: 'r',
+    fwdId: 7,
+    tenant: '',
+    nodeId: 'n1',
+    pattern: 'p',
+    payload: bytes,
+    timeoutMs: 5000,
+    callerNodeId: null,
+    ext: bytes,
+    claims: null,
+  },
   { type: T.Response, from: 'r', fwdId: 7, flags: 1, payload: null },
   { type: T.Cancel, from: 'r', fwdId: 7 },
   { type: T.Error, from: 'r', fwdId: 7, code: 'TIMEOUT', message: 'late' },
-  { type: T.Event, from: 'r', tenant: '', id: 3, pattern: 'x.y', payload: bytes, emitterNodeId: 'e', ext: null, claims: bytes, targets: ['n1', 'n2'] },
+  {
+    type: T.Event,
+    from: 'r',
+    tenant: '',
+    id: 3,
+    pattern: 'x.y',
+    payload: bytes,
+    emitterNodeId: 'e',
+    ext: null,
+    claims: bytes,
+    targets: ['n1', 'n2'],
+  },
   {
     type: T.EventCopies,
     from: 'r',

@@ -281,7 +281,9 @@ function read(v: unknown, kind: Kind): unknown {
     case 'copies':
       if (!Array.isArray(v)) return BAD;
       return v.map(e =>
-        Array.isArray(e) && e.length === 3 ? ([str(e[0], 'copy.nodeId'), num(e[1], 'copy.did'), num(e[2], 'copy.attempt')] as const) : fail('copy'),
+        Array.isArray(e) && e.length === 3
+          ? ([str(e[0], 'copy.nodeId'), num(e[1], 'copy.did'), num(e[2], 'copy.attempt')] as const)
+          : fail('copy'),
       );
   }
 }

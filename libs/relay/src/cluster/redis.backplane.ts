@@ -208,7 +208,9 @@ export class RedisBackplane implements Backplane {
       const format = batch[0] ?? -1;
       if (!this.warnedFormats.has(format)) {
         this.warnedFormats.add(format);
-        this.logger.warn(`Dropped cluster messages in batch format ${format}; this relay reads format ${BATCH_FORMAT} (mixed relay versions?)`);
+        this.logger.warn(
+          `Dropped cluster messages in batch format ${format}; this relay reads format ${BATCH_FORMAT} (mixed relay versions?)`,
+        );
       }
       return;
     }

@@ -66,7 +66,10 @@ describe('RelayCluster joining', () => {
       new RelayCluster(resolveRelayOptions({ relayId, cluster: { backplane, heartbeatIntervalMs: 20, timeoutMs: 1000 } }));
     const [bpA, bpB] = [new CountingBackplane(hub), new CountingBackplane(hub)];
     const [a, b] = [make('A', bpA), make('B', bpB)];
-    const seenA: string[] = [], seenB: string[] = [], goneA: string[] = [], goneB: string[] = [];
+    const seenA: string[] = [],
+      seenB: string[] = [],
+      goneA: string[] = [],
+      goneB: string[] = [];
     await a.start(listener(node('on-a'), seenA, goneA));
     await until(() => a.status().healthy, 'A to be healthy');
     await b.start(listener(node('on-b'), seenB, goneB));

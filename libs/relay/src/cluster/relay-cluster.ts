@@ -3,11 +3,18 @@ import { randomUUID } from 'node:crypto';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RELAY_OPTIONS } from '../relay.constants.js';
 import type { Backplane } from './backplane.js';
-import { ClusterCodec, type ClusterMessage, ClusterMessageError, type ClusterOutgoing, ClusterMessageType, type ClusterNode, type Msg } from './cluster-protocol.js';
+import {
+  ClusterCodec,
+  type ClusterMessage,
+  ClusterMessageError,
+  type ClusterOutgoing,
+  ClusterMessageType,
+  type ClusterNode,
+  type Msg,
+} from './cluster-protocol.js';
 import { InMemoryBackplane } from './in-memory.backplane.js';
 import { RedisBackplane } from './redis.backplane.js';
 import { nodeKey, RemoteNode, RemoteRelay } from './remote.js';
-
 
 /** What the cluster needs from the router: its nodes, and where remote events go. */
 export interface ClusterListener {
@@ -78,7 +85,8 @@ export class RelayCluster implements OnModuleInit {
     this.reservationMs = options.nodeIdReservationMs;
     const c = options.cluster;
     this.backplane =
-      c.backplane ?? (c.redis !== undefined ? new RedisBackplane({ redis: c.redis, channelPrefix: c.channelPrefix }) : new InMemoryBackplane());
+      c.backplane ??
+      (c.redis !== undefined ? new RedisBackplane({ redis: c.redis, channelPrefix: c.channelPrefix }) : new InMemoryBackplane());
     this.heartbeatIntervalMs = c.heartbeatIntervalMs;
     this.timeoutMs = c.timeoutMs;
   }
@@ -203,7 +211,9 @@ export class RelayCluster implements OnModuleInit {
       this.beat();
     } else {
       if (before !== undefined) {
-        this.logger.warn(`Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`);
+        this.logger.warn(
+          `Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`,
+        );
       }
       this.unhealthy();
     }
@@ -358,7 +368,8 @@ export class RelayCluster implements OnModuleInit {
     if (this.relays.get(relay.instanceId) !== relay) return;
     this.relays.delete(relay.instanceId);
     relay.gone = true;
-    if (why !== undefined) this.logger.warn(`Relay ${relay.relayId} left the cluster (${why}); its ${relay.nodes.size} node(s) are offline`);
+    if (why !== undefined)
+      this.logger.warn(`Relay ${relay.relayId} left the cluster (${why}); its ${relay.nodes.size} node(s) are offline`);
     // Their relay is gone, not they: their ids stay bound to their subjects while they reconnect.
     for (const node of [...relay.nodes.values()]) this.remove(relay, node, false, this.reservationMs);
     this.listener?.relayGone(relay);

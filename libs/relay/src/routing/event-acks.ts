@@ -31,7 +31,6 @@ export function eventFrame(source: EventSource, id: number, peer: string | null,
   return frame;
 }
 
-
 /** An event whose emitter asked to hear from every handler (`ack: 'handlers'`). */
 export interface PendingEvent {
   readonly emitter: Session;
@@ -204,7 +203,13 @@ export class EventAcks {
   }
 
   /** Copies another relay asks this one to hand to its nodes. */
-  relay(relay: RemoteRelay, world: World | undefined, pattern: string, deliveries: ReadonlyArray<readonly [string, number, number]>, bytesFor: (id: number, attempt: number) => Uint8Array): void {
+  relay(
+    relay: RemoteRelay,
+    world: World | undefined,
+    pattern: string,
+    deliveries: ReadonlyArray<readonly [string, number, number]>,
+    bytesFor: (id: number, attempt: number) => Uint8Array,
+  ): void {
     for (const [nodeId, did, attempt] of deliveries) {
       const node = world?.nodes.get(nodeId);
       if (!(node instanceof Session) || !node.isOpen || !world!.subscriptions.subscribes(node, pattern)) {
@@ -231,7 +236,12 @@ export class EventAcks {
         const r = this.relayed.get(id);
         if (r === undefined) continue;
         this.dropRelayed(id, r);
-        this.cluster.send(r.relay, { type: ClusterMessageType.Handled, did: r.did, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null });
+        this.cluster.send(r.relay, {
+          type: ClusterMessageType.Handled,
+          did: r.did,
+          code: RelayErrorCode.PROVIDER_DISCONNECTED,
+          error: null,
+        });
       }
     }
     // Its own events: nobody waits for the answer any more.
@@ -370,7 +380,9 @@ export class EventAcks {
         type: FrameType.Error,
         id: event.frame.id,
         code: RelayErrorCode.HANDLER_FAILED,
-        message: RelayErrorMessages.handlerFailed(event.failures.length, event.recipients) + (more > 0 ? ` The first ${reported.length} are listed.` : ''),
+        message:
+          RelayErrorMessages.handlerFailed(event.failures.length, event.recipients) +
+          (more > 0 ? ` The first ${reported.length} are listed.` : ''),
         details: encodePayload(reported),
       }),
     );

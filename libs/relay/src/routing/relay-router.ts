@@ -35,7 +35,6 @@ import { attachSession, type PendingRequest, type PendingWait, Session, sessionO
 import { EventAcks, eventFrame } from './event-acks.js';
 import { type Routable, target, World } from './world.js';
 
-
 const MAX_RID = 0xffff_ffff;
 /** Longest delay setTimeout takes (about 24.8 days). */
 const MAX_TIMER_MS = 0x7fff_ffff;
@@ -452,7 +451,12 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     }
     if (recipients.length === 0) return 0;
     if (handlers) {
-      const copies = this.acks.start(emitter, frame, recipients, frame.timeoutMs ?? this.options.eventAckTimeoutMs * this.options.maxEventAttempts);
+      const copies = this.acks.start(
+        emitter,
+        frame,
+        recipients,
+        frame.timeoutMs ?? this.options.eventAckTimeoutMs * this.options.maxEventAttempts,
+      );
       return copies === 0 ? 0 : undefined;
     }
     let bytes: Uint8Array | undefined;
@@ -619,13 +623,9 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
 
   private checkInFlight(session: Session): void {
     if (session.inFlight >= this.options.maxInFlightPerConnection) {
-      throw new RelayError(
-        RelayErrorCode.RATE_LIMITED,
-        RelayErrorMessages.tooManyInFlight(this.options.maxInFlightPerConnection),
-      );
+      throw new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooManyInFlight(this.options.maxInFlightPerConnection));
     }
   }
-
 
   /** The subject a node id is bound to, if any (expired reservations are dropped). */
   private ownerOf(world: World, nodeId: string): string | undefined {
@@ -690,9 +690,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   private at(session: Session, when: number, fn: () => void): void {
     const delay = when - Date.now();
     session.expiryTimer =
-      delay > MAX_TIMER_MS
-        ? setTimeout(() => this.at(session, when, fn), MAX_TIMER_MS)
-        : setTimeout(fn, Math.max(0, delay));
+      delay > MAX_TIMER_MS ? setTimeout(() => this.at(session, when, fn), MAX_TIMER_MS) : setTimeout(fn, Math.max(0, delay));
   }
 
   private expire(pending: PendingRequest): void {
@@ -742,7 +740,9 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   private forget(session: Session, notify: boolean): void {
     this.sessions.delete(session);
     if (session.overBudget) {
-      this.logger.warn(`Closed ${session.nodeId ?? session.sessionId} as a slow consumer: over ${this.options.maxBufferedBytes} bytes unsent`);
+      this.logger.warn(
+        `Closed ${session.nodeId ?? session.sessionId} as a slow consumer: over ${this.options.maxBufferedBytes} bytes unsent`,
+      );
     }
     clearTimeout(session.handshakeTimer);
     clearTimeout(session.expiryTimer);
@@ -845,7 +845,8 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
     world.providers.add(node);
     world.subscriptions.add(node);
     // Its id is bound to its subject here as well, so no other subject takes it over through this relay.
-    if (node.info.subject !== null) this.reservations.set(nodeKey(world.tenant, node.nodeId), { subject: node.info.subject, until: Infinity });
+    if (node.info.subject !== null)
+      this.reservations.set(nodeKey(world.tenant, node.nodeId), { subject: node.info.subject, until: Infinity });
     for (const pattern of node.patterns) this.releaseWaits(world, pattern);
   }
 
@@ -915,8 +916,7 @@ export class RelayRouter implements OnModuleDestroy, ClusterListener {
   remoteRequest(relay: RemoteRelay, m: Msg<ClusterMessageType.Request>): void {
     const world = this.worlds.get(m.tenant);
     let provider = world?.nodes.get(m.nodeId);
-    const reply = (code: RelayErrorCode, message: string) =>
-      this.cluster.send(relay, { type: Cmt.Error, fwdId: m.fwdId, code, message });
+    const reply = (code: RelayErrorCode, message: string) => this.cluster.send(relay, { type: Cmt.Error, fwdId: m.fwdId, code, message });
     // In the shutdown drain, the relay that forwarded it may not have heard yet that the node moved off.
     if (provider === undefined && world !== undefined && !this.accepting) {
       provider = world.standby.pick(m.pattern, m.nodeId);

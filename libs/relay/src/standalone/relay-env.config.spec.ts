@@ -42,10 +42,18 @@ describe('relayConfigFromEnv', () => {
       RELAY_MAX_EVENT_ATTEMPTS: '5',
       RELAY_STARTUP_GRACE_MS: '0',
     });
-    expect(c.relay).toMatchObject({ drainTimeoutMs: 0, maxBufferedBytes: 65536, eventAckTimeoutMs: 250, maxEventAttempts: 5, startupGraceMs: 0 });
+    expect(c.relay).toMatchObject({
+      drainTimeoutMs: 0,
+      maxBufferedBytes: 65536,
+      eventAckTimeoutMs: 250,
+      maxEventAttempts: 5,
+      startupGraceMs: 0,
+    });
     expect(() => relayConfigFromEnv({ RELAY_STARTUP_GRACE_MS: '-1' })).toThrow(/RELAY_STARTUP_GRACE_MS/);
     expect(relayConfigFromEnv({ RELAY_DRAIN_TIMEOUT_MS: '' }).relay).not.toHaveProperty('drainTimeoutMs');
-    expect(() => relayConfigFromEnv({ RELAY_MAX_BUFFERED_BYTES: '100' })).toThrow(/RELAY_MAX_BUFFERED_BYTES must be an integer of at least 1024/);
+    expect(() => relayConfigFromEnv({ RELAY_MAX_BUFFERED_BYTES: '100' })).toThrow(
+      /RELAY_MAX_BUFFERED_BYTES must be an integer of at least 1024/,
+    );
     expect(() => relayConfigFromEnv({ RELAY_MAX_EVENT_ATTEMPTS: '0' })).toThrow(/RELAY_MAX_EVENT_ATTEMPTS/);
   });
 
@@ -107,6 +115,8 @@ describe('relayConfigFromEnv cluster settings', () => {
 
   it('refuses cluster settings without a Redis to share', () => {
     expect(() => relayConfigFromEnv({ RELAY_CLUSTER_TIMEOUT_MS: '1000' })).toThrow(/RELAY_REDIS_URL/);
-    expect(() => relayConfigFromEnv({ RELAY_REDIS_URL: 'redis://x', RELAY_CLUSTER_TIMEOUT_MS: 'soon' })).toThrow(/RELAY_CLUSTER_TIMEOUT_MS/);
+    expect(() => relayConfigFromEnv({ RELAY_REDIS_URL: 'redis://x', RELAY_CLUSTER_TIMEOUT_MS: 'soon' })).toThrow(
+      /RELAY_CLUSTER_TIMEOUT_MS/,
+    );
   });
 });

@@ -32,7 +32,10 @@ function str(env: NodeJS.ProcessEnv, name: string): string | undefined {
 function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
   const raw = env[name];
   if (!raw) return undefined;
-  return raw.split(',').map(s => s.trim()).filter(Boolean);
+  return raw
+    .split(',')
+    .map(s => s.trim())
+    .filter(Boolean);
 }
 
 function file(env: NodeJS.ProcessEnv, name: string, read: (path: string) => Buffer): Buffer | undefined {

@@ -27,10 +27,7 @@ import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayClientOptions } from '../interfaces/ws-relay-options.interface.js';
 import { validateClientOptions } from '../interfaces/ws-relay-options.validation.js';
 import type { WsRelayEventAckMode } from '../record-builders/ws-relay.record-builder.js';
-import {
-  type WsRelaySerializedPacket,
-  WsRelayRecordSerializer,
-} from '../serializers/ws-relay-record.serializer.js';
+import { type WsRelaySerializedPacket, WsRelayRecordSerializer } from '../serializers/ws-relay-record.serializer.js';
 
 /** Result of an `emit()`: how many nodes the relay delivered the event to. */
 export interface WsRelayEventAck {
@@ -309,7 +306,6 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     return undefined;
   }
 
-
   /** Why a new call cannot go out now (too many in flight, or the relay not reading), or null. */
   private overLimits(): RelayError | null {
     if (this.pending.size >= this.maxInFlight) {
@@ -356,10 +352,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
         });
         return;
       }
-      packet =
-        frame.flags & ResponseFlag.ERROR
-          ? { id, err: value, isDisposed: true }
-          : { id, response: value, isDisposed: done };
+      packet = frame.flags & ResponseFlag.ERROR ? { id, err: value, isDisposed: true } : { id, response: value, isDisposed: done };
     } else {
       return;
     }
@@ -375,12 +368,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       if (p.giveUpAt > now) continue;
       this.pending.delete(id);
       this.links.send({ type: FrameType.Cancel, id }, p.via);
-      p.onError(
-        new RelayError(
-          RelayErrorCode.TIMEOUT,
-          `${RelayErrorMessages.timeout(p.pattern, p.timeoutMs)} (no answer from the relay)`,
-        ),
-      );
+      p.onError(new RelayError(RelayErrorCode.TIMEOUT, `${RelayErrorMessages.timeout(p.pattern, p.timeoutMs)} (no answer from the relay)`));
     }
   }
 
@@ -422,10 +410,7 @@ function headerProblem(pattern: string, nodeId?: string): RelayError | null {
     ['nodeId', nodeId],
   ] as const) {
     if (value !== undefined && value.length * 3 > DEFAULT_MAX_STRING_BYTES && Buffer.byteLength(value) > DEFAULT_MAX_STRING_BYTES) {
-      return new RelayError(
-        RelayErrorCode.BAD_FRAME,
-        RelayErrorMessages.badFrame(`${name} is over ${DEFAULT_MAX_STRING_BYTES} bytes`),
-      );
+      return new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(`${name} is over ${DEFAULT_MAX_STRING_BYTES} bytes`));
     }
   }
   return null;

@@ -13,10 +13,7 @@ import type { WsRelayConnectionOptions } from '../interfaces/ws-relay-options.in
 import type { NodeAnnouncement, RelayConnectionConfig } from './relay-connection.js';
 
 /** Merges validated options with their defaults, once, at construction. */
-export function resolveConnectionConfig(
-  o: WsRelayConnectionOptions,
-  announce: () => NodeAnnouncement,
-): RelayConnectionConfig {
+export function resolveConnectionConfig(o: WsRelayConnectionOptions, announce: () => NodeAnnouncement): RelayConnectionConfig {
   return {
     urls: [...o.urls],
     maxOfflineQueue: o.maxOfflineQueue ?? DEFAULT_MAX_OFFLINE_QUEUE,

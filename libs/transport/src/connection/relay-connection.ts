@@ -562,8 +562,7 @@ export class RelayConnection {
       return;
     }
     if (this.fatal !== undefined || code === CloseCode.PROTOCOL_MISMATCH || code === CloseCode.FORBIDDEN) {
-      const err =
-        this.fatal ?? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch');
+      const err = this.fatal ?? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch');
       this.logger.error(err.message);
       this.state = 'idle';
       this.settleWaiters(err);
@@ -616,4 +615,3 @@ export class RelayConnection {
     this.retryTimer = undefined;
   }
 }
-

@@ -3,12 +3,7 @@ import { EventEmitter } from 'node:events';
 import type WebSocket from 'ws';
 import { WsRelayStatus } from '../enums.js';
 import type { WsRelayMode } from '../interfaces/ws-relay-options.interface.js';
-import {
-  RelayConnection,
-  type RelayConnectionConfig,
-  type RelayConnectionListener,
-  type WsRelayUrlStatus,
-} from './relay-connection.js';
+import { RelayConnection, type RelayConnectionConfig, type RelayConnectionListener, type WsRelayUrlStatus } from './relay-connection.js';
 
 /** Events a connection reports that the links pass on as they are. */
 const PASSED_ON = ['error', 'token_refreshed', 'relay_status'] as const;

@@ -17,10 +17,7 @@ import {
   type ValidationError,
   type ValidationOptions,
 } from 'class-validator';
-import type {
-  WsRelayClientOptions,
-  WsRelayStrategyOptions,
-} from './ws-relay-options.interface.js';
+import type { WsRelayClientOptions, WsRelayStrategyOptions } from './ws-relay-options.interface.js';
 
 const MAX_TIMER_MS = 0x7fff_ffff;
 
@@ -42,8 +39,7 @@ function HasMethod(method: string, options?: ValidationOptions) {
     {
       name: 'hasMethod',
       validator: {
-        validate: (v: unknown) =>
-          typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[method] === 'function',
+        validate: (v: unknown) => typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[method] === 'function',
         defaultMessage: a => `${a?.property} must be an object with a ${method}() method`,
       },
     },

@@ -55,10 +55,7 @@ const INTERNAL_ERROR = { status: 'error', message: 'Internal server error' } as 
  * `drainTimeoutMs`), then the connection closes, so a rolling restart loses
  * no call.
  */
-export class WsRelayStrategy
-  extends Server<WsRelayEvents, WsRelayStatus>
-  implements CustomTransportStrategy
-{
+export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implements CustomTransportStrategy {
   /** Event handler failures reach the relay (and an emitter asking for handler acks) instead of only Nest's log. */
   override readonly propagatesEventHandlerErrors = true;
   protected readonly links: RelayLinks;
@@ -124,9 +121,7 @@ export class WsRelayStrategy
       callback(new TypeError(`WsRelayStrategy: ${problems.join('; ')}`));
       return;
     }
-    this.eventMatchers = [...this.messageHandlers.entries()]
-      .filter(([, h]) => h.isEventHandler)
-      .map(([p]) => [p, compileSubject(p)]);
+    this.eventMatchers = [...this.messageHandlers.entries()].filter(([, h]) => h.isEventHandler).map(([p]) => [p, compileSubject(p)]);
     this.links.ready().then(
       () => callback(),
       async err => {
