@@ -26,7 +26,7 @@ import {
   RelayErrorCode,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@wsrelay/protocol';
-import { type RelayModuleOptions, RelayRouter } from '@wsrelay/relay';
+import { type RelayModuleOptions, RelayCore } from '@wsrelay/relay';
 import { type RelayError, type WsRelayClient, WsRelayRecordBuilder } from '@wsrelay/transport';
 import type { AddressInfo } from 'node:net';
 import { firstValueFrom } from 'rxjs';
@@ -162,7 +162,7 @@ describe('handler acks, drain and GOAWAY regressions', () => {
     await node.next(f => f.type === FrameType.Pong);
   }
 
-  const status = (r: RunningRelay) => r.app.get(RelayRouter).status();
+  const status = (r: RunningRelay) => r.app.get(RelayCore).status();
 
   describe('handler acks', () => {
     it.each(['a late HANDLED', 'the disconnect'] as const)(

@@ -6,8 +6,8 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { CloseCode, encodePayload, FrameType, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
-import type { RelayRouter } from '@wsrelay/relay';
-import { RelayRouter as RouterToken } from '@wsrelay/relay';
+import type { RelayCore } from '@wsrelay/relay';
+import { RelayCore as RouterToken } from '@wsrelay/relay';
 import { type RelayError, type WsRelayClient, WsRelayContext, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { rejection, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
@@ -40,7 +40,7 @@ const code = async (p: Promise<unknown>) => ((await rejection(p)) as RelayError)
 
 describe('authorization', () => {
   let relay: RunningRelay;
-  let router: RelayRouter;
+  let router: RelayCore;
 
   beforeAll(async () => {
     relay = await startRelay({ auth });
@@ -135,14 +135,14 @@ describe('authorization', () => {
         claims: null,
       });
       const req = await provider.next(f => f.type === FrameType.Request);
-      const dropped = router.droppedFrames;
+      const dropped = router.diagnostics().droppedFrames;
       const id = (req as { id: number }).id;
       spoofer.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload({ response: 'forged' }) });
-      await until(() => router.droppedFrames === dropped + 1, 2000, 'the spoofed response to be dropped');
+      await until(() => router.diagnostics().droppedFrames === dropped + 1, 2000, 'the spoofed response to be dropped');
       // The caller's id and the relay's id, from a connection that made neither.
       spoofer.send({ type: FrameType.Cancel, id: 7 });
       spoofer.send({ type: FrameType.Cancel, id });
-      await until(() => router.droppedFrames === dropped + 3, 2000, 'the spoofed cancels to be dropped');
+      await until(() => router.diagnostics().droppedFrames === dropped + 3, 2000, 'the spoofed cancels to be dropped');
       provider.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload({ response: 'real' }) });
       const res = await caller.next(f => f.type === FrameType.Response);
       expect(res).toMatchObject({ id: 7, payload: encodePayload({ response: 'real' }) });

@@ -518,7 +518,7 @@ describe('chaos (real relay and provider processes, under load)', () => {
     cleanup.push(async () => sluggish.close());
     // The relay cuts it in the end; our late writes may then fail, which is expected.
     sluggish.socket.on('error', () => undefined);
-    const tcp = (sluggish.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    const tcp = sluggish.tcp!;
     /** The relay's RSS at each look, with how many batches had been sent by then. */
     const rss: Array<{ sent: number; bytes: number }> = [];
     let closed: { code: number; reason: string } | undefined;

@@ -29,7 +29,7 @@ import {
   InMemoryHub,
   RedisBackplane,
   type RelayModuleOptions,
-  RelayRouter,
+  RelayCore,
 } from '@wsrelay/relay';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -109,7 +109,7 @@ describe('cluster regressions', () => {
     return [a, b];
   }
 
-  const cluster = (r: RunningRelay) => r.app.get(RelayRouter).status().cluster;
+  const cluster = (r: RunningRelay) => r.app.get(RelayCore).status().cluster;
 
   function meshed(relays: RunningRelay[]): Promise<void> {
     return until(

@@ -11,7 +11,7 @@ import { Ctx, EventPattern, Payload, RpcException } from '@nestjs/microservices'
 import { encodePayload, type EventFrame, EventFlag, FrameType, RelayErrorCode } from '@wsrelay/protocol';
 import { type RelayError, type WsRelayClient, WsRelayContext, type WsRelayFailedDelivery, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
-import { RelayRouter } from '@wsrelay/relay';
+import { RelayCore } from '@wsrelay/relay';
 import { inProcessCluster } from './support/cluster.js';
 import { rejection, type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
@@ -185,13 +185,13 @@ describe("events with ack: 'handlers'", () => {
     const theirs = (await other.next(f => f.type === FrameType.Event)) as EventFrame;
     expect(mine.id).not.toBe(theirs.id);
     // Answering another node's copy changes nothing (and is counted as dropped).
-    const router = relay.app.get(RelayRouter);
-    const dropped = router.droppedFrames;
+    const router = relay.app.get(RelayCore);
+    const dropped = router.diagnostics().droppedFrames;
     other.send({ type: FrameType.Handled, id: mine.id, error: null });
     other.send({ type: FrameType.Handled, id: theirs.id, error: null });
     other.send({ type: FrameType.Ping });
     await other.next(f => f.type === FrameType.Pong);
-    expect(router.droppedFrames).toBe(dropped + 1);
+    expect(router.diagnostics().droppedFrames).toBe(dropped + 1);
     expect(emitter.frames).toEqual([]);
     member.send({ type: FrameType.Handled, id: mine.id, error: null });
     expect(await emitter.next(f => f.type === FrameType.Ack)).toEqual({ type: FrameType.Ack, id: 5, recipients: 2 });
@@ -215,7 +215,7 @@ describe("events with ack: 'handlers' across relays", () => {
       await until(
         () =>
           cluster.relays[0].app
-            .get(RelayRouter)
+            .get(RelayCore)
             .status()
             .cluster.relays.every(r => r.nodes >= 1),
         5000,

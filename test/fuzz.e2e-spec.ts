@@ -26,7 +26,7 @@ import {
   RelayErrorCode,
   subscriptionProblem,
 } from '@wsrelay/protocol';
-import { RelayRouter } from '@wsrelay/relay';
+import { RelayCore, type RelayDiagnostics } from '@wsrelay/relay';
 import { type WsRelayClient, WsRelayRecordBuilder } from '@wsrelay/transport';
 import fc from 'fast-check';
 import { firstValueFrom } from 'rxjs';
@@ -283,25 +283,20 @@ class FuzzSocket {
   }
 }
 
-/** The router's books, read from its private state. */
-function books(router: RelayRouter) {
-  const r = router as unknown as Record<string, unknown>;
-  const sessions = [
-    ...(r['sessions'] as Set<{ inbound: Map<unknown, unknown>; outbound: Map<unknown, unknown>; waits: Map<unknown, unknown> }>),
-  ];
-  const worlds = [...(r['worlds'] as Map<string, Record<string, unknown>>).values()];
-  const inWorlds = (f: (w: Record<string, unknown>) => number) => worlds.reduce((n, w) => n + f(w), 0);
-  const index = (w: Record<string, unknown>) => w['subscriptions'] as unknown as Record<string, { length?: number; size?: number }>;
+/** What the relay holds, from its diagnostics: every count must come back once the connections that caused it are gone. */
+function books(core: RelayCore) {
+  const d = core.diagnostics();
+  const inWorlds = (f: (w: RelayDiagnostics['worlds'][number]) => number) => d.worlds.reduce((n, w) => n + f(w), 0);
   return {
-    sessions: sessions.length,
-    inFlight: sessions.reduce((n, s) => n + s.inbound.size + s.outbound.size + s.waits.size, 0),
-    worlds: worlds.length,
-    nodes: inWorlds(w => (w['nodes'] as Map<unknown, unknown>).size),
-    waitingPatterns: inWorlds(w => (w['waits'] as Map<unknown, unknown>).size),
-    providedPatterns: worlds.flatMap(w => [...(w['providers'] as unknown as Record<string, Map<string, unknown>>)['rings'].keys()]),
-    subscriptions: inWorlds(w => index(w)['subscriptions'].length ?? 0),
-    queueTurns: inWorlds(w => index(w)['turns'].size ?? 0),
-    reservations: (r['reservations'] as Map<unknown, unknown>).size,
+    sessions: d.connections,
+    inFlight: d.requests + d.waits.waits + d.waits.held + d.eventCopies,
+    worlds: d.worlds.length,
+    nodes: inWorlds(w => w.nodes.length),
+    waitingPatterns: d.waits.patterns,
+    providedPatterns: inWorlds(w => w.providedPatterns),
+    subscriptions: inWorlds(w => w.subscriptions),
+    queueTurns: inWorlds(w => w.queueGroups),
+    reservations: d.reservations,
   };
 }
 
@@ -325,7 +320,7 @@ describe('fuzzing a live relay', () => {
   });
 
   it(`answers ${MIN_FRAMES}+ generated hostile frames only with frames a node can decode and expects, and stays sound`, async () => {
-    const router = relay.app.get(RelayRouter);
+    const router = relay.app.get(RelayCore);
     let realNodeDrops = 0;
     client.on('disconnected', () => realNodeDrops++);
     provider.strategy.on('disconnected', () => realNodeDrops++);
@@ -541,7 +536,7 @@ describe('relay bugs found by fuzzing', () => {
   // Relay: SubscriptionIndex keeps each queue group's round-robin turn
   // forever, so every queue name ever used grows the relay's memory.
   it("forgets a queue group's round-robin turn once its last member has gone", async () => {
-    const router = relay.app.get(RelayRouter);
+    const router = relay.app.get(RelayCore);
     // Keeps the (only) tenant's routing state alive: it is dropped with its last connection.
     const emitter = track(await RawNode.hello(relay.url, 'emitter'));
     const before = books(router);

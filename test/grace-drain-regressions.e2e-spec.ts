@@ -3,7 +3,7 @@
  * cross a GOAWAY (each test names the bug it pins).
  */
 import { encodePayload, type Frame, FrameType, type RequestFrame, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
-import { type BackplaneListener, InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayRouter } from '@wsrelay/relay';
+import { type BackplaneListener, InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayCore } from '@wsrelay/relay';
 import { CLUSTER_TIMING } from './support/cluster.js';
 import { type RunningRelay, startRelay, until } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
@@ -29,10 +29,7 @@ function refresh(node: RawNode, token: string): Promise<Frame> {
 
 /** Requests a relay holds in its startup grace. */
 function heldAt(r: RunningRelay): number {
-  const worlds = (r.app.get(RelayRouter) as unknown as { worlds: Map<string, { waits: Map<string, Set<{ request?: unknown }>> }> }).worlds;
-  let n = 0;
-  for (const w of worlds.values()) for (const set of w.waits.values()) for (const wait of set) if (wait.request !== undefined) n++;
-  return n;
+  return r.app.get(RelayCore).diagnostics().waits.held;
 }
 
 /** Delivers what comes to this relay over the backplane 150 ms late, like a slow network. */
@@ -120,14 +117,12 @@ describe('startup grace and drain regressions', () => {
     const hub = new InMemoryHub();
     const a = await relay({ relayId: 'A', drainTimeoutMs: 10_000, cluster: { backplane: new InMemoryBackplane(hub), ...CLUSTER_TIMING } });
     const b = await relay({ relayId: 'B', cluster: { backplane: new LaggyBackplane(hub), ...CLUSTER_TIMING } });
-    const peers = (x: RunningRelay) => x.app.get(RelayRouter).status().cluster.relays.length;
+    const peers = (x: RunningRelay) => x.app.get(RelayCore).status().cluster.relays.length;
     await until(() => peers(a) === 1 && peers(b) === 1, 10_000, 'the relays to see each other');
     const p = track(await RawNode.hello(a.url, 'p', { patterns: ['work'] }));
     const local = track(await RawNode.hello(a.url, 'local'));
     const remote = track(await RawNode.hello(b.url, 'remote'));
-    const knows = (x: RunningRelay, nodeId: string) =>
-      (x.app.get(RelayRouter) as unknown as { worlds: Map<string, { nodes: Map<string, unknown> }> }).worlds.get('')?.nodes.has(nodeId) ===
-      true;
+    const knows = (x: RunningRelay, nodeId: string) => x.app.get(RelayCore).nodeDiagnostics(nodeId)?.routed === true;
     await until(() => knows(b, 'p'), 5000, 'B to see p');
     remote.send(request(1, 'work'));
     const seen = (await p.next(isRequest)) as RequestFrame;
@@ -151,20 +146,17 @@ describe('startup grace and drain regressions', () => {
     // Bug: a request arriving after the sessions were forgotten (the backplane still closing) went to a
     // provider through the drain's fallback; it was never answered and its timer outlived app.close().
     const r = await relay({ cluster: { backplane: new SlowCloseBackplane() } });
-    const router = r.app.get(RelayRouter) as unknown as {
-      sessions: Set<{ inbound: Map<number, unknown>; outbound: Map<number, unknown> }>;
-    };
+    const core = r.app.get(RelayCore);
     const provider = track(await RawNode.hello(r.url, 'p', { patterns: ['work'] }));
     const caller = track(await RawNode.hello(r.url, 'c'));
-    const sessions = [...router.sessions];
     const closing = r.close();
     await caller.next(f => f.type === FrameType.GoAway);
-    await until(() => router.sessions.size === 0, 5000, 'the relay to forget its sessions');
+    await until(() => core.connectionCount === 0, 5000, 'the relay to forget its sessions');
     caller.send(request(1, 'work'));
     expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
     await closing;
     expect(provider.frames.filter(isRequest)).toEqual([]);
-    expect(sessions.map(s => s.inbound.size + s.outbound.size)).toEqual([0, 0]);
+    expect(core.diagnostics().requests).toBe(0);
   });
 
   it('in its drain, sends a crossing request only for a pattern a moved-off provider may still serve after a token refresh', async () => {

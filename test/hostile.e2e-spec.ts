@@ -8,7 +8,7 @@ import { Controller } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { encode } from '@msgpack/msgpack';
 import { CloseCode, type ErrorFrame, type Frame, FrameType, RelayErrorCode } from '@wsrelay/protocol';
-import { RelayRouter } from '@wsrelay/relay';
+import { RelayCore } from '@wsrelay/relay';
 import type { WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import WebSocket from 'ws';
@@ -155,12 +155,12 @@ describe('hostile input', () => {
 
   it('drops a response from a connection the request was not routed to', async () => {
     const spoofer = await RawNode.hello(relay.url);
-    const router = relay.app.get(RelayRouter);
-    const before = router.droppedFrames;
+    const router = relay.app.get(RelayCore);
+    const before = router.diagnostics().droppedFrames;
     for (let id = 1; id <= 5; id++) spoofer.send({ type: FrameType.Response, id, flags: 1, payload: encode('spoofed') });
     spoofer.send({ type: FrameType.Ping });
     await spoofer.next(f => f.type === FrameType.Pong);
-    expect(router.droppedFrames - before).toBe(5);
+    expect(router.diagnostics().droppedFrames - before).toBe(5);
     expect(await firstValueFrom(client.send('echo', 'real'))).toBe('real');
     spoofer.close();
   });
@@ -195,7 +195,7 @@ describe('hostile input', () => {
   });
 
   it('keeps serving after all of the above', async () => {
-    await until(() => relay.app.get(RelayRouter).connectionCount >= 2, 5000, 'connections');
+    await until(() => relay.app.get(RelayCore).connectionCount >= 2, 5000, 'connections');
     expect(await firstValueFrom(client.send('echo', { ok: true }))).toEqual({ ok: true });
   });
 });

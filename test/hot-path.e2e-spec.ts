@@ -9,8 +9,7 @@
  * earlier frame of its connection still in the pipeline.
  */
 import { encodePayload, type Frame, FrameType, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
-import { RelayRouter } from '@wsrelay/relay';
-import type { Socket } from 'node:net';
+import { RelayCore } from '@wsrelay/relay';
 import WebSocket from 'ws';
 import { type RunningRelay, startRelay } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
@@ -110,12 +109,12 @@ describe('hot path', () => {
     await answerNext(3);
     expect(await caller.next(f => f.type === FrameType.Response)).toMatchObject({ id: 3 });
     // A late answer to a settled request is dropped and counted.
-    const router = relay.app.get(RelayRouter);
-    const dropped = router.droppedFrames;
+    const router = relay.app.get(RelayCore);
+    const dropped = router.diagnostics().droppedFrames;
     provider.send({ type: FrameType.Response, id: rid, flags: ResponseFlag.DONE, payload: encodePayload('late') });
     provider.send({ type: FrameType.Ping });
     await provider.next(f => f.type === FrameType.Pong);
-    expect(router.droppedFrames).toBe(dropped + 1);
+    expect(router.diagnostics().droppedFrames).toBe(dropped + 1);
     caller.close();
   });
 });
@@ -187,7 +186,7 @@ describe('hot path ordering', () => {
 
   /** Sends `frames` in one TCP write, so the relay reads them in one chunk and handles them back to back. */
   function together(node: RawNode, frames: Frame[]): void {
-    const tcp = (node.socket as unknown as { _socket: Socket })._socket;
+    const tcp = node.tcp!;
     tcp.cork();
     for (const f of frames) node.send(f);
     process.nextTick(() => tcp.uncork());
@@ -202,8 +201,8 @@ describe('hot path ordering', () => {
     const first = (await provider.next(f => f.type === FrameType.Request)) as { id: number };
     caller.send({ type: FrameType.Cancel, id: 1 });
     expect(await provider.next(f => f.type === FrameType.Cancel)).toEqual({ type: FrameType.Cancel, id: first.id });
-    const router = relay.app.get(RelayRouter);
-    const dropped = router.droppedFrames;
+    const router = relay.app.get(RelayCore);
+    const dropped = router.diagnostics().droppedFrames;
 
     together(caller, [request(2, 'b'), { type: FrameType.Cancel, id: 2 }]);
     const second = await provider.next(f => f.type === FrameType.Request);
@@ -212,7 +211,7 @@ describe('hot path ordering', () => {
       type: FrameType.Cancel,
       id: (second as { id: number }).id,
     });
-    expect(router.droppedFrames).toBe(dropped);
+    expect(router.diagnostics().droppedFrames).toBe(dropped);
     // The cancelled call is settled quietly: the caller hears nothing of it.
     caller.send({ type: FrameType.Ping });
     await caller.next(f => f.type === FrameType.Pong);

@@ -19,7 +19,7 @@ import {
   ResponseFlag,
   type ResponseFrame,
 } from '@wsrelay/protocol';
-import { type RelayModuleOptions, RelayRouter } from '@wsrelay/relay';
+import { type RelayModuleOptions, RelayCore } from '@wsrelay/relay';
 import { WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { rejection, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
@@ -53,7 +53,7 @@ describe('relay limits', () => {
   async function boot(
     options: RelayModuleOptions,
     start = startRelay,
-  ): Promise<{ relay: RunningRelay; client: WsRelayClient; router: RelayRouter }> {
+  ): Promise<{ relay: RunningRelay; client: WsRelayClient; router: RelayCore }> {
     const relay = await start(options);
     cleanup.push(() => relay.close());
     const tls = relay.url.startsWith('wss:') ? { tls: { ca: TEST_CERT } } : {};
@@ -61,7 +61,7 @@ describe('relay limits', () => {
     cleanup.push(() => provider.close());
     const client = await startClient({ urls: [relay.url], ...tls });
     cleanup.push(() => client.close());
-    return { relay, client, router: relay.app.get(RelayRouter) };
+    return { relay, client, router: relay.app.get(RelayCore) };
   }
 
   function track(node: RawNode): RawNode {

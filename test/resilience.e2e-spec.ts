@@ -10,7 +10,7 @@
 import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { CloseCode, encodePayload, FrameType, RelayErrorCode } from '@wsrelay/protocol';
-import { RelayRouter } from '@wsrelay/relay';
+import { RelayCore } from '@wsrelay/relay';
 import { type RelayError, WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { rejection, type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
@@ -59,7 +59,7 @@ describe('resilience', () => {
     const leaving = await provider([relay.url], 'leaving');
     track(await provider([relay.url], 'staying'));
     const client = track(await startClient({ urls: [relay.url] }));
-    await until(() => relay.app.get(RelayRouter).status().nodes === 3, 5000, 'all nodes');
+    await until(() => relay.app.get(RelayCore).status().nodes === 3, 5000, 'all nodes');
     // Round-robin: one held call at each provider.
     const calls = [0, 1].map(i => firstValueFrom(client.send<{ node: string }>('hold', i)));
     await until(() => held.length === 2, 5000, 'a held call at each provider');
@@ -84,7 +84,7 @@ describe('resilience', () => {
     await until(() => held.length === 1, 5000, 'the held call');
     const closing = a.app.close();
     // Both nodes reach relay B while A still holds the call open.
-    await until(() => b.app.get(RelayRouter).status().nodes === 2, 5000, 'the nodes on relay B');
+    await until(() => b.app.get(RelayCore).status().nodes === 2, 5000, 'the nodes on relay B');
     expect(await firstValueFrom(client.send<string>('who', 1))).toBe('mover');
     expect(client.relayStatus()).toEqual({ [a.url]: 'not_connected', [b.url]: 'connected' });
     held.shift()!();
@@ -102,14 +102,14 @@ describe('resilience', () => {
     const client = track(await startClient({ urls: [a.url, b.url], mode: 'all' }));
     await until(() => Object.values(client.relayStatus()).every(s => s === 'connected'), 5000, 'the client on both relays');
     await until(
-      () => a.app.get(RelayRouter).status().nodes === 2 && b.app.get(RelayRouter).status().nodes === 2,
+      () => a.app.get(RelayCore).status().nodes === 2 && b.app.get(RelayCore).status().nodes === 2,
       5000,
       'both nodes on both relays',
     );
     expect(client.relayStatus()).toEqual({ [a.url]: 'connected', [b.url]: 'connected' });
     // Calls alternate between the two connections.
     for (let i = 0; i < 4; i++) expect(await firstValueFrom(client.send('who', i))).toBe('everywhere');
-    expect(a.app.get(RelayRouter).status().connections).toBe(2);
+    expect(a.app.get(RelayCore).status().connections).toBe(2);
     await b.close();
     bClosed = true;
     await until(() => client.relayStatus()[b.url] !== 'connected', 5000, 'relay B down');
@@ -174,17 +174,16 @@ describe('resilience', () => {
   it('passes over a consumer that stops reading, then closes it with SLOW_CONSUMER, holding no more than its budget', async () => {
     const budget = 256 * 1024;
     const relay = track(await startRelay({ maxBufferedBytes: budget }));
-    const router = relay.app.get(RelayRouter);
+    const router = relay.app.get(RelayCore);
     track(await provider([relay.url], 'reading'));
     // A provider that subscribes to a flood and stops reading its socket.
     const stalled = await RawNode.hello(relay.url, 'stalled', { patterns: ['who'], events: ['flood.*'] });
     cleanup.push(() => stalled.close());
-    const raw = (stalled.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    const raw = stalled.tcp!;
     raw.pause();
     const client = track(await startClient({ urls: [relay.url] }));
     const emitter = track(await RawNode.hello(relay.url, 'flooder'));
-    type Books = { sessions: Set<{ nodeId?: string; overBudget: boolean; slow: boolean; socket: { bufferedAmount: number } }> };
-    const session = () => [...(router as unknown as Books).sessions].find(s => s.nodeId === 'stalled');
+    const session = () => router.nodeDiagnostics('stalled');
     const chunk = encodePayload('x'.repeat(16 * 1024));
     let id = 0;
     let maxHeld = 0;
@@ -192,7 +191,7 @@ describe('resilience', () => {
       while (!until() && id < 10_000) {
         emitter.send({ type: FrameType.Event, id: ++id, pattern: 'flood.x', payload: chunk, peer: null, ext: null, claims: null });
         await emitter.next(f => f.type === FrameType.Ack && (f as { id: number }).id === id);
-        maxHeld = Math.max(maxHeld, session()?.socket.bufferedAmount ?? 0);
+        maxHeld = Math.max(maxHeld, session()?.bufferedBytes ?? 0);
       }
     };
     // Backed up past a sixteenth of the budget: calls go to the provider that reads.
@@ -200,7 +199,7 @@ describe('resilience', () => {
     const served = await Promise.all(Array.from({ length: 6 }, (_, i) => firstValueFrom(client.send<string>('who', i))));
     expect(new Set(served)).toEqual(new Set(['reading']));
     // Past the budget: closed, and nothing more is buffered for it.
-    await flood(() => session() === undefined || session()!.overBudget);
+    await flood(() => session() === undefined || session()!.closedAsSlowConsumer);
     expect(maxHeld).toBeLessThanOrEqual(budget + 64 * 1024);
     // Once it reads again it finds the distinct close code behind what was queued.
     raw.resume();

@@ -295,7 +295,7 @@ describe('RPC through the relay', () => {
     const call = rejection(firstValueFrom(client.send('hang', record)));
     await until(() => probe.started.get('doomed-1') === 1, 5000, 'the handler to start');
     // An abrupt death: the TCP connection is cut, no close handshake.
-    (doomed.strategy.unwrap<WebSocket>() as unknown as { _socket: { destroy(): void } })._socket.destroy();
+    doomed.strategy.unwrap<WebSocket>().terminate();
     const err = await call;
     expect(err).toMatchObject({ code: RelayErrorCode.PROVIDER_DISCONNECTED, status: 502 });
     await doomed.close();

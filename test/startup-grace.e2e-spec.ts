@@ -7,7 +7,7 @@
 import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
 import { encodePayload, type Frame, FrameType, type RequestFrame, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
-import { InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayRouter } from '@wsrelay/relay';
+import { InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayCore } from '@wsrelay/relay';
 import { WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { CLUSTER_TIMING } from './support/cluster.js';
@@ -36,10 +36,7 @@ const isRequest = (f: Frame) => f.type === FrameType.Request;
 
 /** Requests a relay holds in its grace, across its tenants (what a leak would leave behind). */
 function heldAt(r: RunningRelay): number {
-  const worlds = (r.app.get(RelayRouter) as unknown as { worlds: Map<string, { waits: Map<string, Set<{ request?: unknown }>> }> }).worlds;
-  let n = 0;
-  for (const w of worlds.values()) for (const set of w.waits.values()) for (const wait of set) if (wait.request !== undefined) n++;
-  return n;
+  return r.app.get(RelayCore).diagnostics().waits.held;
 }
 
 describe('startup grace', () => {
@@ -157,7 +154,7 @@ describe('startup grace', () => {
     const [a, b] = await Promise.all(
       ['A', 'B'].map(relayId => relay({ relayId, cluster: { backplane: new InMemoryBackplane(hub), ...CLUSTER_TIMING } })),
     );
-    const peers = (x: RunningRelay) => x.app.get(RelayRouter).status().cluster.relays.length;
+    const peers = (x: RunningRelay) => x.app.get(RelayCore).status().cluster.relays.length;
     await until(() => peers(a) === 1 && peers(b) === 1, 10_000, 'the relays to see each other');
     const client = track(new WsRelayClient({ urls: [b.url] }));
     const answer = firstValueFrom(client.send<string>('who', 1));

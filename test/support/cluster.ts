@@ -1,4 +1,4 @@
-import { InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayRouter, type RelayStatus } from '@wsrelay/relay';
+import { InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayCore, type RelayStatus } from '@wsrelay/relay';
 import { randomBytes } from 'node:crypto';
 import { type RunningRelay, startRelay, until } from './harness.js';
 import { type RelayProcess, spawnRelay } from './relay-process.js';
@@ -53,7 +53,7 @@ export async function inProcessCluster(options: RelayModuleOptions = {}): Promis
       await until(
         () =>
           relays.every(r => {
-            const s = r.app.get(RelayRouter).status();
+            const s = r.app.get(RelayCore).status();
             return s.cluster.healthy && s.cluster.relays.length === 2;
           }),
         5000,

@@ -1,6 +1,7 @@
 import { type Frame, FrameCodec, FrameType, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequestArgs, IncomingMessage } from 'node:http';
+import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import WebSocket, { type ClientOptions } from 'ws';
 
 /** How a raw socket opens: headers (e.g. Authorization, Origin), subprotocols, TLS. */
@@ -50,7 +51,11 @@ export class RawNode {
   closeReason = '';
   private waiters: Array<() => void> = [];
 
-  private constructor(readonly socket: WebSocket) {
+  private constructor(
+    readonly socket: WebSocket,
+    /** The TCP connection under it (ws:// only): pause it to stop reading, as a stalled peer does. */
+    readonly tcp?: Socket,
+  ) {
     socket.on('message', (data: Buffer) => {
       this.frames.push(this.codec.decode(data));
       this.wake();
@@ -69,12 +74,15 @@ export class RawNode {
 
   static async open(url: string, options: RawOpenOptions = {}): Promise<RawNode> {
     const { protocols, ...rest } = options;
-    const socket = new WebSocket(url, protocols, rest);
+    let tcp: Socket | undefined;
+    // What ws does by default, keeping the socket.
+    const createConnection = (o: ClientRequestArgs) => (tcp = connect({ ...(o as NetConnectOpts), path: o.socketPath } as NetConnectOpts));
+    const socket = new WebSocket(url, protocols, url.startsWith('ws:') ? { ...rest, createConnection } : rest);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', resolve);
       socket.once('error', reject);
     });
-    return new RawNode(socket);
+    return new RawNode(socket, tcp);
   }
 
   /** Opens a socket and completes the handshake as a plain caller. */

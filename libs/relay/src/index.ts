@@ -6,11 +6,14 @@ export { CLUSTER_PROTOCOL_VERSION } from './cluster/cluster-protocol.js';
 export { InMemoryBackplane, InMemoryHub } from './cluster/in-memory.backplane.js';
 export { RedisBackplane, type RedisBackplaneOptions, type RelayRedisOptions } from './cluster/redis.backplane.js';
 export { type ClusterStatus, RelayCluster } from './cluster/relay-cluster.js';
-export { RelayExceptionFilter } from './filters/relay-exception.filter.js';
-export { EstablishedSessionGuard } from './guards/established-session.guard.js';
-export { PermissionGuard, RequirePermission, type RequiredPermission } from './guards/permission.guard.js';
-export { ServerConnectionGuard } from './guards/server-connection.guard.js';
-export { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
+export { RelayCore } from './core/relay-core.js';
+export type { NodeDiagnostics, RelayDiagnostics, RelayStatus, WorldDiagnostics } from './core/relay-status.js';
+export { EventAckInterceptor } from './gateway/event-ack.interceptor.js';
+export { FramePolicy } from './gateway/frame-policy.js';
+export { FramePolicyGuard } from './gateway/frame-policy.guard.js';
+export { RelayExceptionFilter } from './gateway/relay-exception.filter.js';
+export { RelayGateway } from './gateway/relay.gateway.js';
+export { RelayWsAdapter } from './gateway/relay-ws.adapter.js';
 export type {
   RelayAuthOptions,
   RelayClaims,
@@ -26,19 +29,16 @@ export {
   CONNECTION_IDENTITY,
   DEFAULT_MAX_BAD_FRAMES,
   DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+  DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_NODE_ID_RESERVATION_MS,
   DEFAULT_RATE_LIMIT,
-  DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_RELAY_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_RELAY_HEARTBEAT_INTERVAL_MS,
   DEFAULT_RELAY_PATH,
   RELAY_OPTIONS,
-  resolveRelayOptions,
 } from './relay.constants.js';
-export { RelayGateway } from './relay.gateway.js';
 export { RelayModule } from './relay.module.js';
-export { RelayWsAdapter } from './relay-ws.adapter.js';
-export { RelayRouter, type RelayStatus } from './routing/relay-router.js';
+export { resolveRelayOptions } from './relay.options.js';
 export { DEFAULT_RELAY_HOST, DEFAULT_RELAY_PORT, type RelayAppConfig, relayConfigFromEnv } from './standalone/relay-env.config.js';
 export { type RunningRelay, runRelay, type RunRelayOptions } from './standalone/run-relay.js';

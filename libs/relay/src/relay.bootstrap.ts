@@ -2,8 +2,8 @@ import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { RelayModuleOptions } from './interfaces/relay-options.interface.js';
 import { RelayModule } from './relay.module.js';
-import { RelayWsAdapter } from './relay-ws.adapter.js';
-import { RelayRouter } from './routing/relay-router.js';
+import { RelayCore } from './core/relay-core.js';
+import { RelayWsAdapter } from './gateway/relay-ws.adapter.js';
 import type { ServerResponse } from 'node:http';
 
 export const DEFAULT_STATUS_PATH = '/status';
@@ -35,10 +35,10 @@ export async function createRelayApp(options: RelayModuleOptions = {}, appOption
   app.useWebSocketAdapter(new RelayWsAdapter(app));
   const statusPath = appOptions.statusPath ?? DEFAULT_STATUS_PATH;
   if (statusPath !== false) {
-    const router = app.get(RelayRouter);
+    const core = app.get(RelayCore);
     const clustered = options.cluster?.redis !== undefined || options.cluster?.backplane !== undefined;
     app.getHttpAdapter().get(statusPath, (_req: unknown, res: ServerResponse) => {
-      const status = router.status();
+      const status = core.status();
       res.statusCode = clustered && !status.cluster.healthy ? 503 : 200;
       res.setHeader('content-type', 'application/json');
       res.setHeader('cache-control', 'no-store');

@@ -1,4 +1,4 @@
-import { compileSubject, type SubjectMatcher, subjectCovers } from '@wsrelay/protocol';
+import { compileSubject, type SubjectMatcher, subjectCovers, subscriptionProblem } from '@wsrelay/protocol';
 import type { RelayPermissions } from '../interfaces/relay-options.interface.js';
 
 export type PermissionAction = 'call' | 'serve' | 'publish' | 'subscribe';
@@ -53,4 +53,20 @@ export class Permissions {
   allows(action: PermissionAction, subject: string): boolean {
     return action === 'subscribe' ? this.rules.subscribe.covers(subject) : this.rules[action].allows(subject);
   }
+}
+
+/** Why a permissions object is unusable, or null. */
+export function permissionsProblem(p: unknown): string | null {
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) return 'must be an object of subject lists';
+  for (const [key, list] of Object.entries(p)) {
+    if (!['call', 'serve', 'publish', 'subscribe'].includes(key)) return `has an unknown action "${key}"`;
+    if (!Array.isArray(list) || !list.every(x => typeof x === 'string' && x.length > 0)) {
+      return `"${key}" must be an array of non-empty subjects`;
+    }
+    for (const subject of list as string[]) {
+      const problem = subscriptionProblem(subject);
+      if (problem) return `"${key}": ${problem}`;
+    }
+  }
+  return null;
 }

@@ -5,8 +5,8 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { RelayAuthOptions, RelayClaims, ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
-import { ALL_PERMISSIONS, permissionsProblem, RELAY_OPTIONS } from '../relay.constants.js';
-import { Permissions } from './permissions.js';
+import { ALL_PERMISSIONS, RELAY_OPTIONS } from '../relay.constants.js';
+import { Permissions, permissionsProblem } from './permissions.js';
 import { tokenOf } from './token.js';
 
 /** Who a connection is, settled at the upgrade (and again on an in-band token refresh). */

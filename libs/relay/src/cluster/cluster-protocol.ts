@@ -36,8 +36,8 @@ export interface ClusterNode {
   tenant: string;
   nodeId: string;
   service: string | null;
-  patterns: string[];
-  events: string[];
+  patterns: readonly string[];
+  events: readonly string[];
   queue: string | null;
   /** The token subject that holds the node id, if any. */
   subject: string | null;

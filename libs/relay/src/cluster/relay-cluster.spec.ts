@@ -1,7 +1,6 @@
 import { ClusterCodec, type ClusterNode, ClusterMessageType } from './cluster-protocol.js';
 import { InMemoryBackplane, InMemoryHub } from './in-memory.backplane.js';
 import { type ClusterListener, RelayCluster } from './relay-cluster.js';
-import { resolveRelayOptions } from '../relay.constants.js';
 
 const codec = new ClusterCodec();
 
@@ -63,7 +62,7 @@ describe('RelayCluster joining', () => {
   it('a relay that joins exchanges one snapshot each way, and nobody takes the join for a restart', async () => {
     const hub = new InMemoryHub();
     const make = (relayId: string, backplane: CountingBackplane) =>
-      new RelayCluster(resolveRelayOptions({ relayId, cluster: { backplane, heartbeatIntervalMs: 20, timeoutMs: 1000 } }));
+      new RelayCluster({ relayId, backplane, heartbeatIntervalMs: 20, timeoutMs: 1000, reservationMs: 60_000 });
     const [bpA, bpB] = [new CountingBackplane(hub), new CountingBackplane(hub)];
     const [a, b] = [make('A', bpA), make('B', bpB)];
     const seenA: string[] = [],

@@ -1,7 +1,5 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Logger, type OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
-import { RELAY_OPTIONS } from '../relay.constants.js';
 import type { Backplane } from './backplane.js';
 import {
   ClusterCodec,
@@ -13,8 +11,20 @@ import {
   type Msg,
 } from './cluster-protocol.js';
 import { InMemoryBackplane } from './in-memory.backplane.js';
-import { RedisBackplane } from './redis.backplane.js';
 import { nodeKey, RemoteNode, RemoteRelay } from './remote.js';
+
+/** How a relay takes part in its cluster. */
+export interface ClusterSettings {
+  /** This relay's id (its WELCOME's and status's), sent with its heartbeats. */
+  relayId: string;
+  backplane: Backplane;
+  /** Interval of the relays' heartbeat, in ms. */
+  heartbeatIntervalMs: number;
+  /** A relay silent this long is gone with its nodes (and this relay's own heartbeat must come back within it). */
+  timeoutMs: number;
+  /** How long the id of a node whose relay is gone stays bound to its subject, in ms. */
+  reservationMs: number;
+}
 
 /** What the cluster needs from the router: its nodes, and where remote events go. */
 export interface ClusterListener {
@@ -60,7 +70,6 @@ export interface ClusterStatus {
  * its own connections only, until its heartbeat comes back and a SYNC
  * rebuilds the cluster state.
  */
-@Injectable()
 export class RelayCluster implements OnModuleInit {
   readonly instanceId = randomUUID();
   private readonly logger = new Logger(RelayCluster.name);
@@ -78,17 +87,15 @@ export class RelayCluster implements OnModuleInit {
   private healthy = false;
   private stopped = false;
   private readonly complaints = new Set<string>();
-
+  private readonly relayId: string;
   private readonly reservationMs: number;
 
-  constructor(@Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions) {
-    this.reservationMs = options.nodeIdReservationMs;
-    const c = options.cluster;
-    this.backplane =
-      c.backplane ??
-      (c.redis !== undefined ? new RedisBackplane({ redis: c.redis, channelPrefix: c.channelPrefix }) : new InMemoryBackplane());
-    this.heartbeatIntervalMs = c.heartbeatIntervalMs;
-    this.timeoutMs = c.timeoutMs;
+  constructor(settings: ClusterSettings) {
+    this.relayId = settings.relayId;
+    this.backplane = settings.backplane;
+    this.reservationMs = settings.reservationMs;
+    this.heartbeatIntervalMs = settings.heartbeatIntervalMs;
+    this.timeoutMs = settings.timeoutMs;
   }
 
   /** Nest's init hook: a backplane that cannot load (ioredis missing) stops the relay from starting. */
@@ -110,7 +117,7 @@ export class RelayCluster implements OnModuleInit {
       this.beat();
     }
     if (!(this.backplane instanceof InMemoryBackplane)) {
-      this.logger.log(`Relay ${this.options.relayId} joining the cluster on ${this.backplane.description}`);
+      this.logger.log(`Relay ${this.relayId} joining the cluster on ${this.backplane.description}`);
     }
   }
 
@@ -173,13 +180,6 @@ export class RelayCluster implements OnModuleInit {
     });
   }
 
-  /** Requests this relay forwarded to other relays' providers, still in flight. */
-  get forwardedCount(): number {
-    let n = 0;
-    for (const relay of this.relays.values()) n += relay.outbound.size;
-    return n;
-  }
-
   /** Sends a message to one relay; false when it is gone or the backplane is not usable. */
   send(relay: RemoteRelay, m: ClusterOutgoing): boolean {
     if (relay.gone || !this.healthy || this.connected !== true || this.stopped) return false;
@@ -197,7 +197,7 @@ export class RelayCluster implements OnModuleInit {
    * then broadcasts (see onMessage), not through beats it could not answer.
    */
   private beat(): void {
-    const m: ClusterOutgoing = { type: ClusterMessageType.Beat, relayId: this.options.relayId };
+    const m: ClusterOutgoing = { type: ClusterMessageType.Beat, relayId: this.relayId };
     if (this.healthy) this.broadcast(m);
     else if (this.connected === true && !this.stopped) this.backplane.send(this.instanceId, this.codec.encode(m, this.instanceId));
   }
@@ -243,47 +243,59 @@ export class RelayCluster implements OnModuleInit {
 
   private onMessage(bytes: Uint8Array): void {
     if (this.stopped || this.listener === undefined) return;
-    let m: ClusterMessage;
+    const m = this.decode(bytes);
+    if (m === undefined) return;
+    if (m.from === this.instanceId) {
+      this.onOwnMessage(m);
+      return;
+    }
+    // While unhealthy, other relays' traffic is not acted on: we could not answer it.
+    if (!this.healthy) return;
+    const known = this.relays.get(m.from);
+    if (known === undefined && m.type === ClusterMessageType.Bye) return;
+    const relay = known ?? this.meet(m);
+    relay.lastSeen = Date.now();
+    this.dispatch(relay, m, known === undefined, this.listener);
+  }
+
+  private decode(bytes: Uint8Array): ClusterMessage | undefined {
     try {
-      m = this.codec.decode(bytes);
+      return this.codec.decode(bytes);
     } catch (err) {
       const why = err instanceof ClusterMessageError ? err.message : String(err);
       if (!this.complaints.has(why) && this.complaints.size < 100) {
         this.complaints.add(why);
         this.logger.warn(`Dropped a cluster message: ${why}`);
       }
-      return;
+      return undefined;
     }
-    if (m.from === this.instanceId) {
-      // Only our own heartbeat, back through the backplane, proves it carries what we publish.
-      if (m.type === ClusterMessageType.Beat && this.connected === true) {
-        this.lastHeard = Date.now();
-        if (!this.healthy) {
-          // Usable (again): ask every relay for its nodes. Relays that knew
-          // this one take the SYNC as a restart and settle what was in flight with it.
-          this.healthy = true;
-          this.broadcast({ type: ClusterMessageType.Sync, relayId: this.options.relayId });
-        }
-      }
-      return;
+  }
+
+  /** Only our own heartbeat, back through the backplane, proves it carries what we publish. */
+  private onOwnMessage(m: ClusterMessage): void {
+    if (m.type !== ClusterMessageType.Beat || this.connected !== true) return;
+    this.lastHeard = Date.now();
+    if (!this.healthy) {
+      // Usable (again): ask every relay for its nodes. Relays that knew
+      // this one take the SYNC as a restart and settle what was in flight with it.
+      this.healthy = true;
+      this.broadcast({ type: ClusterMessageType.Sync, relayId: this.relayId });
     }
-    // While unhealthy, other relays' traffic is not acted on: we could not answer it.
-    if (!this.healthy) return;
-    let relay = this.relays.get(m.from);
-    const fresh = relay === undefined;
-    if (relay === undefined) {
-      if (m.type === ClusterMessageType.Bye) return;
-      relay = new RemoteRelay(m.from, 'relayId' in m ? m.relayId : undefined);
-      this.relays.set(m.from, relay);
-      // First contact either way: each side sends the other its nodes (a SYNC is answered below).
-      if (m.type !== ClusterMessageType.Sync) this.send(relay, this.snapshot());
-      if (m.type !== ClusterMessageType.Snapshot && m.type !== ClusterMessageType.Sync) {
-        this.send(relay, { type: ClusterMessageType.Sync, relayId: this.options.relayId });
-      }
-      this.logger.log(`Relay ${relay.relayId} joined the cluster`);
+  }
+
+  /** A relay heard from for the first time: first contact either way, each side sends the other its nodes (a SYNC is answered in dispatch). */
+  private meet(m: ClusterMessage): RemoteRelay {
+    const relay = new RemoteRelay(m.from, 'relayId' in m ? m.relayId : undefined);
+    this.relays.set(m.from, relay);
+    if (m.type !== ClusterMessageType.Sync) this.send(relay, this.snapshot());
+    if (m.type !== ClusterMessageType.Snapshot && m.type !== ClusterMessageType.Sync) {
+      this.send(relay, { type: ClusterMessageType.Sync, relayId: this.relayId });
     }
-    relay.lastSeen = Date.now();
-    const l = this.listener;
+    this.logger.log(`Relay ${relay.relayId} joined the cluster`);
+    return relay;
+  }
+
+  private dispatch(relay: RemoteRelay, m: ClusterMessage, fresh: boolean, l: ClusterListener): void {
     switch (m.type) {
       case ClusterMessageType.Beat:
         relay.relayId = m.relayId;
@@ -310,6 +322,14 @@ export class RelayCluster implements OnModuleInit {
       case ClusterMessageType.Bye:
         this.drop(relay, 'it shut down');
         return;
+      default:
+        this.traffic(relay, m, l);
+    }
+  }
+
+  /** Forwarded requests, their answers, and events: the listener's. */
+  private traffic(relay: RemoteRelay, m: ClusterMessage, l: ClusterListener): void {
+    switch (m.type) {
       case ClusterMessageType.Request:
         return l.remoteRequest(relay, m);
       case ClusterMessageType.Response:
@@ -330,7 +350,7 @@ export class RelayCluster implements OnModuleInit {
   private snapshot(): ClusterOutgoing {
     return {
       type: ClusterMessageType.Snapshot,
-      relayId: this.options.relayId,
+      relayId: this.relayId,
       nodes: this.listener?.localNodes() ?? [],
     };
   }

@@ -1,15 +1,9 @@
-import type { Delivery } from '../routing/event-acks.js';
-import type { PendingRequest } from '../session.js';
 import type { ClusterNode } from './cluster-protocol.js';
 
 /** Another relay of the cluster, as this one knows it. */
 export class RemoteRelay {
   /** Its nodes, by `tenant\0nodeId`. */
   readonly nodes = new Map<string, RemoteNode>();
-  /** Requests this relay forwarded to it, by forward id. */
-  readonly outbound = new Map<number, PendingRequest>();
-  /** Requests it forwarded to this relay, by its forward id. */
-  readonly inbound = new Map<number, PendingRequest>();
   lastSeen = Date.now();
   relayId: string;
   /** Set once it is gone (timed out, said goodbye, or the backplane is down): nothing is sent to it. */
@@ -24,11 +18,9 @@ export class RemoteRelay {
   }
 }
 
-/** A node connected to another relay: routed to like a local session, reached through the backplane. */
+/** A node connected to another relay: routed to like a local node, reached through the backplane. */
 export class RemoteNode {
-  serves: Set<string>;
-  /** Copies of events with handler acks given to it. */
-  deliveries: Set<Delivery> | undefined;
+  serves: ReadonlySet<string>;
 
   constructor(
     readonly relay: RemoteRelay,
@@ -51,11 +43,11 @@ export class RemoteNode {
     return this.info.service;
   }
 
-  get patterns(): string[] {
+  get patterns(): readonly string[] {
     return this.info.patterns;
   }
 
-  get events(): string[] {
+  get events(): readonly string[] {
     return this.info.events;
   }
 

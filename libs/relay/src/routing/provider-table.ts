@@ -1,12 +1,12 @@
-import type { Routable } from './world.js';
+import type { Routable } from './routable.js';
 
 /** Providers of one RPC pattern, taken in turn. */
-class ProviderRing {
-  readonly sessions: Routable[] = [];
+class ProviderRing<T extends Routable> {
+  readonly sessions: T[] = [];
   private next = 0;
 
   /** The next provider in turn, passing over one that is backed up (not reading) while another is not. */
-  pick(): Routable | undefined {
+  pick(): T | undefined {
     const n = this.sessions.length;
     if (n === 0) return undefined;
     if (this.next >= n) this.next = 0;
@@ -21,19 +21,19 @@ class ProviderRing {
   }
 }
 
-/** RPC pattern → the sessions that serve it, round-robin. */
-export class ProviderTable {
-  private readonly rings = new Map<string, ProviderRing>();
+/** RPC pattern → the nodes that serve it, round-robin. */
+export class ProviderTable<T extends Routable = Routable> {
+  private readonly rings = new Map<string, ProviderRing<T>>();
 
-  add(session: Routable): void {
+  add(session: T): void {
     for (const pattern of session.patterns) {
       let ring = this.rings.get(pattern);
-      if (ring === undefined) this.rings.set(pattern, (ring = new ProviderRing()));
+      if (ring === undefined) this.rings.set(pattern, (ring = new ProviderRing<T>()));
       ring.sessions.push(session);
     }
   }
 
-  remove(session: Routable): void {
+  remove(session: T): void {
     for (const pattern of session.patterns) {
       const ring = this.rings.get(pattern);
       if (ring === undefined) continue;
@@ -43,11 +43,16 @@ export class ProviderTable {
     }
   }
 
-  pick(pattern: string): Routable | undefined {
+  pick(pattern: string): T | undefined {
     return this.rings.get(pattern)?.pick();
   }
 
   count(pattern: string): number {
     return this.rings.get(pattern)?.sessions.length ?? 0;
+  }
+
+  /** Patterns with at least one provider (for diagnostics). */
+  get patternCount(): number {
+    return this.rings.size;
   }
 }

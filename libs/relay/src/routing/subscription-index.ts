@@ -1,17 +1,17 @@
 import { compileSubject, type SubjectMatcher } from '@wsrelay/protocol';
-import type { Routable } from './world.js';
+import type { Routable } from './routable.js';
 
-interface Subscription {
-  session: Routable;
+interface Subscription<T> {
+  session: T;
   match: SubjectMatcher;
 }
 
 /** Who receives one subject: every plain subscriber, and one member of each queue group. */
-interface Route {
-  plain: Routable[];
-  groups: Array<{ queue: string; members: Routable[] }>;
+interface Route<T> {
+  plain: T[];
+  groups: Array<{ queue: string; members: T[] }>;
   /** Every node above, plain or in a group. */
-  all: Set<Routable>;
+  all: Set<T>;
 }
 
 const MAX_CACHED_SUBJECTS = 10_000;
@@ -21,13 +21,13 @@ const MAX_CACHED_SUBJECTS = 10_000;
  * subject and cached until the set of subscriptions changes, so routing a
  * frequent subject costs one map lookup.
  */
-export class SubscriptionIndex {
-  private subscriptions: Subscription[] = [];
-  private readonly cache = new Map<string, Route>();
+export class SubscriptionIndex<T extends Routable = Routable> {
+  private subscriptions: Array<Subscription<T>> = [];
+  private readonly cache = new Map<string, Route<T>>();
   /** Round-robin position of each queue group; survives cache rebuilds. */
   private readonly turns = new Map<string, number>();
 
-  add(session: Routable): void {
+  add(session: T): void {
     if (session.events.length === 0) return;
     for (const pattern of session.events) {
       this.subscriptions.push({ session, match: compileSubject(pattern) });
@@ -35,7 +35,7 @@ export class SubscriptionIndex {
     this.cache.clear();
   }
 
-  remove(session: Routable): void {
+  remove(session: T): void {
     if (session.events.length === 0) return;
     this.subscriptions = this.subscriptions.filter(s => s.session !== session);
     const queue = session.queue;
@@ -45,7 +45,7 @@ export class SubscriptionIndex {
   }
 
   /** The nodes one event on `subject` goes to; in a queue group, the next member in turn that is not backed up. */
-  recipients(subject: string): Routable[] {
+  recipients(subject: string): T[] {
     const route = this.route(subject);
     if (route.groups.length === 0) return route.plain;
     const out = route.plain.slice();
@@ -62,20 +62,20 @@ export class SubscriptionIndex {
   }
 
   /** The members of queue group `queue` that receive `subject`. */
-  groupMembers(subject: string, queue: string): readonly Routable[] {
+  groupMembers(subject: string, queue: string): readonly T[] {
     return this.route(subject).groups.find(g => g.queue === queue)?.members ?? [];
   }
 
   /** Whether `session` subscribes to `subject` (queue groups aside). */
-  subscribes(session: Routable, subject: string): boolean {
+  subscribes(session: T, subject: string): boolean {
     return this.route(subject).all.has(session);
   }
 
-  private route(subject: string): Route {
+  private route(subject: string): Route<T> {
     let route = this.cache.get(subject);
     if (route !== undefined) return route;
     route = { plain: [], groups: [], all: new Set() };
-    const groups = new Map<string, Routable[]>();
+    const groups = new Map<string, T[]>();
     for (const { session, match } of this.subscriptions) {
       if (route.all.has(session) || !match(subject)) continue;
       route.all.add(session);
@@ -91,5 +91,10 @@ export class SubscriptionIndex {
     if (this.cache.size >= MAX_CACHED_SUBJECTS) this.cache.clear();
     this.cache.set(subject, route);
     return route;
+  }
+
+  /** Subscriptions, and queue groups with a turn kept (for diagnostics). */
+  get counts(): { subscriptions: number; queueGroups: number } {
+    return { subscriptions: this.subscriptions.length, queueGroups: this.turns.size };
   }
 }

@@ -1,54 +1,6 @@
-import type { RemoteNode } from '../cluster/remote.js';
-import type { PendingWait, Session } from '../session.js';
 import { ProviderTable } from './provider-table.js';
+import type { Routable } from './routable.js';
 import { SubscriptionIndex } from './subscription-index.js';
-
-/** A node routing can pick: a session on this relay, or a node on another. */
-export type Routable = Session | RemoteNode;
-
-/** The node `nodeId` among `nodes` if it serves `pattern`. */
-export function target<T extends Routable>(nodes: ReadonlyMap<string, T>, nodeId: string, pattern: string): T | undefined {
-  const node = nodes.get(nodeId);
-  return node !== undefined && node.serves.has(pattern) ? node : undefined;
-}
-
-/**
- * Providers the relay's shutdown drain moved off routing while they are
- * still connected: a request that crossed the GOAWAY (sent before its caller
- * read it) goes to one of them, in turn, rather than failing.
- */
-class Standby {
-  private readonly nodes = new Map<string, Session>();
-  private readonly providers = new ProviderTable();
-
-  add(session: Session): void {
-    this.nodes.set(session.nodeId as string, session);
-    this.providers.add(session);
-  }
-
-  /** Whether it was there (remove it before its patterns change, and add it back after). */
-  remove(session: Session): boolean {
-    if (this.nodes.get(session.nodeId as string) !== session) return false;
-    this.nodes.delete(session.nodeId as string);
-    this.providers.remove(session);
-    return true;
-  }
-
-  /** One that serves `pattern` (`peer`: that node only) and is still open, in turn. */
-  pick(pattern: string, peer: string | null): Session | undefined {
-    if (this.nodes.size === 0) return undefined;
-    if (peer !== null) {
-      const s = target(this.nodes, peer, pattern);
-      return s?.isOpen ? s : undefined;
-    }
-    // Past one that is closing (its close event not in yet) to the next.
-    for (let i = this.providers.count(pattern); i > 0; i--) {
-      const s = this.providers.pick(pattern) as Session;
-      if (s.isOpen) return s;
-    }
-    return undefined;
-  }
-}
 
 /**
  * One tenant's routing state. Sessions of different tenants live in
@@ -56,15 +8,59 @@ class Standby {
  * tenants: the same pattern (or node id) in two tenants names two things.
  */
 export class World {
-  /** Node id → the session or remote node holding it. */
+  /** Node id → the node holding it, on this relay or another. */
   readonly nodes = new Map<string, Routable>();
   readonly providers = new ProviderTable();
   readonly subscriptions = new SubscriptionIndex();
-  readonly waits = new Map<string, Set<PendingWait>>();
-  /** Only while the relay drains for shutdown. */
-  readonly standby = new Standby();
-  /** Sessions (established or not) in this world; it is dropped when none is left, nor any node of another relay. */
-  sessions = 0;
+  /** Nodes of this relay that said HELLO, in routing or not (drained, moved off); the world lives while any is left. */
+  members = 0;
 
   constructor(readonly tenant: string) {}
+
+  /** Puts a node into routing: it holds its node id, serves its patterns, gets its subscriptions. */
+  route(node: Routable): void {
+    this.nodes.set(node.nodeId, node);
+    this.providers.add(node);
+    this.subscriptions.add(node);
+  }
+
+  /** Takes a node out of routing. */
+  unroute(node: Routable): void {
+    this.nodes.delete(node.nodeId);
+    this.providers.remove(node);
+    this.subscriptions.remove(node);
+  }
+
+  /** Whether `node` holds its node id here (it is routed to). */
+  routes(node: Routable): boolean {
+    return this.nodes.get(node.nodeId) === node;
+  }
+}
+
+/** Every tenant's world, made on first use and dropped once nothing is left in it. */
+export class Worlds {
+  private readonly worlds = new Map<string, World>();
+
+  get(tenant: string): World | undefined {
+    return this.worlds.get(tenant);
+  }
+
+  ensure(tenant: string): World {
+    let world = this.worlds.get(tenant);
+    if (world === undefined) this.worlds.set(tenant, (world = new World(tenant)));
+    return world;
+  }
+
+  /** Drops a world without local members or remote nodes. */
+  dropIfEmpty(world: World): void {
+    if (world.members === 0 && world.nodes.size === 0 && this.worlds.get(world.tenant) === world) this.worlds.delete(world.tenant);
+  }
+
+  values(): IterableIterator<World> {
+    return this.worlds.values();
+  }
+
+  get size(): number {
+    return this.worlds.size;
+  }
 }

@@ -1,4 +1,4 @@
-import { resolveRelayOptions } from './relay.constants.js';
+import { resolveRelayOptions } from './relay.options.js';
 
 describe('resolveRelayOptions', () => {
   it('applies defaults', () => {

@@ -1,9 +1,8 @@
-import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
+import { type CallHandler, type ExecutionContext, Inject, Injectable, type NestInterceptor } from '@nestjs/common';
 import type { EventFrame } from '@wsrelay/protocol';
 import { map, type Observable } from 'rxjs';
 import type WebSocket from 'ws';
-import { RelayRouter } from '../routing/relay-router.js';
-import { sessionOf } from '../session.js';
+import { RelayCore } from '../core/relay-core.js';
 
 /**
  * Acknowledges every event with the number of nodes it reached (0 included);
@@ -11,15 +10,15 @@ import { sessionOf } from '../session.js';
  */
 @Injectable()
 export class EventAckInterceptor implements NestInterceptor<number | undefined, void> {
-  constructor(private readonly router: RelayRouter) {}
+  constructor(@Inject(RelayCore) private readonly core: RelayCore) {}
 
   intercept(context: ExecutionContext, next: CallHandler<number | undefined>): Observable<void> {
     const ws = context.switchToWs();
-    const session = sessionOf(ws.getClient<WebSocket>());
+    const session = this.core.sessionOf(ws.getClient<WebSocket>());
     const frame = ws.getData<EventFrame>();
     return next.handle().pipe(
       map(recipients => {
-        if (session !== undefined && recipients !== undefined) this.router.ack(session, frame.id, recipients);
+        if (session !== undefined) this.core.acknowledge(session, frame.id, recipients);
       }),
     );
   }

@@ -21,35 +21,37 @@ import type {
 import { CloseCode, RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
-import { type ConnectionIdentity, OPEN_IDENTITY, RelayAuthService } from './auth/relay-auth.service.js';
-import { RelayExceptionFilter } from './filters/relay-exception.filter.js';
-import { EstablishedSessionGuard } from './guards/established-session.guard.js';
-import { PermissionGuard, RequirePermission } from './guards/permission.guard.js';
-import { ServerConnectionGuard } from './guards/server-connection.guard.js';
-import { EventAckInterceptor } from './interceptors/event-ack.interceptor.js';
-import type { ResolvedRelayOptions } from './interfaces/relay-options.interface.js';
-import { CONNECTION_IDENTITY, DEFAULT_RELAY_PATH, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from './relay.constants.js';
-import { REFUSED_EVENT, type RefusedFrame } from './relay-ws.adapter.js';
-import { RelayRouter } from './routing/relay-router.js';
-import { type Session, sessionOf } from './session.js';
+import { type ConnectionIdentity, OPEN_IDENTITY, RelayAuthService } from '../auth/relay-auth.service.js';
+import { RelayCore } from '../core/relay-core.js';
+import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
+import { CONNECTION_IDENTITY, DEFAULT_RELAY_PATH, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from '../relay.constants.js';
+import type { Session } from '../session/session.js';
+import { EventAckInterceptor } from './event-ack.interceptor.js';
+import { FramePolicyGuard } from './frame-policy.guard.js';
+import { Refusals } from './refusals.js';
+import { REFUSED_EVENT, type Refusal } from './refused.js';
+import { RelayExceptionFilter } from './relay-exception.filter.js';
 
 const MISSING_ADAPTER =
   'RelayModule needs the relay WebSocket adapter: call app.useWebSocketAdapter(new RelayWsAdapter(app)) before app.listen(). Every connection is refused until then.';
 
 /**
- * The relay's WebSocket gateway: one handler per frame type. Handlers take
- * the raw `(socket, frame)` arguments (no parameter decorators), so Nest does
- * no per-frame argument work beyond guards, interceptors and filters.
+ * The relay's WebSocket gateway: one handler per frame type, each handing
+ * its frame to the relay core. Handlers take the raw `(socket, frame)`
+ * arguments (no parameter decorators), so Nest does no per-frame argument
+ * work beyond the guard, interceptors and filter.
  *
  * Authentication, origins and the connection limit are settled at the HTTP
- * upgrade (RelayWsAdapter); each frame then passes the guards: HELLO first
- * (EstablishedSessionGuard), server-only frames (ServerConnectionGuard) and
- * the token's permissions (PermissionGuard). The gateway's options (path,
- * frame size) come from RELAY_OPTIONS through the adapter.
+ * upgrade (RelayWsAdapter); each frame then passes FramePolicyGuard (HELLO
+ * first, server-only frames, the token's permissions). The adapter calls
+ * these same handlers directly for the frequent frames (its hot path), after
+ * the same policy; an enhancer added here makes it send that frame type
+ * through Nest instead (see gateway/hot-path.ts).
  */
 // The path here only matters without RelayWsAdapter (so the misconfiguration
 // is reported on the usual path); the adapter applies the module's options.
 @WebSocketGateway({ path: DEFAULT_RELAY_PATH })
+@UseGuards(FramePolicyGuard)
 @UseFilters(RelayExceptionFilter)
 export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
   private readonly logger = new Logger(RelayGateway.name);
@@ -57,8 +59,9 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
 
   constructor(
     @Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions,
-    private readonly router: RelayRouter,
-    private readonly auth: RelayAuthService,
+    @Inject(RelayCore) private readonly core: RelayCore,
+    @Inject(RelayAuthService) private readonly auth: RelayAuthService,
+    @Inject(Refusals) private readonly refusals: Refusals,
   ) {}
 
   afterInit(server: Record<symbol, unknown>): void {
@@ -69,7 +72,7 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
       this.logger.error(MISSING_ADAPTER);
       return;
     }
-    this.router.start();
+    this.core.start();
     if (!this.auth.enabled) {
       this.logger.warn(
         'Authentication is off: any client that can reach this relay can join routing. Set the auth option before exposing it.',
@@ -89,101 +92,77 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
       socket.close(CloseCode.UNAUTHORIZED, 'not authenticated');
       return;
     }
-    this.router.accept(socket, identity ?? OPEN_IDENTITY);
+    this.core.accept(socket, identity ?? OPEN_IDENTITY);
   }
 
   handleDisconnect(socket: WebSocket): void {
-    this.router.drop(socket);
+    this.core.drop(socket);
   }
 
-  @UseGuards(ServerConnectionGuard, PermissionGuard)
-  @RequirePermission('announce')
   @SubscribeMessage('hello')
   onHello(socket: WebSocket, frame: HelloFrame): void {
-    this.router.hello(this.session(socket), frame);
+    this.core.hello(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard, PermissionGuard)
-  @RequirePermission('call')
   @SubscribeMessage('request')
   onRequest(socket: WebSocket, frame: RequestFrame): void {
-    const session = this.session(socket);
-    // Remembered only as the current token judges it: a refresh may have landed since the guard ran.
-    if (session.identity.permissions.allows('call', frame.pattern)) session.memo.rememberCall(frame.pattern);
-    this.router.request(session, frame);
+    this.core.request(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard, ServerConnectionGuard)
   @SubscribeMessage('response')
   onResponse(socket: WebSocket, frame: ResponseFrame): void {
-    const session = this.session(socket);
-    session.memo.answers = true;
-    this.router.response(session, frame);
+    this.core.response(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard, ServerConnectionGuard)
   @SubscribeMessage('handled')
   onHandled(socket: WebSocket, frame: HandledFrame): void {
-    const session = this.session(socket);
-    session.memo.answers = true;
-    this.router.handled(session, frame);
+    this.core.handled(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard)
   @SubscribeMessage('cancel')
   onCancel(socket: WebSocket, frame: CancelFrame): void {
-    const session = this.session(socket);
-    session.memo.cancels = true;
-    this.router.cancel(session, frame);
+    this.core.cancel(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard, PermissionGuard)
-  @RequirePermission('publish')
+  /** Returns how many nodes the event reached (undefined while handler acks are awaited): EventAckInterceptor acknowledges. */
   @UseInterceptors(EventAckInterceptor)
   @SubscribeMessage('event')
   onEvent(socket: WebSocket, frame: EventFrame): number | undefined {
-    const session = this.session(socket);
-    if (session.identity.permissions.allows('publish', frame.pattern)) session.memo.rememberPublish(frame.pattern);
-    return this.router.publish(session, frame);
+    return this.core.publish(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard, PermissionGuard)
-  @RequirePermission('call')
   @SubscribeMessage('wait')
   onWait(socket: WebSocket, frame: WaitFrame): void {
-    this.router.wait(this.session(socket), frame);
+    this.core.wait(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard)
   @SubscribeMessage('discover')
   onDiscover(socket: WebSocket, frame: DiscoverFrame): void {
-    this.router.discover(this.session(socket), frame);
+    this.core.discover(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard)
   @SubscribeMessage('auth')
   onAuth(socket: WebSocket, frame: AuthFrame): Promise<void> {
-    return this.router.reauth(this.session(socket), frame);
+    return this.core.reauth(this.session(socket), frame);
   }
 
-  @UseGuards(EstablishedSessionGuard)
   @SubscribeMessage('drain')
   onDrain(socket: WebSocket, frame: DrainFrame): void {
-    this.router.drain(this.session(socket), frame);
+    this.core.drainNode(this.session(socket), frame);
   }
 
   @SubscribeMessage('ping')
   onPing(socket: WebSocket): void {
-    this.router.pong(this.session(socket));
+    this.core.ping(this.session(socket));
   }
 
   @SubscribeMessage(REFUSED_EVENT)
-  onRefused(socket: WebSocket, refused: RefusedFrame): void {
-    this.router.refuse(sessionOf(socket), socket, refused.id, refused.error);
+  onRefused(socket: WebSocket, refused: Refusal): void {
+    this.refusals.refuse(this.core.sessionOf(socket), socket, refused.id, refused.error);
   }
 
   private session(socket: WebSocket): Session {
-    const session = sessionOf(socket);
+    const session = this.core.sessionOf(socket);
     if (session === undefined) throw new RelayError(RelayErrorCode.INTERNAL, RelayErrorMessages.internal());
     return session;
   }

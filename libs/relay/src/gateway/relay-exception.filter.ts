@@ -1,9 +1,9 @@
-import { type ArgumentsHost, Catch, Logger, type WsExceptionFilter } from '@nestjs/common';
+import { type ArgumentsHost, Catch, Inject, Logger, type WsExceptionFilter } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
 import { RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
-import { RelayRouter } from '../routing/relay-router.js';
-import { sessionOf } from '../session.js';
+import { RelayCore } from '../core/relay-core.js';
+import { Refusals } from './refusals.js';
 
 /**
  * Turns whatever a gateway handler, guard or interceptor throws into an ERROR
@@ -13,14 +13,17 @@ import { sessionOf } from '../session.js';
 export class RelayExceptionFilter implements WsExceptionFilter {
   private readonly logger = new Logger(RelayExceptionFilter.name);
 
-  constructor(private readonly router: RelayRouter) {}
+  constructor(
+    @Inject(Refusals) private readonly refusals: Refusals,
+    @Inject(RelayCore) private readonly core: RelayCore,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ws = host.switchToWs();
     const socket = ws.getClient<WebSocket>();
     const data = ws.getData<{ id?: unknown } | undefined>();
     const id = typeof data?.id === 'number' ? data.id : 0;
-    this.router.refuse(sessionOf(socket), socket, id, toRelayError(exception, this.logger));
+    this.refusals.refuse(this.core.sessionOf(socket), socket, id, toRelayError(exception, this.logger));
   }
 }
 

@@ -1,4 +1,4 @@
-import type { INestApplicationContext } from '@nestjs/common';
+import { type INestApplicationContext, Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import {
@@ -14,18 +14,20 @@ import {
 import type { IncomingMessage } from 'node:http';
 import { isObservable, type Observable } from 'rxjs';
 import type WebSocket from 'ws';
-import { RelayAuthService, TokenRefusal } from './auth/relay-auth.service.js';
-import { selectProtocol } from './auth/token.js';
-import type { RelayRateLimit, ResolvedRelayOptions } from './interfaces/relay-options.interface.js';
-import { CONNECTION_IDENTITY, DEFAULT_MAX_PAYLOAD_BYTES, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from './relay.constants.js';
-import { RelayRouter } from './routing/relay-router.js';
-import { toRelayError } from './filters/relay-exception.filter.js';
-import { type HeldFrame, type Session, sessionOf } from './session.js';
+import { RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
+import { selectProtocol } from '../auth/token.js';
+import { RelayCore } from '../core/relay-core.js';
+import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
+import { CONNECTION_IDENTITY, DEFAULT_MAX_PAYLOAD_BYTES, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from '../relay.constants.js';
+import type { Session } from '../session/session.js';
+import { FramePolicy } from './frame-policy.js';
+import { FrameIntake, type NestCallback } from './frame-intake.js';
+import { planHotPath } from './hot-path.js';
+import { Refusals } from './refusals.js';
+import { REFUSED_EVENT, Refusal } from './refused.js';
+import { RelayGateway } from './relay.gateway.js';
+import { toRelayError } from './relay-exception.filter.js';
 
-/** Gateway message name of a frame the adapter refused before routing. */
-export const REFUSED_EVENT = 'refused';
-
-const HELLO_EVENT = FRAME_NAMES[FrameType.Hello];
 const SHUTTING_DOWN = 'The relay is shutting down; connect to another relay.';
 const SHUTTING_DOWN_RESPONSE =
   `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nX-WsRelay-Error: ${RelayErrorCode.RELAY_UNAVAILABLE}\r\n` +
@@ -35,22 +37,6 @@ const HANDLER_SLOTS = new Map<string, number>([
   ...Object.entries(FRAME_NAMES).map(([type, name]) => [name, Number(type)] as [string, number]),
   [REFUSED_EVENT, 0],
 ]);
-/** Frames a connection may pipeline behind a HELLO the relay has not handled yet. */
-const MAX_HELD_FRAMES = 1024;
-
-/** What the gateway receives for a refused frame. */
-export interface RefusedFrame {
-  id: number;
-  error: RelayError;
-}
-
-/** A frame the adapter refused before routing (the `refused` handler answers it). */
-class Refusal implements RefusedFrame {
-  constructor(
-    readonly id: number,
-    readonly error: RelayError,
-  ) {}
-}
 
 const INBOUND = new Set<FrameType>([
   FrameType.Hello,
@@ -79,8 +65,6 @@ const RATED = new Set<FrameType>([
   FrameType.Drain,
 ]);
 
-type Callback = (data: unknown, event: string) => unknown;
-
 /** What `ws` hands `verifyClient`. */
 interface UpgradeInfo {
   origin: string | undefined;
@@ -92,8 +76,13 @@ type VerifyCallback = (ok: boolean, status?: number, message?: string, headers?:
 interface RelayParts {
   options: ResolvedRelayOptions;
   auth: RelayAuthService;
-  router: RelayRouter;
+  core: RelayCore;
+  policy: FramePolicy;
+  refusals: Refusals;
+  gateway: RelayGateway;
 }
+
+type HotHandler = (socket: WebSocket, frame: Frame) => unknown;
 
 /**
  * The platform-ws adapter, speaking the relay's binary protocol.
@@ -105,17 +94,23 @@ interface RelayParts {
  *
  * Then each frame is rate-limited, decoded and validated once, and handed
  * to the gateway handler named after its type (guards, interceptors and
- * filters apply as usual). A frame that cannot be used goes to the
- * `refused` handler instead.
+ * filters apply as usual); a frame that cannot be used goes to the
+ * `refused` handler instead. The frequent frames (REQUEST, RESPONSE, CANCEL,
+ * EVENT, HANDLED, PING) take a hot path: judged by the same FramePolicy as
+ * the gateway's guard, then handed to the same gateway handler, without
+ * Nest's per-message pipeline (see hot-path.ts for when it steps aside).
  *
  * `app.useWebSocketAdapter(new RelayWsAdapter(app))`
  */
 export class RelayWsAdapter extends WsAdapter {
+  private readonly log = new Logger(RelayWsAdapter.name);
   private maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES;
   private codec = new FrameCodec({ maxBinBytes: DEFAULT_MAX_PAYLOAD_BYTES * 2 });
-  private rate: Required<RelayRateLimit> | false = false;
   private upgrading = 0;
-  private router: RelayRouter | undefined;
+  private relay: RelayParts | undefined;
+  private rateLimited = '';
+  /** The gateway handlers the hot path calls, by frame type. */
+  private hot: Array<HotHandler | undefined> = [];
 
   constructor(private readonly app?: INestApplicationContext | object) {
     super(app);
@@ -126,10 +121,11 @@ export class RelayWsAdapter extends WsAdapter {
     const relay = this.relayParts();
     if (relay !== undefined) {
       const o = relay.options;
+      this.relay = relay;
       this.maxPayloadBytes = o.maxPayloadBytes;
       this.codec = new FrameCodec({ maxBinBytes: o.maxPayloadBytes * 2 });
-      this.rate = o.rateLimit;
-      this.router = relay.router;
+      if (o.rateLimit !== false) this.rateLimited = RelayErrorMessages.rateLimited(o.rateLimit.perSecond);
+      this.planHotPath(relay.gateway);
       Object.assign(wsOptions, {
         path: o.path,
         // Frames up to twice the limit are read and answered PAYLOAD_TOO_LARGE;
@@ -163,6 +159,67 @@ export class RelayWsAdapter extends WsAdapter {
     await closing;
   }
 
+  override bindMessageHandlers(
+    client: WebSocket,
+    handlers: MessageMappingProperties[],
+    _transform: (data: unknown) => Observable<unknown>,
+  ): void {
+    // By frame type (0: refused); an array costs a connection less than a Map.
+    const callbacks: Array<NestCallback | undefined> = [];
+    for (const h of handlers) {
+      const slot = HANDLER_SLOTS.get(h.message as string);
+      if (slot !== undefined) callbacks[slot] = h.callback as NestCallback;
+    }
+    const relay = this.relay;
+    const session = () => relay?.core.sessionOf(client);
+    const intake = new FrameIntake(callbacks, {
+      established: () => {
+        const s = session();
+        return s === undefined || relay?.core.membership.nodeOf(s) !== undefined;
+      },
+      fast: frame => this.fast(client, session(), frame),
+      nest: (callback, item, event, done) => this.run(callback, item, event, done),
+    });
+    client.on('message', (data: Buffer, isBinary: boolean) => {
+      const s = session();
+      if (s !== undefined) s.heard = true;
+      intake.receive(this.parse(s, data, isBinary));
+    });
+  }
+
+  /** Which gateway handlers the hot path calls directly; the others' frames go through Nest. */
+  private planHotPath(gateway: RelayGateway): void {
+    const plan = planHotPath(this.app ?? {}, gateway);
+    const methods = gateway as unknown as Record<string, HotHandler>;
+    this.hot = [];
+    for (const [type, method] of plan.methods) this.hot[type] = methods[method].bind(gateway) as HotHandler;
+    if (plan.throughNest.length > 0) {
+      this.log.warn(
+        `Frames that go through Nest's pipeline each time (slower) because of enhancers added to the gateway: ${plan.throughNest.join('; ')}`,
+      );
+    }
+  }
+
+  /**
+   * The hot path: the frame is judged by the FramePolicy the gateway's guard
+   * applies and handed to the gateway handler Nest would call, and an EVENT
+   * is acknowledged as EventAckInterceptor does; a refusal is answered as
+   * RelayExceptionFilter answers it. False when the frame must go through Nest.
+   */
+  private fast(socket: WebSocket, session: Session | undefined, frame: Frame): boolean {
+    const handler = this.hot[frame.type];
+    const relay = this.relay;
+    if (handler === undefined || session === undefined || relay === undefined) return false;
+    try {
+      relay.policy.check(session, frame);
+      const result = handler(socket, frame);
+      if (frame.type === FrameType.Event) relay.core.acknowledge(session, frame.id, result as number | undefined);
+    } catch (err) {
+      relay.refusals.refuse(session, socket, 'id' in frame ? frame.id : 0, toRelayError(err, this.log));
+    }
+    return true;
+  }
+
   /** The relay module's parts, when the app has them. */
   private relayParts(): RelayParts | undefined {
     const app = this.app as INestApplicationContext | undefined;
@@ -171,7 +228,10 @@ export class RelayWsAdapter extends WsAdapter {
       return {
         options: app.get<ResolvedRelayOptions>(RELAY_OPTIONS, { strict: false }),
         auth: app.get(RelayAuthService, { strict: false }),
-        router: app.get(RelayRouter, { strict: false }),
+        core: app.get(RelayCore, { strict: false }),
+        policy: app.get(FramePolicy, { strict: false }),
+        refusals: app.get(Refusals, { strict: false }),
+        gateway: app.get(RelayGateway, { strict: false }),
       };
     } catch {
       return undefined;
@@ -185,11 +245,11 @@ export class RelayWsAdapter extends WsAdapter {
       cb(false, 403, `Forbidden: origin ${info.origin} is not allowed.`, { 'X-WsRelay-Error': RelayErrorCode.FORBIDDEN });
       return;
     }
-    if (!relay.router.accepting) {
+    if (!relay.core.accepting) {
       cb(false, 503, SHUTTING_DOWN, { 'X-WsRelay-Error': RelayErrorCode.RELAY_UNAVAILABLE });
       return;
     }
-    if (relay.router.connectionCount + this.upgrading >= o.maxConnections) {
+    if (relay.core.connectionCount + this.upgrading >= o.maxConnections) {
       cb(false, 503, `The relay is at its limit of ${o.maxConnections} connections; try another relay or later.`, {
         'X-WsRelay-Error': RelayErrorCode.RELAY_UNAVAILABLE,
       });
@@ -204,128 +264,11 @@ export class RelayWsAdapter extends WsAdapter {
       },
       (err: unknown) => {
         this.upgrading--;
-        if (!(err instanceof TokenRefusal)) this.logger.error(err);
+        if (!(err instanceof TokenRefusal)) this.log.error(err);
         const message = err instanceof TokenRefusal ? err.message : RelayErrorMessages.unauthorized('token could not be verified');
         cb(false, 401, message, { 'X-WsRelay-Error': RelayErrorCode.UNAUTHORIZED });
       },
     );
-  }
-
-  override bindMessageHandlers(
-    client: WebSocket,
-    handlers: MessageMappingProperties[],
-    _transform: (data: unknown) => Observable<unknown>,
-  ): void {
-    // By frame type (0: refused); an array costs a connection less than a Map.
-    const callbacks: Array<Callback | undefined> = [];
-    for (const h of handlers) {
-      const slot = HANDLER_SLOTS.get(h.message as string);
-      if (slot !== undefined) callbacks[slot] = h.callback as Callback;
-    }
-    const dispatch = (item: Frame | Refusal): void => {
-      const refusal = item instanceof Refusal;
-      const event = refusal ? REFUSED_EVENT : FRAME_NAMES[item.type];
-      const callback = callbacks[refusal ? 0 : item.type];
-      if (callback === undefined) return;
-      const owner = sessionOf(client);
-      if (event !== HELLO_EVENT || owner === undefined || owner.established) {
-        // Counted while in Nest's pipeline: until it has run, later frames of
-        // this connection must not overtake it on the hot path.
-        if (owner === undefined) {
-          this.run(callback, item, event);
-          return;
-        }
-        owner.inNest++;
-        this.run(callback, item, event, () => owner.inNest--);
-        return;
-      }
-      const session = owner;
-      // Nest runs a frame's guards before the previous frame's handler, so a
-      // frame pipelined right after HELLO would be judged before HELLO took
-      // effect. Frames wait until HELLO's handler has run, then go in order.
-      const held: HeldFrame[] = [];
-      session.held = held;
-      this.run(callback, item, event, () => {
-        session.held = undefined;
-        while (held.length > 0) {
-          const next = held.shift() as HeldFrame;
-          // A second HELLO among them holds the rest again (its handler refuses it).
-          const again = session.held as HeldFrame[] | undefined;
-          if (again !== undefined) {
-            again.push(next, ...held);
-            return;
-          }
-          this.deliver(next, dispatch);
-        }
-      });
-    };
-    client.on('message', (data: Buffer, isBinary: boolean) => {
-      const session = sessionOf(client);
-      if (session !== undefined) session.heard = true;
-      const item = this.parse(session, data, isBinary);
-      const held = session?.held;
-      if (held === undefined) {
-        this.deliver(item, dispatch, session);
-      } else if (held.length < MAX_HELD_FRAMES) {
-        held.push(item);
-      } else {
-        const id = item instanceof Refusal ? item.id : 'id' in item ? item.id : 0;
-        dispatch(new Refusal(id, new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooManyBeforeWelcome(MAX_HELD_FRAMES))));
-      }
-    });
-  }
-
-  /** A frame the guards have already let through on this connection goes straight to the router; any other to Nest. */
-  private deliver(item: Frame | Refusal, dispatch: (item: Frame | Refusal) => void, session?: Session): void {
-    if (session === undefined || session.inNest > 0 || item instanceof Refusal || !this.fastRoute(session, item)) dispatch(item);
-  }
-
-  /**
-   * The hot path: REQUEST, RESPONSE, HANDLED, CANCEL and EVENT whose kind and pattern
-   * the gateway's guards have passed before on this connection (GuardMemo),
-   * and PING (which has none), routed as the gateway's handlers would route
-   * them, without Nest's per-message guards, proxies and rxjs. False when
-   * the frame must go through the gateway.
-   */
-  private fastRoute(session: Session, frame: Frame): boolean {
-    const router = this.router;
-    if (router === undefined) return false;
-    const memo = session.memo;
-    try {
-      switch (frame.type) {
-        case FrameType.Request:
-          if (!memo.allowsCall(frame.pattern)) return false;
-          router.request(session, frame);
-          return true;
-        case FrameType.Response:
-          if (!memo.answers) return false;
-          router.response(session, frame);
-          return true;
-        case FrameType.Cancel:
-          if (!memo.cancels) return false;
-          router.cancel(session, frame);
-          return true;
-        case FrameType.Event: {
-          if (!memo.allowsPublish(frame.pattern)) return false;
-          // What EventAckInterceptor does on the gateway path.
-          const recipients = router.publish(session, frame);
-          if (recipients !== undefined) router.ack(session, frame.id, recipients);
-          return true;
-        }
-        case FrameType.Handled:
-          if (!memo.answers) return false;
-          router.handled(session, frame);
-          return true;
-        case FrameType.Ping:
-          router.pong(session);
-          return true;
-        default:
-          return false;
-      }
-    } catch (err) {
-      router.refuse(session, session.socket, 'id' in frame ? frame.id : 0, toRelayError(err, this.logger));
-      return true;
-    }
   }
 
   private parse(session: Session | undefined, data: Buffer, isBinary: boolean): Frame | Refusal {
@@ -337,19 +280,23 @@ export class RelayWsAdapter extends WsAdapter {
       const e = err instanceof FrameError ? err : new FrameError(String(err));
       return new Refusal(e.frameId, e);
     }
+    const id = 'id' in frame ? frame.id : 0;
     if (data.length > this.maxPayloadBytes) {
       return new Refusal(
-        'id' in frame ? frame.id : 0,
+        id,
         new RelayError(RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorMessages.payloadTooLarge(data.length, this.maxPayloadBytes)),
       );
     }
-    if (!INBOUND.has(frame.type)) {
-      return new Refusal('id' in frame ? frame.id : 0, new FrameError(RelayErrorMessages.notInbound(FRAME_NAMES[frame.type])));
+    if (!INBOUND.has(frame.type)) return new Refusal(id, new FrameError(RelayErrorMessages.notInbound(FRAME_NAMES[frame.type])));
+    if (session === undefined || this.relay === undefined) return frame;
+    if (RATED.has(frame.type) && session.rate?.take() === false) {
+      return new Refusal(id, new RelayError(RelayErrorCode.RATE_LIMITED, this.rateLimited));
     }
-    if (this.rate !== false && session !== undefined && RATED.has(frame.type) && !session.take(this.rate.perSecond, this.rate.burst)) {
+    // The relay let go of it in its shutdown (its socket not closed yet): nothing is routed for it any more.
+    if (!this.relay.core.holds(session)) {
       return new Refusal(
-        'id' in frame ? frame.id : 0,
-        new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.rateLimited(this.rate.perSecond)),
+        id,
+        new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway())),
       );
     }
     return frame;
@@ -359,33 +306,33 @@ export class RelayWsAdapter extends WsAdapter {
    * Runs a Nest handler; with interceptors it returns an Observable that must
    * be subscribed to run. `done` runs once the handler has (guards, filters and all).
    */
-  private run(callback: Callback, payload: unknown, event: string, done?: () => void): void {
+  private run(callback: NestCallback, payload: unknown, event: string, done: () => void): void {
     let result: unknown;
     try {
       result = callback(payload, event);
     } catch (err) {
-      this.logger.error(err);
-      done?.();
+      this.log.error(err);
+      done();
       return;
     }
     if (result instanceof Promise) {
       result.then(
-        r => {
+        (r: unknown) => {
           this.drain(r);
-          done?.();
+          done();
         },
-        err => {
-          this.logger.error(err);
-          done?.();
+        (err: unknown) => {
+          this.log.error(err);
+          done();
         },
       );
     } else {
       this.drain(result);
-      done?.();
+      done();
     }
   }
 
   private drain(result: unknown): void {
-    if (isObservable(result)) result.subscribe({ error: err => this.logger.error(err) });
+    if (isObservable(result)) result.subscribe({ error: (err: unknown) => this.log.error(err) });
   }
 }

@@ -1,0 +1,340 @@
+import { Logger, type OnModuleDestroy } from '@nestjs/common';
+import {
+  type AuthFrame,
+  type CancelFrame,
+  CloseCode,
+  type DiscoverFrame,
+  type DrainFrame,
+  type EventFrame,
+  FrameCodec,
+  FrameType,
+  type HandledFrame,
+  type HelloFrame,
+  RelayError,
+  RelayErrorCode,
+  RelayErrorMessages,
+  type RequestFrame,
+  type ResponseFrame,
+  type WaitFrame,
+} from '@wsrelay/protocol';
+import type WebSocket from 'ws';
+import type { ConnectionIdentity, RelayAuthService } from '../auth/relay-auth.service.js';
+import type { RelayCluster } from '../cluster/relay-cluster.js';
+import { EventAcks } from '../events/event-acks.js';
+import { EventFanout } from '../events/event-fanout.js';
+import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
+import { RelayLifecycle } from '../lifecycle/relay-lifecycle.js';
+import { RequestBook } from '../requests/request-book.js';
+import { RequestRouter } from '../requests/request-router.js';
+import { Waits } from '../requests/waits.js';
+import type { LocalNode } from '../routing/local-node.js';
+import { Membership } from '../routing/membership.js';
+import { NodeReservations } from '../routing/node-reservations.js';
+import { Worlds } from '../routing/world.js';
+import { Heartbeat } from '../session/heartbeat.js';
+import { InFlightLimit } from '../session/in-flight-limit.js';
+import { Replies } from '../session/replies.js';
+import { Session } from '../session/session.js';
+import { SessionRegistry } from '../session/session-registry.js';
+import { TokenBucket } from '../session/token-bucket.js';
+import { TokenExpiry } from '../session/token-expiry.js';
+import { ClusterBridge } from './cluster-bridge.js';
+import { Handshake } from './handshake.js';
+import type { NodeDiagnostics, RelayDiagnostics, RelayStatus } from './relay-status.js';
+import { ShutdownDrain } from './shutdown-drain.js';
+import { TokenRefresh } from './token-refresh.js';
+
+/**
+ * The relay: its parts put together, and the one door the gateway goes
+ * through. Each method hands a frame to the part that owns what it is about:
+ * sessions (socket, identity, budget, liveness), membership (HELLO, node ids,
+ * presence), requests (RPC, WAIT, the startup grace), events (fan-out and
+ * handler acks), the cluster bridge, token refresh and expiry, and the
+ * shutdown drain.
+ */
+export class RelayCore implements OnModuleDestroy {
+  readonly codec: FrameCodec;
+  readonly lifecycle = new RelayLifecycle();
+  readonly sessions = new SessionRegistry();
+  readonly membership: Membership;
+  readonly replies: Replies;
+  private readonly logger = new Logger(RelayCore.name);
+  private readonly worlds = new Worlds();
+  private readonly reservations: NodeReservations;
+  private readonly book: RequestBook;
+  private readonly waits: Waits;
+  private readonly requests: RequestRouter;
+  private readonly acks: EventAcks;
+  private readonly fanout: EventFanout;
+  private readonly bridge: ClusterBridge;
+  private readonly limit: InFlightLimit<LocalNode>;
+  private readonly heartbeat: Heartbeat;
+  private readonly expiry: TokenExpiry;
+  private readonly handshake: Handshake;
+  private readonly refresh: TokenRefresh;
+  private readonly drain: ShutdownDrain;
+  private readonly pong: Uint8Array;
+  /** The ping and pong listener every socket shares (`this` is the socket). */
+  private readonly markHeard: (this: WebSocket) => void;
+
+  constructor(
+    private readonly options: ResolvedRelayOptions,
+    auth: RelayAuthService,
+    private readonly cluster: RelayCluster,
+  ) {
+    this.codec = new FrameCodec({ maxBinBytes: options.maxPayloadBytes * 2 });
+    this.replies = new Replies(this.codec);
+    this.pong = this.codec.encode({ type: FrameType.Pong });
+    this.reservations = new NodeReservations(options.nodeIdReservationMs);
+    this.membership = new Membership(this.worlds, this.reservations, cluster, this.replies);
+    const settled = () => this.drain.settled();
+    this.book = new RequestBook(settled);
+    this.waits = new Waits(this.replies, options.maxBufferedBytes);
+    this.acks = new EventAcks(this.codec, cluster, {
+      attemptTimeoutMs: options.eventAckTimeoutMs,
+      maxAttempts: options.maxEventAttempts,
+      maxRetainedBytes: options.maxBufferedBytes,
+      onSettled: settled,
+    });
+    const limit = (this.limit = new InFlightLimit<LocalNode>(options.maxInFlightPerConnection))
+      .counts(node => this.book.askedCount(node))
+      .counts(node => this.waits.count(node))
+      .counts(node => this.acks.pending(node));
+    this.requests = new RequestRouter(this.book, this.waits, this.worlds, this.membership, cluster, this.lifecycle, this.replies, limit);
+    const ackTimeoutMs = options.eventAckTimeoutMs * options.maxEventAttempts;
+    this.fanout = new EventFanout(this.acks, this.worlds, cluster, this.replies, limit, ackTimeoutMs);
+    this.bridge = new ClusterBridge(this.membership, this.requests, this.fanout, this.acks);
+    this.membership.listener = this.bridge;
+    this.expiry = new TokenExpiry(this.codec, auth.expiryWarningMs);
+    this.heartbeat = new Heartbeat(this.sessions, options.heartbeatIntervalMs, s => this.membership.nodeOf(s)?.nodeId ?? s.sessionId);
+    this.handshake = new Handshake(this.membership, this.lifecycle, this.requests, this.expiry, this.replies, options);
+    this.refresh = new TokenRefresh(auth, this.sessions, this.membership, this.expiry, this.replies);
+    this.drain = new ShutdownDrain(this.lifecycle, this.sessions, this.membership, this.waits, this.replies, options.drainTimeoutMs, () =>
+      this.inFlight(),
+    );
+    const heartbeat = this.heartbeat;
+    this.markHeard = function (this: WebSocket) {
+      heartbeat.heard(this);
+    };
+  }
+
+  /** Starts the startup grace and the heartbeat, and joins the cluster (called once the gateway is up). */
+  start(): void {
+    this.lifecycle.started(this.options.startupGraceMs);
+    this.heartbeat.start(now => this.reservations.sweep(now));
+    this.cluster.start(this.bridge).catch((err: unknown) => {
+      this.logger.error(`The cluster backplane failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
+
+  /**
+   * Shutdown (SIGTERM, `app.close()`) drains: new connections are refused,
+   * every node is told to move (GOAWAY) and leaves routing here and in the
+   * cluster, what is in flight completes (up to `drainTimeoutMs`), then every
+   * connection closes with 1001.
+   */
+  async onModuleDestroy(): Promise<void> {
+    await this.drain.run();
+    this.heartbeat.stop();
+    // Before the cluster stops: what forgetting the sessions tells other relays must still go out.
+    const sessions = [...this.sessions.values()];
+    for (const session of sessions) this.forget(session, false);
+    await this.cluster.stop();
+    for (const session of sessions) if (session.isOpen) session.socket.close(CloseCode.GOING_AWAY, RelayErrorMessages.goingAway());
+  }
+
+  /** Whether the relay takes new connections (not while it drains for shutdown). */
+  get accepting(): boolean {
+    return this.lifecycle.accepting;
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** A socket opened with the identity its upgrade established: it has `handshakeTimeoutMs` to say HELLO. */
+  accept(socket: WebSocket, identity: ConnectionIdentity): Session {
+    const o = this.options;
+    const rate = o.rateLimit === false ? undefined : new TokenBucket(o.rateLimit.perSecond, o.rateLimit.burst);
+    const session = new Session(socket, identity, { slowBytes: o.maxBufferedBytes / 16, budgetBytes: o.maxBufferedBytes }, rate);
+    this.sessions.add(session);
+    // The TOKEN_EXPIRING warning waits for HELLO; the close at expiry does not.
+    this.expiry.schedule(session, false);
+    socket.on('pong', this.markHeard);
+    socket.on('ping', this.markHeard);
+    this.handshake.expect(session);
+    return session;
+  }
+
+  /** A socket closed: its node goes offline and everything it had in flight is settled. */
+  drop(socket: WebSocket): void {
+    const session = this.sessions.of(socket);
+    if (session !== undefined && this.sessions.has(session)) this.forget(session, true);
+  }
+
+  /** The session of a socket (also one the relay has let go of in its shutdown). */
+  sessionOf(socket: WebSocket): Session | undefined {
+    return this.sessions.of(socket);
+  }
+
+  /** Whether the relay still serves the session (not after it was forgotten in the shutdown). */
+  holds(session: Session): boolean {
+    return this.sessions.has(session);
+  }
+
+  hello(session: Session, frame: HelloFrame): void {
+    this.handshake.hello(session, frame);
+  }
+
+  request(session: Session, frame: RequestFrame): void {
+    this.requests.request(this.node(session), frame);
+  }
+
+  response(session: Session, frame: ResponseFrame): void {
+    this.requests.response(this.node(session), frame);
+  }
+
+  cancel(session: Session, frame: CancelFrame): void {
+    this.requests.cancel(this.node(session), frame.id);
+  }
+
+  /** Fans an event out; the number of nodes it reached, or undefined while handler acks are awaited. */
+  publish(session: Session, frame: EventFrame): number | undefined {
+    return this.fanout.publish(this.node(session), frame);
+  }
+
+  /** ACKs an event (the gateway's ack interceptor, and its hot path). */
+  acknowledge(session: Session, id: number, recipients: number | undefined): void {
+    this.fanout.acknowledge(this.node(session), id, recipients);
+  }
+
+  handled(session: Session, frame: HandledFrame): void {
+    this.fanout.handled(this.node(session), frame.id, frame.error);
+  }
+
+  wait(session: Session, frame: WaitFrame): void {
+    const node = this.node(session);
+    if (this.waits.has(node, frame.id)) {
+      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
+    }
+    this.limit.check(node);
+    this.waits.wait(node, frame.id, frame.pattern, frame.timeoutMs);
+  }
+
+  discover(session: Session, frame: DiscoverFrame): void {
+    const nodes = this.membership.discover(session.tenant);
+    session.send(this.codec.encode({ type: FrameType.Nodes, id: frame.id, nodes }));
+  }
+
+  reauth(session: Session, frame: AuthFrame): Promise<void> {
+    return this.refresh.reauth(session, frame);
+  }
+
+  /**
+   * DRAIN: the node is shutting down. It leaves routing at once (no new
+   * request, event or WAIT answer goes to it, its node id is free again),
+   * what it has in flight completes, and the relay ACKs with how many
+   * requests that is. Other relays unroute it without failing its requests.
+   */
+  drainNode(session: Session, frame: DrainFrame): void {
+    const node = this.node(session);
+    this.membership.drain(node);
+    this.replies.ack(session, frame.id, this.requests.inFlightAt(node));
+  }
+
+  ping(session: Session): void {
+    session.send(this.pong);
+  }
+
+  status(): RelayStatus {
+    const m = process.memoryUsage();
+    return {
+      relayId: this.options.relayId,
+      connections: this.sessions.size,
+      nodes: this.membership.size,
+      inFlight: this.inFlight(),
+      memory: { rssBytes: m.rss, heapUsedBytes: m.heapUsed },
+      cluster: this.cluster.status(),
+    };
+  }
+
+  diagnostics(): RelayDiagnostics {
+    return {
+      connections: this.sessions.size,
+      localNodes: this.membership.size,
+      worlds: [...this.worlds.values()].map(w => ({
+        tenant: w.tenant,
+        nodes: [...w.nodes.keys()].sort(),
+        providedPatterns: w.providers.patternCount,
+        ...w.subscriptions.counts,
+      })),
+      requests: this.book.size,
+      waits: this.waits.counts,
+      eventCopies: this.acks.size,
+      reservations: this.reservations.size,
+      droppedFrames: this.requests.dropped + this.acks.dropped,
+    };
+  }
+
+  /** One node as this relay routes it (tenant '' without tenants), or undefined when it knows none by that id. */
+  nodeDiagnostics(nodeId: string, tenant = ''): NodeDiagnostics | undefined {
+    const routed = this.worlds.get(tenant)?.nodes.get(nodeId);
+    const local = this.membership.find(tenant, nodeId);
+    if (local !== undefined) {
+      const s = local.session;
+      const [requestsIn, requestsOut, waits] = [this.requests.inFlightAt(local), this.book.askedCount(local), this.waits.count(local)];
+      return {
+        local: true,
+        routed: local.routed,
+        requestsIn,
+        requestsOut,
+        waits,
+        bufferedBytes: s.socket.bufferedAmount,
+        slow: s.slow,
+        closedAsSlowConsumer: s.overBudget,
+      };
+    }
+    if (routed === undefined) return undefined;
+    return {
+      local: false,
+      routed: true,
+      requestsIn: 0,
+      requestsOut: 0,
+      waits: 0,
+      bufferedBytes: 0,
+      slow: false,
+      closedAsSlowConsumer: false,
+    };
+  }
+
+  /** Requests and handler-acked event copies in flight through this relay. */
+  private inFlight(): number {
+    return this.book.size + this.acks.size;
+  }
+
+  /** The node an established session is (the frame policy let only those through). */
+  private node(session: Session): LocalNode {
+    const node = this.membership.nodeOf(session);
+    if (node === undefined) throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.helloFirst()));
+    return node;
+  }
+
+  /** Forgets a session: its node leaves routing, what it had in flight settles (`notify`: others are told). */
+  private forget(session: Session, notify: boolean): void {
+    this.sessions.delete(session);
+    if (session.overBudget) {
+      this.logger.warn(
+        `Closed ${this.membership.nodeOf(session)?.nodeId ?? session.sessionId} as a slow consumer: over ${this.options.maxBufferedBytes} bytes unsent`,
+      );
+    }
+    this.handshake.forget(session);
+    this.expiry.clear(session);
+    const node = this.membership.nodeOf(session);
+    if (node === undefined) return;
+    this.membership.closed(node);
+    this.requests.nodeGone(node, notify);
+    this.waits.forget(node);
+    this.acks.nodeGone(node);
+    this.membership.forget(node);
+  }
+}

@@ -1,0 +1,65 @@
+import type { ClusterStatus } from '../cluster/relay-cluster.js';
+
+/** A relay's health at a glance (`GET /status` of `createRelayApp`). */
+export interface RelayStatus {
+  relayId: string;
+  /** Open WebSocket connections. */
+  connections: number;
+  /** Connections that completed HELLO. */
+  nodes: number;
+  /** Requests and handler-acked event copies in flight through this relay. */
+  inFlight: number;
+  /** This process's memory. */
+  memory: { rssBytes: number; heapUsedBytes: number };
+  cluster: ClusterStatus;
+}
+
+/**
+ * What the relay holds, counted (`RelayCore.diagnostics()`): for tests,
+ * debugging and leak hunts. Every count returns to its baseline once the
+ * connections that caused it are gone.
+ */
+export interface RelayDiagnostics {
+  connections: number;
+  /** Nodes of this relay (connections that said HELLO). */
+  localNodes: number;
+  worlds: WorldDiagnostics[];
+  /** Requests in flight, each counted once. */
+  requests: number;
+  /** WAITs pending, requests held in the startup grace, and patterns they wait for. */
+  waits: { waits: number; held: number; patterns: number };
+  /** Copies of handler-acked events in flight (driven here, or made here for other relays). */
+  eventCopies: number;
+  /** Node ids bound to token subjects. */
+  reservations: number;
+  /** RESPONSE, CANCEL and HANDLED frames that named nothing routed to their sender. */
+  droppedFrames: number;
+}
+
+/** One tenant's routing. */
+export interface WorldDiagnostics {
+  tenant: string;
+  /** Node ids in routing (this relay's and other relays'), sorted. */
+  nodes: string[];
+  /** RPC patterns with at least one provider. */
+  providedPatterns: number;
+  subscriptions: number;
+  /** Queue groups whose turn is kept. */
+  queueGroups: number;
+}
+
+/** One node as the relay routes it (`RelayCore.nodeDiagnostics()`). */
+export interface NodeDiagnostics {
+  /** On this relay (false: on another relay of the cluster). */
+  local: boolean;
+  /** Holds its node id in routing. */
+  routed: boolean;
+  /** Requests in flight at it, and (local nodes) requests it made and WAITs it has. */
+  requestsIn: number;
+  requestsOut: number;
+  waits: number;
+  /** Local nodes: bytes written to it and not yet sent; past its budget it is closed as a slow consumer. */
+  bufferedBytes: number;
+  slow: boolean;
+  closedAsSlowConsumer: boolean;
+}

@@ -1,0 +1,134 @@
+import { EventFlag, type EventFrame, type FrameCodec, RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
+import { ClusterMessageType as Cmt, type Msg } from '../cluster/cluster-protocol.js';
+import type { RelayCluster } from '../cluster/relay-cluster.js';
+import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
+import { LocalNode } from '../routing/local-node.js';
+import type { Routable } from '../routing/routable.js';
+import type { Worlds } from '../routing/world.js';
+import type { InFlightLimit } from '../session/in-flight-limit.js';
+import type { Replies } from '../session/replies.js';
+import type { EventAcks } from './event-acks.js';
+import { eventFrame } from './event-frame.js';
+
+/**
+ * Events: each one goes to every subscriber of its subject (one member per
+ * queue group), on this relay and, through the cluster, on others, or to the
+ * one node it names; the emitter is acknowledged with how many it reached.
+ * With handler acks, EventAcks takes over and acknowledges once every
+ * handler has answered.
+ */
+export class EventFanout {
+  constructor(
+    private readonly acks: EventAcks,
+    private readonly worlds: Worlds,
+    private readonly cluster: RelayCluster,
+    private readonly replies: Replies,
+    private readonly limit: InFlightLimit<LocalNode>,
+    /** How long an emitter waits for handler acks when its event does not say. */
+    private readonly defaultAckTimeoutMs: number,
+  ) {}
+
+  private get codec(): FrameCodec {
+    return this.replies.codec;
+  }
+
+  /**
+   * Fans an event out; returns how many nodes it was delivered to (on this
+   * relay and, through the backplane, on others), or undefined when the
+   * emitter asked for handler acks: the ACK (or HANDLER_FAILED) comes once
+   * every handler has answered.
+   */
+  publish(emitter: LocalNode, frame: EventFrame): number | undefined {
+    const handlers = frame.flags !== undefined && (frame.flags & EventFlag.ACK_HANDLERS) !== 0 && frame.id !== 0;
+    if (handlers) {
+      if (this.acks.has(emitter, frame.id)) {
+        throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
+      }
+      this.limit.check(emitter);
+    }
+    const recipients = this.recipients(emitter, frame);
+    if (recipients.length === 0) return 0;
+    if (handlers) {
+      const copies = this.acks.start(emitter, frame, recipients, frame.timeoutMs ?? this.defaultAckTimeoutMs);
+      return copies === 0 ? 0 : undefined;
+    }
+    return this.deliver(emitter, frame, recipients);
+  }
+
+  /**
+   * The emitter's ACK with the number of recipients (0 included); none for
+   * an emitter that wants none (id 0), nor yet for one waiting for handler acks
+   * (`recipients` undefined). What the gateway's ack interceptor and its hot path both do.
+   */
+  acknowledge(emitter: LocalNode, id: number, recipients: number | undefined): void {
+    if (recipients !== undefined && id !== 0) this.replies.ack(emitter, id, recipients);
+  }
+
+  /** HANDLED: a node finished a copy of an event with handler acks. */
+  handled(node: LocalNode, id: number, error: Uint8Array | null): void {
+    this.acks.handled(node, id, error);
+  }
+
+  /** An event another relay sends to some nodes of this one. */
+  remoteEvent(m: Msg<Cmt.Event>): void {
+    const world = this.worlds.get(m.tenant);
+    if (world === undefined) return;
+    let bytes: Uint8Array | undefined;
+    for (const nodeId of m.targets) {
+      const node = world.nodes.get(nodeId);
+      // The emitter's relay chose by what it knew: the id may have changed hands, or the subscription gone, since.
+      if (!(node instanceof LocalNode) || !node.isOpen || !world.subscriptions.subscribes(node, m.pattern)) continue;
+      bytes ??= this.codec.encode(eventFrame(m, m.id, m.emitterNodeId, m.claims));
+      node.send(bytes);
+    }
+  }
+
+  /** Handler-acked copies another relay asks this one to hand to its nodes. */
+  remoteEventCopies(relay: RemoteRelay, m: Msg<Cmt.EventCopies>): void {
+    const frame = (id: number, attempt: number) => this.codec.encode(eventFrame(m, id, m.emitterNodeId, m.claims, attempt));
+    this.acks.relay(relay, this.worlds.get(m.tenant), m.pattern, m.copies, frame);
+  }
+
+  private recipients(emitter: LocalNode, frame: EventFrame): Routable[] {
+    const world = emitter.world;
+    if (frame.peer === null) return world.subscriptions.recipients(frame.pattern);
+    const target = world.nodes.get(frame.peer);
+    return target !== undefined && world.subscriptions.subscribes(target, frame.pattern) ? [target] : [];
+  }
+
+  /** A plain event: one encoding for every local recipient, one cluster message per other relay. */
+  private deliver(emitter: LocalNode, frame: EventFrame, recipients: readonly Routable[]): number {
+    let bytes: Uint8Array | undefined;
+    let remote: Map<RemoteRelay, string[]> | undefined;
+    let delivered = 0;
+    for (const node of recipients) {
+      if (!node.isOpen) continue;
+      if (node instanceof RemoteNode) {
+        remote ??= new Map();
+        const targets = remote.get(node.relay);
+        if (targets === undefined) remote.set(node.relay, [node.nodeId]);
+        else targets.push(node.nodeId);
+        continue;
+      }
+      bytes ??= this.codec.encode(eventFrame(frame, frame.id, emitter.nodeId, emitter.claims));
+      (node as LocalNode).send(bytes);
+      delivered++;
+    }
+    if (remote === undefined) return delivered;
+    for (const [relay, targets] of remote) {
+      const sent = this.cluster.send(relay, {
+        type: Cmt.Event,
+        tenant: emitter.world.tenant,
+        id: frame.id,
+        pattern: frame.pattern,
+        payload: frame.payload,
+        emitterNodeId: emitter.nodeId,
+        ext: frame.ext,
+        claims: emitter.claims,
+        targets,
+      });
+      if (sent) delivered += targets.length;
+    }
+    return delivered;
+  }
+}

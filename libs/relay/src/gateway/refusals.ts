@@ -1,0 +1,39 @@
+import { CloseCode, type RelayError, RelayErrorCode } from '@wsrelay/protocol';
+import type WebSocket from 'ws';
+import { closeReason } from '../internal/utf8.js';
+import type { Replies } from '../session/replies.js';
+import type { Session } from '../session/session.js';
+
+/** An error reply is skipped while the socket already has this much unsent (a flooder that does not read). */
+const ERROR_REPLY_BUDGET = 1024 * 1024;
+
+/**
+ * Answers a frame the relay refused (with an ERROR correlated to its id) and
+ * closes a connection that keeps sending bad frames, or whose HELLO was
+ * refused. What the gateway's exception filter and its hot path both do.
+ */
+export class Refusals {
+  private readonly badFrames = new WeakMap<Session, number>();
+
+  constructor(
+    private readonly replies: Replies,
+    private readonly maxBadFrames: number,
+    /** Whether the session said HELLO (a refusal before is of its HELLO). */
+    private readonly established: (session: Session) => boolean,
+  ) {}
+
+  refuse(session: Session | undefined, socket: WebSocket, id: number, err: RelayError): void {
+    if (socket.readyState === 1 && socket.bufferedAmount < ERROR_REPLY_BUDGET) {
+      socket.send(this.replies.errorFrame(id, err.code, err.message));
+    }
+    if (session === undefined) return;
+    if (err.code === RelayErrorCode.BAD_FRAME) {
+      const bad = (this.badFrames.get(session) ?? 0) + 1;
+      this.badFrames.set(session, bad);
+      if (bad >= this.maxBadFrames) socket.close(CloseCode.BAD_FRAME, `${bad} bad frames`);
+    } else if (err.code === RelayErrorCode.FORBIDDEN && !this.established(session)) {
+      // A refused HELLO: the connection cannot be used as asked.
+      socket.close(CloseCode.FORBIDDEN, closeReason(err.message));
+    }
+  }
+}

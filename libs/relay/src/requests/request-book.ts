@@ -1,0 +1,150 @@
+import type { RemoteNode, RemoteRelay } from '../cluster/remote.js';
+import type { LocalNode } from '../routing/local-node.js';
+
+/**
+ * One end of a request as the books know it: a local node, or another relay
+ * (the caller's relay that forwarded it, or the relay of its provider).
+ */
+export type Party = LocalNode | RemoteRelay;
+/** Who serves: a local node, or a node on another relay (reached through its relay). */
+export type Provider = LocalNode | RemoteNode;
+
+/**
+ * A request routed through the relay, from its caller to its provider. Either
+ * end may be on another relay: a caller there is its RemoteRelay (which
+ * forwarded it), a provider there is a RemoteNode.
+ */
+export interface PendingRequest {
+  /** This relay's id for the delivery to the provider (the forward id when the provider is remote). */
+  readonly rid: number;
+  /** The id the caller chose (the caller's relay's forward id when the caller is remote). */
+  readonly callerRequestId: number;
+  readonly caller: Party;
+  readonly provider: Provider;
+  /** `provider` itself, or its relay. */
+  readonly party: Party;
+  readonly pattern: string;
+  readonly timeoutMs: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const MAX_RID = 0xffff_ffff;
+
+/**
+ * The requests in flight, booked on both ends: by caller (under the id the
+ * caller chose) and by provider party (under the id this relay gave the
+ * delivery). Each party's books stay until the party is forgotten, so that
+ * sequential calls allocate no map each.
+ */
+export class RequestBook {
+  private readonly byCaller = new Map<Party, Map<number, PendingRequest>>();
+  private readonly byParty = new Map<Party, Map<number, PendingRequest>>();
+  private lastRid = 0;
+  private total = 0;
+
+  constructor(
+    /** Called whenever a request settles (the relay's shutdown drain waits for none to be left). */
+    private readonly onSettled: () => void = () => undefined,
+  ) {}
+
+  /** Requests in flight, each counted once. */
+  get size(): number {
+    return this.total;
+  }
+
+  /**
+   * Books a request on both its ends under a fresh id for the delivery;
+   * `onExpire` runs at `timerMs` unless it settles first.
+   */
+  book(
+    caller: Party,
+    callerRequestId: number,
+    provider: Provider,
+    party: Party,
+    r: { pattern: string; timeoutMs: number; timerMs: number },
+    onExpire: (pending: PendingRequest) => void,
+  ): PendingRequest {
+    const delivered = books(this.byParty, party);
+    const rid = this.nextRid(delivered);
+    const pending: PendingRequest = {
+      rid,
+      callerRequestId,
+      caller,
+      provider,
+      party,
+      pattern: r.pattern,
+      timeoutMs: r.timeoutMs,
+      timer: undefined,
+    };
+    books(this.byCaller, caller).set(callerRequestId, pending);
+    delivered.set(rid, pending);
+    this.total++;
+    pending.timer = setTimeout(() => {
+      pending.timer = undefined;
+      onExpire(pending);
+    }, r.timerMs);
+    return pending;
+  }
+
+  /** Removes a request from both ends' books; false when it had settled already. */
+  settle(pending: PendingRequest): boolean {
+    const asked = this.byCaller.get(pending.caller);
+    if (asked?.get(pending.callerRequestId) !== pending) return false;
+    clearTimeout(pending.timer);
+    asked.delete(pending.callerRequestId);
+    this.byParty.get(pending.party)?.delete(pending.rid);
+    this.total--;
+    this.onSettled();
+    return true;
+  }
+
+  /** The request `caller` made under its own id `id`. */
+  asked(caller: Party, id: number): PendingRequest | undefined {
+    return this.byCaller.get(caller)?.get(id);
+  }
+
+  /** The request delivered to `party` under this relay's id `rid`. */
+  delivered(party: Party, rid: number): PendingRequest | undefined {
+    return this.byParty.get(party)?.get(rid);
+  }
+
+  /** Requests `caller` has in flight. */
+  askedCount(caller: Party): number {
+    return this.byCaller.get(caller)?.size ?? 0;
+  }
+
+  /** Requests in flight at `party`. */
+  deliveredCount(party: Party): number {
+    return this.byParty.get(party)?.size ?? 0;
+  }
+
+  /** A snapshot of what `caller` has in flight. */
+  askedBy(caller: Party): PendingRequest[] {
+    return [...(this.byCaller.get(caller)?.values() ?? [])];
+  }
+
+  /** A snapshot of what is in flight at `party`. */
+  deliveredTo(party: Party): PendingRequest[] {
+    return [...(this.byParty.get(party)?.values() ?? [])];
+  }
+
+  /** Forgets a party's (empty) books once it is gone. */
+  forget(party: Party): void {
+    if (this.byCaller.get(party)?.size === 0) this.byCaller.delete(party);
+    if (this.byParty.get(party)?.size === 0) this.byParty.delete(party);
+  }
+
+  /** A delivery id not in use at the party (ids wrap; a long-lived request must not be shadowed). */
+  private nextRid(delivered: Map<number, PendingRequest>): number {
+    do {
+      this.lastRid = this.lastRid >= MAX_RID ? 1 : this.lastRid + 1;
+    } while (delivered.has(this.lastRid));
+    return this.lastRid;
+  }
+}
+
+function books<K>(all: Map<K, Map<number, PendingRequest>>, key: K): Map<number, PendingRequest> {
+  let m = all.get(key);
+  if (m === undefined) all.set(key, (m = new Map()));
+  return m;
+}

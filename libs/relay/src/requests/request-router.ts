@@ -1,0 +1,273 @@
+import {
+  type FrameCodec,
+  FrameType,
+  RelayError,
+  RelayErrorCode,
+  RelayErrorMessages,
+  type RequestFrame,
+  type ResponseFrame,
+  ResponseFlag,
+} from '@wsrelay/protocol';
+import { ClusterMessageType as Cmt, type Msg } from '../cluster/cluster-protocol.js';
+import type { RelayCluster } from '../cluster/relay-cluster.js';
+import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
+import { MAX_TIMER_MS } from '../internal/timers.js';
+import type { RelayLifecycle } from '../lifecycle/relay-lifecycle.js';
+import { LocalNode } from '../routing/local-node.js';
+import type { Membership } from '../routing/membership.js';
+import { type Routable, target } from '../routing/routable.js';
+import type { World, Worlds } from '../routing/world.js';
+import type { InFlightLimit } from '../session/in-flight-limit.js';
+import type { Replies } from '../session/replies.js';
+import type { PendingRequest, Provider, RequestBook } from './request-book.js';
+import type { Waits } from './waits.js';
+
+/** How long past a forwarded request's deadline its provider's relay waits for the caller's relay to end it. */
+const FORWARDED_DEADLINE_GRACE_MS = 2000;
+
+/** What a request carries to its provider. */
+type Carried = Pick<RequestFrame, 'pattern' | 'payload' | 'timeoutMs' | 'ext'>;
+
+/**
+ * RPC through the relay: a REQUEST goes to a provider (round-robin, or the
+ * node it names), here or on another relay; RESPONSEs go back to its caller;
+ * CANCEL and the deadline end it at both ends. The relay keeps each
+ * request's deadline; a provider that leaves fails what it had in flight.
+ */
+export class RequestRouter {
+  /** RESPONSEs and CANCELs that named no request routed to their sender. */
+  dropped = 0;
+
+  constructor(
+    private readonly book: RequestBook,
+    private readonly waits: Waits,
+    private readonly worlds: Worlds,
+    private readonly membership: Membership,
+    private readonly cluster: RelayCluster,
+    private readonly lifecycle: RelayLifecycle,
+    private readonly replies: Replies,
+    private readonly limit: InFlightLimit<LocalNode>,
+  ) {}
+
+  private get codec(): FrameCodec {
+    return this.replies.codec;
+  }
+
+  request(caller: LocalNode, frame: RequestFrame): void {
+    if (this.book.asked(caller, frame.id) !== undefined || this.waits.has(caller, frame.id)) {
+      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
+    }
+    this.limit.check(caller);
+    this.route(caller, frame, 0);
+  }
+
+  response(provider: LocalNode, frame: ResponseFrame): void {
+    // Only the node a request was routed to can answer it.
+    const pending = this.book.delivered(provider, frame.id);
+    if (pending === undefined) {
+      this.dropped++;
+      return;
+    }
+    this.answer(pending, frame.flags, frame.payload);
+  }
+
+  cancel(caller: LocalNode, id: number): void {
+    const pending = this.book.asked(caller, id);
+    if (pending !== undefined) this.abort(pending);
+    else if (!this.waits.cancel(caller, id)) this.dropped++;
+  }
+
+  /** Providers of `patterns` came online: held requests for them are routed (if still permitted), WAITs answered. */
+  providersArrived(world: World, patterns: readonly string[]): void {
+    for (const pattern of patterns) {
+      for (const wait of this.waits.release(world, pattern)) {
+        const caller = wait.node;
+        const held = wait.request!;
+        // Its token may have been refreshed meanwhile: the call must still be permitted.
+        if (!caller.session.identity.permissions.allows('call', pattern)) {
+          this.replies.error(caller, wait.id, RelayErrorCode.FORBIDDEN, RelayErrorMessages.forbidden('call', pattern));
+          continue;
+        }
+        // What is left of its deadline goes to the provider.
+        const timeoutMs = Math.max(1, Math.ceil(held.expiresAt - Date.now()));
+        this.route(caller, timeoutMs === held.frame.timeoutMs ? held.frame : { ...held.frame, timeoutMs }, held.expiresAt);
+      }
+    }
+  }
+
+  /** How many requests are in flight at a node (a DRAIN's ACK says so). */
+  inFlightAt(node: LocalNode): number {
+    return this.book.deliveredCount(node);
+  }
+
+  /** A node of this relay is gone: what was routed to it fails (`notify`) or settles; what it asked is cancelled at its providers. */
+  nodeGone(node: LocalNode, notify: boolean): void {
+    for (const pending of this.book.deliveredTo(node)) {
+      if (notify) this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
+      else this.book.settle(pending);
+    }
+    for (const pending of this.book.askedBy(node)) {
+      this.book.settle(pending);
+      if (notify) this.cancelAtProvider(pending);
+    }
+    this.book.forget(node);
+  }
+
+  /** A node of another relay left without draining: requests in flight to it fail (a gone relay's fail in relayGone). */
+  providerLost(node: RemoteNode): void {
+    if (node.relay.gone) return;
+    for (const pending of this.book.deliveredTo(node.relay)) {
+      if (pending.provider === node)
+        this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
+    }
+  }
+
+  /** A relay is gone: what it forwarded here is cancelled; what went there fails. */
+  relayGone(relay: RemoteRelay): void {
+    for (const pending of this.book.deliveredTo(relay)) {
+      this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
+    }
+    for (const pending of this.book.askedBy(relay)) this.abort(pending);
+    this.book.forget(relay);
+  }
+
+  /** A request forwarded by another relay, for a node of this one. */
+  remoteRequest(relay: RemoteRelay, m: Msg<Cmt.Request>): void {
+    const reply = (code: RelayErrorCode, message: string) => this.cluster.send(relay, { type: Cmt.Error, fwdId: m.fwdId, code, message });
+    let provider = this.worlds.get(m.tenant)?.nodes.get(m.nodeId);
+    // In the shutdown drain, the relay that forwarded it may not have heard yet that the node moved off.
+    if (provider === undefined && this.worlds.get(m.tenant) !== undefined && !this.lifecycle.accepting) {
+      provider = this.membership.standbyPick(m.tenant, m.pattern, m.nodeId);
+      if (provider === undefined) return void reply(RelayErrorCode.RELAY_UNAVAILABLE, unavailable());
+    }
+    if (!(provider instanceof LocalNode) || !provider.serves.has(m.pattern) || !provider.isOpen) {
+      return void reply(RelayErrorCode.MICROSERVICE_OFFLINE, RelayErrorMessages.microserviceOffline(m.pattern, m.nodeId));
+    }
+    if (this.book.asked(relay, m.fwdId) !== undefined) {
+      return void reply(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(m.fwdId)));
+    }
+    // The caller's relay keeps the deadline; this timer only cleans up should it never say.
+    const timerMs = Math.min(MAX_TIMER_MS, m.timeoutMs + FORWARDED_DEADLINE_GRACE_MS);
+    const pending = this.bookFor(relay, m.fwdId, provider, m.pattern, m.timeoutMs, timerMs);
+    this.sendRequest(pending, m, m.callerNodeId, m.claims);
+  }
+
+  remoteResponse(relay: RemoteRelay, m: Msg<Cmt.Response>): void {
+    const pending = this.book.delivered(relay, m.fwdId);
+    if (pending === undefined) this.dropped++;
+    else this.answer(pending, m.flags, m.payload);
+  }
+
+  remoteCancel(relay: RemoteRelay, m: Msg<Cmt.Cancel>): void {
+    const pending = this.book.asked(relay, m.fwdId);
+    if (pending !== undefined) this.abort(pending);
+  }
+
+  remoteError(relay: RemoteRelay, m: Msg<Cmt.Error>): void {
+    const pending = this.book.delivered(relay, m.fwdId);
+    if (pending !== undefined) this.fail(pending, m.code, m.message);
+  }
+
+  /** Routes a request to its provider; `expiresAt` is set (epoch ms) once it has been held in the startup grace. */
+  private route(caller: LocalNode, frame: RequestFrame, expiresAt: number): void {
+    const world = caller.world;
+    const provider = frame.peer === null ? world.providers.pick(frame.pattern) : target(world.nodes, frame.peer, frame.pattern);
+    if (provider === undefined) this.unroutable(caller, frame, expiresAt);
+    else this.deliver(caller, frame, provider);
+  }
+
+  /** Nothing in routing serves the request: sent to a provider the drain moved off, held in the startup grace, or failed. */
+  private unroutable(caller: LocalNode, frame: RequestFrame, expiresAt: number): void {
+    if (!this.lifecycle.accepting) {
+      const provider = this.membership.standbyPick(caller.world.tenant, frame.pattern, frame.peer);
+      if (provider !== undefined) this.deliver(caller, frame, provider);
+      else this.replies.error(caller, frame.id, RelayErrorCode.RELAY_UNAVAILABLE, unavailable());
+      return;
+    }
+    if (this.lifecycle.inGrace()) {
+      this.waits.hold(caller, frame, expiresAt || Date.now() + frame.timeoutMs, this.lifecycle.graceEndsAt);
+      return;
+    }
+    this.replies.error(
+      caller,
+      frame.id,
+      RelayErrorCode.MICROSERVICE_OFFLINE,
+      RelayErrorMessages.microserviceOffline(frame.pattern, frame.peer),
+    );
+  }
+
+  /** Sends a routed request to its provider, here or on another relay; the deadline is kept here. */
+  private deliver(caller: LocalNode, frame: RequestFrame, provider: Routable): void {
+    const pending = this.bookFor(caller, frame.id, provider as Provider, frame.pattern, frame.timeoutMs, frame.timeoutMs);
+    if (provider instanceof RemoteNode) this.forward(pending, caller, frame, provider);
+    else this.sendRequest(pending, frame, caller.nodeId, caller.claims);
+  }
+
+  private bookFor(caller: LocalNode | RemoteRelay, id: number, provider: Provider, pattern: string, timeoutMs: number, timerMs: number) {
+    const party = provider instanceof RemoteNode ? provider.relay : provider;
+    return this.book.book(caller, id, provider, party, { pattern, timeoutMs, timerMs }, p => this.expire(p));
+  }
+
+  /** The REQUEST to a provider on this relay, under the relay's id for it. */
+  private sendRequest(pending: PendingRequest, r: Carried, peer: string | null, claims: Uint8Array | null): void {
+    const { pattern, payload, timeoutMs, ext } = r;
+    (pending.provider as LocalNode).send(
+      this.codec.encode({ type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims }),
+    );
+  }
+
+  /** A request for a node on another relay: it goes there over the backplane. */
+  private forward(pending: PendingRequest, caller: LocalNode, frame: RequestFrame, provider: RemoteNode): void {
+    const sent = this.cluster.send(provider.relay, {
+      type: Cmt.Request,
+      fwdId: pending.rid,
+      tenant: caller.world.tenant,
+      nodeId: provider.nodeId,
+      pattern: frame.pattern,
+      payload: frame.payload,
+      timeoutMs: frame.timeoutMs,
+      callerNodeId: caller.nodeId,
+      ext: frame.ext,
+      claims: caller.claims,
+    });
+    if (!sent) this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(frame.pattern));
+  }
+
+  /** A value, completion or error from a request's provider, on to its caller (here or on another relay). */
+  private answer(pending: PendingRequest, flags: number, payload: Uint8Array | null): void {
+    if (flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.book.settle(pending);
+    const { caller, callerRequestId: id } = pending;
+    if (caller instanceof LocalNode) caller.send(this.codec.encode({ type: FrameType.Response, id, flags, payload }));
+    else this.cluster.send(caller, { type: Cmt.Response, fwdId: id, flags, payload });
+  }
+
+  private expire(pending: PendingRequest): void {
+    this.fail(pending, RelayErrorCode.TIMEOUT, RelayErrorMessages.timeout(pending.pattern, pending.timeoutMs));
+    this.cancelAtProvider(pending);
+  }
+
+  /** Settles a request and tells its caller why it failed. */
+  private fail(pending: PendingRequest, code: RelayErrorCode | string, message: string): void {
+    this.book.settle(pending);
+    const caller = pending.caller;
+    if (caller instanceof LocalNode) this.replies.error(caller, pending.callerRequestId, code, message);
+    else this.cluster.send(caller, { type: Cmt.Error, fwdId: pending.callerRequestId, code, message });
+  }
+
+  /** The caller no longer wants it: out of the books, and its provider is told to stop. */
+  private abort(pending: PendingRequest): void {
+    this.book.settle(pending);
+    this.cancelAtProvider(pending);
+  }
+
+  /** Tells a request's provider (here or on its relay) to stop. */
+  private cancelAtProvider(pending: PendingRequest): void {
+    const provider = pending.provider;
+    if (provider instanceof LocalNode) provider.send(this.codec.encode({ type: FrameType.Cancel, id: pending.rid }));
+    else this.cluster.send(provider.relay, { type: Cmt.Cancel, fwdId: pending.rid });
+  }
+}
+
+function unavailable(): string {
+  return RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway());
+}

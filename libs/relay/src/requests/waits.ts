@@ -1,0 +1,165 @@
+import { RelayErrorCode, RelayErrorMessages, type RequestFrame } from '@wsrelay/protocol';
+import type { LocalNode } from '../routing/local-node.js';
+import { target } from '../routing/routable.js';
+import type { World } from '../routing/world.js';
+import type { Replies } from '../session/replies.js';
+
+/**
+ * A WAIT the relay answers once a provider of the pattern is online, or (with
+ * `request`) a request held in the relay's startup grace until one is.
+ */
+export interface PendingWait {
+  readonly id: number;
+  readonly node: LocalNode;
+  readonly pattern: string;
+  timer: NodeJS.Timeout | undefined;
+  /** A held request: routed when a provider comes; `expiresAt` is its own deadline (epoch ms). */
+  readonly request?: { readonly frame: RequestFrame; readonly expiresAt: number };
+}
+
+/**
+ * Calls waiting for a provider: WAIT frames, and requests held in the
+ * startup grace. Held payloads count against `maxHeldBytes` per connection.
+ */
+export class Waits {
+  private readonly byNode = new Map<LocalNode, Map<number, PendingWait>>();
+  /** Per tenant, per pattern. */
+  private readonly byPattern = new Map<string, Map<string, Set<PendingWait>>>();
+  private readonly heldBytes = new Map<LocalNode, number>();
+  private held = 0;
+
+  constructor(
+    private readonly replies: Replies,
+    private readonly maxHeldBytes: number,
+  ) {}
+
+  has(node: LocalNode, id: number): boolean {
+    return this.byNode.get(node)?.has(id) === true;
+  }
+
+  /** WAITs and held requests of a node. */
+  count(node: LocalNode): number {
+    return this.byNode.get(node)?.size ?? 0;
+  }
+
+  /** WAIT: answered at once with how many providers are online, or once one is (TIMEOUT after `timeoutMs`). */
+  wait(node: LocalNode, id: number, pattern: string, timeoutMs: number): void {
+    const online = node.world.providers.count(pattern);
+    if (online > 0) {
+      this.replies.ack(node, id, online);
+      return;
+    }
+    this.add({ id, node, pattern, timer: undefined }, timeoutMs, RelayErrorCode.TIMEOUT, () =>
+      RelayErrorMessages.waitTimeout(pattern, timeoutMs),
+    );
+  }
+
+  /**
+   * Holds a request nothing serves yet until a provider comes, the grace ends
+   * (`graceEndsAt`) or its own deadline (`expiresAt`) passes: then MICROSERVICE_OFFLINE.
+   */
+  hold(node: LocalNode, frame: RequestFrame, expiresAt: number, graceEndsAt: number): void {
+    const bytes = frame.payload.byteLength;
+    const held = this.heldBytes.get(node) ?? 0;
+    if (held + bytes > this.maxHeldBytes) {
+      this.replies.error(node, frame.id, RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooMuchHeld(this.maxHeldBytes));
+      return;
+    }
+    this.heldBytes.set(node, held + bytes);
+    this.held++;
+    const wait: PendingWait = { id: frame.id, node, pattern: frame.pattern, timer: undefined, request: { frame, expiresAt } };
+    this.add(wait, Math.min(graceEndsAt, expiresAt) - Date.now(), RelayErrorCode.MICROSERVICE_OFFLINE, () =>
+      RelayErrorMessages.microserviceOffline(frame.pattern, frame.peer),
+    );
+  }
+
+  /** CANCEL of a WAIT or a held request: it goes, unanswered. False when the node has none with that id. */
+  cancel(node: LocalNode, id: number): boolean {
+    const wait = this.byNode.get(node)?.get(id);
+    if (wait === undefined) return false;
+    this.remove(wait);
+    return true;
+  }
+
+  /**
+   * Providers of `pattern` came online in `world`: WAITs are answered with
+   * how many, and the held requests they can serve are returned, out of the
+   * books, to be routed (a request for another node waits on).
+   */
+  release(world: World, pattern: string): PendingWait[] {
+    const set = this.byPattern.get(world.tenant)?.get(pattern);
+    if (set === undefined) return [];
+    const online = world.providers.count(pattern);
+    const released: PendingWait[] = [];
+    for (const wait of [...set]) {
+      const held = wait.request;
+      if (held !== undefined && held.frame.peer !== null && target(world.nodes, held.frame.peer, pattern) === undefined) continue;
+      this.remove(wait);
+      if (held === undefined) this.replies.ack(wait.node, wait.id, online);
+      else released.push(wait);
+    }
+    return released;
+  }
+
+  /** Every held request fails with `code` (the relay's drain: no provider will say HELLO here any more). */
+  failHeld(code: RelayErrorCode, message: string): void {
+    for (const waits of [...this.byNode.values()]) {
+      for (const wait of [...waits.values()]) {
+        if (wait.request === undefined) continue;
+        this.remove(wait);
+        this.replies.error(wait.node, wait.id, code, message);
+      }
+    }
+  }
+
+  /** A node is gone: its waits go, unanswered. */
+  forget(node: LocalNode): void {
+    for (const wait of [...(this.byNode.get(node)?.values() ?? [])]) this.remove(wait);
+    this.byNode.delete(node);
+    this.heldBytes.delete(node);
+  }
+
+  /** Requests held in the startup grace, and patterns waited for (for diagnostics). */
+  get counts(): { waits: number; held: number; patterns: number } {
+    let waits = 0;
+    for (const m of this.byNode.values()) waits += m.size;
+    let patterns = 0;
+    for (const m of this.byPattern.values()) patterns += m.size;
+    return { waits: waits - this.held, held: this.held, patterns };
+  }
+
+  /** Books a wait on its node and its pattern; at `ms` it ends with an error. */
+  private add(wait: PendingWait, ms: number, code: RelayErrorCode, message: () => string): void {
+    wait.timer = setTimeout(() => {
+      this.remove(wait);
+      this.replies.error(wait.node, wait.id, code, message());
+    }, ms);
+    let mine = this.byNode.get(wait.node);
+    if (mine === undefined) this.byNode.set(wait.node, (mine = new Map()));
+    mine.set(wait.id, wait);
+    const tenant = wait.node.world.tenant;
+    let patterns = this.byPattern.get(tenant);
+    if (patterns === undefined) this.byPattern.set(tenant, (patterns = new Map()));
+    let set = patterns.get(wait.pattern);
+    if (set === undefined) patterns.set(wait.pattern, (set = new Set()));
+    set.add(wait);
+  }
+
+  private remove(wait: PendingWait): void {
+    clearTimeout(wait.timer);
+    const mine = this.byNode.get(wait.node);
+    if (mine?.get(wait.id) === wait) {
+      mine.delete(wait.id);
+      if (wait.request !== undefined) {
+        this.held--;
+        this.heldBytes.set(wait.node, (this.heldBytes.get(wait.node) ?? 0) - wait.request.frame.payload.byteLength);
+      }
+    }
+    const tenant = wait.node.world.tenant;
+    const patterns = this.byPattern.get(tenant);
+    const set = patterns?.get(wait.pattern);
+    set?.delete(wait);
+    if (set?.size === 0) patterns!.delete(wait.pattern);
+    if (patterns?.size === 0) this.byPattern.delete(tenant);
+  }
+}

@@ -1,0 +1,69 @@
+import type { Session } from '../session/session.js';
+import type { Routable } from './routable.js';
+import type { World } from './world.js';
+
+/** What a HELLO announced. */
+export interface Announcement {
+  nodeId: string;
+  service: string | null;
+  patterns: readonly string[];
+  events: readonly string[];
+  queue: string | null;
+}
+
+/**
+ * A session of this relay that said HELLO: a node with an id, what it serves
+ * and what it subscribes to, in its tenant's world. It lives as long as its
+ * session, in routing or not (after a DRAIN, a lost node id, the relay's drain).
+ */
+export class LocalNode implements Routable {
+  readonly nodeId: string;
+  readonly service: string | null;
+  readonly queue: string | null;
+  patterns: readonly string[];
+  serves: ReadonlySet<string>;
+  events: readonly string[];
+
+  constructor(
+    readonly session: Session,
+    readonly world: World,
+    announced: Announcement,
+    /** When HELLO was accepted: the older claim to a node id wins across the cluster. */
+    readonly since: number,
+  ) {
+    this.nodeId = announced.nodeId;
+    this.service = announced.service;
+    this.queue = announced.queue;
+    this.patterns = [...new Set(announced.patterns)];
+    this.serves = new Set(this.patterns);
+    this.events = [...new Set(announced.events)];
+  }
+
+  get isOpen(): boolean {
+    return this.session.isOpen;
+  }
+
+  get slow(): boolean {
+    return this.session.slow;
+  }
+
+  /** Its verified claims as MessagePack, forwarded with its requests and events (null without auth). */
+  get claims(): Uint8Array | null {
+    return this.session.identity.encodedClaims;
+  }
+
+  get routed(): boolean {
+    return this.world.routes(this);
+  }
+
+  send(bytes: Uint8Array): void {
+    this.session.send(bytes);
+  }
+
+  /** What it may serve and subscribe to now (a token refresh withdrew some); take it out of routing tables first. */
+  narrow(patterns: readonly string[], events: readonly string[]): void {
+    this.patterns = patterns;
+    this.serves = new Set(patterns);
+    this.events = events;
+  }
+}

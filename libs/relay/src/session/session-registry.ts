@@ -1,0 +1,35 @@
+import type WebSocket from 'ws';
+import { Session } from './session.js';
+
+/** The open connections, and the session of each socket. */
+export class SessionRegistry {
+  private readonly sessions = new Set<Session>();
+  private readonly bySocket = new WeakMap<WebSocket, Session>();
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  add(session: Session): void {
+    this.sessions.add(session);
+    this.bySocket.set(session.socket, session);
+  }
+
+  /** Forgets a session; false when it was not (or no longer) here. */
+  delete(session: Session): boolean {
+    return this.sessions.delete(session);
+  }
+
+  has(session: Session): boolean {
+    return this.sessions.has(session);
+  }
+
+  /** The session of a socket, while the relay knows it (also after it is forgotten, for the frames still in flight). */
+  of(socket: WebSocket): Session | undefined {
+    return this.bySocket.get(socket);
+  }
+
+  values(): IterableIterator<Session> {
+    return this.sessions.values();
+  }
+}

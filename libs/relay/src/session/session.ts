@@ -1,0 +1,88 @@
+import { CloseCode, RelayErrorMessages } from '@wsrelay/protocol';
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import type { ConnectionIdentity } from '../auth/relay-auth.service.js';
+import type { TokenBucket } from './token-bucket.js';
+
+/** How long a slow consumer closed with SLOW_CONSUMER has to read up to the close frame before it is cut. */
+const SLOW_CONSUMER_GRACE_MS = 5000;
+
+/** What a session's writes may leave unsent. */
+export interface SendBudget {
+  /** Unsent bytes past which the connection is passed over for new routing. */
+  slowBytes: number;
+  /** Unsent bytes past which it is closed as a slow consumer. */
+  budgetBytes: number;
+}
+
+const UNBOUNDED: SendBudget = { slowBytes: Infinity, budgetBytes: Infinity };
+
+/**
+ * One WebSocket connection to the relay: its socket, who it is (the identity
+ * its token established), what it may leave unsent, its frame rate and its
+ * liveness. What it announces, asks and is given is kept by the units that
+ * route it, not here.
+ */
+export class Session {
+  readonly sessionId = randomUUID();
+  /** Sent a frame, ping or pong since the last heartbeat beat. */
+  heard = true;
+  /** Heartbeat beats (half intervals) in a row without hearing from the node. */
+  silentBeats = 0;
+  /** Closed for going over its byte budget: nothing more is written to it. */
+  overBudget = false;
+  /** Its TCP writes are held until the end of this tick (see send()). */
+  private corked = false;
+
+  constructor(
+    readonly socket: WebSocket,
+    /** Replaced (never mutated) by an in-band token refresh. */
+    public identity: ConnectionIdentity,
+    private readonly budget: SendBudget = UNBOUNDED,
+    /** The frame rate limit, when the relay has one. */
+    readonly rate?: TokenBucket,
+  ) {}
+
+  get tenant(): string {
+    return this.identity.tenant;
+  }
+
+  /** Backed up: more than `slowBytes` unsent. */
+  get slow(): boolean {
+    return this.socket.bufferedAmount > this.budget.slowBytes;
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Writes an encoded frame if the socket is still open. Past the byte budget
+   * (a consumer that stopped reading) the connection is closed with
+   * SLOW_CONSUMER and written to no more, so it cannot grow the relay's memory.
+   */
+  send(bytes: Uint8Array): void {
+    if (this.socket.readyState !== WebSocket.OPEN || this.overBudget) return;
+    if (!this.corked) this.cork();
+    this.socket.send(bytes);
+    const buffered = this.socket.bufferedAmount;
+    if (buffered > this.budget.budgetBytes) {
+      this.overBudget = true;
+      this.socket.close(CloseCode.SLOW_CONSUMER, RelayErrorMessages.slowConsumer(buffered, this.budget.budgetBytes));
+      // The close frame waits behind what it did not read: if it never reads, cut.
+      setTimeout(() => this.socket.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
+    }
+  }
+
+  /** Every frame written to it in this tick leaves in one writev, not one syscall each. */
+  private cork(): void {
+    const raw = (this.socket as WebSocket & { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (raw === undefined) return;
+    this.corked = true;
+    raw.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      raw.uncork();
+    });
+  }
+}

@@ -1,0 +1,23 @@
+/** A connection's frame rate limit: `burst` frames at once, refilled at `perSecond`. */
+export class TokenBucket {
+  private tokens: number;
+  private refilledAt = Date.now();
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+
+  /** Takes one frame's token; false when over the rate. */
+  take(now = Date.now()): boolean {
+    if (now !== this.refilledAt) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) * this.perSecond) / 1000);
+      this.refilledAt = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
