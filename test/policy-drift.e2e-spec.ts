@@ -1,0 +1,175 @@
+/**
+ * The relay routes its frequent frames (REQUEST, RESPONSE, CANCEL, EVENT,
+ * HANDLED, PING) without Nest's per-message pipeline. Pins the rule that
+ * keeps that safe: a guard or interceptor added later to the gateway (on a
+ * handler, or an app's global one) applies to every frame, not only to the
+ * first of each kind and pattern on a connection (as it did when the hot path
+ * remembered the guards' first verdicts); and an exception filter of another
+ * kind on the gateway makes the relay refuse to start, saying why.
+ */
+import { afterEach, describe, expect, it } from '@jest/globals';
+import {
+  type CallHandler,
+  type CanActivate,
+  Catch,
+  Controller,
+  type ExecutionContext,
+  Injectable,
+  Module,
+  type NestInterceptor,
+  UseFilters,
+  UseGuards,
+} from '@nestjs/common';
+import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA } from '@nestjs/common/constants.js';
+import { APP_GUARD, NestFactory } from '@nestjs/core';
+import { MessagePattern, Payload } from '@nestjs/microservices';
+import { type Frame, FrameType, RelayError, RelayErrorCode } from '@wsrelay/protocol';
+import { createRelayApp, RelayGateway, RelayModule, RelayWsAdapter } from '@wsrelay/relay';
+import type { AddressInfo } from 'node:net';
+import { firstValueFrom, type Observable, tap } from 'rxjs';
+import { rejection, startClient, startProvider } from './support/harness.js';
+
+@Controller()
+class EchoController {
+  @MessagePattern('echo')
+  echo(@Payload() n: number) {
+    return n;
+  }
+}
+
+/** Counts the frames it judges, by type; refuses every second REQUEST. */
+@Injectable()
+class EveryOtherRequestGuard implements CanActivate {
+  static seen: FrameType[] = [];
+  canActivate(context: ExecutionContext): boolean {
+    const frame = context.switchToWs().getData<Frame>();
+    EveryOtherRequestGuard.seen.push(frame.type);
+    const requests = EveryOtherRequestGuard.seen.filter(t => t === FrameType.Request).length;
+    if (frame.type === FrameType.Request && requests % 2 === 0)
+      throw new RelayError(RelayErrorCode.FORBIDDEN, 'every second request is refused');
+    return true;
+  }
+}
+
+@Injectable()
+class CountingInterceptor implements NestInterceptor {
+  readonly seen: FrameType[] = [];
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const frame = context.switchToWs().getData<Frame>();
+    return next.handle().pipe(tap(() => this.seen.push(frame.type)));
+  }
+}
+
+@Catch()
+class SwallowingFilter {
+  catch(): void {}
+}
+
+/** Applies a decorator to one gateway handler, as a code change would, until restored. */
+function decorate(method: 'onRequest' | 'onEvent', decorator: MethodDecorator, key: string): () => void {
+  const proto = RelayGateway.prototype as unknown as Record<string, object>;
+  const before = Reflect.getMetadata(key, proto[method]) as unknown;
+  decorator(RelayGateway.prototype, method, Object.getOwnPropertyDescriptor(RelayGateway.prototype, method)!);
+  return () => {
+    if (before === undefined) Reflect.deleteMetadata(key, proto[method]);
+    else Reflect.defineMetadata(key, before, proto[method]);
+  };
+}
+
+/** A logger that keeps the warnings. */
+class Warnings {
+  readonly lines: string[] = [];
+  log(): void {}
+  error(): void {}
+  warn(message: unknown): void {
+    this.lines.push(String(message));
+  }
+}
+
+async function listen(app: Awaited<ReturnType<typeof createRelayApp>>): Promise<string> {
+  await app.listen(0, '127.0.0.1');
+  return `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}/relay`;
+}
+
+describe('enhancers added to the relay gateway', () => {
+  const cleanup: Array<() => unknown> = [];
+
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  it('the frequent frames take the hot path when the gateway has only its own enhancers', async () => {
+    const warnings = new Warnings();
+    const app = await createRelayApp({ drainTimeoutMs: 0 }, { logger: warnings });
+    cleanup.push(() => app.close());
+    await listen(app);
+    expect(warnings.lines.filter(l => /through Nest's pipeline/.test(l))).toEqual([]);
+  });
+
+  it('a guard added to the REQUEST handler judges every request, not only the first', async () => {
+    EveryOtherRequestGuard.seen = [];
+    cleanup.push(decorate('onRequest', UseGuards(EveryOtherRequestGuard), GUARDS_METADATA));
+    const warnings = new Warnings();
+    const app = await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0 }, { logger: warnings });
+    cleanup.push(() => app.close());
+    const url = await listen(app);
+    const provider = await startProvider([EchoController], { urls: [url] });
+    cleanup.push(() => provider.close());
+    const client = await startClient({ urls: [url] });
+    cleanup.push(() => client.close());
+    const outcomes: Array<number | string> = [];
+    for (let i = 1; i <= 4; i++) {
+      outcomes.push(await firstValueFrom(client.send<number>('echo', i)).catch((err: RelayError) => err.code));
+    }
+    expect(outcomes).toEqual([1, RelayErrorCode.FORBIDDEN, 3, RelayErrorCode.FORBIDDEN]);
+    expect(EveryOtherRequestGuard.seen.filter(t => t === FrameType.Request)).toHaveLength(4);
+    // Said at start: which frames lost the hot path, and because of what.
+    expect(warnings.lines.join('\n')).toMatch(/REQUEST \(RelayGateway\.onRequest: EveryOtherRequestGuard\)/);
+  });
+
+  it("an app's global interceptor sees every EVENT and REQUEST, and events are still acknowledged", async () => {
+    const counter = new CountingInterceptor();
+    const app = await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0 }, { logger: false });
+    app.useGlobalInterceptors(counter);
+    cleanup.push(() => app.close());
+    const url = await listen(app);
+    const provider = await startProvider([EchoController], { urls: [url] });
+    cleanup.push(() => provider.close());
+    const client = await startClient({ urls: [url] });
+    cleanup.push(() => client.close());
+    for (let i = 0; i < 3; i++) expect(await firstValueFrom(client.emit('nobody.listens', i))).toEqual({ recipients: 0 });
+    for (let i = 0; i < 3; i++) expect(await firstValueFrom(client.send<number>('echo', i))).toBe(i);
+    expect(counter.seen.filter(t => t === FrameType.Event)).toHaveLength(3);
+    expect(counter.seen.filter(t => t === FrameType.Request)).toHaveLength(3);
+  });
+
+  it('a global guard (APP_GUARD) of an app that embeds the relay judges every request', async () => {
+    EveryOtherRequestGuard.seen = [];
+    @Module({
+      imports: [RelayModule.forRoot({ drainTimeoutMs: 0, startupGraceMs: 0 })],
+      providers: [{ provide: APP_GUARD, useClass: EveryOtherRequestGuard }],
+    })
+    class EmbeddingModule {}
+    const app = await NestFactory.create(EmbeddingModule, { logger: false });
+    app.useWebSocketAdapter(new RelayWsAdapter(app));
+    cleanup.push(() => app.close());
+    const url = await listen(app);
+    const provider = await startProvider([EchoController], { urls: [url] });
+    cleanup.push(() => provider.close());
+    const client = await startClient({ urls: [url] });
+    cleanup.push(() => client.close());
+    const outcomes: Array<number | string> = [];
+    for (let i = 1; i <= 4; i++) {
+      outcomes.push(await firstValueFrom(client.send<number>('echo', i)).catch((err: RelayError) => err.code));
+    }
+    expect(outcomes).toEqual([1, RelayErrorCode.FORBIDDEN, 3, RelayErrorCode.FORBIDDEN]);
+  });
+
+  it('an exception filter of another kind on a gateway handler makes the relay refuse to start, saying why', async () => {
+    cleanup.push(decorate('onEvent', UseFilters(SwallowingFilter), EXCEPTION_FILTERS_METADATA));
+    const app = await createRelayApp({ drainTimeoutMs: 0 }, { logger: false });
+    cleanup.push(() => app.close());
+    const err = (await rejection(app.listen(0, '127.0.0.1'))) as Error;
+    expect(err.message).toMatch(/RelayGateway\.onEvent has the exception filter SwallowingFilter/);
+  });
+});
