@@ -1,4 +1,4 @@
-import type { WsRelayUrlStatus } from './connection/relay-connection.js';
+import type { WsRelayUrlStatus } from './connection/url-status.js';
 
 /** Connection status reported by `status` and `on()`. */
 export enum WsRelayStatus {

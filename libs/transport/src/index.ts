@@ -11,7 +11,7 @@ export {
   WsRelayRecordBuilder,
   type WsRelayRecordOptions,
 } from './record-builders/ws-relay.record-builder.js';
-export type { WsRelayUrlStatus } from './connection/relay-connection.js';
+export type { WsRelayUrlStatus } from './connection/url-status.js';
 export { WsRelayRecordSerializer, type WsRelaySerializedPacket } from './serializers/ws-relay-record.serializer.js';
 export { WsRelayStrategy } from './server/ws-relay.strategy.js';
 export * from './constants.js';

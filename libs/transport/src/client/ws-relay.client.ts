@@ -20,7 +20,7 @@ import {
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { encodeExt } from '../connection/ext.js';
-import type { WsRelayUrlStatus } from '../connection/relay-connection.js';
+import type { WsRelayUrlStatus } from '../connection/url-status.js';
 import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT } from '../constants.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
@@ -129,7 +129,8 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   }
 
   override on<K extends keyof WsRelayEvents>(event: K, callback: WsRelayEvents[K]): void {
-    this.links.events.on(event, callback as (...args: unknown[]) => void);
+    // WsRelayEvents are the links' events, each with its listener's signature.
+    this.links.events.on(event, callback as never);
   }
 
   /**

@@ -9,8 +9,37 @@ import {
   DEFAULT_RECONNECT_MAX_DELAY_MS,
   DEFAULT_RECONNECT_MULTIPLIER,
 } from '../constants.js';
-import type { WsRelayConnectionOptions } from '../interfaces/ws-relay-options.interface.js';
-import type { NodeAnnouncement, RelayConnectionConfig } from './relay-connection.js';
+import type {
+  WsRelayConnectionOptions,
+  WsRelayReconnectOptions,
+  WsRelayTlsOptions,
+  WsRelayToken,
+  WsRelayTokenCarrier,
+} from '../interfaces/ws-relay-options.interface.js';
+
+/** What a node announces in HELLO; asked again on every (re)connect. */
+export interface NodeAnnouncement {
+  service: string | null;
+  patterns: string[];
+  events: string[];
+  queue: string | null;
+}
+
+/** A relay connection's settings, defaults applied. */
+export interface RelayConnectionConfig {
+  urls: string[];
+  /** Calls that may wait for a connection at once (the offline queue); more fail at once. */
+  maxOfflineQueue: number;
+  token: WsRelayToken | undefined;
+  tokenCarrier: WsRelayTokenCarrier;
+  tls: WsRelayTlsOptions | undefined;
+  nodeId: string;
+  heartbeatIntervalMs: number;
+  connectTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  reconnect: Required<WsRelayReconnectOptions>;
+  announce: () => NodeAnnouncement;
+}
 
 /** Merges validated options with their defaults, once, at construction. */
 export function resolveConnectionConfig(o: WsRelayConnectionOptions, announce: () => NodeAnnouncement): RelayConnectionConfig {

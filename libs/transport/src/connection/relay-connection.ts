@@ -14,68 +14,28 @@ import {
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { WsRelayStatus } from '../enums.js';
-import type {
-  WsRelayReconnectOptions,
-  WsRelayTlsOptions,
-  WsRelayToken,
-  WsRelayTokenCarrier,
-} from '../interfaces/ws-relay-options.interface.js';
 import { backoffDelay } from './backoff.js';
+import type { RelayConnectionConfig } from './connection-config.js';
+import type { RelayConnectionEvents, RelayConnectionListener } from './connection-events.js';
+import { ConnectionStateMachine, type ConnectionState } from './connection-state.js';
+import { NodeHeartbeat } from './node-heartbeat.js';
+import { OfflineQueue } from './offline-queue.js';
 import { corkForTick } from './tick-cork.js';
-
-/** What a node announces in HELLO; asked again on every (re)connect. */
-export interface NodeAnnouncement {
-  service: string | null;
-  patterns: string[];
-  events: string[];
-  queue: string | null;
-}
-
-export interface RelayConnectionConfig {
-  urls: string[];
-  /** Calls that may wait for a connection at once (the offline queue); more fail at once. */
-  maxOfflineQueue: number;
-  token: WsRelayToken | undefined;
-  tokenCarrier: WsRelayTokenCarrier;
-  tls: WsRelayTlsOptions | undefined;
-  nodeId: string;
-  heartbeatIntervalMs: number;
-  connectTimeoutMs: number;
-  handshakeTimeoutMs: number;
-  reconnect: Required<WsRelayReconnectOptions>;
-  announce: () => NodeAnnouncement;
-}
-
-/**
- * The owner of a connection (a client or a strategy) hears about frames and
- * sessions here. `via` is the socket of the session concerned: after a GOAWAY
- * a node has a new session while the old one finishes what is in flight, so
- * an answer must go back on the socket its request came in on.
- */
-export interface RelayConnectionListener {
-  /** A frame arrived on a session (never HELLO/WELCOME/PING/PONG/GOAWAY). */
-  onFrame(frame: Frame, via: WebSocket): void;
-  /** A session ended; `error` is RELAY_UNAVAILABLE. */
-  onLost(error: RelayError, via: WebSocket): void;
-}
-
-/** A relay URL's state, as `relayStatus` reports it. */
-export type WsRelayUrlStatus = 'connecting' | 'connected' | 'error' | 'not_connected';
-
-type State = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
-
-interface Waiter {
-  resolve: () => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
+import { TokenCarrier } from './token-carrier.js';
+import { UrlStatus, type WsRelayUrlStatus } from './url-status.js';
 
 const RESOLVED = Promise.resolve();
 /** The id of a node's DRAIN (a provider sends no ids of its own, so it cannot clash). */
 const DRAIN_ID = 0xffff_fffe;
 /** How long past a GOAWAY's drain time a node waits for the relay to close the old session. */
 const DRAIN_GRACE_MS = 2000;
+
+/** HTTP statuses a relay refuses an upgrade with, and the codes they map to. */
+const UPGRADE_REFUSALS: Record<number, RelayErrorCode> = {
+  401: RelayErrorCode.UNAUTHORIZED,
+  403: RelayErrorCode.FORBIDDEN,
+  503: RelayErrorCode.RELAY_UNAVAILABLE,
+};
 
 /** Closes a socket (if any) and resolves once it is closed; a relay that never answers the close handshake does not hold us up. */
 function closeSocket(socket: WebSocket | undefined): Promise<void> {
@@ -91,46 +51,36 @@ function closeSocket(socket: WebSocket | undefined): Promise<void> {
   });
 }
 
-/** Subprotocol offered next to an `access_token.*` one, for the relay to select (browsers require one). */
-export const WSRELAY_PROTOCOL = 'wsrelay.v1';
-
-/** HTTP statuses a relay refuses an upgrade with, and the codes they map to. */
-const UPGRADE_REFUSALS: Record<number, RelayErrorCode> = {
-  401: RelayErrorCode.UNAUTHORIZED,
-  403: RelayErrorCode.FORBIDDEN,
-  503: RelayErrorCode.RELAY_UNAVAILABLE,
-};
-
 /**
  * One node's link to the relay: connect with retries and backoff, the
  * HELLO/WELCOME handshake, heartbeats, and frame encoding. It knows nothing
- * of requests; its owner correlates them.
+ * of requests; its owner correlates them. Its state changes only along
+ * ConnectionStateMachine's TRANSITIONS; the token carrier, heartbeat,
+ * offline queue and per-URL status are parts of their own.
  */
 export class RelayConnection {
-  readonly events = new EventEmitter();
+  readonly events = new EventEmitter<RelayConnectionEvents>();
+  readonly urlStatus: UrlStatus;
   private readonly logger: Logger;
   private readonly codec = new FrameCodec();
-  private state: State = 'idle';
+  private readonly machine = new ConnectionStateMachine();
+  private readonly tokens: TokenCarrier;
+  private readonly heartbeat = new NodeHeartbeat();
+  private readonly offline: OfflineQueue;
+  /** The socket of the current attempt or session. */
   private socket: WebSocket | undefined;
   /** Sessions the relay sent GOAWAY on: still delivering what was in flight, never used for new frames. */
   private readonly draining = new Set<WebSocket>();
-  /** Each URL's state, in `urls` order. */
-  readonly urlStatus = new Map<string, WsRelayUrlStatus>();
   /** A DRAIN waiting for the relay's ACK. */
-  private drained: { id: number; socket: WebSocket; done: () => void } | undefined;
+  private pendingDrain: { socket: WebSocket; done: () => void } | undefined;
   /** drain() was called: the node is shutting down and opens no new session. */
-  private quiescing = false;
-  private session: WelcomeFrame | undefined;
-  private waiters: Waiter[] = [];
+  private leaving = false;
   private attempt = 0;
-  /** Bumped by start() and close(), so a stale attempt can tell it is stale. */
-  private generation = 0;
   private urlIndex = 0;
-  private alive = false;
   private lastError: Error | undefined;
+  /** Why the connection stopped for good (retrying cannot fix it), reported when its socket closes. */
   private fatal: RelayError | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -139,7 +89,13 @@ export class RelayConnection {
     owner: string,
   ) {
     this.logger = new Logger(owner);
-    for (const url of config.urls) this.urlStatus.set(url, 'not_connected');
+    this.tokens = new TokenCarrier(config.token, config.tokenCarrier);
+    this.offline = new OfflineQueue(config.maxOfflineQueue, config.connectTimeoutMs, () => this.lastError);
+    this.urlStatus = new UrlStatus(config.urls, (url, status) => this.events.emit('relay_status', url, status));
+  }
+
+  get state(): ConnectionState {
+    return this.machine.state;
   }
 
   /** Whether `socket` is one of this connection's sessions (current or draining). */
@@ -157,7 +113,23 @@ export class RelayConnection {
 
   /** A session is established: `send()` would write now. */
   get isConnected(): boolean {
-    return this.state === 'connected' && this.session !== undefined;
+    return this.machine.state === 'connected';
+  }
+
+  /** Bytes the current session has not yet written to the network (0 without one). */
+  get bufferedAmount(): number {
+    return this.socket?.bufferedAmount ?? 0;
+  }
+
+  /**
+   * Resolves once a session is established. Starts connecting when idle.
+   * Rejects with RELAY_UNAVAILABLE after `connectTimeoutMs`, or at once on a
+   * failure that retrying cannot fix (PROTOCOL_MISMATCH).
+   */
+  ready(): Promise<void> {
+    if (this.isConnected) return RESOLVED;
+    if (this.machine.is('idle', 'closed')) this.start();
+    return this.offline.wait();
   }
 
   /**
@@ -167,53 +139,20 @@ export class RelayConnection {
    */
   drain(timeoutMs: number): Promise<void> {
     // From now on this node takes no new work: no reconnect after a GOAWAY or a drop.
-    this.quiescing = true;
-    if (!this.isConnected || this.socket === undefined) return RESOLVED;
+    this.leaving = true;
     const socket = this.socket;
-    const id = DRAIN_ID;
+    if (!this.isConnected || socket === undefined) return RESOLVED;
     return new Promise<void>(resolve => {
       const done = () => {
         clearTimeout(timer);
-        this.drained = undefined;
+        this.pendingDrain = undefined;
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
       timer.unref();
       // Settled by the relay's ACK (on this socket, or on it once it drains), an ERROR naming it, or the socket's close.
-      this.drained = { id, socket, done };
-      socket.send(this.codec.encode({ type: FrameType.Drain, id }));
-    });
-  }
-
-  /**
-   * Resolves once a session is established. Starts connecting when idle.
-   * Rejects with RELAY_UNAVAILABLE after `connectTimeoutMs`, or at once on a
-   * failure that retrying cannot fix (PROTOCOL_MISMATCH).
-   */
-  ready(): Promise<void> {
-    if (this.state === 'connected') return RESOLVED;
-    if (this.state === 'idle' || this.state === 'closed') this.start();
-    if (this.waiters.length >= this.config.maxOfflineQueue) {
-      return Promise.reject(
-        new RelayError(
-          RelayErrorCode.RELAY_UNAVAILABLE,
-          RelayErrorMessages.relayUnavailable(`${this.waiters.length} calls are already waiting for a connection (maxOfflineQueue)`),
-        ),
-      );
-    }
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter(w => w !== waiter);
-          const detail = `none within ${this.config.connectTimeoutMs} ms${
-            this.lastError ? ` (last error: ${this.lastError.message})` : ''
-          }`;
-          reject(new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable(detail)));
-        }, this.config.connectTimeoutMs),
-      };
-      this.waiters.push(waiter);
+      this.pendingDrain = { socket, done };
+      socket.send(this.codec.encode({ type: FrameType.Drain, id: DRAIN_ID }));
     });
   }
 
@@ -223,7 +162,7 @@ export class RelayConnection {
    * that session is not open.
    */
   send(frame: Frame, via?: WebSocket): boolean {
-    const socket = via ?? (this.state === 'connected' ? this.socket : undefined);
+    const socket = via ?? (this.isConnected ? this.socket : undefined);
     // RelayLinks, the one caller, gives a `via` only to the connection that owns it.
     if (socket === undefined || socket.readyState !== WebSocket.OPEN) return false;
     corkForTick(socket);
@@ -231,70 +170,52 @@ export class RelayConnection {
     return true;
   }
 
-  /** Bytes the current session has not yet written to the network (0 without one). */
-  get bufferedAmount(): number {
-    return this.socket?.bufferedAmount ?? 0;
-  }
-
   /** Closes the session and stops retrying; resolves once the socket is closed. */
   async close(): Promise<void> {
-    this.state = 'closed';
-    this.generation++;
+    const wasOpen = this.isConnected;
+    this.machine.fire('close');
     this.clearTimers();
-    this.settleWaiters(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
-    const socket = this.socket;
-    const wasOpen = this.session !== undefined;
-    const draining = [...this.draining];
+    this.offline.fail(new RelayError(RelayErrorCode.CLOSED, RelayErrorMessages.closed()));
+    const sockets = [this.socket, ...this.draining];
     // Detach first: whatever the old sockets still report is ignored, so a
     // connect() right after close() starts clean.
     this.socket = undefined;
-    this.session = undefined;
     this.draining.clear();
-    for (const url of this.config.urls) this.setUrlStatus(url, 'not_connected');
-    if (wasOpen) this.events.emit(WsRelayStatus.DISCONNECTED);
-    await Promise.all([socket, ...draining].map(closeSocket));
+    this.urlStatus.reset();
+    if (wasOpen) this.events.emit('disconnected');
+    await Promise.all(sockets.map(closeSocket));
   }
 
   private start(): void {
-    this.generation++;
-    this.quiescing = false;
-    this.state = 'connecting';
+    this.leaving = false;
+    this.machine.fire('start');
     this.attempt = 0;
     this.fatal = undefined;
     this.lastError = undefined;
-    void this.open(this.generation);
+    void this.open(this.machine.epoch);
   }
 
-  private async open(generation: number): Promise<void> {
+  private get currentUrl(): string {
+    return this.config.urls[this.urlIndex % this.config.urls.length];
+  }
+
+  /** An attempt: the token, then the upgrade. A stale attempt (close or a new start since) stops quietly. */
+  private async open(epoch: number): Promise<void> {
     this.retryTimer = undefined;
-    const url = this.config.urls[this.urlIndex % this.config.urls.length];
-    this.setUrlStatus(url, 'connecting');
+    const url = this.currentUrl;
+    this.urlStatus.set(url, 'connecting');
     let token: string | undefined;
     try {
-      token = await this.fetchToken();
+      token = await this.tokens.fetch();
     } catch (err) {
       this.lastError = new Error(`token function failed: ${(err as Error).message}`, { cause: err });
-      this.scheduleRetry();
+      this.retryLater();
       return;
     }
-    // close() (and maybe a new start()) happened while the token was fetched.
-    if (generation !== this.generation || this.state === 'closed') return;
-    let target = url;
-    let protocols: string[] | undefined;
-    let headers: Record<string, string> | undefined;
-    if (token) {
-      if (this.config.tokenCarrier === 'query') {
-        const u = new URL(url);
-        u.searchParams.set('token', token);
-        target = u.toString();
-      } else if (this.config.tokenCarrier === 'protocol') {
-        protocols = [WSRELAY_PROTOCOL, `access_token.${token}`];
-      } else {
-        headers = { authorization: `Bearer ${token}` };
-      }
-    }
-    const socket = new WebSocket(target, protocols, {
-      headers,
+    if (epoch !== this.machine.epoch || !this.machine.is('connecting')) return;
+    const target = this.tokens.carry(url, token);
+    const socket = new WebSocket(target.url, target.protocols, {
+      headers: target.headers,
       handshakeTimeout: this.config.handshakeTimeoutMs,
       perMessageDeflate: false,
       ...this.config.tls,
@@ -303,21 +224,15 @@ export class RelayConnection {
     socket.on('unexpected-response', (_req, res) => this.onRefusedUpgrade(socket, res));
     socket.on('open', () => this.onSocketOpen(socket));
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(socket, data, isBinary));
-    socket.on('ping', () => {
-      if (socket === this.socket) this.alive = true;
-    });
-    socket.on('pong', () => {
-      if (socket === this.socket) this.alive = true;
-    });
+    const heard = () => {
+      if (socket === this.socket) this.heartbeat.heard();
+    };
+    socket.on('ping', heard);
+    socket.on('pong', heard);
     socket.on('error', err => {
       if (socket === this.socket) this.lastError = err;
     });
     socket.on('close', (code: number, reason: Buffer) => this.onSocketClose(socket, code, reason.toString()));
-  }
-
-  private async fetchToken(): Promise<string | undefined> {
-    const t = this.config.token;
-    return typeof t === 'function' ? await t() : t;
   }
 
   /**
@@ -337,51 +252,22 @@ export class RelayConnection {
       const err = new RelayError(code, body.trim() || `The relay refused the connection with HTTP ${res.statusCode}.`);
       this.lastError = err;
       this.logger.error(`Relay ${this.currentUrl} refused the connection: ${err.message}`);
-      if (code !== RelayErrorCode.RELAY_UNAVAILABLE) this.settleWaiters(err);
-      this.setUrlStatus(this.currentUrl, 'error');
+      if (code !== RelayErrorCode.RELAY_UNAVAILABLE) this.offline.fail(err);
+      this.urlStatus.set(this.currentUrl, 'error');
       this.socket = undefined;
       socket.terminate();
-      this.scheduleRetry();
+      this.retryLater();
     });
     res.on('error', () => undefined);
   }
 
-  /** TOKEN_EXPIRING: fetch a fresh token and send it in-band. */
-  private async refreshToken(socket: WebSocket, expiresAt: number): Promise<void> {
-    if (typeof this.config.token !== 'function') {
-      this.logger.warn(
-        `The relay's token expires at ${new Date(expiresAt).toISOString()} and the token option is a fixed string; the connection will be closed then.`,
-      );
-      return;
-    }
-    let token: string | undefined;
-    try {
-      token = await this.fetchToken();
-    } catch (err) {
-      this.logger.error(`Token refresh failed: ${(err as Error).message}`);
-      return;
-    }
-    if (socket !== this.socket || !token || socket.readyState !== WebSocket.OPEN) return;
-    socket.send(this.codec.encode({ type: FrameType.Auth, token: new TextEncoder().encode(token) }));
-  }
-
   private onSocketOpen(socket: WebSocket): void {
-    if (socket !== this.socket || this.quiescing) {
+    if (socket !== this.socket || this.leaving || !this.machine.fire('opened')) {
       socket.terminate();
       return;
     }
     const a = this.config.announce();
-    socket.send(
-      this.codec.encode({
-        type: FrameType.Hello,
-        versions: [...SUPPORTED_PROTOCOL_VERSIONS],
-        nodeId: this.config.nodeId,
-        service: a.service,
-        patterns: a.patterns,
-        events: a.events,
-        queue: a.queue,
-      }),
-    );
+    socket.send(this.codec.encode({ type: FrameType.Hello, versions: [...SUPPORTED_PROTOCOL_VERSIONS], nodeId: this.config.nodeId, ...a }));
     this.handshakeTimer = setTimeout(() => {
       this.lastError = new Error(`relay did not answer HELLO within ${this.config.handshakeTimeoutMs} ms`);
       socket.terminate();
@@ -392,7 +278,7 @@ export class RelayConnection {
   private onMessage(socket: WebSocket, data: Buffer, isBinary: boolean): void {
     const current = socket === this.socket;
     if (!current && !this.draining.has(socket)) return;
-    if (current) this.alive = true;
+    if (current) this.heartbeat.heard();
     if (!isBinary) {
       if (current) this.logger.warn('Ignored a text frame from the relay; the protocol is binary MessagePack.');
       return;
@@ -404,37 +290,38 @@ export class RelayConnection {
       this.logger.error(`Ignored a frame from the relay: ${(err as Error).message}`);
       return;
     }
-    if (current && this.session === undefined) {
-      this.onHandshakeFrame(socket, frame);
-      return;
-    }
+    if (current && this.machine.is('handshaking')) this.onHandshakeFrame(socket, frame);
+    else if (!this.onSessionFrame(socket, frame, current)) this.deliver(frame, socket);
+  }
+
+  /** The frames the connection handles itself; false for those its owner gets. */
+  private onSessionFrame(socket: WebSocket, frame: Frame, current: boolean): boolean {
     switch (frame.type) {
       case FrameType.Ping:
         socket.send(this.codec.encode({ type: FrameType.Pong }));
-        return;
+        return true;
       case FrameType.Pong:
-        return;
+        return true;
       case FrameType.TokenExpiring:
         if (current) void this.refreshToken(socket, frame.expiresAt);
-        return;
+        return true;
       case FrameType.GoAway:
         if (current) this.onGoAway(socket, frame.reason, frame.drainMs);
-        return;
+        return true;
       case FrameType.Authorized:
         if (current) this.events.emit('token_refreshed', frame.expiresAt);
-        return;
+        return true;
       case FrameType.Error:
         if (frame.id === 0 && frame.code === RelayErrorCode.UNAUTHORIZED) {
           this.logger.error(`The relay refused the refreshed token: ${frame.message}`);
-          return;
+          return true;
         }
-        if (this.settlesDrain(frame.id, socket)) return;
-        break;
+        return this.settlesDrain(frame.id, socket);
       case FrameType.Ack:
-        if (this.settlesDrain(frame.id, socket)) return;
-        break;
+        return this.settlesDrain(frame.id, socket);
+      default:
+        return false;
     }
-    this.deliver(frame, socket);
   }
 
   private deliver(frame: Frame, socket: WebSocket): void {
@@ -448,40 +335,10 @@ export class RelayConnection {
 
   /** Whether an ACK or ERROR with `id` answers our DRAIN (which it then settles). */
   private settlesDrain(id: number, socket: WebSocket): boolean {
-    const d = this.drained;
-    if (d === undefined || id !== d.id || socket !== d.socket) return false;
+    const d = this.pendingDrain;
+    if (d === undefined || id !== DRAIN_ID || socket !== d.socket) return false;
     d.done();
     return true;
-  }
-
-  /**
-   * The relay is going away: the session moves to the draining set (what is
-   * in flight on it still completes there, until the relay closes it) and a
-   * new session opens at once, on the next URL when there are several.
-   */
-  private onGoAway(socket: WebSocket, reason: string, drainMs: number): void {
-    const url = this.currentUrl;
-    const moving = !this.quiescing && this.state !== 'closed';
-    this.logger.log(
-      `Relay ${url} is going away (${reason || 'no reason given'})${
-        moving ? `; moving to ${this.config.urls.length > 1 ? 'the next relay' : 'it again once it is back'}` : ''
-      }`,
-    );
-    this.endSession();
-    this.draining.add(socket);
-    // The relay closes it after its drain deadline; should it not, we do.
-    setTimeout(() => socket.terminate(), drainMs + DRAIN_GRACE_MS).unref();
-    this.setUrlStatus(url, 'not_connected');
-    this.events.emit(WsRelayStatus.DISCONNECTED, new Error(`relay ${url} is going away`));
-    if (!moving) {
-      // Shutting down (drain() was called): nothing new is wanted, so no new session either.
-      if (this.state !== 'closed') this.state = 'idle';
-      return;
-    }
-    if (this.config.urls.length > 1) this.urlIndex++;
-    this.state = 'reconnecting';
-    this.events.emit(WsRelayStatus.RECONNECTING, this.attempt, 0);
-    void this.open(this.generation);
   }
 
   private onHandshakeFrame(socket: WebSocket, frame: Frame): void {
@@ -499,47 +356,74 @@ export class RelayConnection {
       return; // the relay closes the socket next
     }
     if (frame.type !== FrameType.Welcome) return;
-    if (this.quiescing) {
+    if (this.leaving) {
       // drain() was called while this session was being set up: it is not wanted.
       socket.close(CloseCode.NORMAL, 'node closing');
       return;
     }
+    this.onWelcome(socket, frame);
+  }
+
+  private onWelcome(socket: WebSocket, welcome: WelcomeFrame): void {
     clearTimeout(this.handshakeTimer);
-    this.session = frame;
-    this.setUrlStatus(this.currentUrl, 'connected');
-    this.state = 'connected';
+    this.machine.fire('welcomed');
+    this.urlStatus.set(this.currentUrl, 'connected');
     this.attempt = 0;
     this.lastError = undefined;
-    this.alive = true;
-    this.startHeartbeat(socket, Math.min(this.config.heartbeatIntervalMs, frame.heartbeatIntervalMs));
-    for (const w of this.waiters) {
-      clearTimeout(w.timer);
-      w.resolve();
+    this.heartbeat.start(socket, Math.min(this.config.heartbeatIntervalMs, welcome.heartbeatIntervalMs), intervalMs => {
+      this.lastError = new Error(`relay silent for ${intervalMs} ms`);
+    });
+    this.offline.release();
+    this.events.emit('connected', welcome);
+  }
+
+  /** TOKEN_EXPIRING: fetch a fresh token and send it in-band. */
+  private async refreshToken(socket: WebSocket, expiresAt: number): Promise<void> {
+    if (!this.tokens.refreshable) {
+      const when = new Date(expiresAt).toISOString();
+      this.logger.warn(`The relay's token expires at ${when} and the token option is a fixed string; the connection will be closed then.`);
+      return;
     }
-    this.waiters = [];
-    this.events.emit(WsRelayStatus.CONNECTED, frame);
+    let token: string | undefined;
+    try {
+      token = await this.tokens.fetch();
+    } catch (err) {
+      this.logger.error(`Token refresh failed: ${(err as Error).message}`);
+      return;
+    }
+    if (socket !== this.socket || !token || socket.readyState !== WebSocket.OPEN) return;
+    socket.send(this.codec.encode({ type: FrameType.Auth, token: new TextEncoder().encode(token) }));
   }
 
   /**
-   * Pings every interval (the shorter of ours and the relay's, so the relay,
-   * hearing from us, need not ping us), and takes the relay for dead after an
-   * interval in which nothing at all came from it.
+   * The relay is going away: the session moves to the draining set (what is
+   * in flight on it still completes there, until the relay closes it) and a
+   * new session opens at once, on the next URL when there are several.
    */
-  private startHeartbeat(socket: WebSocket, intervalMs: number): void {
-    clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = setInterval(() => {
-      if (!this.alive) {
-        this.lastError = new Error(`relay silent for ${intervalMs} ms`);
-        socket.terminate();
-        return;
-      }
-      this.alive = false;
-      socket.ping();
-    }, intervalMs);
+  private onGoAway(socket: WebSocket, reason: string, drainMs: number): void {
+    const url = this.currentUrl;
+    const moving = !this.leaving;
+    const whither = this.config.urls.length > 1 ? 'the next relay' : 'it again once it is back';
+    this.logger.log(`Relay ${url} is going away (${reason || 'no reason given'})${moving ? `; moving to ${whither}` : ''}`);
+    this.endSession();
+    this.draining.add(socket);
+    // The relay closes it after its drain deadline; should it not, we do.
+    setTimeout(() => socket.terminate(), drainMs + DRAIN_GRACE_MS).unref();
+    this.urlStatus.set(url, 'not_connected');
+    this.events.emit('disconnected', new Error(`relay ${url} is going away`));
+    // Shutting down (drain() was called): nothing new is wanted, so no new session either.
+    if (!moving) {
+      this.machine.fire('stopped');
+      return;
+    }
+    if (this.config.urls.length > 1) this.urlIndex++;
+    this.machine.fire('moved');
+    this.events.emit('reconnecting', this.attempt, 0);
+    void this.open(this.machine.epoch);
   }
 
   private onSocketClose(socket: WebSocket, code: number, reason: string): void {
-    if (this.drained !== undefined && this.drained.socket === socket) this.drained.done();
+    if (this.pendingDrain?.socket === socket) this.pendingDrain.done();
     // What was in flight on the session fails with this.
     const lost = () =>
       new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : ''));
@@ -548,70 +432,57 @@ export class RelayConnection {
       return;
     }
     if (socket !== this.socket) return;
-    const wasOpen = this.session !== undefined;
-    this.setUrlStatus(this.currentUrl, wasOpen && code === CloseCode.NORMAL ? 'not_connected' : 'error');
+    const wasOpen = this.isConnected;
+    this.urlStatus.set(this.currentUrl, wasOpen && code === CloseCode.NORMAL ? 'not_connected' : 'error');
     this.endSession();
     if (reason && !this.lastError) this.lastError = new Error(`relay closed the connection (${code}: ${reason})`);
     if (wasOpen) {
       this.listener.onLost(lost(), socket);
-      this.events.emit(WsRelayStatus.DISCONNECTED, this.lastError);
+      this.events.emit('disconnected', this.lastError);
     }
-    if (this.state === 'closed') return;
-    if (this.quiescing) {
-      this.state = 'idle';
+    if (this.machine.is('closed')) return;
+    if (this.leaving) {
+      this.machine.fire('stopped');
       return;
     }
     if (this.fatal !== undefined || code === CloseCode.PROTOCOL_MISMATCH || code === CloseCode.FORBIDDEN) {
-      const err = this.fatal ?? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch');
-      this.logger.error(err.message);
-      this.state = 'idle';
-      this.settleWaiters(err);
-      this.events.emit('error', err);
+      this.stopFor(this.fatal ?? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch'));
       return;
     }
-    this.scheduleRetry();
+    this.retryLater();
   }
 
-  private get currentUrl(): string {
-    return this.config.urls[this.urlIndex % this.config.urls.length];
-  }
-
-  private setUrlStatus(url: string, status: WsRelayUrlStatus): void {
-    if (this.urlStatus.get(url) === status) return;
-    this.urlStatus.set(url, status);
-    this.events.emit('relay_status', url, status);
+  /** A failure retrying cannot fix: waiting calls fail with it, and no retry follows. */
+  private stopFor(err: RelayError): void {
+    this.logger.error(err.message);
+    this.machine.fire('stopped');
+    this.offline.fail(err);
+    this.events.emit('error', err);
   }
 
   /** The current session is over (closed, or moved to the draining set): its timers stop. */
   private endSession(): void {
     clearTimeout(this.handshakeTimer);
-    clearInterval(this.heartbeatTimer);
+    this.heartbeat.stop();
     this.socket = undefined;
-    this.session = undefined;
   }
 
-  private scheduleRetry(): void {
-    if (this.state === 'closed') return;
+  /** The attempt or session failed: the next attempt after a backoff, on the next URL when there are several. */
+  private retryLater(): void {
+    if (!this.machine.fire('failed')) return;
     if (this.config.urls.length > 1) this.urlIndex++;
     const delay = backoffDelay(this.attempt++, this.config.reconnect);
-    this.state = 'reconnecting';
-    this.events.emit(WsRelayStatus.RECONNECTING, this.attempt, delay);
-    const generation = this.generation;
-    this.retryTimer = setTimeout(() => void this.open(generation), delay);
-  }
-
-  private settleWaiters(err: Error): void {
-    for (const w of this.waiters) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
-    this.waiters = [];
+    this.events.emit('reconnecting', this.attempt, delay);
+    const epoch = this.machine.epoch;
+    this.retryTimer = setTimeout(() => {
+      if (this.machine.fire('retry')) void this.open(epoch);
+    }, delay);
   }
 
   private clearTimers(): void {
     clearTimeout(this.retryTimer);
     clearTimeout(this.handshakeTimer);
-    clearInterval(this.heartbeatTimer);
+    this.heartbeat.stop();
     this.retryTimer = undefined;
   }
 }

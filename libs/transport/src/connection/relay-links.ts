@@ -1,12 +1,11 @@
-import type { Frame } from '@wsrelay/protocol';
+import type { Frame, WelcomeFrame } from '@wsrelay/protocol';
 import { EventEmitter } from 'node:events';
 import type WebSocket from 'ws';
-import { WsRelayStatus } from '../enums.js';
 import type { WsRelayMode } from '../interfaces/ws-relay-options.interface.js';
-import { RelayConnection, type RelayConnectionConfig, type RelayConnectionListener, type WsRelayUrlStatus } from './relay-connection.js';
-
-/** Events a connection reports that the links pass on as they are. */
-const PASSED_ON = ['error', 'token_refreshed', 'relay_status'] as const;
+import type { RelayConnectionConfig } from './connection-config.js';
+import type { RelayConnectionEvents, RelayConnectionListener } from './connection-events.js';
+import { RelayConnection } from './relay-connection.js';
+import type { WsRelayUrlStatus } from './url-status.js';
 
 /**
  * A node's relay connections: one that fails over from URL to URL
@@ -16,7 +15,7 @@ const PASSED_ON = ['error', 'token_refreshed', 'relay_status'] as const;
  * any connection is.
  */
 export class RelayLinks {
-  readonly events = new EventEmitter();
+  readonly events = new EventEmitter<RelayConnectionEvents>();
   readonly connections: readonly RelayConnection[];
   private turn = 0;
   private connected = false;
@@ -36,23 +35,29 @@ export class RelayLinks {
       mode === 'all'
         ? config.urls.map(url => new RelayConnection({ ...config, urls: [url] }, listener, owner))
         : [new RelayConnection(config, listener, owner)];
-    // The node is connected while any connection is: report only the changes of that.
-    const update = (event: WsRelayStatus, ...args: unknown[]) => {
-      const now = this.connections.some(c => c.isConnected);
-      if (now !== this.connected) {
-        this.connected = now;
-        const change = now ? WsRelayStatus.CONNECTED : WsRelayStatus.DISCONNECTED;
-        // The arguments belong to the event that brought the change, if it is the same kind.
-        this.events.emit(change, ...(event === change ? args : []));
-      }
-      if (event === WsRelayStatus.RECONNECTING && !now) this.events.emit(WsRelayStatus.RECONNECTING, ...args);
-    };
     for (const c of this.connections) {
-      for (const event of [WsRelayStatus.CONNECTED, WsRelayStatus.DISCONNECTED, WsRelayStatus.RECONNECTING]) {
-        c.events.on(event, (...args: unknown[]) => update(event, ...args));
-      }
-      for (const name of PASSED_ON) c.events.on(name, (...args: unknown[]) => this.events.emit(name, ...args));
+      c.events.on('connected', welcome => this.update(welcome));
+      c.events.on('disconnected', reason => this.update(undefined, reason));
+      c.events.on('reconnecting', (attempt, delayMs) => {
+        this.update();
+        if (!this.connected) this.events.emit('reconnecting', attempt, delayMs);
+      });
+      c.events.on('error', err => this.events.emit('error', err));
+      c.events.on('token_refreshed', expiresAt => this.events.emit('token_refreshed', expiresAt));
+      c.events.on('relay_status', (url, status) => this.events.emit('relay_status', url, status));
     }
+  }
+
+  /**
+   * The node is connected while any connection is: only changes of that are
+   * reported, with the arguments of the event that brought the change.
+   */
+  private update(welcome?: WelcomeFrame, reason?: Error): void {
+    const now = this.connections.some(c => c.isConnected);
+    if (now === this.connected) return;
+    this.connected = now;
+    if (now) this.events.emit('connected', welcome);
+    else this.events.emit('disconnected', reason);
   }
 
   get nodeId(): string {
@@ -71,7 +76,7 @@ export class RelayLinks {
   /** Each relay URL's state. */
   relayStatus(): Record<string, WsRelayUrlStatus> {
     const out: Record<string, WsRelayUrlStatus> = {};
-    for (const c of this.connections) for (const [url, status] of c.urlStatus) out[url] = status;
+    for (const c of this.connections) for (const [url, status] of c.urlStatus.entries()) out[url] = status;
     return out;
   }
 

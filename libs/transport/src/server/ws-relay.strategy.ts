@@ -27,7 +27,7 @@ import { finalize, isObservable, lastValueFrom, type Subscription } from 'rxjs';
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { decodeExt } from '../connection/ext.js';
-import type { WsRelayUrlStatus } from '../connection/relay-connection.js';
+import type { WsRelayUrlStatus } from '../connection/url-status.js';
 import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../constants.js';
 import { WsRelayContext } from '../ctx-host/ws-relay.context.js';
@@ -154,7 +154,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   }
 
   on<K extends keyof WsRelayEvents>(event: K, callback: WsRelayEvents[K]): void {
-    this.links.events.on(event, callback as (...args: unknown[]) => void);
+    // WsRelayEvents are the links' events, each with its listener's signature.
+    this.links.events.on(event, callback as never);
   }
 
   private announcement() {

@@ -1,0 +1,116 @@
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { RelayError, RelayErrorCode } from '@wsrelay/protocol';
+import type WebSocket from 'ws';
+import { NodeHeartbeat } from './node-heartbeat.js';
+import { OfflineQueue } from './offline-queue.js';
+import { TokenCarrier, WSRELAY_PROTOCOL } from './token-carrier.js';
+import { UrlStatus, type WsRelayUrlStatus } from './url-status.js';
+
+describe('TokenCarrier', () => {
+  it('puts the token where the relay reads it: header, query or subprotocol', () => {
+    expect(new TokenCarrier('t', 'header').carry('ws://r/relay', 't')).toEqual({
+      url: 'ws://r/relay',
+      headers: { authorization: 'Bearer t' },
+    });
+    expect(new TokenCarrier('t', 'query').carry('ws://r/relay?x=1', 't')).toEqual({ url: 'ws://r/relay?x=1&token=t' });
+    expect(new TokenCarrier('t', 'protocol').carry('ws://r/relay', 't')).toEqual({
+      url: 'ws://r/relay',
+      protocols: [WSRELAY_PROTOCOL, 'access_token.t'],
+    });
+    expect(new TokenCarrier(undefined, 'header').carry('ws://r/relay', undefined)).toEqual({ url: 'ws://r/relay' });
+  });
+
+  it('asks a token function again for each attempt, and says whether it can refresh', async () => {
+    let n = 0;
+    const carrier = new TokenCarrier(() => `token-${++n}`, 'header');
+    expect([await carrier.fetch(), await carrier.fetch()]).toEqual(['token-1', 'token-2']);
+    expect(carrier.refreshable).toBe(true);
+    expect(new TokenCarrier('fixed', 'header').refreshable).toBe(false);
+  });
+});
+
+describe('OfflineQueue', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('lets waiters go when a session is up', async () => {
+    const q = new OfflineQueue(2, 1000, () => undefined);
+    const waiting = Promise.all([q.wait(), q.wait()]);
+    expect(q.size).toBe(2);
+    q.release();
+    await waiting;
+    expect(q.size).toBe(0);
+  });
+
+  it('refuses more than its bound at once, and times a waiter out naming the last error', async () => {
+    const q = new OfflineQueue(1, 1000, () => new Error('connection refused'));
+    const first = q.wait();
+    await expect(q.wait()).rejects.toMatchObject({ code: RelayErrorCode.RELAY_UNAVAILABLE, message: /already waiting/ });
+    jest.advanceTimersByTime(1000);
+    await expect(first).rejects.toMatchObject({
+      code: RelayErrorCode.RELAY_UNAVAILABLE,
+      message: /none within 1000 ms \(last error: connection refused\)/,
+    });
+    expect(q.size).toBe(0);
+  });
+
+  it('fails every waiter with the reason no session will come', async () => {
+    const q = new OfflineQueue(5, 1000, () => undefined);
+    const waiting = [q.wait(), q.wait()];
+    q.fail(new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, 'no common version'));
+    for (const w of waiting) await expect(w).rejects.toMatchObject({ code: RelayErrorCode.PROTOCOL_MISMATCH });
+  });
+});
+
+describe('UrlStatus', () => {
+  it('reports each change once, in URL order, and resets every URL', () => {
+    const changes: Array<[string, WsRelayUrlStatus]> = [];
+    const status = new UrlStatus(['ws://a', 'ws://b'], (url, s) => changes.push([url, s]));
+    status.set('ws://a', 'connecting');
+    status.set('ws://a', 'connecting');
+    status.set('ws://a', 'connected');
+    status.reset();
+    expect(changes).toEqual([
+      ['ws://a', 'connecting'],
+      ['ws://a', 'connected'],
+      ['ws://a', 'not_connected'],
+    ]);
+    expect([...status.entries()]).toEqual([
+      ['ws://a', 'not_connected'],
+      ['ws://b', 'not_connected'],
+    ]);
+  });
+});
+
+describe('NodeHeartbeat', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  function socket() {
+    const s = { pings: 0, terminated: false, ping: () => void s.pings++, terminate: () => void (s.terminated = true) };
+    return s;
+  }
+
+  it('pings each interval while the relay answers, and cuts a relay silent for a whole interval', () => {
+    const s = socket();
+    const silent: number[] = [];
+    const heartbeat = new NodeHeartbeat();
+    heartbeat.start(s as unknown as WebSocket, 100, ms => silent.push(ms));
+    jest.advanceTimersByTime(100);
+    heartbeat.heard();
+    jest.advanceTimersByTime(100);
+    expect([s.pings, s.terminated]).toEqual([2, false]);
+    jest.advanceTimersByTime(100);
+    expect([s.pings, s.terminated, silent]).toEqual([2, true, [100]]);
+    heartbeat.stop();
+  });
+
+  it('stops', () => {
+    const s = socket();
+    const heartbeat = new NodeHeartbeat();
+    heartbeat.start(s as unknown as WebSocket, 100, () => undefined);
+    heartbeat.stop();
+    jest.advanceTimersByTime(1000);
+    expect(s.pings).toBe(0);
+  });
+});
