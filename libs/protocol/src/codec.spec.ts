@@ -125,7 +125,14 @@ describe('FrameCodec', () => {
   });
 
   it('keeps the request id of a frame with a bad later field', () => {
-    expect(() => codec.decode(encode([FrameType.Request, 77, 1, bytes, 5]))).toThrow(expect.objectContaining({ frameId: 77 }));
+    let caught: unknown;
+    try {
+      codec.decode(encode([FrameType.Request, 77, 1, bytes, 5]));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(FrameError);
+    expect((caught as FrameError).frameId).toBe(77);
   });
 
   it('bounds strings, arrays and bins in a frame header', () => {

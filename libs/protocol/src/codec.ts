@@ -1,6 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { FrameError, quote, RelayError, RelayErrorCode } from './errors.js';
-import { type ErrorFrame, type EventFrame, type Frame, FrameType, type HelloFrame, type NodeInfo } from './frames.js';
+import { type ErrorFrame, type Frame, FrameType, type NodeInfo } from './frames.js';
 
 /** Bounds the codec applies to a frame's header (payloads are opaque `bin`). */
 export interface FrameCodecLimits {
@@ -63,270 +63,206 @@ export class FrameCodec {
   }
 }
 
-function trimmed(fields: unknown[]): unknown[] {
-  let end = fields.length;
-  while (end > 1 && fields[end - 1] == null) end--;
-  return end === fields.length ? fields : fields.slice(0, end);
+/** How a field travels, and the check on the way in. */
+type Kind = 'id' | 'uint' | 'timeout' | 'str' | 'text' | 'bin' | 'strs' | 'versions' | 'nodes';
+
+/** One field of a frame after its type: its key, kind and name in refusals; `nil` says what a missing value means. */
+interface Field {
+  key: string;
+  kind: Kind;
+  /** The name a refusal gives it (the `id` of most frames is just "id"). */
+  name: string;
+  /** Largest value of a `uint`. */
+  max?: number;
+  /** A missing (nil) value: refused (`required`), null, left off the frame, or an empty list. */
+  nil: 'required' | 'null' | 'omit' | 'empty';
+  /** Written as nil when 0 (a flag field nobody set). */
+  zeroAsNil?: boolean;
 }
 
-function toWire(f: Frame): unknown[] {
-  switch (f.type) {
-    case FrameType.Hello:
-      return trimmed([f.type, f.versions, f.nodeId, f.service, f.patterns, f.events, f.queue]);
-    case FrameType.Welcome:
-      return [f.type, f.version, f.relayId, f.sessionId, f.nodeId, f.maxPayloadBytes, f.heartbeatIntervalMs];
-    case FrameType.Request:
-      return trimmed([f.type, f.id, f.pattern, f.payload, f.timeoutMs, f.peer, f.ext, f.claims]);
-    case FrameType.Event:
-      return trimmed([
-        f.type,
-        f.id,
-        f.pattern,
-        f.payload,
-        f.peer,
-        f.ext,
-        f.claims,
-        f.flags === 0 ? undefined : f.flags,
-        f.timeoutMs,
-        f.attempt,
-      ]);
-    case FrameType.Response:
-      return trimmed([f.type, f.id, f.flags, f.payload]);
-    case FrameType.Cancel:
-    case FrameType.Discover:
-      return [f.type, f.id];
-    case FrameType.Ack:
-      return [f.type, f.id, f.recipients];
-    case FrameType.Error:
-      return trimmed([f.type, f.id, f.code, f.message, f.details]);
-    case FrameType.Ping:
-    case FrameType.Pong:
-      return [f.type];
-    case FrameType.Wait:
-      return [f.type, f.id, f.pattern, f.timeoutMs];
-    case FrameType.Nodes:
-      return [f.type, f.id, f.nodes.map(n => [n.nodeId, n.service, n.patterns, n.events, n.queue])];
-    case FrameType.TokenExpiring:
-    case FrameType.Authorized:
-      return [f.type, f.expiresAt];
-    case FrameType.Auth:
-      return [f.type, f.token];
-    case FrameType.GoAway:
-      return [f.type, f.reason, f.drainMs];
-    case FrameType.Drain:
-      return [f.type, f.id];
-    case FrameType.Handled:
-      return trimmed([f.type, f.id, f.error]);
-  }
+/** A frame type's wire shape: its fields in order; trailing empty ones are left off the wire when `trim`. */
+interface Shape {
+  name: string;
+  trim: boolean;
+  fields: Field[];
 }
 
-/** Field readers: each names the field it rejects. */
-class Reader {
-  constructor(
-    private readonly a: unknown[],
-    readonly id = 0,
-  ) {}
+const f = (
+  key: string,
+  kind: Kind,
+  nil: Field['nil'] = 'required',
+  extra: Partial<Field> = {},
+): Omit<Field, 'name'> & { name?: string } => ({
+  key,
+  kind,
+  nil,
+  ...extra,
+});
 
-  fail(reason: string): never {
-    throw new FrameError(reason, this.id);
-  }
+function shape(name: string, trim: boolean, fields: Array<Omit<Field, 'name'> & { name?: string }>): Shape {
+  return { name, trim, fields: fields.map(x => ({ ...x, name: x.name ?? (x.kind === 'id' ? 'id' : `${name}.${x.key}`) })) };
+}
 
-  uint(i: number, name: string, max = MAX_ID): number {
-    const v = this.a[i];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
-      this.fail(`${name} must be an integer from 0 to ${max}`);
-    }
-    return v;
-  }
+const ID = f('id', 'id');
 
-  str(i: number, name: string, allowEmpty = false): string {
-    const v = this.a[i];
-    if (typeof v !== 'string' || (!allowEmpty && v.length === 0)) {
-      this.fail(`${name} must be a non-empty string`);
-    }
-    return v;
-  }
+/** Every frame type's wire shape: one table drives both encode and decode. */
+const SHAPES: Readonly<Record<FrameType, Shape>> = {
+  [FrameType.Hello]: shape('hello', true, [
+    f('versions', 'versions'),
+    f('nodeId', 'str'),
+    f('service', 'str', 'null'),
+    f('patterns', 'strs', 'empty'),
+    f('events', 'strs', 'empty'),
+    f('queue', 'str', 'null'),
+  ]),
+  [FrameType.Welcome]: shape('welcome', false, [
+    f('version', 'uint', 'required', { max: MAX_ID }),
+    f('relayId', 'str'),
+    f('sessionId', 'str'),
+    f('nodeId', 'str'),
+    f('maxPayloadBytes', 'uint', 'required', { max: Number.MAX_SAFE_INTEGER }),
+    f('heartbeatIntervalMs', 'uint', 'required', { max: MAX_TIMEOUT_MS }),
+  ]),
+  [FrameType.Request]: shape('request', true, [
+    ID,
+    f('pattern', 'str'),
+    f('payload', 'bin'),
+    f('timeoutMs', 'timeout'),
+    f('peer', 'str', 'null'),
+    f('ext', 'bin', 'null'),
+    f('claims', 'bin', 'null'),
+  ]),
+  [FrameType.Response]: shape('response', true, [ID, f('flags', 'uint', 'required', { max: 3 }), f('payload', 'bin', 'null')]),
+  [FrameType.Cancel]: shape('cancel', false, [ID]),
+  [FrameType.Event]: shape('event', true, [
+    f('id', 'uint', 'required', { max: MAX_ID }),
+    f('pattern', 'str'),
+    f('payload', 'bin'),
+    f('peer', 'str', 'null'),
+    f('ext', 'bin', 'null'),
+    f('claims', 'bin', 'null'),
+    // The handler-ack fields: a plain event leaves them off (and pays nothing to read them).
+    f('flags', 'uint', 'omit', { max: 1, zeroAsNil: true }),
+    f('timeoutMs', 'timeout', 'omit'),
+    f('attempt', 'uint', 'omit', { max: MAX_ID }),
+  ]),
+  [FrameType.Ack]: shape('ack', false, [ID, f('recipients', 'uint', 'required', { max: MAX_ID })]),
+  [FrameType.Error]: shape('error', true, [
+    f('id', 'uint', 'required', { max: MAX_ID }),
+    f('code', 'str'),
+    f('message', 'text'),
+    f('details', 'bin', 'omit'),
+  ]),
+  [FrameType.Ping]: shape('ping', false, []),
+  [FrameType.Pong]: shape('pong', false, []),
+  [FrameType.Wait]: shape('wait', false, [ID, f('pattern', 'str'), f('timeoutMs', 'timeout')]),
+  [FrameType.Discover]: shape('discover', false, [ID]),
+  [FrameType.Nodes]: shape('nodes', false, [ID, f('nodes', 'nodes')]),
+  [FrameType.TokenExpiring]: shape('token_expiring', false, [
+    f('expiresAt', 'uint', 'required', { max: Number.MAX_SAFE_INTEGER, name: 'expiresAt' }),
+  ]),
+  [FrameType.Auth]: shape('auth', false, [f('token', 'bin')]),
+  [FrameType.Authorized]: shape('authorized', false, [
+    f('expiresAt', 'uint', 'required', { max: Number.MAX_SAFE_INTEGER, name: 'expiresAt' }),
+  ]),
+  [FrameType.GoAway]: shape('goaway', false, [f('reason', 'text'), f('drainMs', 'uint', 'required', { max: MAX_TIMEOUT_MS })]),
+  [FrameType.Drain]: shape('drain', false, [ID]),
+  [FrameType.Handled]: shape('handled', true, [ID, f('error', 'bin', 'null')]),
+};
 
-  optStr(i: number, name: string): string | null {
-    return this.a[i] == null ? null : this.str(i, name);
-  }
+/** Fields a frame type cannot do without (every field up to the last required one). */
+const REQUIRED = Object.fromEntries(
+  Object.entries(SHAPES).map(([type, s]) => [type, s.fields.reduce((n, field, i) => (field.nil === 'required' ? i + 1 : n), 0)]),
+) as Record<FrameType, number>;
 
-  bin(i: number, name: string): Uint8Array {
-    const v = this.a[i];
-    if (!(v instanceof Uint8Array)) this.fail(`${name} must be bin`);
-    return v;
+function toWire(frame: Frame): unknown[] {
+  const { fields, trim } = SHAPES[frame.type];
+  const values = frame as unknown as Record<string, unknown>;
+  const wire: unknown[] = [frame.type];
+  for (const field of fields) {
+    const v = values[field.key];
+    if (field.kind === 'nodes') wire.push((v as NodeInfo[]).map(n => [n.nodeId, n.service, n.patterns, n.events, n.queue]));
+    else wire.push(field.zeroAsNil === true && v === 0 ? undefined : v);
   }
-
-  optBin(i: number, name: string): Uint8Array | null {
-    return this.a[i] == null ? null : this.bin(i, name);
-  }
-
-  strArray(i: number, name: string, source: unknown[] = this.a): string[] {
-    const v = source[i];
-    if (!Array.isArray(v)) this.fail(`${name} must be an array of strings`);
-    for (const s of v) {
-      if (typeof s !== 'string' || s.length === 0) {
-        this.fail(`${name} must be an array of non-empty strings`);
-      }
-    }
-    return v as string[];
-  }
-
-  uintArray(i: number, name: string): number[] {
-    const v = this.a[i];
-    if (!Array.isArray(v) || v.length === 0 || !v.every(n => Number.isInteger(n) && n > 0)) {
-      this.fail(`${name} must be a non-empty array of positive integers`);
-    }
-    return v as number[];
-  }
+  if (!trim) return wire;
+  let end = wire.length;
+  while (end > 1 && wire[end - 1] == null) end--;
+  return end === wire.length ? wire : wire.slice(0, end);
 }
 
 function fromWire(raw: unknown): Frame {
   if (!Array.isArray(raw) || raw.length === 0) {
     throw new FrameError('a frame must be a non-empty MessagePack array');
   }
-  const type = raw[0];
+  const type: unknown = raw[0];
   // The id (second field of most frames) is read leniently first so that an
   // error about a later field can still be correlated to its request.
   const id = typeof raw[1] === 'number' && Number.isInteger(raw[1]) && raw[1] > 0 && raw[1] <= MAX_ID ? raw[1] : 0;
-  const r = new Reader(raw, id);
-  const need = (n: number) => {
-    if (raw.length < n) r.fail(`frame type ${type} needs at least ${n} fields, got ${raw.length}`);
-  };
-  switch (type) {
-    case FrameType.Hello: {
-      need(3);
-      const frame: HelloFrame = {
-        type,
-        versions: r.uintArray(1, 'hello.versions'),
-        nodeId: r.str(2, 'hello.nodeId'),
-        service: r.optStr(3, 'hello.service'),
-        patterns: raw[4] == null ? [] : r.strArray(4, 'hello.patterns'),
-        events: raw[5] == null ? [] : r.strArray(5, 'hello.events'),
-        queue: r.optStr(6, 'hello.queue'),
-      };
-      return frame;
+  if (typeof type !== 'number' || !Object.hasOwn(SHAPES, type)) throw new FrameError(`unknown frame type ${describe(type)}`, id);
+  const required = REQUIRED[type as FrameType] + 1;
+  if (raw.length < required) throw new FrameError(`frame type ${type} needs at least ${required} fields, got ${raw.length}`, id);
+  const frame: Record<string, unknown> = { type };
+  const fields = SHAPES[type as FrameType].fields;
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i];
+    const v: unknown = raw[i + 1];
+    if (v == null && field.nil !== 'required') {
+      if (field.nil === 'null') frame[field.key] = null;
+      else if (field.nil === 'empty') frame[field.key] = [];
+      continue;
     }
-    case FrameType.Welcome:
-      need(7);
-      return {
-        type,
-        version: r.uint(1, 'welcome.version'),
-        relayId: r.str(2, 'welcome.relayId'),
-        sessionId: r.str(3, 'welcome.sessionId'),
-        nodeId: r.str(4, 'welcome.nodeId'),
-        maxPayloadBytes: r.uint(5, 'welcome.maxPayloadBytes', Number.MAX_SAFE_INTEGER),
-        heartbeatIntervalMs: r.uint(6, 'welcome.heartbeatIntervalMs', MAX_TIMEOUT_MS),
-      };
-    case FrameType.Request:
-      need(5);
-      return {
-        type,
-        id: positiveId(r),
-        pattern: r.str(2, 'request.pattern'),
-        payload: r.bin(3, 'request.payload'),
-        timeoutMs: positiveTimeout(r, 4, 'request.timeoutMs'),
-        peer: r.optStr(5, 'request.peer'),
-        ext: r.optBin(6, 'request.ext'),
-        claims: r.optBin(7, 'request.claims'),
-      };
-    case FrameType.Event: {
-      need(4);
-      const frame: EventFrame = {
-        type,
-        id: r.uint(1, 'event.id'),
-        pattern: r.str(2, 'event.pattern'),
-        payload: r.bin(3, 'event.payload'),
-        peer: r.optStr(4, 'event.peer'),
-        ext: r.optBin(5, 'event.ext'),
-        claims: r.optBin(6, 'event.claims'),
-      };
-      // Trailing fields of event acks; a plain event leaves them off (and pays nothing to read them).
-      if (raw.length > 7) {
-        if (raw[7] != null) frame.flags = r.uint(7, 'event.flags', 1);
-        if (raw[8] != null) frame.timeoutMs = positiveTimeout(r, 8, 'event.timeoutMs');
-        if (raw[9] != null) frame.attempt = r.uint(9, 'event.attempt');
-      }
-      return frame;
-    }
-    case FrameType.Response: {
-      need(3);
-      const flags = r.uint(2, 'response.flags', 3);
-      return {
-        type,
-        id: positiveId(r),
-        flags,
-        payload: r.optBin(3, 'response.payload'),
-      };
-    }
-    case FrameType.Cancel:
-      need(2);
-      return { type, id: positiveId(r) };
-    case FrameType.Discover:
-      need(2);
-      return { type, id: positiveId(r) };
-    case FrameType.Ack:
-      need(3);
-      return { type, id: positiveId(r), recipients: r.uint(2, 'ack.recipients') };
-    case FrameType.Error: {
-      need(4);
-      const frame: ErrorFrame = {
-        type,
-        id: r.uint(1, 'error.id'),
-        code: r.str(2, 'error.code'),
-        message: r.str(3, 'error.message', true),
-      };
-      if (raw[4] != null) frame.details = r.bin(4, 'error.details');
-      return frame;
-    }
-    case FrameType.Ping:
-      return { type };
-    case FrameType.Pong:
-      return { type };
-    case FrameType.Wait:
-      need(4);
-      return {
-        type,
-        id: positiveId(r),
-        pattern: r.str(2, 'wait.pattern'),
-        timeoutMs: positiveTimeout(r, 3, 'wait.timeoutMs'),
-      };
-    case FrameType.Nodes: {
-      need(3);
-      const list = raw[2];
-      if (!Array.isArray(list)) r.fail('nodes.nodes must be an array');
-      const nodes: NodeInfo[] = list.map((n: unknown) => {
-        if (!Array.isArray(n) || n.length < 5) r.fail('nodes.nodes entries must be 5-field arrays');
-        const e = new Reader(n as unknown[], id);
-        return {
-          nodeId: e.str(0, 'nodes.nodeId'),
-          service: e.optStr(1, 'nodes.service'),
-          patterns: e.strArray(2, 'nodes.patterns'),
-          events: e.strArray(3, 'nodes.events'),
-          queue: e.optStr(4, 'nodes.queue'),
-        };
-      });
-      return { type, id: positiveId(r), nodes };
-    }
-    case FrameType.TokenExpiring:
-    case FrameType.Authorized:
-      need(2);
-      return { type, expiresAt: r.uint(1, 'expiresAt', Number.MAX_SAFE_INTEGER) };
-    case FrameType.Auth:
-      need(2);
-      return { type, token: r.bin(1, 'auth.token') };
-    case FrameType.GoAway:
-      need(3);
-      return { type, reason: r.str(1, 'goaway.reason', true), drainMs: r.uint(2, 'goaway.drainMs', MAX_TIMEOUT_MS) };
-    case FrameType.Drain:
-      need(2);
-      return { type, id: positiveId(r) };
-    case FrameType.Handled:
-      need(2);
-      return { type, id: positiveId(r), error: r.optBin(2, 'handled.error') };
-    default:
-      throw new FrameError(`unknown frame type ${describe(type)}`, id);
+    frame[field.key] = read(v, field, id);
   }
+  return frame as unknown as Frame;
+}
+
+/** A field as its kind says it is; otherwise a FrameError naming it (correlated to `id`). */
+function read(v: unknown, field: Field, id: number): unknown {
+  const fail = (reason: string): never => {
+    throw new FrameError(`${field.name} ${reason}`, id);
+  };
+  switch (field.kind) {
+    case 'id':
+    case 'uint':
+    case 'timeout': {
+      const max = field.kind === 'uint' ? (field.max as number) : field.kind === 'id' ? MAX_ID : MAX_TIMEOUT_MS;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(`must be an integer from 0 to ${max}`);
+      if (v === 0 && field.kind !== 'uint') fail('must be greater than 0');
+      return v;
+    }
+    case 'str':
+      return typeof v === 'string' && v.length > 0 ? v : fail('must be a non-empty string');
+    case 'text':
+      return typeof v === 'string' ? v : fail('must be a string');
+    case 'bin':
+      return v instanceof Uint8Array ? v : fail('must be bin');
+    case 'strs':
+      return strings(v) ?? fail('must be an array of non-empty strings');
+    case 'versions':
+      return Array.isArray(v) && v.length > 0 && v.every(n => Number.isInteger(n) && (n as number) > 0)
+        ? v
+        : fail('must be a non-empty array of positive integers');
+    case 'nodes':
+      return Array.isArray(v) ? v.map(n => nodeInfo(n, id)) : fail('must be an array');
+  }
+}
+
+function strings(v: unknown): string[] | undefined {
+  return Array.isArray(v) && v.every(s => typeof s === 'string' && s.length > 0) ? (v as string[]) : undefined;
+}
+
+/** One entry of NODES: [nodeId, service, patterns, events, queue]. */
+function nodeInfo(n: unknown, id: number): NodeInfo {
+  if (!Array.isArray(n) || n.length < 5) throw new FrameError('nodes.nodes entries must be 5-field arrays', id);
+  const field = (key: string, kind: Kind, nil: Field['nil'] = 'required'): Field => ({ key, kind, nil, name: `nodes.${key}` });
+  const str = (v: unknown, fd: Field) => (v == null && fd.nil === 'null' ? null : (read(v, fd, id) as string));
+  return {
+    nodeId: str(n[0], field('nodeId', 'str')) as string,
+    service: str(n[1], field('service', 'str', 'null')),
+    patterns: read(n[2], field('patterns', 'strs'), id) as string[],
+    events: read(n[3], field('events', 'strs'), id) as string[],
+    queue: str(n[4], field('queue', 'str', 'null')),
+  };
 }
 
 /** A value as a reason names it: a number as is, anything else by its kind (the reason must stay short). */
@@ -336,18 +272,6 @@ function describe(v: unknown): string {
   if (v instanceof Uint8Array) return `(bin of ${v.length} bytes)`;
   if (Array.isArray(v)) return `(array of ${v.length})`;
   return `(${v === null ? 'nil' : typeof v})`;
-}
-
-function positiveId(r: Reader): number {
-  const id = r.uint(1, 'id');
-  if (id === 0) r.fail('id must be greater than 0');
-  return id;
-}
-
-function positiveTimeout(r: Reader, i: number, name: string): number {
-  const t = r.uint(i, name, MAX_TIMEOUT_MS);
-  if (t === 0) r.fail(`${name} must be greater than 0`);
-  return t;
 }
 
 const payloadEncoder = new Encoder({ ignoreUndefined: true });
@@ -388,7 +312,7 @@ export function errorFromFrame(frame: ErrorFrame): RelayError {
   if (frame.details != null) {
     try {
       details = decodePayload(frame.details);
-      if (frame.code === RelayErrorCode.HANDLER_FAILED && Array.isArray(details)) details = details.map(failedDelivery);
+      if (frame.code === (RelayErrorCode.HANDLER_FAILED as string) && Array.isArray(details)) details = details.map(failedDelivery);
     } catch {
       details = undefined;
     }

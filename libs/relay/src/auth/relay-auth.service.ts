@@ -92,7 +92,7 @@ export class RelayAuthService {
 
   private async verify(token: string): Promise<RelayClaims> {
     try {
-      return (await (this.verifyToken as Verify)(token)) as RelayClaims;
+      return (await (this.verifyToken as Verify)(token));
     } catch (err) {
       throw new TokenRefusal(refusalReason(err));
     }
@@ -187,7 +187,7 @@ function algorithmsFor(key: KeyObject): string[] {
 
 /** A key getter over a JWKS URL (jose caches and refetches it), a file (re-read on an unknown kid), or a document. */
 function jwksGetter(jwks: NonNullable<RelayAuthOptions['jwks']>, cooldownMs: number): JWTVerifyGetKey {
-  if (typeof jwks !== 'string') return createLocalJWKSet(jwks as JSONWebKeySet);
+  if (typeof jwks !== 'string') return createLocalJWKSet(jwks);
   if (/^https?:\/\//i.test(jwks)) {
     return createRemoteJWKSet(new URL(jwks), { cooldownDuration: cooldownMs });
   }

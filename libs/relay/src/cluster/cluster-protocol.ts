@@ -223,7 +223,7 @@ export class ClusterCodec {
     if (raw[0] !== CLUSTER_PROTOCOL_VERSION) {
       throw new ClusterMessageError(`cluster protocol version ${String(raw[0])}, this relay speaks ${CLUSTER_PROTOCOL_VERSION}`);
     }
-    const type = raw[1];
+    const type: unknown = raw[1];
     if (typeof type !== 'number' || !Object.hasOwn(FIELDS, type)) fail(`type ${String(type)}`);
     const fields = FIELDS[type as ClusterMessageType] as ReadonlyArray<readonly [string, Kind]>;
     const m: Record<string, unknown> = { type, from: str(raw[2], 'from') };
@@ -248,7 +248,7 @@ const str = (v: unknown, what: string): string => (typeof v === 'string' ? v : f
 const optStr = (v: unknown, what: string): string | null => (v == null ? null : str(v, what));
 const num = (v: unknown, what: string): number => (typeof v === 'number' && Number.isFinite(v) ? v : fail(what));
 const strs = (v: unknown, what: string): string[] =>
-  Array.isArray(v) && v.every(s => typeof s === 'string') ? (v as string[]) : fail(what);
+  Array.isArray(v) && v.every(s => typeof s === 'string') ? (v) : fail(what);
 
 /** What read() returns for a field of the wrong type. */
 const BAD = Symbol('bad field');

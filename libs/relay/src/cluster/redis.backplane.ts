@@ -248,7 +248,7 @@ function describe(redis: string | RelayRedisOptions): string {
   if (typeof redis !== 'string') return `redis://${redis.host ?? '127.0.0.1'}:${redis.port ?? 6379}`;
   try {
     const u = new URL(redis);
-    return `${u.protocol}//${u.hostname}:${u.port || 6379}`;
+    return `${u.protocol}//${u.hostname}:${u.port === '' ? 6379 : u.port}`;
   } catch {
     return 'redis';
   }

@@ -214,7 +214,8 @@ export class RelayCore implements OnModuleDestroy {
 
   wait(session: Session, frame: WaitFrame): void {
     const node = this.node(session);
-    if (this.waits.has(node, frame.id)) {
+    // An id in use by a WAIT or a request of the connection (a CANCEL names one of them).
+    if (this.waits.has(node, frame.id) || this.book.asked(node, frame.id) !== undefined) {
       throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
     }
     this.limit.check(node);

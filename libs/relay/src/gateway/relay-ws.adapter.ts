@@ -11,7 +11,8 @@ import {
   RelayErrorCode,
   RelayErrorMessages,
 } from '@wsrelay/protocol';
-import type { IncomingMessage } from 'node:http';
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { isObservable, type Observable } from 'rxjs';
 import type WebSocket from 'ws';
 import { RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
@@ -149,9 +150,9 @@ export class RelayWsAdapter extends WsAdapter {
   override async close(server: unknown): Promise<void> {
     // super.close() takes the WebSocket server's upgrade listener off at once; ours goes on right after.
     const closing = super.close(server);
-    const http = this.httpServer as import('node:http').Server | undefined;
+    const http = this.httpServer as HttpServer | undefined;
     if (http !== undefined && typeof http.on === 'function') {
-      http.on('upgrade', (_req: IncomingMessage, socket: import('node:stream').Duplex) => {
+      http.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
         if (socket.writable) socket.end(SHUTTING_DOWN_RESPONSE);
         else socket.destroy();
       });
@@ -192,7 +193,7 @@ export class RelayWsAdapter extends WsAdapter {
     const plan = planHotPath(this.app ?? {}, gateway);
     const methods = gateway as unknown as Record<string, HotHandler>;
     this.hot = [];
-    for (const [type, method] of plan.methods) this.hot[type] = methods[method].bind(gateway) as HotHandler;
+    for (const [type, method] of plan.methods) this.hot[type] = methods[method].bind(gateway);
     if (plan.throughNest.length > 0) {
       this.log.warn(
         `Frames that go through Nest's pipeline each time (slower) because of enhancers added to the gateway: ${plan.throughNest.join('; ')}`,

@@ -86,7 +86,7 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
       socket.close(1011, 'relay misconfigured: it needs RelayWsAdapter');
       return;
     }
-    const identity = (request as (IncomingMessage & { [CONNECTION_IDENTITY]?: ConnectionIdentity }) | undefined)?.[CONNECTION_IDENTITY];
+    const identity = (request as { [CONNECTION_IDENTITY]?: ConnectionIdentity } | undefined)?.[CONNECTION_IDENTITY];
     if (identity === undefined && this.auth.enabled) {
       // Only an upgrade the adapter's gate passed carries an identity.
       socket.close(CloseCode.UNAUTHORIZED, 'not authenticated');

@@ -145,6 +145,6 @@ export class RequestBook {
 
 function books<K>(all: Map<K, Map<number, PendingRequest>>, key: K): Map<number, PendingRequest> {
   let m = all.get(key);
-  if (m === undefined) all.set(key, (m = new Map()));
+  if (m === undefined) all.set(key, (m = new Map<number, PendingRequest>()));
   return m;
 }

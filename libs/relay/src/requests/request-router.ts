@@ -88,9 +88,7 @@ export class RequestRouter {
           this.replies.error(caller, wait.id, RelayErrorCode.FORBIDDEN, RelayErrorMessages.forbidden('call', pattern));
           continue;
         }
-        // What is left of its deadline goes to the provider.
-        const timeoutMs = Math.max(1, Math.ceil(held.expiresAt - Date.now()));
-        this.route(caller, timeoutMs === held.frame.timeoutMs ? held.frame : { ...held.frame, timeoutMs }, held.expiresAt);
+        this.route(caller, held.frame, held.expiresAt);
       }
     }
   }
@@ -173,14 +171,14 @@ export class RequestRouter {
     const world = caller.world;
     const provider = frame.peer === null ? world.providers.pick(frame.pattern) : target(world.nodes, frame.peer, frame.pattern);
     if (provider === undefined) this.unroutable(caller, frame, expiresAt);
-    else this.deliver(caller, frame, provider);
+    else this.deliver(caller, frame, provider, expiresAt);
   }
 
   /** Nothing in routing serves the request: sent to a provider the drain moved off, held in the startup grace, or failed. */
   private unroutable(caller: LocalNode, frame: RequestFrame, expiresAt: number): void {
     if (!this.lifecycle.accepting) {
       const provider = this.membership.standbyPick(caller.world.tenant, frame.pattern, frame.peer);
-      if (provider !== undefined) this.deliver(caller, frame, provider);
+      if (provider !== undefined) this.deliver(caller, frame, provider, expiresAt);
       else this.replies.error(caller, frame.id, RelayErrorCode.RELAY_UNAVAILABLE, unavailable());
       return;
     }
@@ -196,11 +194,17 @@ export class RequestRouter {
     );
   }
 
-  /** Sends a routed request to its provider, here or on another relay; the deadline is kept here. */
-  private deliver(caller: LocalNode, frame: RequestFrame, provider: Routable): void {
-    const pending = this.bookFor(caller, frame.id, provider as Provider, frame.pattern, frame.timeoutMs, frame.timeoutMs);
-    if (provider instanceof RemoteNode) this.forward(pending, caller, frame, provider);
-    else this.sendRequest(pending, frame, caller.nodeId, caller.claims);
+  /**
+   * Sends a routed request to its provider, here or on another relay; the
+   * deadline is kept here. One held in the startup grace (`expiresAt` set)
+   * has only what is left of its deadline, and that is what the provider is told.
+   */
+  private deliver(caller: LocalNode, frame: RequestFrame, provider: Routable, expiresAt: number): void {
+    const left = expiresAt === 0 ? frame.timeoutMs : Math.max(1, Math.ceil(expiresAt - Date.now()));
+    const pending = this.bookFor(caller, frame.id, provider as Provider, frame.pattern, frame.timeoutMs, left);
+    const sent = left === frame.timeoutMs ? frame : { ...frame, timeoutMs: left };
+    if (provider instanceof RemoteNode) this.forward(pending, caller, sent, provider);
+    else this.sendRequest(pending, sent, caller.nodeId, caller.claims);
   }
 
   private bookFor(caller: LocalNode | RemoteRelay, id: number, provider: Provider, pattern: string, timeoutMs: number, timerMs: number) {

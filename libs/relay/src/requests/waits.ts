@@ -135,11 +135,11 @@ export class Waits {
       this.replies.error(wait.node, wait.id, code, message());
     }, ms);
     let mine = this.byNode.get(wait.node);
-    if (mine === undefined) this.byNode.set(wait.node, (mine = new Map()));
+    if (mine === undefined) this.byNode.set(wait.node, (mine = new Map<number, PendingWait>()));
     mine.set(wait.id, wait);
     const tenant = wait.node.world.tenant;
     let patterns = this.byPattern.get(tenant);
-    if (patterns === undefined) this.byPattern.set(tenant, (patterns = new Map()));
+    if (patterns === undefined) this.byPattern.set(tenant, (patterns = new Map<string, Set<PendingWait>>()));
     let set = patterns.get(wait.pattern);
     if (set === undefined) patterns.set(wait.pattern, (set = new Set()));
     set.add(wait);

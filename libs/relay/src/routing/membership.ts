@@ -86,7 +86,7 @@ export class Membership {
   /** DRAIN: the node leaves routing at once, gracefully (what it has in flight completes); its id stays bound for a while. */
   drain(node: LocalNode): void {
     // Moved off by the relay's own drain: it is leaving itself now, so not even a request crossing the GOAWAY goes to it.
-    this.standbyOf(node.world.tenant).remove(node);
+    this.removeFromStandby(node);
     if (!node.routed) return;
     this.leaveRouting(node, true);
     this.reservations.release(node);
@@ -137,7 +137,7 @@ export class Membership {
     const standby = this.removeFromStandby(node);
     if (routed) world.unroute(node);
     node.narrow(patterns, events);
-    if (standby) this.standbyOf(world.tenant).add(node);
+    if (standby && patterns.length > 0) this.standbyOf(world.tenant).add(node);
     // Not a node out of routing (it drained, or the relay's drain moved it off): it stays out.
     if (!routed) return lost;
     world.route(node);
@@ -184,11 +184,11 @@ export class Membership {
   remoteChanged(node: RemoteNode, info: ClusterNode): void {
     const world = this.worlds.get(node.info.tenant);
     const routed = world?.routes(node) === true;
-    if (routed) world!.unroute(node);
+    if (routed) world.unroute(node);
     node.update(info);
     if (!routed) return;
-    world!.route(node);
-    this.listener.providersArrived(world!, node.patterns);
+    world.route(node);
+    this.listener.providersArrived(world, node.patterns);
   }
 
   /** This relay's nodes in routing, as presence announces them. */

@@ -9,14 +9,17 @@ class ProviderRing<T extends Routable> {
   pick(): T | undefined {
     const n = this.sessions.length;
     if (n === 0) return undefined;
-    if (this.next >= n) this.next = 0;
-    const first = this.sessions[this.next++];
+    const at = this.next >= n ? 0 : this.next;
+    const first = this.sessions[at];
+    this.next = at + 1;
     if (!first.slow || n === 1) return first;
     for (let i = 1; i < n; i++) {
-      if (this.next >= n) this.next = 0;
-      const s = this.sessions[this.next++];
-      if (!s.slow) return s;
+      const s = this.sessions[(at + i) % n];
+      if (s.slow) continue;
+      this.next = ((at + i) % n) + 1;
+      return s;
     }
+    // Every one is backed up: still in turn, so no single one takes them all.
     return first;
   }
 }

@@ -53,8 +53,9 @@ export class SubscriptionIndex<T extends Routable = Routable> {
       const n = members.length;
       let turn = this.turns.get(queue) ?? 0;
       let pick = members[turn % n];
-      for (let i = 0; i < n && pick.slow; i++) pick = members[++turn % n];
-      if (pick.slow) pick = members[(turn = this.turns.get(queue) ?? 0) % n];
+      // Past a member that is backed up, or whose socket closed before it was dropped, to one that can take it.
+      for (let i = 0; i < n && (pick.slow || !pick.isOpen); i++) pick = members[++turn % n];
+      if (pick.slow || !pick.isOpen) pick = members[(turn = this.turns.get(queue) ?? 0) % n];
       out.push(pick);
       this.turns.set(queue, (turn + 1) % n);
     }

@@ -24,9 +24,9 @@ export class World {
     this.subscriptions.add(node);
   }
 
-  /** Takes a node out of routing. */
+  /** Takes a node out of routing (its node id only if it holds it). */
   unroute(node: Routable): void {
-    this.nodes.delete(node.nodeId);
+    if (this.nodes.get(node.nodeId) === node) this.nodes.delete(node.nodeId);
     this.providers.remove(node);
     this.subscriptions.remove(node);
   }

@@ -1,5 +1,5 @@
 import type WebSocket from 'ws';
-import { Session } from './session.js';
+import { type Session } from './session.js';
 
 /** The open connections, and the session of each socket. */
 export class SessionRegistry {

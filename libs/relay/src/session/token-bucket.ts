@@ -12,10 +12,11 @@ export class TokenBucket {
 
   /** Takes one frame's token; false when over the rate. */
   take(now = Date.now()): boolean {
-    if (now !== this.refilledAt) {
+    if (now > this.refilledAt) {
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) * this.perSecond) / 1000);
-      this.refilledAt = now;
     }
+    // A clock that stepped back refills nothing, and takes nothing away either.
+    this.refilledAt = now;
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;

@@ -44,7 +44,7 @@ function file(env: NodeJS.ProcessEnv, name: string, read: (path: string) => Buff
   try {
     return read(path);
   } catch (err) {
-    throw new TypeError(`${name}: cannot read "${path}" (${(err as Error).message})`);
+    throw new TypeError(`${name}: cannot read "${path}" (${(err as Error).message})`, { cause: err });
   }
 }
 

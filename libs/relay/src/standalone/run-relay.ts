@@ -1,4 +1,5 @@
 import { type INestApplication, Logger } from '@nestjs/common';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRelayApp } from '../relay.bootstrap.js';
 import { DEFAULT_RELAY_DRAIN_TIMEOUT_MS, DEFAULT_RELAY_PATH } from '../relay.constants.js';
@@ -41,7 +42,7 @@ export async function runRelay(options: RunRelayOptions = {}): Promise<RunningRe
   const config = relayConfigFromEnv(options.env ?? process.env);
   const app = await createRelayApp(config.relay, { tls: config.tls });
   await app.listen(config.port, config.host);
-  const { port } = app.getHttpServer().address() as AddressInfo;
+  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
   const url = `${config.tls ? 'wss' : 'ws'}://${config.host}:${port}${config.relay.path ?? DEFAULT_RELAY_PATH}`;
   logger.log(`Relay listening on ${url}`);
   let closing: Promise<void> | undefined;

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { ClientProxy, type MsPattern, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { Observable, Subject, throwError } from 'rxjs';
 import {
@@ -8,7 +8,6 @@ import {
   encodePayloadTransient,
   errorFromFrame,
   EventFlag,
-  type ErrorFrame,
   type Frame,
   FrameType,
   type NodeInfo,
@@ -137,6 +136,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
    * Nest's `send()`, without its per-call `defer(connect)` + `mergeMap` when
    * a session is already up: the same cold Observable, errors and teardown.
    */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ClientProxy's own signature
   override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     if (pattern == null || data == null) return throwError(() => new InvalidMessageException());
     return new Observable<TResult>(observer => {
@@ -162,6 +162,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
    * `connectable`: the event is dispatched at once, subscribed or not, and
    * the returned Observable gives the relay's ACK (as Nest's hot `emit()` does).
    */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ClientProxy's own signature
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     if (pattern == null || data == null) return throwError(() => new InvalidMessageException());
     const result = new Subject<TResult>();
@@ -209,7 +210,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       return noop;
     }
     const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
-    const pattern = this.normalizePattern(packet.pattern);
+    const pattern = this.normalizePattern(packet.pattern as MsPattern);
     const problem = headerProblem(pattern, out.options?.nodeId);
     if (problem !== null) {
       callback({ err: problem, isDisposed: true });
@@ -246,7 +247,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     const full = this.overLimits();
     if (full !== null) return Promise.reject(full);
     const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
-    const pattern = this.normalizePattern(packet.pattern);
+    const pattern = this.normalizePattern(packet.pattern as MsPattern);
     const problem = headerProblem(pattern, out.options?.nodeId);
     if (problem !== null) return Promise.reject(problem);
     let payload: Uint8Array;
@@ -358,8 +359,8 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       return;
     }
     if (packet.isDisposed) this.pending.delete(id);
-    const deserialized = this.deserializer.deserialize(packet);
-    if (deserialized instanceof Promise) deserialized.then(callback, err => callback({ err, isDisposed: true }));
+    const deserialized = this.deserializer.deserialize(packet) as WritePacket | Promise<WritePacket>;
+    if (deserialized instanceof Promise) deserialized.then(callback, (err: unknown) => callback({ err, isDisposed: true }));
     else callback(deserialized);
   }
 

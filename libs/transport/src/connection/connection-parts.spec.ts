@@ -30,8 +30,12 @@ describe('TokenCarrier', () => {
 });
 
 describe('OfflineQueue', () => {
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  beforeEach(() => {
+    jest.useFakeTimers();
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   it('lets waiters go when a session is up', async () => {
     const q = new OfflineQueue(2, 1000, () => undefined);
@@ -83,8 +87,12 @@ describe('UrlStatus', () => {
 });
 
 describe('NodeHeartbeat', () => {
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  beforeEach(() => {
+    jest.useFakeTimers();
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   function socket() {
     const s = { pings: 0, terminated: false, ping: () => void s.pings++, terminate: () => void (s.terminated = true) };

@@ -18,38 +18,17 @@ import { backoffDelay } from './backoff.js';
 import type { RelayConnectionConfig } from './connection-config.js';
 import type { RelayConnectionEvents, RelayConnectionListener } from './connection-events.js';
 import { ConnectionStateMachine, type ConnectionState } from './connection-state.js';
+import { NodeDrain } from './node-drain.js';
 import { NodeHeartbeat } from './node-heartbeat.js';
 import { OfflineQueue } from './offline-queue.js';
 import { corkForTick } from './tick-cork.js';
 import { TokenCarrier } from './token-carrier.js';
-import { UrlStatus, type WsRelayUrlStatus } from './url-status.js';
+import { closeSocket, refusalOf } from './upgrade.js';
+import { UrlStatus } from './url-status.js';
 
 const RESOLVED = Promise.resolve();
-/** The id of a node's DRAIN (a provider sends no ids of its own, so it cannot clash). */
-const DRAIN_ID = 0xffff_fffe;
 /** How long past a GOAWAY's drain time a node waits for the relay to close the old session. */
 const DRAIN_GRACE_MS = 2000;
-
-/** HTTP statuses a relay refuses an upgrade with, and the codes they map to. */
-const UPGRADE_REFUSALS: Record<number, RelayErrorCode> = {
-  401: RelayErrorCode.UNAUTHORIZED,
-  403: RelayErrorCode.FORBIDDEN,
-  503: RelayErrorCode.RELAY_UNAVAILABLE,
-};
-
-/** Closes a socket (if any) and resolves once it is closed; a relay that never answers the close handshake does not hold us up. */
-function closeSocket(socket: WebSocket | undefined): Promise<void> {
-  if (socket === undefined || socket.readyState === WebSocket.CLOSED) return RESOLVED;
-  return new Promise<void>(resolve => {
-    socket.once('close', () => resolve());
-    if (socket.readyState === WebSocket.CONNECTING) {
-      socket.terminate();
-    } else {
-      socket.close(CloseCode.NORMAL, 'node closing');
-      setTimeout(() => socket.terminate(), 1000).unref();
-    }
-  });
-}
 
 /**
  * One node's link to the relay: connect with retries and backoff, the
@@ -71,8 +50,7 @@ export class RelayConnection {
   private socket: WebSocket | undefined;
   /** Sessions the relay sent GOAWAY on: still delivering what was in flight, never used for new frames. */
   private readonly draining = new Set<WebSocket>();
-  /** A DRAIN waiting for the relay's ACK. */
-  private pendingDrain: { socket: WebSocket; done: () => void } | undefined;
+  private readonly drainer = new NodeDrain();
   /** drain() was called: the node is shutting down and opens no new session. */
   private leaving = false;
   private attempt = 0;
@@ -142,18 +120,8 @@ export class RelayConnection {
     this.leaving = true;
     const socket = this.socket;
     if (!this.isConnected || socket === undefined) return RESOLVED;
-    return new Promise<void>(resolve => {
-      const done = () => {
-        clearTimeout(timer);
-        this.pendingDrain = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      timer.unref();
-      // Settled by the relay's ACK (on this socket, or on it once it drains), an ERROR naming it, or the socket's close.
-      this.pendingDrain = { socket, done };
-      socket.send(this.codec.encode({ type: FrameType.Drain, id: DRAIN_ID }));
-    });
+    // Settled by the relay's ACK (on this socket, or on it once it drains), an ERROR naming it, or the socket's close.
+    return this.drainer.request(socket, this.codec, timeoutMs);
   }
 
   /**
@@ -241,24 +209,16 @@ export class RelayConnection {
    * retries go on (a token function may yield a better token).
    */
   private onRefusedUpgrade(socket: WebSocket, res: IncomingMessage): void {
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      if (body.length < 1024) body += chunk;
-    });
-    res.on('end', () => {
+    void refusalOf(res).then(err => {
       if (socket !== this.socket) return;
-      const code = UPGRADE_REFUSALS[res.statusCode ?? 0] ?? RelayErrorCode.RELAY_UNAVAILABLE;
-      const err = new RelayError(code, body.trim() || `The relay refused the connection with HTTP ${res.statusCode}.`);
       this.lastError = err;
       this.logger.error(`Relay ${this.currentUrl} refused the connection: ${err.message}`);
-      if (code !== RelayErrorCode.RELAY_UNAVAILABLE) this.offline.fail(err);
+      if (err.code !== RelayErrorCode.RELAY_UNAVAILABLE) this.offline.fail(err);
       this.urlStatus.set(this.currentUrl, 'error');
       this.socket = undefined;
       socket.terminate();
       this.retryLater();
     });
-    res.on('error', () => undefined);
   }
 
   private onSocketOpen(socket: WebSocket): void {
@@ -312,13 +272,13 @@ export class RelayConnection {
         if (current) this.events.emit('token_refreshed', frame.expiresAt);
         return true;
       case FrameType.Error:
-        if (frame.id === 0 && frame.code === RelayErrorCode.UNAUTHORIZED) {
+        if (frame.id === 0 && frame.code === (RelayErrorCode.UNAUTHORIZED as string)) {
           this.logger.error(`The relay refused the refreshed token: ${frame.message}`);
           return true;
         }
-        return this.settlesDrain(frame.id, socket);
+        return this.drainer.settles(frame.id, socket);
       case FrameType.Ack:
-        return this.settlesDrain(frame.id, socket);
+        return this.drainer.settles(frame.id, socket);
       default:
         return false;
     }
@@ -331,14 +291,6 @@ export class RelayConnection {
       // A frame the owner cannot handle must not take the process down.
       this.logger.error(`Failed to handle a ${frame.type} frame: ${(err as Error).message}`);
     }
-  }
-
-  /** Whether an ACK or ERROR with `id` answers our DRAIN (which it then settles). */
-  private settlesDrain(id: number, socket: WebSocket): boolean {
-    const d = this.pendingDrain;
-    if (d === undefined || id !== DRAIN_ID || socket !== d.socket) return false;
-    d.done();
-    return true;
   }
 
   private onHandshakeFrame(socket: WebSocket, frame: Frame): void {
@@ -423,7 +375,7 @@ export class RelayConnection {
   }
 
   private onSocketClose(socket: WebSocket, code: number, reason: string): void {
-    if (this.pendingDrain?.socket === socket) this.pendingDrain.done();
+    this.drainer.closed(socket);
     // What was in flight on the session fails with this.
     const lost = () =>
       new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayLost() + (reason ? ` (${code}: ${reason})` : ''));

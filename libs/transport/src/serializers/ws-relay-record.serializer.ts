@@ -12,7 +12,7 @@ export class WsRelayRecordSerializer implements ProducerSerializer {
   serialize(packet: ReadPacket): WsRelaySerializedPacket {
     const data: unknown = packet.data;
     if (data instanceof WsRelayRecord) {
-      return { ...packet, data: data.data, options: data.options };
+      return { ...packet, data: data.data as unknown, options: data.options };
     }
     return packet;
   }

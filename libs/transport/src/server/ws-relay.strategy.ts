@@ -23,7 +23,7 @@ import {
   type SubjectMatcher,
 } from '@wsrelay/protocol';
 import { IdentitySerializer } from '@nestjs/microservices/serializers/identity.serializer.js';
-import { finalize, isObservable, lastValueFrom, type Subscription } from 'rxjs';
+import { finalize, isObservable, lastValueFrom } from 'rxjs';
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { decodeExt } from '../connection/ext.js';
@@ -31,15 +31,10 @@ import type { WsRelayUrlStatus } from '../connection/url-status.js';
 import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../constants.js';
 import { WsRelayContext } from '../ctx-host/ws-relay.context.js';
+import { HandlerWork } from './handler-work.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayStrategyOptions } from '../interfaces/ws-relay-options.interface.js';
 import { validateStrategyOptions } from '../interfaces/ws-relay-options.validation.js';
-
-/** A request being handled; `subscription` is set once the handler's stream runs. */
-interface InFlight {
-  cancelled: boolean;
-  subscription?: Subscription;
-}
 
 const MAX_CACHED_SUBJECTS = 10_000;
 const BAD_REQUEST_MESSAGE = 'The request could not be decoded';
@@ -59,11 +54,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   /** Event handler failures reach the relay (and an emitter asking for handler acks) instead of only Nest's log. */
   override readonly propagatesEventHandlerErrors = true;
   protected readonly links: RelayLinks;
-  /** Requests being handled, per session they came in on (each relay session numbers its own). */
-  private readonly inFlight = new Map<WebSocket, Map<number, InFlight>>();
-  /** Event handlers running. */
-  private runningEvents = 0;
-  private idleWaiters: Array<() => void> = [];
+  /** Requests and event handlers running. */
+  private readonly work = new HandlerWork();
   private eventMatchers: Array<[pattern: string, match: SubjectMatcher]> = [];
   private readonly subjectCache = new Map<string, string[]>();
   /** Nest's pass-through serializer is in use: responses need no serializing copy. */
@@ -79,7 +71,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       options.mode ?? 'failover',
       {
         onFrame: (frame, via) => this.onFrame(frame, via),
-        onLost: (_err, via) => this.cancelAll(via),
+        onLost: (_err, via) => this.work.cancelAll(via),
       },
       WsRelayStrategy.name,
     );
@@ -134,12 +126,12 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   /** Drains (see the class), then closes every relay connection. */
   async close(): Promise<void> {
     // Also between a relay's GOAWAY and the next session: what is in flight on the old one still finishes.
-    if (this.drainTimeoutMs > 0 && (this.links.isConnected || !this.isIdle())) {
+    if (this.drainTimeoutMs > 0 && (this.links.isConnected || !this.work.idle)) {
       const deadline = Date.now() + this.drainTimeoutMs;
       await this.links.drain(this.drainTimeoutMs);
-      await this.idle(deadline - Date.now());
+      await this.work.whenIdle(deadline - Date.now());
     }
-    this.cancelAll();
+    this.work.cancelAll();
     await this.links.close();
     this._status$.next(WsRelayStatus.DISCONNECTED);
   }
@@ -175,10 +167,12 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   private onFrame(frame: Frame, via: WebSocket): void {
     switch (frame.type) {
       case FrameType.Request:
-        void this.handleRequestFrame(frame, via).catch(err => this.logger.error(err));
+        void this.handleRequestFrame(frame, via).catch((err: unknown) => {
+          this.logger.error(err);
+        });
         return;
       case FrameType.Cancel:
-        this.cancel(frame.id, via);
+        this.work.cancel(frame.id, via);
         return;
       case FrameType.Event:
         void this.handleEventFrame(frame, via);
@@ -191,10 +185,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
 
   private async handleRequestFrame(frame: RequestFrame, via: WebSocket): Promise<void> {
     const { id, pattern } = frame;
-    const entry: InFlight = { cancelled: false };
-    let books = this.inFlight.get(via);
-    if (books === undefined) this.inFlight.set(via, (books = new Map()));
-    books.set(id, entry);
+    const entry = this.work.start(id, via);
     const respond = (packet: WritePacket) => {
       if (entry.cancelled) return;
       this.respond(id, packet, via);
@@ -232,8 +223,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       return;
     }
     try {
-      await this.runWithProcessingHooks(context, async runEndHook => {
-        const result = await handler(packet.data, context);
+      await this.processed(context, async runEndHook => {
+        const result: unknown = await handler(packet.data, context);
         if (entry.cancelled) {
           runEndHook();
           return;
@@ -253,7 +244,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   private respond(id: number, packet: WritePacket, via: WebSocket): void {
     const out = this.identitySerializer ? packet : (this.serializer.serialize({ ...packet, id: String(id) }) as WritePacket);
     const isError = out.err !== undefined && out.err !== null;
-    if (isError || out.isDisposed) this.settle(id, via);
+    if (isError || out.isDisposed) this.work.settle(id, via);
     let payload: Uint8Array | null = null;
     try {
       // Transient: the RESPONSE is encoded right below.
@@ -262,7 +253,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     } catch (err) {
       this.logger.error(`Response to request ${id} cannot be encoded as MessagePack: ${(err as Error).message}`);
       payload = encodePayload(INTERNAL_ERROR);
-      this.settle(id, via);
+      this.work.settle(id, via);
       this.links.send({ type: FrameType.Response, id, flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload }, via);
       return;
     }
@@ -302,7 +293,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       ext.metadata,
       frame.attempt ?? 1,
     ]);
-    this.runningEvents++;
+    this.work.eventStarted();
     let failure: unknown;
     const packet = { pattern: frame.pattern, data, metadata: ext.metadata };
     try {
@@ -320,8 +311,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     } catch (err) {
       failure = err;
     } finally {
-      this.runningEvents--;
-      this.checkIdle();
+      this.work.eventDone();
     }
     if (failure !== undefined && !wantsAck) {
       this.logger.error(`Event handler for "${frame.pattern}" failed: ${describeError(failure)}`);
@@ -336,13 +326,37 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       this.logger.error(NO_EVENT_HANDLER`${pattern}`);
       return;
     }
-    await this.runWithProcessingHooks(context, async runEndHook => {
+    await this.processed(context, async runEndHook => {
       const resultOrStream: unknown = await handler(packet.data, context);
       if (isObservable(resultOrStream)) {
         await lastValueFrom(resultOrStream.pipe(finalize(runEndHook)), { defaultValue: undefined });
       } else {
         runEndHook();
       }
+    });
+  }
+
+  /**
+   * Nest's runWithProcessingHooks, resolved when `fn` is done: what the
+   * processing-start hook returns is not relied on (a hook may return nothing
+   * and still run `fn` later).
+   */
+  private processed(context: WsRelayContext, fn: (runEndHook: () => void) => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const ran: unknown = this.runWithProcessingHooks(context, async runEndHook => {
+        try {
+          await fn(runEndHook);
+          resolve();
+        } catch (err) {
+          // What was thrown, as it is (Nest's handlers may throw non-Error values).
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+          reject(err);
+          throw err;
+        }
+      });
+      // Its own rejection is ours, already reported; a hook that fails before running `fn` fails the call.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+      Promise.resolve(ran).catch((err: unknown) => reject(err));
     });
   }
 
@@ -367,55 +381,6 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       this.subjectCache.set(subject, hit);
     }
     return hit;
-  }
-
-  private settle(id: number, via: WebSocket): void {
-    // A session's books stay until it is lost (cancelAll): not a new Map per request under sequential load.
-    if (this.inFlight.get(via)?.delete(id) !== true) return;
-    this.checkIdle();
-  }
-
-  private cancel(id: number, via: WebSocket): void {
-    const entry = this.inFlight.get(via)?.get(id);
-    if (entry === undefined) return;
-    this.settle(id, via);
-    entry.cancelled = true;
-    entry.subscription?.unsubscribe();
-  }
-
-  /** A relay session is gone, and with it every caller on it (or, with no session named, all of them): stop their handlers. */
-  private cancelAll(via?: WebSocket): void {
-    const sessions = via === undefined ? [...this.inFlight.keys()] : [via];
-    for (const session of sessions) {
-      for (const id of [...(this.inFlight.get(session)?.keys() ?? [])]) this.cancel(id, session);
-      this.inFlight.delete(session);
-    }
-  }
-
-  /** Resolves once no request or event handler is running, or after `timeoutMs`. */
-  private idle(timeoutMs: number): Promise<void> {
-    if (this.isIdle() || timeoutMs <= 0) return Promise.resolve();
-    return new Promise<void>(resolve => {
-      const timer = setTimeout(done, timeoutMs);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.idleWaiters.push(done);
-    });
-  }
-
-  private isIdle(): boolean {
-    if (this.runningEvents !== 0) return false;
-    for (const books of this.inFlight.values()) if (books.size !== 0) return false;
-    return true;
-  }
-
-  private checkIdle(): void {
-    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
   }
 }
 

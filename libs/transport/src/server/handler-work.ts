@@ -1,0 +1,89 @@
+import type { Subscription } from 'rxjs';
+import type WebSocket from 'ws';
+
+/** A request being handled; `subscription` is set once the handler's stream runs. */
+export interface InFlight {
+  cancelled: boolean;
+  subscription?: Subscription;
+}
+
+/**
+ * What a provider's handlers are doing: requests being handled, per relay
+ * session they came in on (each session numbers its own), and event handlers
+ * running; a shutdown waits for them to be done.
+ */
+export class HandlerWork {
+  private readonly requests = new Map<WebSocket, Map<number, InFlight>>();
+  private runningEvents = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  /** Books a request as it starts. */
+  start(id: number, via: WebSocket): InFlight {
+    const entry: InFlight = { cancelled: false };
+    let books = this.requests.get(via);
+    if (books === undefined) this.requests.set(via, (books = new Map<number, InFlight>()));
+    books.set(id, entry);
+    return entry;
+  }
+
+  /** A request is answered (or failed): out of the books. */
+  settle(id: number, via: WebSocket): void {
+    // A session's books stay until it is lost (cancelAll): not a new Map per request under sequential load.
+    if (this.requests.get(via)?.delete(id) !== true) return;
+    this.checkIdle();
+  }
+
+  /** The caller cancelled: the handler's stream stops. */
+  cancel(id: number, via: WebSocket): void {
+    const entry = this.requests.get(via)?.get(id);
+    if (entry === undefined) return;
+    this.settle(id, via);
+    entry.cancelled = true;
+    entry.subscription?.unsubscribe();
+  }
+
+  /** A relay session is gone, and with it every caller on it (or, with no session named, all of them): stop their handlers. */
+  cancelAll(via?: WebSocket): void {
+    const sessions = via === undefined ? [...this.requests.keys()] : [via];
+    for (const session of sessions) {
+      for (const id of [...(this.requests.get(session)?.keys() ?? [])]) this.cancel(id, session);
+      this.requests.delete(session);
+    }
+  }
+
+  eventStarted(): void {
+    this.runningEvents++;
+  }
+
+  eventDone(): void {
+    this.runningEvents--;
+    this.checkIdle();
+  }
+
+  /** No request or event handler is running. */
+  get idle(): boolean {
+    if (this.runningEvents !== 0) return false;
+    for (const books of this.requests.values()) if (books.size !== 0) return false;
+    return true;
+  }
+
+  /** Resolves once no request or event handler is running, or after `timeoutMs`. */
+  whenIdle(timeoutMs: number): Promise<void> {
+    if (this.idle || timeoutMs <= 0) return Promise.resolve();
+    return new Promise<void>(resolve => {
+      const timer = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.idleWaiters.push(done);
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.idle) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
