@@ -92,7 +92,7 @@ export class RelayAuthService {
 
   private async verify(token: string): Promise<RelayClaims> {
     try {
-      return (await (this.verifyToken as Verify)(token));
+      return await (this.verifyToken as Verify)(token);
     } catch (err) {
       throw new TokenRefusal(refusalReason(err));
     }

@@ -247,8 +247,7 @@ function fail(what: string): never {
 const str = (v: unknown, what: string): string => (typeof v === 'string' ? v : fail(what));
 const optStr = (v: unknown, what: string): string | null => (v == null ? null : str(v, what));
 const num = (v: unknown, what: string): number => (typeof v === 'number' && Number.isFinite(v) ? v : fail(what));
-const strs = (v: unknown, what: string): string[] =>
-  Array.isArray(v) && v.every(s => typeof s === 'string') ? (v) : fail(what);
+const strs = (v: unknown, what: string): string[] => (Array.isArray(v) && v.every(s => typeof s === 'string') ? v : fail(what));
 
 /** What read() returns for a field of the wrong type. */
 const BAD = Symbol('bad field');

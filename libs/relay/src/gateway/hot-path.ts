@@ -93,7 +93,7 @@ function handlers(proto: Record<string, unknown>): Array<[string, (...args: unkn
 function frameType(handler: object): FrameType | undefined {
   const message = Reflect.getMetadata(MESSAGE_METADATA, handler) as unknown;
   const entry = Object.entries(FRAME_NAMES).find(([, name]) => name === message);
-  return entry === undefined ? undefined : (Number(entry[0]));
+  return entry === undefined ? undefined : Number(entry[0]);
 }
 
 /** Class-level, then handler-level enhancers of one kind. */
