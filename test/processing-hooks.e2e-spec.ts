@@ -1,0 +1,72 @@
+/**
+ * Pins: Nest 12 lets a processing-start hook return nothing (it calls `done`
+ * and returns). The provider took what the hook returned for the handler's
+ * end, so a handler-acked event was reported handled as soon as the hook
+ * returned, while its handler still ran.
+ */
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { Controller } from '@nestjs/common';
+import { EventPattern, MessagePattern } from '@nestjs/microservices';
+import { WsRelayRecordBuilder } from '@wsrelay/transport';
+import { firstValueFrom } from 'rxjs';
+import { type RunningRelay, startClient, startProvider, startRelay } from './support/harness.js';
+
+/** The slow handler's start, and the gate that lets it finish. */
+const slow = {
+  started: undefined as (() => void) | undefined,
+  gate: undefined as Promise<void> | undefined,
+  order: [] as string[],
+};
+
+@Controller()
+class SlowController {
+  @EventPattern<string>('jobs.slow')
+  async work(): Promise<void> {
+    slow.started?.();
+    await slow.gate;
+    slow.order.push('handler done');
+  }
+
+  @MessagePattern('ping')
+  ping(): string {
+    return 'pong';
+  }
+}
+
+describe('processing hooks', () => {
+  const cleanup: Array<() => unknown> = [];
+
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  it('a start hook that returns nothing: the event is handled when its handler is, not when the hook returns', async () => {
+    const relay: RunningRelay = await startRelay();
+    cleanup.push(() => relay.close());
+    const provider = await startProvider([SlowController], { urls: [relay.url] });
+    cleanup.push(() => provider.close());
+    // As Nest 12 allows: runs the handler, returns nothing.
+    provider.strategy.setOnProcessingStartHook((_transport, _context, done) => {
+      void done();
+    });
+    const client = await startClient({ urls: [relay.url] });
+    cleanup.push(() => client.close());
+
+    let open!: () => void;
+    slow.gate = new Promise<void>(resolve => (open = resolve));
+    const started = new Promise<void>(resolve => (slow.started = resolve));
+    slow.order = [];
+    const acked = firstValueFrom(client.emit('jobs.slow', new WsRelayRecordBuilder({}).setAck('handlers').build())).then(ack => {
+      slow.order.push('acked');
+      return ack;
+    });
+    await started;
+    // The provider answers frames in order: a HANDLED sent when the hook returned would reach this
+    // client (as its ACK) before the answer to a call made after the handler started.
+    expect(await firstValueFrom(client.send<string>('ping', 1))).toBe('pong');
+    expect(slow.order).toEqual([]);
+    open();
+    expect(await acked).toEqual({ recipients: 1 });
+    expect(slow.order).toEqual(['handler done', 'acked']);
+  });
+});
