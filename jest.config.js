@@ -12,7 +12,7 @@ export default {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   // The packages are imported by name, as users import them: from their build (libs/*/dist), made current first.
-  globalSetup: '<rootDir>/scripts/jest-build.cjs',
+  globalSetup: '<rootDir>/scripts/jest-build.mjs',
   modulePathIgnorePatterns: ['<rootDir>/examples/'],
   testTimeout: 20000,
   reporters: ['default', '<rootDir>/scripts/summary-reporter.cjs'],

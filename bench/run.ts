@@ -194,7 +194,7 @@ async function main(): Promise<void> {
   }
   if (makeUp.length > 0) log(`bench: measuring ${makeUp.length} disturbed cell(s) again`);
   for (const { round, w, peer } of makeUp) {
-    const cells = raw[w.id]![peer.id]!;
+    const cells = raw[w.id][peer.id]!;
     for (let attempt = 2; attempt <= attempts; attempt++) {
       const old = cells[round] as Cell;
       await new Promise(r => setTimeout(r, 2000));

@@ -1,7 +1,9 @@
 // Jest's global setup: builds the packages (incremental, about a second when
 // nothing changed), so that tests import by name what users would install.
-const { execFileSync } = require('node:child_process');
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
-module.exports = function build() {
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { stdio: 'inherit' });
-};
+export default async function build() {
+  const tsc = fileURLToPath(import.meta.resolve('typescript/bin/tsc'));
+  execFileSync(process.execPath, [tsc, '-b', 'tsconfig.build.json'], { stdio: 'inherit' });
+}

@@ -43,7 +43,7 @@ export function startNode(entry: string, options: StartOptions = {}): Started {
   // Lines printed before anyone asks for them are kept, so line() cannot miss one.
   const history: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream! }).on('line', line => {
+    createInterface({ input: stream }).on('line', line => {
       if (history.length < 1000) history.push(line);
       listeners.forEach(l => l(line));
     });

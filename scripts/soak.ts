@@ -52,7 +52,7 @@ async function main(): Promise<number> {
   });
   const port = await new Promise<number>((resolve, reject) => {
     relay.once('exit', code => reject(new Error(`the relay exited (${code}) before listening`)));
-    for (const s of [relay.stdout!, relay.stderr!]) {
+    for (const s of [relay.stdout, relay.stderr]) {
       createInterface({ input: s }).on('line', line => {
         const m = /Relay listening on ws:\/\/[^:]+:(\d+)/.exec(line);
         if (m) resolve(Number(m[1]));

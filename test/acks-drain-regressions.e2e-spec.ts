@@ -11,7 +11,7 @@
  * Real relays (alone or three on an in-memory hub) on 127.0.0.1:0, real Nest
  * microservices and clients, raw sockets for nodes that must misbehave.
  */
-import { jest } from '@jest/globals';
+import { expect, jest } from '@jest/globals';
 import { Controller, Logger } from '@nestjs/common';
 import { EventPattern, MessagePattern } from '@nestjs/microservices';
 import {
@@ -472,7 +472,7 @@ describe('handler acks, drain and GOAWAY regressions', () => {
         expect(c.relayStatus()).toEqual({ [urls[0]]: 'connected', [urls[1]]: 'not_connected' });
         const seen: Array<[string, unknown[]]> = [];
         for (const event of ['disconnected', 'reconnecting', 'connected'] as const) {
-          c.on(event, ((...args: unknown[]) => void seen.push([event, args])) as never);
+          c.on(event, (...args: unknown[]) => void seen.push([event, args]));
         }
 
         await a.close(); // GOAWAY, then the socket closes

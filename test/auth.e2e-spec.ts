@@ -5,6 +5,7 @@
  * caller's claims reach the provider, and a token expiring on a live
  * connection is refreshed in-band or closes the connection.
  */
+import { expect } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { CloseCode, FrameType, RelayErrorCode } from '@wsrelay/protocol';
@@ -21,10 +22,16 @@ import { rejection, type RunningProvider, type RunningRelay, startClient, startP
 import { RawNode, refusal } from './support/raw-node.js';
 import { AUDIENCE, CLIENT, ISSUER, keyPair, mint, SECRET, SERVER, unsigned } from './support/tokens.js';
 
+/** What `whoami` answers. */
+interface WhoAmI {
+  claims: Record<string, unknown> | null;
+  caller: string | null;
+}
+
 @Controller()
 class WhoAmIController {
   @MessagePattern('whoami')
-  whoami(@Payload() _: unknown, @Ctx() ctx: WsRelayContext) {
+  whoami(@Payload() _: unknown, @Ctx() ctx: WsRelayContext): WhoAmI {
     return { claims: ctx.getClaims() ?? null, caller: ctx.getCallerId() };
   }
 }
@@ -100,7 +107,7 @@ describe('authentication', () => {
     const token = await mint({ sub: 'carrier', claims: CLIENT });
     for (const tokenCarrier of ['header', 'query', 'protocol'] as const) {
       const client = await startClient({ urls: [relay.url], token, tokenCarrier });
-      const result = await firstValueFrom(client.send('whoami', {}));
+      const result = await firstValueFrom(client.send<WhoAmI>('whoami', {}));
       expect(result.claims).toMatchObject({ sub: 'carrier', role: 'client' });
       if (tokenCarrier === 'protocol') expect(client.unwrap().protocol).toBe('wsrelay.v1');
       await client.close();
@@ -123,7 +130,7 @@ describe('authentication', () => {
       nodeId: 'claims-caller',
       token: await mint({ sub: 'alice', claims: { ...CLIENT, tenant: undefined, plan: 'gold' } }),
     });
-    const result = await firstValueFrom(client.send('whoami', {}));
+    const result = await firstValueFrom(client.send<WhoAmI>('whoami', {}));
     expect(result).toMatchObject({ caller: 'claims-caller', claims: { sub: 'alice', plan: 'gold', iss: ISSUER } });
     await client.close();
   });
@@ -254,8 +261,8 @@ describe('token expiry on a live connection', () => {
       // The first token may not call whoami; the refreshed one may.
       expect(((await rejection(firstValueFrom(client.send('whoami', {})))) as RelayError).code).toBe(RelayErrorCode.FORBIDDEN);
       expect(await refreshed).toBeGreaterThan(Date.now());
-      const result = await firstValueFrom(client.send('whoami', {}));
-      expect(result.claims.perms).toEqual({ call: ['whoami'] });
+      const result = await firstValueFrom(client.send<WhoAmI>('whoami', {}));
+      expect(result.claims?.perms).toEqual({ call: ['whoami'] });
       expect(client.unwrap()).toBe(socket);
     } finally {
       await client?.close();
@@ -310,8 +317,8 @@ describe('token expiry on a live connection', () => {
       await until(() => asked >= 3 && states.at(-1) === WsRelayStatus.CONNECTED, 5000, 'the provider to reconnect');
       expect(states).toContain(WsRelayStatus.DISCONNECTED);
       const client = await startClient({ urls: [relay.url], token: await mint({ claims: CLIENT }) });
-      const result = await firstValueFrom(client.send('whoami', {}));
-      expect(result.claims.role).toBe('client');
+      const result = await firstValueFrom(client.send<WhoAmI>('whoami', {}));
+      expect(result.claims?.role).toBe('client');
       await client.close();
       await provider.close();
     } finally {

@@ -3,6 +3,7 @@
  * bound to their connection and subject, per-pattern permissions for call,
  * serve, publish and subscribe, and tenants that never see each other.
  */
+import { expect } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { CloseCode, encodePayload, FrameType, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';

@@ -485,8 +485,8 @@ describe('chaos (real relay and provider processes, under load)', () => {
     expect(emits.every(e => e.recipients === 1)).toBe(true);
     const handledBy = (s: number) => members.some(m => m.lines.some(l => l.text.startsWith(`EVENT ${s} `)));
     await until(() => emits.every(e => handledBy(e.seq)), 5000, 'a handled line for every acked event');
-    const victimStarted = victim!.matching(/^EVENT-START (\d+) \d+$/).map(m => Number(m[1]));
-    const victimFinished = new Set(victim!.matching(/^EVENT (\d+) \d+$/).map(m => Number(m[1])));
+    const victimStarted = victim.matching(/^EVENT-START (\d+) \d+$/).map(m => Number(m[1]));
+    const victimFinished = new Set(victim.matching(/^EVENT (\d+) \d+$/).map(m => Number(m[1])));
     const cutOff = victimStarted.filter(s => !victimFinished.has(s));
     expect(cutOff).toContain(heldSeq);
     for (const s of cutOff) {

@@ -6,10 +6,18 @@
  * number of deliveries; what finally fails is reported to the emitter. Real
  * relays, real Nest microservices, raw sockets for members that misbehave.
  */
+import { expect } from '@jest/globals';
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, EventPattern, Payload, RpcException } from '@nestjs/microservices';
 import { encodePayload, type EventFrame, EventFlag, FrameType, RelayErrorCode } from '@wsrelay/protocol';
-import { type RelayError, type WsRelayClient, WsRelayContext, type WsRelayFailedDelivery, WsRelayRecordBuilder } from '@wsrelay/transport';
+import {
+  type RelayError,
+  type WsRelayClient,
+  WsRelayContext,
+  type WsRelayEventAck,
+  type WsRelayFailedDelivery,
+  WsRelayRecordBuilder,
+} from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { RelayCore } from '@wsrelay/relay';
 import { inProcessCluster } from './support/cluster.js';
@@ -84,7 +92,7 @@ describe("events with ack: 'handlers'", () => {
     await provider('h-1');
     await provider('h-2');
     let completed = false;
-    const ack = firstValueFrom(client.emit('jobs.build', handlersAck({ slow: true }))).then(a => ((completed = true), a));
+    const ack = firstValueFrom(client.emit<WsRelayEventAck>('jobs.build', handlersAck({ slow: true }))).then(a => ((completed = true), a));
     await until(() => releases.length === 2, 5000, 'both handlers to start');
     releases.shift()!();
     await until(() => handled.length === 1, 5000, 'the first handler to finish');
@@ -136,7 +144,7 @@ describe("events with ack: 'handlers'", () => {
     const started = Date.now();
     const err = (await rejection(firstValueFrom(client.emit('jobs.lost', handlersAck({ x: 1 }))))) as RelayError;
     // Three deliveries (the bound), 1 s each, alternating between the two silent members.
-    const copies = [...silent1.frames, ...silent2.frames].filter(f => f.type === FrameType.Event) as EventFrame[];
+    const copies = [...silent1.frames, ...silent2.frames].filter(f => f.type === FrameType.Event);
     expect(copies.map(c => c.attempt).sort()).toEqual([1, 2, 3]);
     expect(err.code).toBe(RelayErrorCode.HANDLER_FAILED);
     expect(err.details).toEqual([{ nodeId: expect.stringMatching(/^silent-/), code: RelayErrorCode.TIMEOUT }]);

@@ -4,7 +4,7 @@
  */
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
-import { type WsRelayClient, WsRelayContext, WsRelayRecordBuilder } from '@wsrelay/transport';
+import { type WsRelayClient, WsRelayContext, type WsRelayEventAck, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
 
@@ -78,7 +78,7 @@ describe('events through the relay', () => {
   });
 
   it('delivers to every matching wildcard subscriber and acks the node count', async () => {
-    const ack = await firstValueFrom(client.emit('orders.created', { id: 1 }));
+    const ack = await firstValueFrom(client.emit<WsRelayEventAck>('orders.created', { id: 1 }));
     expect(ack).toEqual({ recipients: 2 });
     await until(() => seen.length === 3, 5000, 'three handler runs');
     expect(seen.map(s => `${s.node}:${s.handler}`).sort()).toEqual(['star:orders.*', 'tail:orders.>', 'tail:orders.created']);

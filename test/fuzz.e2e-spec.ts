@@ -304,7 +304,7 @@ describe('fuzzing a live relay', () => {
   let relay: RunningRelay;
   let provider: RunningProvider;
   let client: WsRelayClient;
-  const sockets: Array<FuzzSocket | undefined> = Array(SLOTS).fill(undefined);
+  const sockets = new Array<FuzzSocket | undefined>(SLOTS).fill(undefined);
 
   beforeAll(async () => {
     relay = await startRelay({ maxPayloadBytes: LIMIT, maxBadFrames: MAX_BAD_FRAMES });

@@ -186,7 +186,7 @@ describe('hostile input', () => {
     node.send({ type: FrameType.Hello, versions: [1], nodeId: 'frozen', service: null, patterns: ['slow'], events: [], queue: null });
     await node.next(f => f.type === FrameType.Welcome);
     const caller = await startClient({ urls: [fast.url] });
-    const call = firstValueFrom(caller.send('slow', 1)).catch(err => err);
+    const call = firstValueFrom(caller.send('slow', 1)).catch((err: unknown) => err);
     await node.next(f => f.type === FrameType.Request);
     expect(await call).toMatchObject({ code: RelayErrorCode.PROVIDER_DISCONNECTED });
     await node.closed();

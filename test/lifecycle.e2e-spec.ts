@@ -7,13 +7,22 @@ import { Controller, Inject, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientProxy, ClientsModule, MessagePattern, Payload } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
-import { RelayError, RelayErrorCode, WsRelayClient, type WsRelayClientOptions, WsRelayStatus, WsRelayStrategy } from '@wsrelay/transport';
+import {
+  RelayError,
+  RelayErrorCode,
+  WsRelayClient,
+  type WsRelayClientOptions,
+  type WsRelayEventAck,
+  WsRelayStatus,
+  WsRelayStrategy,
+} from '@wsrelay/transport';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { RelayModule, RelayWsAdapter } from '@wsrelay/relay';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { firstValueFrom, Observable } from 'rxjs';
 import { RawNode } from './support/raw-node.js';
-import { type RunningRelay, startClient, startProvider, startRelay, until, rejection } from './support/harness.js';
+import { startClient, startProvider, startRelay, until, rejection } from './support/harness.js';
 
 let foreverStarted = 0;
 
@@ -139,8 +148,8 @@ describe('lifecycle', () => {
       // Subscribed and left before the connection is up: never reaches the provider.
       client.send('forever', 1).subscribe().unsubscribe();
       const [reply, ack] = await Promise.all([
-        firstValueFrom(client.send('echo', 'first')),
-        firstValueFrom(client.emit('nobody.listens', 1)),
+        firstValueFrom(client.send<string>('echo', 'first')),
+        firstValueFrom(client.emit<WsRelayEventAck>('nobody.listens', 1)),
       ]);
       expect(reply).toBe('first');
       expect(ack).toEqual({ recipients: 0 });
@@ -178,7 +187,7 @@ describe('lifecycle', () => {
     const app = await NestFactory.create(AsyncRelayModule, { logger: false });
     app.useWebSocketAdapter(new RelayWsAdapter(app));
     await app.listen(0, '127.0.0.1');
-    const { port } = app.getHttpServer().address() as AddressInfo;
+    const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
     const client = new WsRelayClient({ urls: [`ws://127.0.0.1:${port}/async-relay`] });
     const welcomed = new Promise<{ relayId: string }>(resolve =>
       client.on('connected', ((w: { relayId: string }) => resolve(w)) as () => void),
@@ -196,7 +205,7 @@ describe('lifecycle', () => {
     const app = await NestFactory.create(RelayModule.forRoot({}), { logger: false });
     app.useWebSocketAdapter(new WsAdapter(app));
     await app.listen(0, '127.0.0.1');
-    const { port } = app.getHttpServer().address() as AddressInfo;
+    const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
     try {
       const node = await RawNode.open(`ws://127.0.0.1:${port}/relay`);
       const closed = await node.closed();
@@ -239,7 +248,9 @@ describe('lifecycle', () => {
           const caller = app.get(Caller);
           expect(caller.client).toBeInstanceOf(WsRelayClient);
           expect(await caller.echo('via module')).toBe('via module');
-          const closed = new Promise<void>(resolve => caller.client.status.subscribe(s => s === WsRelayStatus.DISCONNECTED && resolve()));
+          const closed = new Promise<void>(resolve =>
+            caller.client.status.subscribe(s => (s as WsRelayStatus) === WsRelayStatus.DISCONNECTED && resolve()),
+          );
           await app.close();
           await closed;
         }

@@ -25,6 +25,7 @@ import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { type Frame, FrameType, RelayError, RelayErrorCode } from '@wsrelay/protocol';
 import { createRelayApp, RelayGateway, RelayModule, RelayWsAdapter } from '@wsrelay/relay';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { firstValueFrom, type Observable, tap } from 'rxjs';
 import { rejection, startClient, startProvider } from './support/harness.js';
@@ -88,7 +89,7 @@ class Warnings {
 
 async function listen(app: Awaited<ReturnType<typeof createRelayApp>>): Promise<string> {
   await app.listen(0, '127.0.0.1');
-  return `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}/relay`;
+  return `ws://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}/relay`;
 }
 
 describe('enhancers added to the relay gateway', () => {

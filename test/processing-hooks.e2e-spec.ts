@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { EventPattern, MessagePattern } from '@nestjs/microservices';
-import { WsRelayRecordBuilder } from '@wsrelay/transport';
+import { type WsRelayEventAck, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { type RunningRelay, startClient, startProvider, startRelay } from './support/harness.js';
 
@@ -56,7 +56,8 @@ describe('processing hooks', () => {
     slow.gate = new Promise<void>(resolve => (open = resolve));
     const started = new Promise<void>(resolve => (slow.started = resolve));
     slow.order = [];
-    const acked = firstValueFrom(client.emit('jobs.slow', new WsRelayRecordBuilder({}).setAck('handlers').build())).then(ack => {
+    const record = new WsRelayRecordBuilder({}).setAck('handlers').build();
+    const acked = firstValueFrom(client.emit<WsRelayEventAck>('jobs.slow', record)).then(ack => {
       slow.order.push('acked');
       return ack;
     });

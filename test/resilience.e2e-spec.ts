@@ -13,7 +13,7 @@ import { CloseCode, encodePayload, FrameType, RelayErrorCode } from '@wsrelay/pr
 import { RelayCore } from '@wsrelay/relay';
 import { type RelayError, WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
-import { rejection, type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
+import { rejection, type RunningProvider, startClient, startProvider, startRelay, until } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
 
 const NODE = Symbol('node');

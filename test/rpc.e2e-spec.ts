@@ -6,7 +6,7 @@
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { RelayError, RelayErrorCode, WsRelayContext, WsRelayRecordBuilder } from '@wsrelay/transport';
-import { EmptyError, firstValueFrom, interval, lastValueFrom, map, Observable, of, take, timeout, toArray } from 'rxjs';
+import { EmptyError, firstValueFrom, lastValueFrom, map, Observable, of, take, timeout, toArray } from 'rxjs';
 import type WebSocket from 'ws';
 import { type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, rejection, until } from './support/harness.js';
 import type { WsRelayClient } from '@wsrelay/transport';

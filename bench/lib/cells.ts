@@ -129,7 +129,7 @@ export async function runCell(peer: Peer, w: Workload, s: CellSettings): Promise
       marks,
     };
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n${load.tail()}`);
+    throw new Error(`${(err as Error).message}\n${load.tail()}`, { cause: err });
   } finally {
     await load.stop();
   }

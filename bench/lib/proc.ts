@@ -5,7 +5,9 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 /** Clock ticks per second of the utime/stime fields in /proc/<pid>/stat. */
 export const CLK_TCK = (() => {
   try {
-    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    // A divisor: 0 and NaN (output that is not a number) count as unknown.
+    const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+    return ticks === 0 || Number.isNaN(ticks) ? 100 : ticks;
   } catch {
     return 100;
   }

@@ -36,8 +36,6 @@ function spread(w: Workload, min: number, max: number): string {
   return w.metric === 'mbps' ? `${fixed(min, 1)}–${fixed(max, 1)}` : `${int(min)}–${int(max)}`;
 }
 
-const ROLE_ORDER = ['load', 'relay', 'broker', 'provider', 'subscribers'];
-
 function procs(list: ProcSummary[], pick: (p: ProcSummary) => string): string {
   const byRole = (roles: string[]) => list.find(p => roles.includes(p.role));
   const cells = [byRole(['load']), byRole(['relay', 'broker']), byRole(['provider', 'subscribers'])];

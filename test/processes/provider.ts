@@ -28,7 +28,7 @@ import { type WsRelayContext, WsRelayStrategy } from '@wsrelay/transport';
 
 const env = process.env;
 const nodeId = env.PROVIDER_NODE_ID || `provider-${process.pid}`;
-const delayMs = Number(env.PROVIDER_DELAY_MS || 0);
+const delayMs = num('PROVIDER_DELAY_MS') ?? 0;
 const logRequests = env.PROVIDER_LOG_REQUESTS === '1';
 const blobs = new Map<number, string>();
 

@@ -4,6 +4,7 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createRelayApp, type RelayModuleOptions } from '@wsrelay/relay';
 import { WsRelayClient, type WsRelayClientOptions, WsRelayStrategy, type WsRelayStrategyOptions } from '@wsrelay/transport';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface RunningRelay {
@@ -19,7 +20,7 @@ export async function startRelay(options: RelayModuleOptions = {}, port = 0): Pr
   // No startup grace unless a test asks for one: most tests expect MICROSERVICE_OFFLINE at once.
   const app = await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0, ...options }, { logger: false });
   await app.listen(port, '127.0.0.1');
-  const address = app.getHttpServer().address() as AddressInfo;
+  const address = (app.getHttpServer() as Server).address() as AddressInfo;
   const path = options.path ?? '/relay';
   let closed: Promise<void> | undefined;
   return {

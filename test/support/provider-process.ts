@@ -51,7 +51,7 @@ export async function spawnProvider(env: Record<string, string>): Promise<Provid
     child.once('close', (code, signal) => resolve({ code, signal })),
   );
   for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream! }).on('line', text => {
+    createInterface({ input: stream }).on('line', text => {
       const line = { text, at: Date.now() };
       lines.push(line);
       for (const l of listeners) l(line);

@@ -57,7 +57,7 @@ export async function startTestRedis(): Promise<TestRedis> {
   const given = process.env.REDIS_URL;
   if (given) {
     const u = new URL(given);
-    await pingRedis(u.hostname, Number(u.port || 6379)).catch(err => {
+    await pingRedis(u.hostname, u.port === '' ? 6379 : Number(u.port)).catch(err => {
       throw new Error(`REDIS_URL=${given} does not answer (${(err as Error).message}). ${HOW_TO_GET_ONE}`);
     });
     return { url: given, stop: async () => undefined };
@@ -73,7 +73,7 @@ export async function startTestRedis(): Promise<TestRedis> {
     await pingRedis('127.0.0.1', port);
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`redis-server did not start on port ${port}: ${(err as Error).message}. ${HOW_TO_GET_ONE}`);
+    throw new Error(`redis-server did not start on port ${port}: ${(err as Error).message}. ${HOW_TO_GET_ONE}`, { cause: err });
   }
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -119,7 +119,7 @@ export class CutOffProxy {
 
   static async start(targetUrl: string): Promise<CutOffProxy> {
     const u = new URL(targetUrl);
-    const proxy = new CutOffProxy({ host: u.hostname, port: Number(u.port || 6379) }, await freePort());
+    const proxy = new CutOffProxy({ host: u.hostname, port: u.port === '' ? 6379 : Number(u.port) }, await freePort());
     await proxy.restore();
     return proxy;
   }

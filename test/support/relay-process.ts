@@ -30,7 +30,7 @@ export async function spawnRelay(env: Record<string, string>): Promise<RelayProc
     const onExit = (code: number | null) => reject(new Error(`relay exited (${code}) before listening:\n${output.join('\n')}`));
     child.once('exit', onExit);
     for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream! }).on('line', line => {
+      createInterface({ input: stream }).on('line', line => {
         if (output.length < 2000) output.push(line);
         const m = /Relay listening on wss?:\/\/[^:]+:(\d+)/.exec(line);
         if (m) {

@@ -1,5 +1,6 @@
 import { createRelayApp, type RelayModuleOptions } from '@wsrelay/relay';
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RunningRelay } from './harness.js';
 
@@ -13,7 +14,7 @@ export const TEST_KEY = fixture('key.pem');
 export async function startTlsRelay(options: RelayModuleOptions = {}): Promise<RunningRelay> {
   const app = await createRelayApp(options, { logger: false, tls: { key: TEST_KEY, cert: TEST_CERT } });
   await app.listen(0, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
+  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
   return {
     app,
     port,

@@ -30,7 +30,7 @@ class CallerService {
       this.logger.log(`greet('') -> error ${JSON.stringify(err)}`);
     }
 
-    const ack = await firstValueFrom(this.greeter.emit('greetings.sent', { to: 'Ada' }));
+    const ack = await firstValueFrom(this.greeter.emit<unknown>('greetings.sent', { to: 'Ada' }));
     this.logger.log(`event greetings.sent -> ack ${JSON.stringify(ack)}`);
   }
 }

@@ -362,14 +362,12 @@ export class RelayConnection {
     // The relay closes it after its drain deadline; should it not, we do.
     setTimeout(() => socket.terminate(), drainMs + DRAIN_GRACE_MS).unref();
     this.urlStatus.set(url, 'not_connected');
-    this.events.emit('disconnected', new Error(`relay ${url} is going away`));
+    // The state moves first, so that whoever hears of the change sees the connection as it now is.
     // Shutting down (drain() was called): nothing new is wanted, so no new session either.
-    if (!moving) {
-      this.machine.fire('stopped');
-      return;
-    }
+    this.machine.fire(moving ? 'moved' : 'stopped');
+    this.events.emit('disconnected', new Error(`relay ${url} is going away`));
+    if (!moving) return;
     if (this.config.urls.length > 1) this.urlIndex++;
-    this.machine.fire('moved');
     this.events.emit('reconnecting', this.attempt, 0);
     void this.open(this.machine.epoch);
   }
@@ -388,26 +386,26 @@ export class RelayConnection {
     this.urlStatus.set(this.currentUrl, wasOpen && code === CloseCode.NORMAL ? 'not_connected' : 'error');
     this.endSession();
     if (reason && !this.lastError) this.lastError = new Error(`relay closed the connection (${code}: ${reason})`);
+    const fatal =
+      this.fatal ??
+      (code === CloseCode.PROTOCOL_MISMATCH || code === CloseCode.FORBIDDEN
+        ? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch')
+        : undefined);
+    // The state moves first, so that whoever hears of the loss sees the connection as it now is:
+    // stopped when the node is leaving or retrying cannot help, else waiting for a retry.
+    const retry = !this.machine.is('closed') && !this.leaving && fatal === undefined;
+    if (!this.machine.is('closed')) this.machine.fire(retry ? 'failed' : 'stopped');
     if (wasOpen) {
       this.listener.onLost(lost(), socket);
       this.events.emit('disconnected', this.lastError);
     }
-    if (this.machine.is('closed')) return;
-    if (this.leaving) {
-      this.machine.fire('stopped');
-      return;
-    }
-    if (this.fatal !== undefined || code === CloseCode.PROTOCOL_MISMATCH || code === CloseCode.FORBIDDEN) {
-      this.stopFor(this.fatal ?? new RelayError(RelayErrorCode.PROTOCOL_MISMATCH, reason || 'protocol mismatch'));
-      return;
-    }
-    this.retryLater();
+    if (retry) this.scheduleRetry();
+    else if (fatal !== undefined && !this.leaving && !this.machine.is('closed')) this.stopFor(fatal);
   }
 
-  /** A failure retrying cannot fix: waiting calls fail with it, and no retry follows. */
+  /** A failure retrying cannot fix: waiting calls fail with it (the connection has stopped). */
   private stopFor(err: RelayError): void {
     this.logger.error(err.message);
-    this.machine.fire('stopped');
     this.offline.fail(err);
     this.events.emit('error', err);
   }
@@ -419,9 +417,13 @@ export class RelayConnection {
     this.socket = undefined;
   }
 
-  /** The attempt or session failed: the next attempt after a backoff, on the next URL when there are several. */
+  /** The attempt or session failed: the next attempt after a backoff. */
   private retryLater(): void {
-    if (!this.machine.fire('failed')) return;
+    if (this.machine.fire('failed')) this.scheduleRetry();
+  }
+
+  /** The next attempt after a backoff, on the next URL when there are several (the state is `waiting`). */
+  private scheduleRetry(): void {
     if (this.config.urls.length > 1) this.urlIndex++;
     const delay = backoffDelay(this.attempt++, this.config.reconnect);
     this.events.emit('reconnecting', this.attempt, delay);
