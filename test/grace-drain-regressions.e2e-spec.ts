@@ -39,11 +39,14 @@ class LaggyBackplane extends InMemoryBackplane {
   }
 }
 
+/** How long SlowCloseBackplane's close takes: what the test needs is a close that is not instant. */
+const SLOW_CLOSE_MS = 400;
+
 /** A backplane whose close takes a while, as a Redis QUIT over a network does. */
 class SlowCloseBackplane extends InMemoryBackplane {
   override async close(): Promise<void> {
     await super.close();
-    await new Promise(resolve => setTimeout(resolve, 400));
+    await new Promise(resolve => setTimeout(resolve, SLOW_CLOSE_MS));
   }
 }
 

@@ -105,7 +105,7 @@ export function chart(
   }
   out.push(
     `<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="#f59e0b" stroke-width="3" stroke-dasharray="5 2"/>`,
-    `<text x="${lx + 28}" y="${ly}">our target (issue 6)</text>`,
+    `<text x="${lx + 28}" y="${ly}">target</text>`,
     ...caption.split('\n').map((line, i) => `<text x="${left}" y="${ly + 24 + i * 15}" fill="#555" font-size="11">${esc(line)}</text>`),
     '</svg>',
   );

@@ -200,7 +200,7 @@ export function markdown(input: ReportInput): string {
       'Events: our relay and the raw relay ACK each event and Redis answers each PUBLISH, so up to 1,000 events wait for that answer; Nest TCP and NATS emit() completes at the local write, so up to 1,000 events wait until the subscriber has counted them. Delivered/s is counted by the subscriber itself.',
     '',
   );
-  lines.push('### Targets (issue 6)', '', '| workload | target | measured | met |', '| --- | --- | --- | --- |');
+  lines.push('### Targets', '', '| workload | target | measured | met |', '| --- | --- | --- | --- |');
   for (const t of input.targets) {
     const met = t.met === undefined ? 'not measured' : t.met ? 'yes' : 'no';
     lines.push(`| ${t.workload} | ${t.target} | ${t.measured} | ${met}${t.note ? ` (${t.note})` : ''} |`);

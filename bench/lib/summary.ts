@@ -1,4 +1,4 @@
-/** Medians and spreads over rounds, ratios to ours, and the targets. */
+/** Medians and spreads over rounds, ratios to ours, and the performance targets. */
 import {
   type Cell,
   type CellError,
