@@ -13,7 +13,8 @@ import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { Routable } from '../routing/routable.js';
 import type { World } from '../routing/world.js';
-import { DeliveryIds, eventFrame, HANDLER_ERROR } from './event-frame.js';
+import { IdSequence } from '../internal/id-sequence.js';
+import { eventFrame, HANDLER_ERROR } from './event-frame.js';
 import { RelayedCopies } from './relayed-copies.js';
 
 /** Where a copy can be: a node of this relay or of another. */
@@ -70,6 +71,7 @@ const MAX_REPORTED_FAILURES = 100;
 /** A handler's error (MessagePack) longer than this is reported without its body. */
 const MAX_REPORTED_ERROR_BYTES = 4096;
 const EMPTY = new Uint8Array(0);
+const MAX_DID = 0xffff_fffe;
 
 /**
  * Handler acks for events (`ack: 'handlers'`): the relay gives each recipient
@@ -85,7 +87,8 @@ export class EventAcks {
   private readonly deliveries = new Map<number, Delivery>();
   private readonly byTarget = new Map<Routable, Set<Delivery>>();
   private readonly byEmitter = new Map<LocalNode, Emitted>();
-  private readonly ids = new DeliveryIds(id => this.deliveries.has(id) || this.relayed.has(id));
+  /** Delivery ids, shared with the copies this relay makes for other relays. */
+  private readonly ids = new IdSequence(MAX_DID);
   /** Copies this relay makes for other relays' events. */
   private readonly relayed: RelayedCopies;
   private readonly onSettled: () => void;
@@ -98,7 +101,7 @@ export class EventAcks {
     private readonly settings: EventAckSettings,
   ) {
     this.onSettled = settings.onSettled ?? (() => undefined);
-    this.relayed = new RelayedCopies(cluster, this.ids, this.onSettled);
+    this.relayed = new RelayedCopies(cluster, () => this.nextDid(), this.onSettled);
   }
 
   /** Deliveries and relayed deliveries in flight. */
@@ -140,7 +143,7 @@ export class EventAcks {
     const remote = new Map<RemoteRelay, Delivery[]>();
     for (const target of open) {
       const d: Delivery = {
-        did: this.ids.next(),
+        did: this.nextDid(),
         event,
         queue: targeted ? null : target.queue,
         target,
@@ -224,6 +227,10 @@ export class EventAcks {
     }
   }
 
+  private nextDid(): number {
+    return this.ids.next(id => this.deliveries.has(id) || this.relayed.has(id));
+  }
+
   /** Takes a delivery off its target's list (dropped once empty: targets come and go). */
   private untrack(d: Delivery): void {
     const mine = this.byTarget.get(d.target);
@@ -292,7 +299,7 @@ export class EventAcks {
       return;
     }
     this.deliveries.delete(d.did);
-    d.did = this.ids.next();
+    d.did = this.nextDid();
     this.deliveries.set(d.did, d);
     d.target = next;
     d.attempt++;

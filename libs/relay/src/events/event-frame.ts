@@ -16,19 +16,3 @@ export function eventFrame(source: EventSource, id: number, peer: string | null,
   }
   return frame;
 }
-
-const MAX_DID = 0xffff_fffe;
-
-/** Ids of event copies given to nodes, shared by the copies this relay drives and those it makes for others. */
-export class DeliveryIds {
-  private last = 0;
-
-  constructor(private readonly taken: (id: number) => boolean) {}
-
-  next(): number {
-    do {
-      this.last = this.last >= MAX_DID ? 1 : this.last + 1;
-    } while (this.taken(this.last));
-    return this.last;
-  }
-}

@@ -4,7 +4,7 @@ import type { RelayCluster } from '../cluster/relay-cluster.js';
 import type { RemoteRelay } from '../cluster/remote.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { World } from '../routing/world.js';
-import { type DeliveryIds, HANDLER_ERROR } from './event-frame.js';
+import { HANDLER_ERROR } from './event-frame.js';
 
 /** How long this relay keeps a copy it made for another relay, should that relay never settle it. */
 const RELAYED_CLEANUP_MS = 10 * 60_000;
@@ -28,7 +28,8 @@ export class RelayedCopies {
 
   constructor(
     private readonly cluster: RelayCluster,
-    private readonly ids: DeliveryIds,
+    /** A fresh delivery id, shared with the copies this relay drives. */
+    private readonly nextId: () => number,
     private readonly onSettled: () => void,
   ) {}
 
@@ -54,7 +55,7 @@ export class RelayedCopies {
         this.answer(relay, did, RelayErrorCode.PROVIDER_DISCONNECTED, null);
         continue;
       }
-      const id = this.ids.next();
+      const id = this.nextId();
       const r: Relayed = { relay, did, node, timer: undefined };
       // Only a cleanup, long past any deadline the other relay keeps (it may be configured otherwise).
       r.timer = setTimeout(() => this.drop(id, r), RELAYED_CLEANUP_MS);

@@ -2,19 +2,11 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { fakeNode } from '../../spec-support/fakes.js';
 import { RemoteNode, RemoteRelay } from '../cluster/remote.js';
 import { type World, Worlds } from '../routing/world.js';
-import { type Party, type PendingRequest, RequestBook } from './request-book.js';
-
-const MAX_RID = 0xffff_ffff;
+import { IdSequence } from '../internal/id-sequence.js';
+import { MAX_RID, type PendingRequest, RequestBook } from './request-book.js';
 
 /** What `book()` is given for a request: the pattern, its deadline and when its timer fires. */
 const r = (timerMs = 1000) => ({ pattern: 'sum', timeoutMs: 1000, timerMs });
-
-/** The private state a test reaches into where nothing public shows it (the rid counter, a party's books). */
-interface BookInternals {
-  lastRid: number;
-  byCaller: Map<Party, unknown>;
-  byParty: Map<Party, unknown>;
-}
 
 describe('RequestBook', () => {
   let world: World;
@@ -93,15 +85,15 @@ describe('RequestBook', () => {
       expect(book.size).toBe(0);
     });
 
-    it('wraps rids past 2^32-1 to 1, passing over a rid still in flight at the party', () => {
+    it('wraps rids past their bound to 1, passing over a rid still in flight at the party', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
+      book = new RequestBook(undefined, new IdSequence(3));
       const longLived = book.book(caller, 1, provider, provider, r(), none);
-      expect(longLived.rid).toBe(1);
-      (book as unknown as BookInternals).lastRid = MAX_RID - 1;
-      expect(book.book(caller, 2, provider, provider, r(), none).rid).toBe(MAX_RID);
-      const wrapped = book.book(caller, 3, provider, provider, r(), none);
-      expect(wrapped.rid).toBe(2);
+      book.settle(book.book(caller, 2, provider, provider, r(), none));
+      expect(book.book(caller, 3, provider, provider, r(), none).rid).toBe(3);
+      const wrapped = book.book(caller, 4, provider, provider, r(), none);
+      expect([longLived.rid, wrapped.rid]).toEqual([1, 2]);
       expect(book.delivered(provider, 1)).toBe(longLived);
       expect(book.delivered(provider, 2)).toBe(wrapped);
     });
@@ -109,9 +101,13 @@ describe('RequestBook', () => {
     it('reuses a wrapped rid at a party where it is not in flight', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const [p1, p2] = [fakeNode(world, { nodeId: 'p1', patterns: ['sum'] }), fakeNode(world, { nodeId: 'p2', patterns: ['sum'] })];
-      book.book(caller, 1, p1, p1, r(), none);
-      (book as unknown as BookInternals).lastRid = MAX_RID;
-      expect(book.book(caller, 2, p2, p2, r(), none).rid).toBe(1);
+      book = new RequestBook(undefined, new IdSequence(3));
+      for (const id of [1, 2, 3]) book.book(caller, id, p1, p1, r(), none);
+      expect(book.book(caller, 4, p2, p2, r(), none).rid).toBe(1);
+    });
+
+    it('uses the whole 32-bit range by default', () => {
+      expect(MAX_RID).toBe(0xffff_ffff);
     });
   });
 
@@ -216,13 +212,10 @@ describe('RequestBook', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
       book.settle(book.book(caller, 1, provider, provider, r(), none));
-      const internals = book as unknown as BookInternals;
-      expect(internals.byCaller.has(caller)).toBe(true);
-      expect(internals.byParty.has(provider)).toBe(true);
+      expect(book.parties).toBe(2);
       book.forget(caller);
       book.forget(provider);
-      expect(internals.byCaller.has(caller)).toBe(false);
-      expect(internals.byParty.has(provider)).toBe(false);
+      expect(book.parties).toBe(0);
       expect(book.askedCount(caller)).toBe(0);
       expect(book.deliveredCount(provider)).toBe(0);
     });

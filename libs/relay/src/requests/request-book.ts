@@ -1,4 +1,5 @@
 import type { RemoteNode, RemoteRelay } from '../cluster/remote.js';
+import { IdSequence } from '../internal/id-sequence.js';
 import type { LocalNode } from '../routing/local-node.js';
 
 /**
@@ -28,7 +29,8 @@ export interface PendingRequest {
   timer: NodeJS.Timeout | undefined;
 }
 
-const MAX_RID = 0xffff_ffff;
+/** The largest id of a delivery to a provider. */
+export const MAX_RID = 0xffff_ffff;
 
 /**
  * The requests in flight, booked on both ends: by caller (under the id the
@@ -39,12 +41,13 @@ const MAX_RID = 0xffff_ffff;
 export class RequestBook {
   private readonly byCaller = new Map<Party, Map<number, PendingRequest>>();
   private readonly byParty = new Map<Party, Map<number, PendingRequest>>();
-  private lastRid = 0;
   private total = 0;
 
   constructor(
     /** Called whenever a request settles (the relay's shutdown drain waits for none to be left). */
     private readonly onSettled: () => void = () => undefined,
+    /** Where delivery ids come from. */
+    private readonly rids = new IdSequence(MAX_RID),
   ) {}
 
   /** Requests in flight, each counted once. */
@@ -65,7 +68,7 @@ export class RequestBook {
     onExpire: (pending: PendingRequest) => void,
   ): PendingRequest {
     const delivered = books(this.byParty, party);
-    const rid = this.nextRid(delivered);
+    const rid = this.rids.next(id => delivered.has(id));
     const pending: PendingRequest = {
       rid,
       callerRequestId,
@@ -134,12 +137,9 @@ export class RequestBook {
     if (this.byParty.get(party)?.size === 0) this.byParty.delete(party);
   }
 
-  /** A delivery id not in use at the party (ids wrap; a long-lived request must not be shadowed). */
-  private nextRid(delivered: Map<number, PendingRequest>): number {
-    do {
-      this.lastRid = this.lastRid >= MAX_RID ? 1 : this.lastRid + 1;
-    } while (delivered.has(this.lastRid));
-    return this.lastRid;
+  /** Parties with books (kept while they live; for diagnostics). */
+  get parties(): number {
+    return new Set([...this.byCaller.keys(), ...this.byParty.keys()]).size;
   }
 }
 
