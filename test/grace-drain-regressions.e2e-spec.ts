@@ -145,7 +145,7 @@ describe('startup grace and drain regressions', () => {
     await closing;
   });
 
-  it('books no request on the sessions it has forgotten while its cluster stops: RELAY_UNAVAILABLE, and nothing left after close', async () => {
+  it('books no request on the sessions it has forgotten while its cluster stops: RELAY_UNAVAILABLE, answers dropped, nothing left after close', async () => {
     // Bug: a request arriving after the sessions were forgotten (the backplane still closing) went to a
     // provider through the drain's fallback; it was never answered and its timer outlived app.close().
     const r = await relay({ cluster: { backplane: new SlowCloseBackplane() } });
@@ -157,6 +157,12 @@ describe('startup grace and drain regressions', () => {
     await until(() => core.connectionCount === 0, 5000, 'the relay to forget its sessions');
     caller.send(request(1, 'work'));
     expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
+    // An answer to work it was given is dropped quietly (nobody waits for it here); only work it asks for is refused.
+    provider.send({ type: FrameType.Response, id: 77, flags: ResponseFlag.DONE, payload: encodePayload('late') });
+    provider.send({ type: FrameType.Handled, id: 78, error: null });
+    provider.send(request(5, 'work'));
+    expect(await provider.next(answerTo(5))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
+    expect(provider.frames.filter(f => f.type === FrameType.Error)).toEqual([]);
     await closing;
     expect(provider.frames.filter(isRequest)).toEqual([]);
     expect(core.diagnostics().requests).toBe(0);

@@ -23,12 +23,13 @@ import {
 import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA } from '@nestjs/common/constants.js';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
-import { type Frame, FrameType, RelayError, RelayErrorCode } from '@wsrelay/protocol';
+import { encodePayload, type Frame, FrameType, RelayError, RelayErrorCode, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
 import { createRelayApp, RelayGateway, RelayModule, RelayWsAdapter } from '@wsrelay/relay';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { firstValueFrom, type Observable, tap } from 'rxjs';
 import { rejection, startClient, startProvider } from './support/harness.js';
+import { RawNode } from './support/raw-node.js';
 
 @Controller()
 class EchoController {
@@ -142,6 +143,35 @@ describe('enhancers added to the relay gateway', () => {
     for (let i = 0; i < 3; i++) expect(await firstValueFrom(client.send<number>('echo', i))).toBe(i);
     expect(counter.seen.filter(t => t === FrameType.Event)).toHaveLength(3);
     expect(counter.seen.filter(t => t === FrameType.Request)).toHaveLength(3);
+  });
+
+  it("frames pipelined behind HELLO wait for HELLO's handler itself when a global interceptor defers it", async () => {
+    // Bug: with an interceptor, Nest's handler is an Observable that runs once subscribed (a turn later); the frames
+    // held behind HELLO went on at the subscription, before HELLO took effect, and were refused as "HELLO first".
+    const app = await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0 }, { logger: false });
+    app.useGlobalInterceptors(new CountingInterceptor());
+    cleanup.push(() => app.close());
+    const url = await listen(app);
+    const node = await RawNode.open(url);
+    cleanup.push(() => node.close());
+    const tcp = node.tcp!;
+    tcp.cork();
+    node.send({
+      type: FrameType.Hello,
+      versions: [...SUPPORTED_PROTOCOL_VERSIONS],
+      nodeId: 'piped',
+      service: null,
+      patterns: [],
+      events: [],
+      queue: null,
+    });
+    node.send({ type: FrameType.Discover, id: 1 });
+    node.send({ type: FrameType.Event, id: 2, pattern: 'nobody.listens', payload: encodePayload(1), peer: null, ext: null, claims: null });
+    process.nextTick(() => tcp.uncork());
+    expect(await node.next(f => f.type === FrameType.Welcome)).toMatchObject({ nodeId: 'piped' });
+    expect(await node.next(f => f.type === FrameType.Nodes)).toMatchObject({ id: 1, nodes: [{ nodeId: 'piped' }] });
+    expect(await node.next(f => f.type === FrameType.Ack)).toEqual({ type: FrameType.Ack, id: 2, recipients: 0 });
+    expect(node.frames.filter(f => f.type === FrameType.Error)).toEqual([]);
   });
 
   it('a global guard (APP_GUARD) of an app that embeds the relay judges every request', async () => {

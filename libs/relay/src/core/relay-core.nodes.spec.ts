@@ -113,6 +113,30 @@ describe('RelayCore: two relays on one in-memory hub', () => {
     expect(a.holds(session)).toBe(false);
   });
 
+  it('ignores a HELLO whose connection dropped while it was on its way (the node never joins routing)', async () => {
+    const [a, b] = await pair();
+    const socket = new FakeSocket();
+    const session = a.accept(socket as unknown as WebSocket, OPEN_IDENTITY);
+    socket.close(1006);
+    a.drop(socket as unknown as WebSocket);
+    a.hello(session, {
+      type: FrameType.Hello,
+      versions: [...SUPPORTED_PROTOCOL_VERSIONS],
+      nodeId: 'late',
+      service: null,
+      patterns: ['sum'],
+      events: [],
+      queue: null,
+    });
+    expect(socket.take()).toEqual([]);
+    expect(a.nodeDiagnostics('late')).toBeUndefined();
+    expect(a.diagnostics()).toMatchObject({ connections: 0, localNodes: 0, worlds: [] });
+    // The other relay was never told of it either: a node that joins now is the first it hears of.
+    connect(a, 'next');
+    await seen(b, 'next');
+    expect(b.nodeDiagnostics('late')).toBeUndefined();
+  });
+
   it('brings diagnostics() and nodeDiagnostics() back to their baseline once every connection drops', async () => {
     const [a, b] = await pair();
     const baseline = [a.diagnostics(), b.diagnostics()];

@@ -183,6 +183,8 @@ export class RelayCore implements OnModuleDestroy {
   }
 
   hello(session: Session, frame: HelloFrame): void {
+    // Its socket closed while the HELLO was in Nest's pipeline: it must not join routing after it left.
+    if (!this.sessions.has(session)) return;
     this.handshake.hello(session, frame);
   }
 

@@ -172,19 +172,17 @@ export class RelayWsAdapter extends WsAdapter {
       if (slot !== undefined) callbacks[slot] = h.callback as NestCallback;
     }
     const relay = this.relay;
-    const session = () => relay?.core.sessionOf(client);
+    // The gateway's handleConnection has run: the session (if the relay took the socket) is there, for the connection's life.
+    const session = relay?.core.sessionOf(client);
     const intake = new FrameIntake(callbacks, {
-      established: () => {
-        const s = session();
-        return s === undefined || relay?.core.membership.nodeOf(s) !== undefined;
-      },
-      fast: frame => this.fast(client, session(), frame),
+      established: () => session === undefined || relay?.core.membership.nodeOf(session) !== undefined,
+      fast: frame => this.fast(client, session, frame),
       nest: (callback, item, event, done) => this.run(callback, item, event, done),
     });
     client.on('message', (data: Buffer, isBinary: boolean) => {
-      const s = session();
-      if (s !== undefined) s.heard = true;
-      intake.receive(this.parse(s, data, isBinary));
+      if (session !== undefined) session.heard = true;
+      const item = this.parse(session, data, isBinary);
+      if (item !== undefined) intake.receive(item);
     });
   }
 
@@ -272,7 +270,8 @@ export class RelayWsAdapter extends WsAdapter {
     );
   }
 
-  private parse(session: Session | undefined, data: Buffer, isBinary: boolean): Frame | Refusal {
+  /** The frame, its refusal, or nothing when it is to be dropped. */
+  private parse(session: Session | undefined, data: Buffer, isBinary: boolean): Frame | Refusal | undefined {
     if (!isBinary) return new Refusal(0, new FrameError(RelayErrorMessages.textFrame()));
     let frame: Frame;
     try {
@@ -294,7 +293,9 @@ export class RelayWsAdapter extends WsAdapter {
       return new Refusal(id, new RelayError(RelayErrorCode.RATE_LIMITED, this.rateLimited));
     }
     // The relay let go of it in its shutdown (its socket not closed yet): nothing is routed for it any more.
+    // Work it asks for is refused; answers to work it was given are dropped (nobody waits for them here).
     if (!this.relay.core.holds(session)) {
+      if (!RATED.has(frame.type)) return undefined;
       return new Refusal(
         id,
         new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway())),
@@ -304,36 +305,37 @@ export class RelayWsAdapter extends WsAdapter {
   }
 
   /**
-   * Runs a Nest handler; with interceptors it returns an Observable that must
-   * be subscribed to run. `done` runs once the handler has (guards, filters and all).
+   * Runs a Nest handler; with interceptors it returns an Observable that runs
+   * the handler only once subscribed to. `done` runs once, when the handler
+   * has run (guards, filters and all): its first value, its end or its error.
    */
   private run(callback: NestCallback, payload: unknown, event: string, done: () => void): void {
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      done();
+    };
+    const fail = (err: unknown): void => {
+      this.log.error(err);
+      finish();
+    };
     let result: unknown;
     try {
       result = callback(payload, event);
     } catch (err) {
-      this.log.error(err);
-      done();
+      fail(err);
       return;
     }
-    if (result instanceof Promise) {
-      result.then(
-        (r: unknown) => {
-          this.drain(r);
-          done();
-        },
-        (err: unknown) => {
-          this.log.error(err);
-          done();
-        },
-      );
-    } else {
-      this.drain(result);
-      done();
-    }
+    if (result instanceof Promise) result.then((r: unknown) => this.settle(r, finish, fail), fail);
+    else this.settle(result, finish, fail);
   }
 
-  private drain(result: unknown): void {
-    if (isObservable(result)) result.subscribe({ error: (err: unknown) => this.log.error(err) });
+  private settle(result: unknown, finish: () => void, fail: (err: unknown) => void): void {
+    if (!isObservable(result)) {
+      finish();
+      return;
+    }
+    result.subscribe({ next: finish, complete: finish, error: fail });
   }
 }
