@@ -6,10 +6,11 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller } from '@nestjs/common';
-import { EventPattern, MessagePattern } from '@nestjs/microservices';
+import { EventPattern, MessagePattern, RpcException } from '@nestjs/microservices';
+import { type RelayError, RelayErrorCode } from '@wsrelay/protocol';
 import { type WsRelayEventAck, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
-import { type RunningRelay, startClient, startProvider, startRelay } from './support/harness.js';
+import { rejection, type RunningRelay, startClient, startProvider, startRelay } from './support/harness.js';
 
 /** The slow handler's start, and the gate that lets it finish. */
 const slow = {
@@ -25,6 +26,11 @@ class SlowController {
     slow.started?.();
     await slow.gate;
     slow.order.push('handler done');
+  }
+
+  @EventPattern('jobs.fail')
+  fail(_data: unknown): void {
+    throw new RpcException({ code: 'JOB_REJECTED' });
   }
 
   @MessagePattern('ping')
@@ -69,5 +75,33 @@ describe('processing hooks', () => {
     open();
     expect(await acked).toEqual({ recipients: 1 });
     expect(slow.order).toEqual(['handler done', 'acked']);
+  });
+
+  it("a handler's failure ends the processing once and fails the event, and is not thrown back into the hook", async () => {
+    const relay: RunningRelay = await startRelay();
+    cleanup.push(() => relay.close());
+    const provider = await startProvider([SlowController], { urls: [relay.url] });
+    cleanup.push(() => provider.close());
+    // A hook that does not await `done` (a rejection thrown back into it would go unhandled).
+    const returned: Array<Promise<unknown>> = [];
+    let ended = 0;
+    provider.strategy.setOnProcessingStartHook((_transport, _context, done) => {
+      returned.push(done());
+    });
+    provider.strategy.setOnProcessingEndHook(() => ended++);
+    const client = await startClient({ urls: [relay.url] });
+    cleanup.push(() => client.close());
+
+    const record = new WsRelayRecordBuilder({}).setAck('handlers').build();
+    const err = (await rejection(firstValueFrom(client.emit('jobs.fail', record)))) as RelayError;
+    expect(err.code).toBe(RelayErrorCode.HANDLER_FAILED);
+    expect(err.details).toEqual([expect.objectContaining({ code: 'HANDLER_ERROR', error: { code: 'JOB_REJECTED' } })]);
+    expect(await firstValueFrom(client.send<string>('ping', 1))).toBe('pong');
+    expect(returned).toHaveLength(2);
+    expect(await Promise.allSettled(returned)).toEqual([
+      { status: 'fulfilled', value: undefined },
+      { status: 'fulfilled', value: undefined },
+    ]);
+    expect(ended).toBe(2);
   });
 });

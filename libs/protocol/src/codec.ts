@@ -218,33 +218,36 @@ function fromWire(raw: unknown): Frame {
 
 /** A field as its kind says it is; otherwise a FrameError naming it (correlated to `id`). */
 function read(v: unknown, field: Field, id: number): unknown {
-  const fail = (reason: string): never => {
-    throw new FrameError(`${field.name} ${reason}`, id);
-  };
   switch (field.kind) {
     case 'id':
     case 'uint':
     case 'timeout': {
       const max = field.kind === 'uint' ? (field.max as number) : field.kind === 'id' ? MAX_ID : MAX_TIMEOUT_MS;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(`must be an integer from 0 to ${max}`);
-      if (v === 0 && field.kind !== 'uint') fail('must be greater than 0');
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+        return invalid(field, id, `must be an integer from 0 to ${max}`);
+      if (v === 0 && field.kind !== 'uint') return invalid(field, id, 'must be greater than 0');
       return v;
     }
     case 'str':
-      return typeof v === 'string' && v.length > 0 ? v : fail('must be a non-empty string');
+      return typeof v === 'string' && v.length > 0 ? v : invalid(field, id, 'must be a non-empty string');
     case 'text':
-      return typeof v === 'string' ? v : fail('must be a string');
+      return typeof v === 'string' ? v : invalid(field, id, 'must be a string');
     case 'bin':
-      return v instanceof Uint8Array ? v : fail('must be bin');
+      return v instanceof Uint8Array ? v : invalid(field, id, 'must be bin');
     case 'strs':
-      return strings(v) ?? fail('must be an array of non-empty strings');
+      return strings(v) ?? invalid(field, id, 'must be an array of non-empty strings');
     case 'versions':
       return Array.isArray(v) && v.length > 0 && v.every(n => Number.isInteger(n) && (n as number) > 0)
         ? v
-        : fail('must be a non-empty array of positive integers');
+        : invalid(field, id, 'must be a non-empty array of positive integers');
     case 'nodes':
-      return Array.isArray(v) ? v.map(n => nodeInfo(n, id)) : fail('must be an array');
+      return Array.isArray(v) ? v.map(n => nodeInfo(n, id)) : invalid(field, id, 'must be an array');
   }
+}
+
+/** The FrameError of a field that is not what its kind says. */
+function invalid(field: Field, id: number, reason: string): never {
+  throw new FrameError(`${field.name} ${reason}`, id);
 }
 
 function strings(v: unknown): string[] | undefined {

@@ -20,7 +20,7 @@ import type { World, Worlds } from '../routing/world.js';
 import type { InFlightLimit } from '../session/in-flight-limit.js';
 import type { Replies } from '../session/replies.js';
 import type { PendingRequest, Provider, RequestBook } from './request-book.js';
-import type { Waits } from './waits.js';
+import type { PendingWait, Waits } from './waits.js';
 
 /** How long past a forwarded request's deadline its provider's relay waits for the caller's relay to end it. */
 const FORWARDED_DEADLINE_GRACE_MS = 2000;
@@ -79,18 +79,18 @@ export class RequestRouter {
 
   /** Providers of `patterns` came online: held requests for them are routed (if still permitted), WAITs answered. */
   providersArrived(world: World, patterns: readonly string[]): void {
-    for (const pattern of patterns) {
-      for (const wait of this.waits.release(world, pattern)) {
-        const caller = wait.node;
-        const held = wait.request!;
-        // Its token may have been refreshed meanwhile: the call must still be permitted.
-        if (!caller.session.identity.permissions.allows('call', pattern)) {
-          this.replies.error(caller, wait.id, RelayErrorCode.FORBIDDEN, RelayErrorMessages.forbidden('call', pattern));
-          continue;
-        }
-        this.route(caller, held.frame, held.expiresAt);
-      }
+    for (const pattern of patterns) this.waits.release(world, pattern, wait => this.routeHeld(wait, pattern));
+  }
+
+  /** A request held for a provider that has come: routed, if the caller may still call it (its token may have been refreshed meanwhile). */
+  private routeHeld(wait: PendingWait, pattern: string): void {
+    const caller = wait.node;
+    if (!caller.session.identity.permissions.allows('call', pattern)) {
+      this.replies.error(caller, wait.id, RelayErrorCode.FORBIDDEN, RelayErrorMessages.forbidden('call', pattern));
+      return;
     }
+    const held = wait.request!;
+    this.route(caller, held.frame, held.expiresAt);
   }
 
   /** How many requests are in flight at a node (a DRAIN's ACK says so). */

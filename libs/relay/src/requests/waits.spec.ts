@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { FrameType, RelayErrorCode, RelayErrorMessages, type RequestFrame } from '@wsrelay/protocol';
 import { fakeNode, replies } from '../../spec-support/fakes.js';
 import { type World, Worlds } from '../routing/world.js';
-import { Waits } from './waits.js';
+import { type PendingWait, Waits } from './waits.js';
 
 /** Bytes of held payload a node may keep at the relay. */
 const MAX_HELD = 10;
@@ -33,6 +33,13 @@ describe('Waits', () => {
   /** Holds `frame` until its deadline (TIMEOUT from now) or the end of a grace `graceMs` from now. */
   function hold(frame: RequestFrame, graceMs = 5000, node = caller) {
     waits.hold(node, frame, Date.now() + frame.timeoutMs, Date.now() + graceMs);
+  }
+
+  /** Releases `pattern` in `into`: the held requests handed out to be routed, in order. */
+  function released(into: World, pattern: string): PendingWait[] {
+    const routed: PendingWait[] = [];
+    expect(waits.release(into, pattern, wait => routed.push(wait))).toBeGreaterThanOrEqual(routed.length);
+    return routed;
   }
 
   beforeEach(() => {
@@ -79,7 +86,7 @@ describe('Waits', () => {
       waits.wait(caller, 4, 'other', TIMEOUT);
       provider('p1');
       provider('p2');
-      expect(waits.release(world, 'sum')).toEqual([]);
+      expect(released(world, 'sum')).toEqual([]);
       expect(caller.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 3, recipients: 2 }]);
       expect(waits.has(caller, 3)).toBe(false);
       expect(waits.has(caller, 4)).toBe(true);
@@ -93,7 +100,7 @@ describe('Waits', () => {
       const elsewhere = worlds.ensure('t2');
       waits.wait(caller, 3, 'sum', TIMEOUT);
       provider('p', ['sum'], elsewhere);
-      expect(waits.release(elsewhere, 'sum')).toEqual([]);
+      expect(released(elsewhere, 'sum')).toEqual([]);
       expect(caller.session.socket.take()).toEqual([]);
       expect(waits.has(caller, 3)).toBe(true);
     });
@@ -106,7 +113,7 @@ describe('Waits', () => {
       expect(waits.has(caller, 3)).toBe(false);
       expect(waits.counts).toEqual({ waits: 0, held: 0, patterns: 0 });
       provider('p');
-      expect(waits.release(world, 'sum')).toEqual([]);
+      expect(released(world, 'sum')).toEqual([]);
       jest.advanceTimersByTime(TIMEOUT);
       expect(caller.session.socket.take()).toEqual([]);
     });
@@ -123,9 +130,9 @@ describe('Waits', () => {
       expect(waits.counts).toEqual({ waits: 0, held: 1, patterns: 1 });
 
       provider('p');
-      const released = waits.release(world, 'sum');
-      expect(released).toHaveLength(1);
-      expect(released[0]).toMatchObject({ id: 5, node: caller, pattern: 'sum', request: { frame, expiresAt } });
+      const routed = released(world, 'sum');
+      expect(routed).toHaveLength(1);
+      expect(routed[0]).toMatchObject({ id: 5, node: caller, pattern: 'sum', request: { frame, expiresAt } });
       expect(caller.session.socket.take()).toEqual([]);
       expect(waits.has(caller, 5)).toBe(false);
       expect(waits.counts).toEqual({ waits: 0, held: 0, patterns: 0 });
@@ -158,22 +165,31 @@ describe('Waits', () => {
     it('keeps a request for a named node held until that node serves the pattern', () => {
       hold(request(5, 'sum', 4, 'p2'));
       provider('p1');
-      expect(waits.release(world, 'sum')).toEqual([]);
+      expect(released(world, 'sum')).toEqual([]);
       expect(waits.has(caller, 5)).toBe(true);
       provider('p2', ['other']);
-      expect(waits.release(world, 'sum')).toEqual([]);
+      expect(released(world, 'sum')).toEqual([]);
       world.unroute(world.nodes.get('p2')!);
       provider('p2');
-      expect(waits.release(world, 'sum').map(w => w.id)).toEqual([5]);
+      expect(released(world, 'sum').map(w => w.id)).toEqual([5]);
       expect(waits.has(caller, 5)).toBe(false);
     });
 
-    it('answers the WAITs and hands out the held requests of one pattern together', () => {
+    it('answers the WAITs and hands out the held requests of one pattern together, in the order they came', () => {
       waits.wait(caller, 1, 'sum', TIMEOUT);
       hold(request(2));
+      waits.wait(caller, 3, 'sum', TIMEOUT);
+      hold(request(4));
       provider('p');
-      expect(waits.release(world, 'sum').map(w => w.id)).toEqual([2]);
-      expect(caller.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 1, recipients: 1 }]);
+      // What the caller had been sent when each held request went to be routed.
+      const seen: Array<[number, unknown[]]> = [];
+      const count = waits.release(world, 'sum', wait => seen.push([wait.id, caller.session.socket.take()]));
+      expect(count).toBe(4);
+      expect(seen).toEqual([
+        [2, [{ type: FrameType.Ack, id: 1, recipients: 1 }]],
+        [4, [{ type: FrameType.Ack, id: 3, recipients: 1 }]],
+      ]);
+      expect(caller.session.socket.take()).toEqual([]);
       expect(waits.counts).toEqual({ waits: 0, held: 0, patterns: 0 });
     });
 
@@ -212,7 +228,7 @@ describe('Waits', () => {
         'released',
         () => {
           provider('p');
-          waits.release(world, 'sum');
+          released(world, 'sum');
         },
       ],
       ['timed out', () => jest.advanceTimersByTime(TIMEOUT)],
@@ -256,8 +272,8 @@ describe('Waits', () => {
       expect(waits.has(caller, 1)).toBe(false);
       expect(waits.counts).toEqual({ waits: 1, held: 0, patterns: 1 });
       provider('p', ['sum', 'other']);
-      expect(waits.release(world, 'other')).toEqual([]);
-      expect(waits.release(world, 'sum')).toEqual([]);
+      expect(released(world, 'other')).toEqual([]);
+      expect(released(world, 'sum')).toEqual([]);
       jest.advanceTimersByTime(5000);
       expect(caller.session.socket.take()).toEqual([]);
       expect(other.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 1, recipients: 1 }]);

@@ -82,21 +82,23 @@ export class Waits {
   }
 
   /**
-   * Providers of `pattern` came online in `world`: WAITs are answered with
-   * how many, and the held requests they can serve are returned, out of the
-   * books, to be routed (a request for another node waits on).
+   * Providers of `pattern` came online in `world`: in the order they came,
+   * WAITs are answered with how many, and the held requests they can serve
+   * are taken out of the books and handed to `route` (a request for another
+   * node waits on). Returns how many were let go.
    */
-  release(world: World, pattern: string): PendingWait[] {
+  release(world: World, pattern: string, route: (held: PendingWait) => void): number {
     const set = this.byPattern.get(world.tenant)?.get(pattern);
-    if (set === undefined) return [];
+    if (set === undefined) return 0;
     const online = world.providers.count(pattern);
-    const released: PendingWait[] = [];
+    let released = 0;
     for (const wait of [...set]) {
       const held = wait.request;
       if (held !== undefined && held.frame.peer !== null && target(world.nodes, held.frame.peer, pattern) === undefined) continue;
       this.remove(wait);
+      released++;
       if (held === undefined) this.replies.ack(wait.node, wait.id, online);
-      else released.push(wait);
+      else route(wait);
     }
     return released;
   }

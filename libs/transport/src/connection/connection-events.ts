@@ -1,5 +1,4 @@
 import type { Frame, RelayError, WelcomeFrame } from '@wsrelay/protocol';
-import type { EventEmitter } from 'node:events';
 import type WebSocket from 'ws';
 import type { WsRelayUrlStatus } from './url-status.js';
 
@@ -26,5 +25,3 @@ export interface RelayConnectionEvents {
   token_refreshed: [expiresAt: number];
   relay_status: [url: string, status: WsRelayUrlStatus];
 }
-
-export type RelayConnectionEmitter = EventEmitter<RelayConnectionEvents>;

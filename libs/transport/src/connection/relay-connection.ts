@@ -176,6 +176,8 @@ export class RelayConnection {
     try {
       token = await this.tokens.fetch();
     } catch (err) {
+      // A close() or a new start() while the token was on its way: this attempt is over.
+      if (epoch !== this.machine.epoch || !this.machine.is('connecting')) return;
       this.lastError = new Error(`token function failed: ${(err as Error).message}`, { cause: err });
       this.retryLater();
       return;
@@ -214,10 +216,12 @@ export class RelayConnection {
       this.lastError = err;
       this.logger.error(`Relay ${this.currentUrl} refused the connection: ${err.message}`);
       if (err.code !== RelayErrorCode.RELAY_UNAVAILABLE) this.offline.fail(err);
-      this.urlStatus.set(this.currentUrl, 'error');
+      const url = this.currentUrl;
       this.socket = undefined;
       socket.terminate();
       this.retryLater();
+      // After retryLater (which may move on to the next URL): the state has moved when the status is heard.
+      this.urlStatus.set(url, 'error');
     });
   }
 
@@ -226,8 +230,9 @@ export class RelayConnection {
       socket.terminate();
       return;
     }
-    const a = this.config.announce();
-    socket.send(this.codec.encode({ type: FrameType.Hello, versions: [...SUPPORTED_PROTOCOL_VERSIONS], nodeId: this.config.nodeId, ...a }));
+    const { service, patterns, events, queue } = this.config.announce();
+    const versions = [...SUPPORTED_PROTOCOL_VERSIONS];
+    socket.send(this.codec.encode({ type: FrameType.Hello, versions, nodeId: this.config.nodeId, service, patterns, events, queue }));
     this.handshakeTimer = setTimeout(() => {
       this.lastError = new Error(`relay did not answer HELLO within ${this.config.handshakeTimeoutMs} ms`);
       socket.terminate();
@@ -361,10 +366,10 @@ export class RelayConnection {
     this.draining.add(socket);
     // The relay closes it after its drain deadline; should it not, we do.
     setTimeout(() => socket.terminate(), drainMs + DRAIN_GRACE_MS).unref();
-    this.urlStatus.set(url, 'not_connected');
     // The state moves first, so that whoever hears of the change sees the connection as it now is.
     // Shutting down (drain() was called): nothing new is wanted, so no new session either.
     this.machine.fire(moving ? 'moved' : 'stopped');
+    this.urlStatus.set(url, 'not_connected');
     this.events.emit('disconnected', new Error(`relay ${url} is going away`));
     if (!moving) return;
     if (this.config.urls.length > 1) this.urlIndex++;
@@ -383,7 +388,7 @@ export class RelayConnection {
     }
     if (socket !== this.socket) return;
     const wasOpen = this.isConnected;
-    this.urlStatus.set(this.currentUrl, wasOpen && code === CloseCode.NORMAL ? 'not_connected' : 'error');
+    const url = this.currentUrl;
     this.endSession();
     if (reason && !this.lastError) this.lastError = new Error(`relay closed the connection (${code}: ${reason})`);
     const fatal =
@@ -395,6 +400,7 @@ export class RelayConnection {
     // stopped when the node is leaving or retrying cannot help, else waiting for a retry.
     const retry = !this.machine.is('closed') && !this.leaving && fatal === undefined;
     if (!this.machine.is('closed')) this.machine.fire(retry ? 'failed' : 'stopped');
+    this.urlStatus.set(url, wasOpen && code === CloseCode.NORMAL ? 'not_connected' : 'error');
     if (wasOpen) {
       this.listener.onLost(lost(), socket);
       this.events.emit('disconnected', this.lastError);
@@ -417,9 +423,10 @@ export class RelayConnection {
     this.socket = undefined;
   }
 
-  /** The attempt or session failed: the next attempt after a backoff. */
+  /** The attempt failed: the next attempt after a backoff; none when the node is leaving (drain() was called). */
   private retryLater(): void {
-    if (this.machine.fire('failed')) this.scheduleRetry();
+    if (this.leaving) this.machine.fire('stopped');
+    else if (this.machine.fire('failed')) this.scheduleRetry();
   }
 
   /** The next attempt after a backoff, on the next URL when there are several (the state is `waiting`). */

@@ -339,7 +339,9 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   /**
    * Nest's runWithProcessingHooks, resolved when `fn` is done: what the
    * processing-start hook returns is not relied on (a hook may return nothing
-   * and still run `fn` later).
+   * and still run `fn` later). A failure of `fn` ends the processing (the end
+   * hook runs) and rejects what this returns; it is not thrown back into the
+   * hook, which may not be awaiting `fn` (its rejection would go unhandled).
    */
   private processed(context: WsRelayContext, fn: (runEndHook: () => void) => Promise<void>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -348,13 +350,13 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
           await fn(runEndHook);
           resolve();
         } catch (err) {
+          runEndHook();
           // What was thrown, as it is (Nest's handlers may throw non-Error values).
           // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
           reject(err);
-          throw err;
         }
       });
-      // Its own rejection is ours, already reported; a hook that fails before running `fn` fails the call.
+      // A hook that fails before running `fn` fails the call.
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
       Promise.resolve(ran).catch((err: unknown) => reject(err));
     });
