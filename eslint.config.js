@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import wsrelay from './scripts/eslint/spec-function-lines.mjs';
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'coverage/**', 'bench/results/**', 'examples/**'] },
@@ -38,10 +39,16 @@ export default tseslint.config(
     rules: { 'max-lines': ['error', { max: 450, skipBlankLines: false, skipComments: false }] },
   },
   {
-    // ...and small functions (a spec's describe block is a list of cases, not a function to read as one).
+    // ...and small functions...
     files: ['libs/*/src/**/*.ts'],
     ignores: ['**/*.spec.ts'],
     rules: { 'max-lines-per-function': ['error', { max: 60, skipBlankLines: false, skipComments: false }] },
+  },
+  {
+    // ...and in their specs, every case, hook and helper (a describe block is a list of cases).
+    files: ['libs/*/src/**/*.spec.ts', 'libs/*/spec-support/**/*.ts'],
+    plugins: { wsrelay },
+    rules: { 'wsrelay/spec-function-lines': ['error', { max: 60 }] },
   },
   {
     // Tests: async helpers without an await and `let x = 0` before a try are common and harmless there;
