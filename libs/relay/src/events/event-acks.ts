@@ -89,6 +89,8 @@ export class EventAcks {
   private readonly byEmitter = new Map<LocalNode, Emitted>();
   /** Delivery ids, shared with the copies this relay makes for other relays. */
   private readonly ids = new IdSequence(MAX_DID);
+  /** The delivery ids in use: this relay's deliveries and the copies it made for other relays. */
+  private readonly didsInUse = { has: (id: number): boolean => this.deliveries.has(id) || this.relayed.has(id) };
   /** Copies this relay makes for other relays' events. */
   private readonly relayed: RelayedCopies;
   private readonly onSettled: () => void;
@@ -228,7 +230,7 @@ export class EventAcks {
   }
 
   private nextDid(): number {
-    return this.ids.next(id => this.deliveries.has(id) || this.relayed.has(id));
+    return this.ids.next(this.didsInUse);
   }
 
   /** Takes a delivery off its target's list (dropped once empty: targets come and go). */

@@ -9,10 +9,11 @@ export class IdSequence {
     private last = 0,
   ) {}
 
-  next(taken: (id: number) => boolean): number {
+  /** The next id not in `taken` (a Map or Set of the ids in use). */
+  next(taken: { has(id: number): boolean }): number {
     do {
       this.last = this.last >= this.max ? 1 : this.last + 1;
-    } while (taken(this.last));
+    } while (taken.has(this.last));
     return this.last;
   }
 }

@@ -68,7 +68,7 @@ export class RequestBook {
     onExpire: (pending: PendingRequest) => void,
   ): PendingRequest {
     const delivered = books(this.byParty, party);
-    const rid = this.rids.next(id => delivered.has(id));
+    const rid = this.rids.next(delivered);
     const pending: PendingRequest = {
       rid,
       callerRequestId,

@@ -37,6 +37,7 @@ import type { WsRelayStrategyOptions } from '../interfaces/ws-relay-options.inte
 import { validateStrategyOptions } from '../interfaces/ws-relay-options.validation.js';
 
 const MAX_CACHED_SUBJECTS = 10_000;
+const NO_END_HOOK = (): void => undefined;
 const BAD_REQUEST_MESSAGE = 'The request could not be decoded';
 const INTERNAL_ERROR = { status: 'error', message: 'Internal server error' } as const;
 
@@ -56,6 +57,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   protected readonly links: RelayLinks;
   /** Requests and event handlers running. */
   private readonly work = new HandlerWork();
+  /** Nest's processing-start hook, as the strategy was made with (before any setOnProcessingStartHook). */
+  private readonly nestStartHook = this.onProcessingStartHook;
   private eventMatchers: Array<[pattern: string, match: SubjectMatcher]> = [];
   private readonly subjectCache = new Map<string, string[]>();
   /** Nest's pass-through serializer is in use: responses need no serializing copy. */
@@ -344,6 +347,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
    * hook, which may not be awaiting `fn` (its rejection would go unhandled).
    */
   private processed(context: WsRelayContext, fn: (runEndHook: () => void) => Promise<void>): Promise<void> {
+    // No hook set (Nest's own start hook only calls `done`, and there is no end hook): nothing to run around `fn`.
+    if (this.onProcessingStartHook === this.nestStartHook && this.onProcessingEndHook === undefined) return fn(NO_END_HOOK);
     return new Promise<void>((resolve, reject) => {
       const ran: unknown = this.runWithProcessingHooks(context, async runEndHook => {
         try {
