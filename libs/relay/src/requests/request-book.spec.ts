@@ -5,14 +5,13 @@ import { type World, Worlds } from '../routing/world.js';
 import { IdSequence } from '../internal/id-sequence.js';
 import { MAX_RID, type PendingRequest, RequestBook } from './request-book.js';
 
-/** What `book()` is given for a request: the pattern, its deadline and when its timer fires. */
-const r = (timerMs = 1000) => ({ pattern: 'sum', timeoutMs: 1000, timerMs });
+/** What `book()` is given for a request after its parties: the pattern, its deadline and when its timer fires. */
+const r = (timerMs = 1000) => ['sum', 1000, timerMs] as const;
 
 describe('RequestBook', () => {
   let world: World;
   let settled: number;
   let book: RequestBook;
-  const none = () => undefined;
 
   beforeEach(() => {
     jest.useFakeTimers();
@@ -30,7 +29,7 @@ describe('RequestBook', () => {
     it('books a request under the caller id and under a relay id at the provider party', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
-      const pending = book.book(caller, 7, provider, provider, { pattern: 'sum', timeoutMs: 500, timerMs: 600 }, none);
+      const pending = book.book(caller, 7, provider, provider, 'sum', 500, 600);
 
       expect(pending).toMatchObject({ callerRequestId: 7, caller, provider, party: provider, pattern: 'sum', timeoutMs: 500 });
       expect(pending.timer).toBeDefined();
@@ -58,7 +57,7 @@ describe('RequestBook', () => {
         subject: null,
         since: 1,
       });
-      const pending = book.book(caller, 1, remote, relay, r(), none);
+      const pending = book.book(caller, 1, remote, relay, ...r());
       expect(book.delivered(relay, pending.rid)).toBe(pending);
       expect(pending.provider).toBe(remote);
       expect(book.deliveredCount(relay)).toBe(1);
@@ -67,8 +66,8 @@ describe('RequestBook', () => {
     it('gives each delivery a fresh rid, whatever the caller ids', () => {
       const [a, b] = [fakeNode(world, { nodeId: 'a' }), fakeNode(world, { nodeId: 'b' })];
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
-      const rids = [book.book(a, 1, provider, provider, r(), none), book.book(b, 1, provider, provider, r(), none)].map(p => p.rid);
-      rids.push(book.book(a, 2, provider, provider, r(), none).rid);
+      const rids = [book.book(a, 1, provider, provider, ...r()), book.book(b, 1, provider, provider, ...r())].map(p => p.rid);
+      rids.push(book.book(a, 2, provider, provider, ...r()).rid);
       expect(new Set(rids).size).toBe(3);
       expect(rids.every(rid => rid >= 1 && rid <= MAX_RID)).toBe(true);
       expect(book.asked(a, 1)).not.toBe(book.asked(b, 1));
@@ -77,7 +76,7 @@ describe('RequestBook', () => {
 
     it('counts a request once when a node calls itself', () => {
       const node = fakeNode(world, { nodeId: 'self', patterns: ['sum'] });
-      const pending = book.book(node, 3, node, node, r(), none);
+      const pending = book.book(node, 3, node, node, ...r());
       expect(book.size).toBe(1);
       expect(book.askedCount(node)).toBe(1);
       expect(book.deliveredCount(node)).toBe(1);
@@ -89,10 +88,10 @@ describe('RequestBook', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
       book = new RequestBook(undefined, new IdSequence(3));
-      const longLived = book.book(caller, 1, provider, provider, r(), none);
-      book.settle(book.book(caller, 2, provider, provider, r(), none));
-      expect(book.book(caller, 3, provider, provider, r(), none).rid).toBe(3);
-      const wrapped = book.book(caller, 4, provider, provider, r(), none);
+      const longLived = book.book(caller, 1, provider, provider, ...r());
+      book.settle(book.book(caller, 2, provider, provider, ...r()));
+      expect(book.book(caller, 3, provider, provider, ...r()).rid).toBe(3);
+      const wrapped = book.book(caller, 4, provider, provider, ...r());
       expect([longLived.rid, wrapped.rid]).toEqual([1, 2]);
       expect(book.delivered(provider, 1)).toBe(longLived);
       expect(book.delivered(provider, 2)).toBe(wrapped);
@@ -102,8 +101,8 @@ describe('RequestBook', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const [p1, p2] = [fakeNode(world, { nodeId: 'p1', patterns: ['sum'] }), fakeNode(world, { nodeId: 'p2', patterns: ['sum'] })];
       book = new RequestBook(undefined, new IdSequence(3));
-      for (const id of [1, 2, 3]) book.book(caller, id, p1, p1, r(), none);
-      expect(book.book(caller, 4, p2, p2, r(), none).rid).toBe(1);
+      for (const id of [1, 2, 3]) book.book(caller, id, p1, p1, ...r());
+      expect(book.book(caller, 4, p2, p2, ...r()).rid).toBe(1);
     });
 
     it('uses the whole 32-bit range by default', () => {
@@ -111,15 +110,14 @@ describe('RequestBook', () => {
     });
   });
 
-  // The timer runs onExpire at timerMs unless the request settles first; the book itself settles nothing on expiry.
+  // The timer runs the expiry (expireWith) at timerMs unless the request settles first; the book itself settles nothing then.
   describe('expiry', () => {
-    it('runs onExpire at timerMs, with the timer cleared and the request still booked', () => {
+    it('runs the expiry at timerMs, with the timer cleared and the request still booked', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
       const expired: Array<{ pending: PendingRequest; timer: unknown; booked: boolean }> = [];
-      const pending = book.book(caller, 1, provider, provider, { pattern: 'sum', timeoutMs: 100, timerMs: 250 }, p =>
-        expired.push({ pending: p, timer: p.timer, booked: book.asked(caller, 1) === p }),
-      );
+      book.expireWith(p => expired.push({ pending: p, timer: p.timer, booked: book.asked(caller, 1) === p }));
+      const pending = book.book(caller, 1, provider, provider, 'sum', 100, 250);
       jest.advanceTimersByTime(249);
       expect(expired).toEqual([]);
       jest.advanceTimersByTime(1);
@@ -128,11 +126,12 @@ describe('RequestBook', () => {
       expect(settled).toBe(0);
     });
 
-    it('does not run onExpire once the request settled', () => {
+    it('does not run the expiry once the request settled', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
       const onExpire = jest.fn();
-      const pending = book.book(caller, 1, provider, provider, r(100), onExpire);
+      book.expireWith(onExpire);
+      const pending = book.book(caller, 1, provider, provider, ...r(100));
       book.settle(pending);
       jest.advanceTimersByTime(1000);
       expect(onExpire).not.toHaveBeenCalled();
@@ -144,8 +143,8 @@ describe('RequestBook', () => {
     it('removes a request from both ends and calls onSettled once', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
-      const pending = book.book(caller, 1, provider, provider, r(), none);
-      book.book(caller, 2, provider, provider, r(), none);
+      const pending = book.book(caller, 1, provider, provider, ...r());
+      book.book(caller, 2, provider, provider, ...r());
 
       expect(book.settle(pending)).toBe(true);
       expect(settled).toBe(1);
@@ -163,9 +162,9 @@ describe('RequestBook', () => {
     it('does not settle a newer request that reuses the caller id of a settled one', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
-      const old = book.book(caller, 9, provider, provider, r(), none);
+      const old = book.book(caller, 9, provider, provider, ...r());
       book.settle(old);
-      const fresh = book.book(caller, 9, provider, provider, r(), none);
+      const fresh = book.book(caller, 9, provider, provider, ...r());
       expect(book.settle(old)).toBe(false);
       expect(book.asked(caller, 9)).toBe(fresh);
       expect(book.delivered(provider, fresh.rid)).toBe(fresh);
@@ -179,9 +178,9 @@ describe('RequestBook', () => {
     it('lists what a caller asked and what a party was given, as snapshots', () => {
       const [a, b] = [fakeNode(world, { nodeId: 'a' }), fakeNode(world, { nodeId: 'b' })];
       const [p1, p2] = [fakeNode(world, { nodeId: 'p1', patterns: ['sum'] }), fakeNode(world, { nodeId: 'p2', patterns: ['sum'] })];
-      const a1 = book.book(a, 1, p1, p1, r(), none);
-      const a2 = book.book(a, 2, p2, p2, r(), none);
-      const b1 = book.book(b, 1, p1, p1, r(), none);
+      const a1 = book.book(a, 1, p1, p1, ...r());
+      const a2 = book.book(a, 2, p2, p2, ...r());
+      const b1 = book.book(b, 1, p1, p1, ...r());
 
       expect(book.askedBy(a)).toEqual([a1, a2]);
       expect(book.askedBy(b)).toEqual([b1]);
@@ -200,7 +199,7 @@ describe('RequestBook', () => {
     it('keeps a party that still has requests in flight when it is forgotten', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
-      const pending = book.book(caller, 1, provider, provider, r(), none);
+      const pending = book.book(caller, 1, provider, provider, ...r());
       book.forget(caller);
       book.forget(provider);
       expect(book.asked(caller, 1)).toBe(pending);
@@ -211,7 +210,7 @@ describe('RequestBook', () => {
     it('drops the empty books of a forgotten party', () => {
       const caller = fakeNode(world, { nodeId: 'caller' });
       const provider = fakeNode(world, { nodeId: 'p', patterns: ['sum'] });
-      book.settle(book.book(caller, 1, provider, provider, r(), none));
+      book.settle(book.book(caller, 1, provider, provider, ...r()));
       expect(book.parties).toBe(2);
       book.forget(caller);
       book.forget(provider);

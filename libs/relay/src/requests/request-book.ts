@@ -42,6 +42,12 @@ export class RequestBook {
   private readonly byCaller = new Map<Party, Map<number, PendingRequest>>();
   private readonly byParty = new Map<Party, Map<number, PendingRequest>>();
   private total = 0;
+  private onExpire: (pending: PendingRequest) => void = () => undefined;
+  /** A request's timer: one function for all of them (no closure per request). */
+  private readonly expire = (pending: PendingRequest): void => {
+    pending.timer = undefined;
+    this.onExpire(pending);
+  };
 
   constructor(
     /** Called whenever a request settles (the relay's shutdown drain waits for none to be left). */
@@ -50,42 +56,36 @@ export class RequestBook {
     private readonly rids = new IdSequence(MAX_RID),
   ) {}
 
+  /** What a request's deadline does (the book itself settles nothing then): set once, by whoever routes requests. */
+  expireWith(onExpire: (pending: PendingRequest) => void): void {
+    this.onExpire = onExpire;
+  }
+
   /** Requests in flight, each counted once. */
   get size(): number {
     return this.total;
   }
 
   /**
-   * Books a request on both its ends under a fresh id for the delivery;
-   * `onExpire` runs at `timerMs` unless it settles first.
+   * Books a request on both its ends under a fresh id for the delivery; the
+   * expiry (see expireWith) runs at `timerMs` unless it settles first.
    */
   book(
     caller: Party,
     callerRequestId: number,
     provider: Provider,
     party: Party,
-    r: { pattern: string; timeoutMs: number; timerMs: number },
-    onExpire: (pending: PendingRequest) => void,
+    pattern: string,
+    timeoutMs: number,
+    timerMs: number,
   ): PendingRequest {
     const delivered = books(this.byParty, party);
     const rid = this.rids.next(delivered);
-    const pending: PendingRequest = {
-      rid,
-      callerRequestId,
-      caller,
-      provider,
-      party,
-      pattern: r.pattern,
-      timeoutMs: r.timeoutMs,
-      timer: undefined,
-    };
+    const pending: PendingRequest = { rid, callerRequestId, caller, provider, party, pattern, timeoutMs, timer: undefined };
     books(this.byCaller, caller).set(callerRequestId, pending);
     delivered.set(rid, pending);
     this.total++;
-    pending.timer = setTimeout(() => {
-      pending.timer = undefined;
-      onExpire(pending);
-    }, r.timerMs);
+    pending.timer = setTimeout(this.expire, timerMs, pending);
     return pending;
   }
 

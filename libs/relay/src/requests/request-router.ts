@@ -47,7 +47,9 @@ export class RequestRouter {
     private readonly lifecycle: RelayLifecycle,
     private readonly replies: Replies,
     private readonly limit: InFlightLimit<LocalNode>,
-  ) {}
+  ) {
+    book.expireWith(pending => this.expire(pending));
+  }
 
   private get codec(): FrameCodec {
     return this.replies.codec;
@@ -209,7 +211,7 @@ export class RequestRouter {
 
   private bookFor(caller: LocalNode | RemoteRelay, id: number, provider: Provider, pattern: string, timeoutMs: number, timerMs: number) {
     const party = provider instanceof RemoteNode ? provider.relay : provider;
-    return this.book.book(caller, id, provider, party, { pattern, timeoutMs, timerMs }, p => this.expire(p));
+    return this.book.book(caller, id, provider, party, pattern, timeoutMs, timerMs);
   }
 
   /** The REQUEST to a provider on this relay, under the relay's id for it. */
