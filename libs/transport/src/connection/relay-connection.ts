@@ -255,7 +255,7 @@ export class RelayConnection {
       this.logger.error(`Ignored a frame from the relay: ${(err as Error).message}`);
       return;
     }
-    if (current && this.machine.is('handshaking')) this.onHandshakeFrame(socket, frame);
+    if (current && this.machine.state === 'handshaking') this.onHandshakeFrame(socket, frame);
     else if (!this.onSessionFrame(socket, frame, current)) this.deliver(frame, socket);
   }
 
