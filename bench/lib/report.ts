@@ -173,7 +173,7 @@ function w7Table(input: ReportInput): string[] {
   });
   lines.push(
     '',
-    `Relays ${w7.cluster.relays.join(' (A) and ')} (B): two \`apps/relay\` processes with RELAY_REDIS_URL=${w7.cluster.redis} and this run's own RELAY_CLUSTER_PREFIX (${w7.cluster.channelPrefix}), one provider connected to relay B. ` +
+    `Relays ${w7.cluster.relays.join(' (A) and ')} (B): two relay processes (\`wsrelay-relay\`) with RELAY_REDIS_URL=${w7.cluster.redis} and this run's own RELAY_CLUSTER_PREFIX (${w7.cluster.channelPrefix}), one provider connected to relay B. ` +
       'The load generator of W1/W2, a fresh process per measurement, connects to relay B (same relay) or to relay A (cross-relay: each request goes A → Redis → B and the reply back). ' +
       'The two placements take turns going first, round by round; both relays and Redis (* shared, see below) are measured in either placement. ' +
       'Cross ÷ same: median ÷ median; in brackets the lowest and highest ratio within one round. Below 1 for req/s and above 1 for latency is what the second relay costs. ' +

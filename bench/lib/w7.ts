@@ -1,5 +1,5 @@
 /**
- * W7: what a second relay costs. Two `apps/relay` processes joined over Redis
+ * W7: what a second relay costs. Two relay processes (`wsrelay-relay`) joined over Redis
  * (on this run's own channel prefix) and one provider on relay B; W1's and
  * W2's load generator connects to relay B (same relay) or to relay A
  * (cross-relay: A → Redis → B and back), the placements taking turns to go
