@@ -76,14 +76,7 @@ export function copiesIn(m: ClusterOutgoing): ReadonlyArray<readonly [string, nu
   return m.copies;
 }
 
-export function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
+export { caught } from './fakes.js';
 
 /** Handler acks on `cluster` with this file's timings and bound, unless `settings` says otherwise. */
 export function makeAcks(cluster: RelayCluster, settled: () => void, settings: Partial<EventAckSettings> = {}): EventAcks {

@@ -37,14 +37,7 @@ export function remoteNode(relay: RemoteRelay, nodeId: string, events: string[],
   return new RemoteNode(relay, { tenant: '', nodeId, service: null, patterns: [], events, queue, subject: null, since: 1 });
 }
 
-export function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
+export { caught } from './fakes.js';
 
 /** A node of `world` subscribed to `events`, in routing. */
 export function subscriberIn(world: World, nodeId: string, events: string[], queue: string | null = null): Node {

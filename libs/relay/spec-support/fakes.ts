@@ -85,3 +85,13 @@ export function idleCluster(relayId = 'relay'): RelayCluster {
     reservationMs: 60_000,
   });
 }
+
+/** What `fn` threw (it must throw). */
+export function caught(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a throw');
+}

@@ -12,9 +12,10 @@ import {
   type RequestFrame,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@wsrelay/protocol';
+import { afterEach, expect } from '@jest/globals';
 import type WebSocket from 'ws';
 import { OPEN_IDENTITY, RelayAuthService } from '../src/auth/relay-auth.service.js';
-import { InMemoryBackplane, type InMemoryHub } from '../src/cluster/in-memory.backplane.js';
+import { InMemoryBackplane, InMemoryHub } from '../src/cluster/in-memory.backplane.js';
 import { createCluster } from '../src/core/create-cluster.js';
 import { RelayCore } from '../src/core/relay-core.js';
 import type { RelayModuleOptions } from '../src/interfaces/relay-options.interface.js';
@@ -65,14 +66,7 @@ export function event(id: number, pattern: string, value: unknown, extra: Partia
   return { type: FrameType.Event, id, pattern, payload: encodePayload(value), peer: null, ext: null, claims: null, ...extra };
 }
 
-export function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
+export { caught } from './fakes.js';
 
 /** Relay `relayId` on `hub`, put in `cores` (for the spec to destroy after the test). */
 function makeCore(hub: InMemoryHub, cores: RelayCore[], relayId: string, options: RelayModuleOptions = {}): RelayCore {
@@ -96,6 +90,24 @@ export async function startPair(hub: InMemoryHub, cores: RelayCore[], optionsB: 
   b.start();
   await until('A and B to know each other', () => a.status().cluster.relays.length === 1 && b.status().cluster.relays.length === 1);
   return [a, b];
+}
+
+/**
+ * For a describe block: `pair()` makes relays A and B on a fresh in-memory hub (B with `optionsB`),
+ * started and knowing each other; after each test they are destroyed and must have left the hub.
+ */
+export function twoRelays(): (optionsB?: RelayModuleOptions) => Promise<[RelayCore, RelayCore]> {
+  let cores: RelayCore[] = [];
+  let hub: InMemoryHub | undefined;
+  afterEach(async () => {
+    await Promise.all(cores.map(core => core.onModuleDestroy()));
+    cores = [];
+    expect(hub?.members.size ?? 0).toBe(0);
+  });
+  return optionsB => {
+    hub = new InMemoryHub();
+    return startPair(hub, cores, optionsB);
+  };
 }
 
 /** A node that connects to `core` and says HELLO. */

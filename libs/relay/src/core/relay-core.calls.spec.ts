@@ -4,7 +4,7 @@
  * provider drops, drains, or its relay shuts down. Events: relay-core.events.spec.ts; nodes and
  * diagnostics: relay-core.nodes.spec.ts.
  */
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import {
   CloseCode,
   decodePayload,
@@ -15,26 +15,11 @@ import {
   type RequestFrame,
   ResponseFlag,
 } from '@wsrelay/protocol';
-import { connect, disconnect, framesOf, request, seen, startPair, turns, until } from '../../spec-support/relay-core-setup.js';
-import { InMemoryHub } from '../cluster/in-memory.backplane.js';
-import type { RelayModuleOptions } from '../interfaces/relay-options.interface.js';
-import type { RelayCore } from './relay-core.js';
+import { connect, disconnect, framesOf, request, seen, twoRelays, turns, until } from '../../spec-support/relay-core-setup.js';
 
 describe('RelayCore: two relays on one in-memory hub', () => {
-  let cores: RelayCore[] = [];
-  let hub: InMemoryHub;
-
-  /** Relays A and B, started, each knowing the other. */
-  function pair(optionsB?: RelayModuleOptions): Promise<[RelayCore, RelayCore]> {
-    hub = new InMemoryHub();
-    return startPair(hub, cores, optionsB);
-  }
-
-  afterEach(async () => {
-    await Promise.all(cores.map(core => core.onModuleDestroy()));
-    cores = [];
-    expect(hub.members.size).toBe(0);
-  });
+  /** Relays A and B, started, each knowing the other (torn down after each test). */
+  const pair = twoRelays();
 
   it('routes a request from a node on A to a provider on B, and its stream of responses back', async () => {
     const [a, b] = await pair();

@@ -4,28 +4,13 @@
  * handlers on both relays answered, a queue copy moving to the other relay when its member leaves.
  * Calls: relay-core.calls.spec.ts.
  */
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { encodePayload, type ErrorFrame, errorFromFrame, EventFlag, type EventFrame, FrameType, RelayErrorCode } from '@wsrelay/protocol';
-import { connect, disconnect, event, framesOf, seen, startPair, turns, until } from '../../spec-support/relay-core-setup.js';
-import { InMemoryHub } from '../cluster/in-memory.backplane.js';
-import type { RelayModuleOptions } from '../interfaces/relay-options.interface.js';
-import type { RelayCore } from './relay-core.js';
+import { connect, disconnect, event, framesOf, seen, twoRelays, turns, until } from '../../spec-support/relay-core-setup.js';
 
 describe('RelayCore: two relays on one in-memory hub', () => {
-  let cores: RelayCore[] = [];
-  let hub: InMemoryHub;
-
-  /** Relays A and B, started, each knowing the other. */
-  function pair(optionsB?: RelayModuleOptions): Promise<[RelayCore, RelayCore]> {
-    hub = new InMemoryHub();
-    return startPair(hub, cores, optionsB);
-  }
-
-  afterEach(async () => {
-    await Promise.all(cores.map(core => core.onModuleDestroy()));
-    cores = [];
-    expect(hub.members.size).toBe(0);
-  });
+  /** Relays A and B, started, each knowing the other (torn down after each test). */
+  const pair = twoRelays();
 
   it('delivers an event from a node on A to subscribers on both relays, and counts them in the ACK', async () => {
     const [a, b] = await pair();

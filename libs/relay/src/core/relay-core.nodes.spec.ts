@@ -4,7 +4,7 @@
  * and diagnostics back to their baseline once every connection drops. Calls:
  * relay-core.calls.spec.ts; events: relay-core.events.spec.ts.
  */
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { EventFlag, FrameType, type NodesFrame, RelayError, RelayErrorCode, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
 import { FakeSocket } from '../../spec-support/fakes.js';
@@ -16,30 +16,15 @@ import {
   framesOf,
   request,
   seen,
-  startPair,
+  twoRelays,
   turns,
   until,
 } from '../../spec-support/relay-core-setup.js';
 import { OPEN_IDENTITY } from '../auth/relay-auth.service.js';
-import { InMemoryHub } from '../cluster/in-memory.backplane.js';
-import type { RelayModuleOptions } from '../interfaces/relay-options.interface.js';
-import type { RelayCore } from './relay-core.js';
 
 describe('RelayCore: two relays on one in-memory hub', () => {
-  let cores: RelayCore[] = [];
-  let hub: InMemoryHub;
-
-  /** Relays A and B, started, each knowing the other. */
-  function pair(optionsB?: RelayModuleOptions): Promise<[RelayCore, RelayCore]> {
-    hub = new InMemoryHub();
-    return startPair(hub, cores, optionsB);
-  }
-
-  afterEach(async () => {
-    await Promise.all(cores.map(core => core.onModuleDestroy()));
-    cores = [];
-    expect(hub.members.size).toBe(0);
-  });
+  /** Relays A and B, started, each knowing the other (torn down after each test). */
+  const pair = twoRelays();
 
   it('welcomes a node with the relay id and its session, and both relays come to route it', async () => {
     const [a, b] = await pair();
