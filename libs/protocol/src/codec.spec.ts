@@ -109,6 +109,14 @@ describe('FrameCodec', () => {
     ['hello without versions', encode([FrameType.Hello, [], 'n']), /hello.versions must be a non-empty array/],
     ['hello with a numeric pattern', encode([FrameType.Hello, [1], 'n', null, [1]]), /hello.patterns/],
     ['a map inside a frame', encode([FrameType.Cancel, { id: 1 }]), /malformed or over-limit MessagePack/],
+    ['a short NODES entry', encode([FrameType.Nodes, 1, [['n', null, []]]]), /nodes.nodes entries must be 5-field arrays/],
+    // An entry's fields are judged in order: the first bad one is named.
+    [
+      'a NODES entry with an empty id',
+      encode([FrameType.Nodes, 1, [['', null, null, [], null]]]),
+      /: nodes.nodeId must be a non-empty string/,
+    ],
+    ['a NODES entry without patterns', encode([FrameType.Nodes, 1, [['n', null, null, [], null]]]), /: nodes.patterns must be an array/],
   ];
 
   it.each(bad)('rejects %s with a FrameError naming the problem', (_name, input, reason) => {

@@ -81,6 +81,11 @@ class Reader {
       : this.invalid(name, 'must be an array of non-empty strings');
   }
 
+  /** Non-empty strings, the list itself required. */
+  someStrs(i: number, name: string): string[] {
+    return this.nil(i) ? this.invalid(name, 'must be an array of non-empty strings') : this.strs(i, name);
+  }
+
   versions(i: number, name: string): number[] {
     const v = this.a[i];
     return Array.isArray(v) && v.length > 0 && v.every(n => Number.isInteger(n) && (n as number) > 0)
@@ -102,13 +107,11 @@ class Reader {
 function nodeInfo(n: unknown, id: number): NodeInfo {
   if (!Array.isArray(n) || n.length < 5) throw new FrameError('nodes.nodes entries must be 5-field arrays', id);
   const r = new Reader(n, id);
-  if (r.nil(2)) r.invalid('nodes.patterns', 'must be an array of non-empty strings');
-  if (r.nil(3)) r.invalid('nodes.events', 'must be an array of non-empty strings');
   return {
     nodeId: r.str(0, 'nodes.nodeId'),
     service: r.optStr(1, 'nodes.service'),
-    patterns: r.strs(2, 'nodes.patterns'),
-    events: r.strs(3, 'nodes.events'),
+    patterns: r.someStrs(2, 'nodes.patterns'),
+    events: r.someStrs(3, 'nodes.events'),
     queue: r.optStr(4, 'nodes.queue'),
   };
 }

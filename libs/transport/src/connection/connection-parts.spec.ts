@@ -20,6 +20,19 @@ describe('TokenCarrier', () => {
     expect(new TokenCarrier(undefined, 'header').carry('ws://r/relay', undefined)).toEqual({ url: 'ws://r/relay' });
   });
 
+  it('gives a fresh token for an in-band refresh, or says in the log why there is none', async () => {
+    const said: string[] = [];
+    const logger = { warn: (m: string) => said.push(`warn: ${m}`), error: (m: string) => said.push(`error: ${m}`) };
+    expect(await new TokenCarrier(() => 'fresh', 'header').refreshed(0, logger)).toBe('fresh');
+    expect(await new TokenCarrier('fixed', 'header').refreshed(Date.UTC(2030, 0, 1), logger)).toBeUndefined();
+    const failing = new TokenCarrier(() => Promise.reject(new Error('issuer down')), 'header');
+    expect(await failing.refreshed(0, logger)).toBeUndefined();
+    expect(said).toEqual([
+      "warn: The relay's token expires at 2030-01-01T00:00:00.000Z and the token option is a fixed string; the connection will be closed then.",
+      'error: Token refresh failed: issuer down',
+    ]);
+  });
+
   it('asks a token function again for each attempt, and says whether it can refresh', async () => {
     let n = 0;
     const carrier = new TokenCarrier(() => `token-${++n}`, 'header');

@@ -3,7 +3,7 @@
  * close() or drain() made stale must not move the connection when its token
  * fails late. No relay is needed: the attempts never get past their token.
  */
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { resolveConnectionConfig } from './connection-config.js';
 import { RelayConnection } from './relay-connection.js';
 
@@ -64,5 +64,25 @@ describe('RelayConnection', () => {
     expect(conn.state).toBe('idle');
     expect(reconnecting).toEqual([]);
     expect(tokens.pending).toHaveLength(1);
+    expect([...conn.urlStatus.entries()]).toEqual([['ws://127.0.0.1:9/relay', 'not_connected']]);
+  });
+
+  it('drops a retry that was due once drain() is called: no attempt after the backoff', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    try {
+      const tokens = new Tokens();
+      const { conn, reconnecting } = connection(tokens);
+      conn.ready().catch(() => undefined);
+      await tokens.fail(0);
+      expect(conn.state).toBe('waiting');
+      expect(reconnecting).toEqual([1]);
+      await conn.drain(1000);
+      expect(conn.state).toBe('idle');
+      jest.advanceTimersByTime(60_000);
+      expect(tokens.pending).toHaveLength(1);
+      expect(conn.state).toBe('idle');
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

@@ -118,6 +118,8 @@ export class RelayConnection {
   drain(timeoutMs: number): Promise<void> {
     // From now on this node takes no new work: no reconnect after a GOAWAY or a drop.
     this.leaving = true;
+    // A retry that was due is not wanted any more.
+    if (this.machine.state === 'waiting' && this.machine.fire('stopped')) this.clearTimers();
     const socket = this.socket;
     if (!this.isConnected || socket === undefined) return RESOLVED;
     // Settled by the relay's ACK (on this socket, or on it once it drains), an ERROR naming it, or the socket's close.
@@ -336,18 +338,7 @@ export class RelayConnection {
 
   /** TOKEN_EXPIRING: fetch a fresh token and send it in-band. */
   private async refreshToken(socket: WebSocket, expiresAt: number): Promise<void> {
-    if (!this.tokens.refreshable) {
-      const when = new Date(expiresAt).toISOString();
-      this.logger.warn(`The relay's token expires at ${when} and the token option is a fixed string; the connection will be closed then.`);
-      return;
-    }
-    let token: string | undefined;
-    try {
-      token = await this.tokens.fetch();
-    } catch (err) {
-      this.logger.error(`Token refresh failed: ${(err as Error).message}`);
-      return;
-    }
+    const token = await this.tokens.refreshed(expiresAt, this.logger);
     if (socket !== this.socket || !token || socket.readyState !== WebSocket.OPEN) return;
     socket.send(this.codec.encode({ type: FrameType.Auth, token: new TextEncoder().encode(token) }));
   }
@@ -425,8 +416,12 @@ export class RelayConnection {
 
   /** The attempt failed: the next attempt after a backoff; none when the node is leaving (drain() was called). */
   private retryLater(): void {
-    if (this.leaving) this.machine.fire('stopped');
-    else if (this.machine.fire('failed')) this.scheduleRetry();
+    if (!this.leaving) {
+      if (this.machine.fire('failed')) this.scheduleRetry();
+      return;
+    }
+    this.machine.fire('stopped');
+    this.urlStatus.set(this.currentUrl, 'not_connected');
   }
 
   /** The next attempt after a backoff, on the next URL when there are several (the state is `waiting`). */

@@ -1,3 +1,4 @@
+import type { Logger } from '@nestjs/common';
 import type { WsRelayToken, WsRelayTokenCarrier } from '../interfaces/ws-relay-options.interface.js';
 
 /** Subprotocol offered next to an `access_token.*` one, for the relay to select (browsers require one). */
@@ -25,6 +26,25 @@ export class TokenCarrier {
   fetch(): Promise<string | undefined> {
     const t = this.token;
     return typeof t === 'function' ? Promise.resolve(t()) : Promise.resolve(t);
+  }
+
+  /**
+   * A fresh token for an in-band refresh (the relay warned that the current one
+   * expires at `expiresAt`); undefined, said in `logger`, when there is none:
+   * a fixed string cannot be refreshed, or the token function failed.
+   */
+  async refreshed(expiresAt: number, logger: Pick<Logger, 'warn' | 'error'>): Promise<string | undefined> {
+    if (!this.refreshable) {
+      const when = new Date(expiresAt).toISOString();
+      logger.warn(`The relay's token expires at ${when} and the token option is a fixed string; the connection will be closed then.`);
+      return undefined;
+    }
+    try {
+      return await this.fetch();
+    } catch (err) {
+      logger.error(`Token refresh failed: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   /** Where the upgrade to `url` goes, with `token` in the header, the query or a subprotocol. */

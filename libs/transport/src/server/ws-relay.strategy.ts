@@ -38,6 +38,8 @@ import { validateStrategyOptions } from '../interfaces/ws-relay-options.validati
 
 const MAX_CACHED_SUBJECTS = 10_000;
 const NO_END_HOOK = (): void => undefined;
+// eslint-disable-next-line @typescript-eslint/unbound-method -- compared, never called unbound
+const NEST_RUN_WITH_HOOKS = Server.prototype['runWithProcessingHooks'];
 const BAD_REQUEST_MESSAGE = 'The request could not be decoded';
 const INTERNAL_ERROR = { status: 'error', message: 'Internal server error' } as const;
 
@@ -348,7 +350,14 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
    */
   private processed(context: WsRelayContext, fn: (runEndHook: () => void) => Promise<void>): Promise<void> {
     // No hook set (Nest's own start hook only calls `done`, and there is no end hook): nothing to run around `fn`.
-    if (this.onProcessingStartHook === this.nestStartHook && this.onProcessingEndHook === undefined) return fn(NO_END_HOOK);
+    // (Unless runWithProcessingHooks itself was replaced, by a subclass or instrumentation: then it runs.)
+    if (
+      this.onProcessingStartHook === this.nestStartHook &&
+      this.onProcessingEndHook === undefined &&
+      this.runWithProcessingHooks === NEST_RUN_WITH_HOOKS
+    ) {
+      return fn(NO_END_HOOK);
+    }
     return new Promise<void>((resolve, reject) => {
       const ran: unknown = this.runWithProcessingHooks(context, async runEndHook => {
         try {
