@@ -35,7 +35,7 @@ export default tseslint.config(
   },
   {
     // The packages: small files, each doing one thing (their specs too)...
-    files: ['libs/*/src/**/*.ts'],
+    files: ['libs/*/src/**/*.ts', 'libs/*/spec-support/**/*.ts'],
     rules: { 'max-lines': ['error', { max: 450, skipBlankLines: false, skipComments: false }] },
   },
   {
