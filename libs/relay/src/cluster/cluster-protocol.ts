@@ -124,92 +124,17 @@ export class ClusterMessageError extends Error {
   override name = 'ClusterMessageError';
 }
 
-/** How a field travels: each kind's check on the way in (nodes and ack lists also change shape). */
-type Kind = 'str' | 'optStr' | 'num' | 'num0' | 'bool' | 'bin' | 'optBin' | 'strs' | 'node' | 'nodes' | 'copies';
-
-/** The fields of each message type after [version, type, from], in wire order. */
-const FIELDS: { readonly [T in ClusterMessageType]: ReadonlyArray<readonly [Exclude<keyof Msg<T>, 'type' | 'from'>, Kind]> } = {
-  [ClusterMessageType.Beat]: [['relayId', 'str']],
-  [ClusterMessageType.Sync]: [['relayId', 'str']],
-  [ClusterMessageType.Snapshot]: [
-    ['relayId', 'str'],
-    ['nodes', 'nodes'],
-  ],
-  [ClusterMessageType.NodeUp]: [['node', 'node']],
-  [ClusterMessageType.NodeDown]: [
-    ['tenant', 'str'],
-    ['nodeId', 'str'],
-    ['graceful', 'bool'],
-    ['subject', 'optStr'],
-    ['reservedForMs', 'num0'],
-  ],
-  [ClusterMessageType.Bye]: [],
-  [ClusterMessageType.Request]: [
-    ['fwdId', 'num'],
-    ['tenant', 'str'],
-    ['nodeId', 'str'],
-    ['pattern', 'str'],
-    ['payload', 'bin'],
-    ['timeoutMs', 'num'],
-    ['callerNodeId', 'optStr'],
-    ['ext', 'optBin'],
-    ['claims', 'optBin'],
-  ],
-  [ClusterMessageType.Response]: [
-    ['fwdId', 'num'],
-    ['flags', 'num'],
-    ['payload', 'optBin'],
-  ],
-  [ClusterMessageType.Cancel]: [['fwdId', 'num']],
-  [ClusterMessageType.Error]: [
-    ['fwdId', 'num'],
-    ['code', 'str'],
-    ['message', 'str'],
-  ],
-  [ClusterMessageType.Event]: [
-    ['tenant', 'str'],
-    ['id', 'num'],
-    ['pattern', 'str'],
-    ['payload', 'bin'],
-    ['emitterNodeId', 'optStr'],
-    ['ext', 'optBin'],
-    ['claims', 'optBin'],
-    ['targets', 'strs'],
-  ],
-  [ClusterMessageType.EventCopies]: [
-    ['tenant', 'str'],
-    ['pattern', 'str'],
-    ['payload', 'bin'],
-    ['emitterNodeId', 'optStr'],
-    ['ext', 'optBin'],
-    ['claims', 'optBin'],
-    ['copies', 'copies'],
-  ],
-  [ClusterMessageType.Handled]: [
-    ['did', 'num'],
-    ['code', 'optStr'],
-    ['error', 'optBin'],
-  ],
-};
-
 /**
  * Encodes and decodes backplane messages: MessagePack arrays led by the
- * protocol version, the type and the sender, then the type's FIELDS.
- * Payloads, ext and claims are carried as the `bin` they arrived as, so
- * forwarding never re-encodes them.
+ * protocol version, the type and the sender, then the type's fields (SHAPES below). Payloads, ext and claims are carried as the `bin` they
+ * arrived as, so forwarding never re-encodes them.
  */
 export class ClusterCodec {
   private readonly encoder = new Encoder({ ignoreUndefined: true });
   private readonly decoder = new Decoder({ maxMapLength: 0, maxExtLength: 0 });
 
   encode(m: ClusterOutgoing, from: string): Uint8Array {
-    const wire: unknown[] = [CLUSTER_PROTOCOL_VERSION, m.type, from];
-    const values = m as unknown as Record<string, unknown>;
-    for (const [key, kind] of FIELDS[m.type]) {
-      const v = values[key];
-      wire.push(kind === 'node' ? nodeToWire(v as ClusterNode) : kind === 'nodes' ? (v as ClusterNode[]).map(nodeToWire) : v);
-    }
-    return this.encoder.encode(wire);
+    return this.encoder.encode(toWire(m, from));
   }
 
   decode(bytes: Uint8Array): ClusterMessage {
@@ -223,19 +148,222 @@ export class ClusterCodec {
     if (raw[0] !== CLUSTER_PROTOCOL_VERSION) {
       throw new ClusterMessageError(`cluster protocol version ${String(raw[0])}, this relay speaks ${CLUSTER_PROTOCOL_VERSION}`);
     }
-    const type: unknown = raw[1];
-    if (typeof type !== 'number' || !Object.hasOwn(FIELDS, type)) fail(`type ${String(type)}`);
-    const fields = FIELDS[type as ClusterMessageType] as ReadonlyArray<readonly [string, Kind]>;
-    const m: Record<string, unknown> = { type, from: str(raw[2], 'from') };
-    for (let i = 0; i < fields.length; i++) {
-      const [key, kind] = fields[i];
-      const v = read(raw[3 + i], kind);
-      // The field's name is put together only for a message that is refused.
-      if (v === BAD) fail(`${ClusterMessageType[type as ClusterMessageType].toLowerCase()}.${key}`);
-      m[key] = v;
-    }
-    return m as unknown as ClusterMessage;
+    return fromWire(raw);
   }
+}
+
+/**
+ * Reads the fields of one message after [version, type, from]; a field of the
+ * wrong type is refused as `bad <type>.<field>` (inside a node or a copy,
+ * `bad node.<field>` / `bad copy.<field>`).
+ */
+class Reader {
+  constructor(
+    private readonly a: readonly unknown[],
+    private readonly type: ClusterMessageType,
+  ) {}
+
+  private bad(key: string): never {
+    // The message type's name is put together only for a message that is refused.
+    return fail(`${ClusterMessageType[this.type].toLowerCase()}.${key}`);
+  }
+
+  /** Field `i` after the header. */
+  private at(i: number): unknown {
+    return this.a[3 + i];
+  }
+
+  str(i: number, key: string): string {
+    const v = this.at(i);
+    return typeof v === 'string' ? v : this.bad(key);
+  }
+
+  optStr(i: number, key: string): string | null {
+    return this.at(i) == null ? null : this.str(i, key);
+  }
+
+  num(i: number, key: string): number {
+    const v = this.at(i);
+    return isNum(v) ? v : this.bad(key);
+  }
+
+  /** A number that reads as 0 when missing. */
+  num0(i: number, key: string): number {
+    return this.at(i) == null ? 0 : this.num(i, key);
+  }
+
+  bool(i: number): boolean {
+    return this.at(i) === true;
+  }
+
+  bin(i: number, key: string): Uint8Array {
+    const v = this.at(i);
+    return v instanceof Uint8Array ? v : this.bad(key);
+  }
+
+  optBin(i: number, key: string): Uint8Array | null {
+    return this.at(i) == null ? null : this.bin(i, key);
+  }
+
+  strs(i: number, key: string): string[] {
+    const v = this.at(i);
+    return Array.isArray(v) && v.every(s => typeof s === 'string') ? v : this.bad(key);
+  }
+
+  node(i: number): ClusterNode {
+    return nodeFromWire(this.at(i));
+  }
+
+  nodes(i: number, key: string): ClusterNode[] {
+    const v = this.at(i);
+    return Array.isArray(v) ? v.map(nodeFromWire) : this.bad(key);
+  }
+
+  copies(i: number, key: string): Array<readonly [string, number, number]> {
+    const v = this.at(i);
+    if (!Array.isArray(v)) return this.bad(key);
+    return v.map(e =>
+      Array.isArray(e) && e.length === 3
+        ? ([str(e[0], 'copy.nodeId'), num(e[1], 'copy.did'), num(e[2], 'copy.attempt')] as const)
+        : fail('copy'),
+    );
+  }
+}
+
+/** A message type on the wire: how it is written (after the header) and read. */
+interface WireShape<M extends ClusterMessage> {
+  write(m: Omit<M, 'from'>): unknown[];
+  read(r: Reader, from: string): M;
+}
+
+type Shapes = { readonly [T in ClusterMessageType]: WireShape<Msg<T>> };
+
+/**
+ * Every message type's fields after [version, type, from], in wire order,
+ * each written out (as the frame codec's shapes are: an object literal of a
+ * fixed shape is much cheaper to build and read than one assembled key by key).
+ */
+const SHAPES: Shapes = {
+  [ClusterMessageType.Beat]: {
+    write: m => [m.relayId],
+    read: (r, from) => ({ type: ClusterMessageType.Beat, from, relayId: r.str(0, 'relayId') }),
+  },
+  [ClusterMessageType.Sync]: {
+    write: m => [m.relayId],
+    read: (r, from) => ({ type: ClusterMessageType.Sync, from, relayId: r.str(0, 'relayId') }),
+  },
+  [ClusterMessageType.Snapshot]: {
+    write: m => [m.relayId, m.nodes.map(nodeToWire)],
+    read: (r, from) => ({ type: ClusterMessageType.Snapshot, from, relayId: r.str(0, 'relayId'), nodes: r.nodes(1, 'nodes') }),
+  },
+  [ClusterMessageType.NodeUp]: {
+    write: m => [nodeToWire(m.node)],
+    read: (r, from) => ({ type: ClusterMessageType.NodeUp, from, node: r.node(0) }),
+  },
+  [ClusterMessageType.NodeDown]: {
+    write: m => [m.tenant, m.nodeId, m.graceful, m.subject, m.reservedForMs],
+    read: (r, from) => ({
+      type: ClusterMessageType.NodeDown,
+      from,
+      tenant: r.str(0, 'tenant'),
+      nodeId: r.str(1, 'nodeId'),
+      graceful: r.bool(2),
+      subject: r.optStr(3, 'subject'),
+      reservedForMs: r.num0(4, 'reservedForMs'),
+    }),
+  },
+  [ClusterMessageType.Bye]: { write: () => [], read: (_r, from) => ({ type: ClusterMessageType.Bye, from }) },
+  [ClusterMessageType.Request]: {
+    write: m => [m.fwdId, m.tenant, m.nodeId, m.pattern, m.payload, m.timeoutMs, m.callerNodeId, m.ext, m.claims],
+    read: (r, from) => ({
+      type: ClusterMessageType.Request,
+      from,
+      fwdId: r.num(0, 'fwdId'),
+      tenant: r.str(1, 'tenant'),
+      nodeId: r.str(2, 'nodeId'),
+      pattern: r.str(3, 'pattern'),
+      payload: r.bin(4, 'payload'),
+      timeoutMs: r.num(5, 'timeoutMs'),
+      callerNodeId: r.optStr(6, 'callerNodeId'),
+      ext: r.optBin(7, 'ext'),
+      claims: r.optBin(8, 'claims'),
+    }),
+  },
+  [ClusterMessageType.Response]: {
+    write: m => [m.fwdId, m.flags, m.payload],
+    read: (r, from) => ({
+      type: ClusterMessageType.Response,
+      from,
+      fwdId: r.num(0, 'fwdId'),
+      flags: r.num(1, 'flags'),
+      payload: r.optBin(2, 'payload'),
+    }),
+  },
+  [ClusterMessageType.Cancel]: {
+    write: m => [m.fwdId],
+    read: (r, from) => ({ type: ClusterMessageType.Cancel, from, fwdId: r.num(0, 'fwdId') }),
+  },
+  [ClusterMessageType.Error]: {
+    write: m => [m.fwdId, m.code, m.message],
+    read: (r, from) => ({
+      type: ClusterMessageType.Error,
+      from,
+      fwdId: r.num(0, 'fwdId'),
+      code: r.str(1, 'code'),
+      message: r.str(2, 'message'),
+    }),
+  },
+  [ClusterMessageType.Event]: {
+    write: m => [m.tenant, m.id, m.pattern, m.payload, m.emitterNodeId, m.ext, m.claims, m.targets],
+    read: (r, from) => ({
+      type: ClusterMessageType.Event,
+      from,
+      tenant: r.str(0, 'tenant'),
+      id: r.num(1, 'id'),
+      pattern: r.str(2, 'pattern'),
+      payload: r.bin(3, 'payload'),
+      emitterNodeId: r.optStr(4, 'emitterNodeId'),
+      ext: r.optBin(5, 'ext'),
+      claims: r.optBin(6, 'claims'),
+      targets: r.strs(7, 'targets'),
+    }),
+  },
+  [ClusterMessageType.Handled]: {
+    write: m => [m.did, m.code, m.error],
+    read: (r, from) => ({
+      type: ClusterMessageType.Handled,
+      from,
+      did: r.num(0, 'did'),
+      code: r.optStr(1, 'code'),
+      error: r.optBin(2, 'error'),
+    }),
+  },
+  [ClusterMessageType.EventCopies]: {
+    write: m => [m.tenant, m.pattern, m.payload, m.emitterNodeId, m.ext, m.claims, m.copies],
+    read: (r, from) => ({
+      type: ClusterMessageType.EventCopies,
+      from,
+      tenant: r.str(0, 'tenant'),
+      pattern: r.str(1, 'pattern'),
+      payload: r.bin(2, 'payload'),
+      emitterNodeId: r.optStr(3, 'emitterNodeId'),
+      ext: r.optBin(4, 'ext'),
+      claims: r.optBin(5, 'claims'),
+      copies: r.copies(6, 'copies'),
+    }),
+  },
+};
+
+function toWire(m: ClusterOutgoing, from: string): unknown[] {
+  const fields = (SHAPES[m.type] as WireShape<ClusterMessage>).write(m);
+  return [CLUSTER_PROTOCOL_VERSION, m.type, from, ...fields];
+}
+
+function fromWire(raw: readonly unknown[]): ClusterMessage {
+  const type: unknown = raw[1];
+  if (typeof type !== 'number' || !Object.hasOwn(SHAPES, type)) fail(`type ${String(type)}`);
+  const from = str(raw[2], 'from');
+  return (SHAPES[type as ClusterMessageType] as WireShape<ClusterMessage>).read(new Reader(raw, type), from);
 }
 
 const nodeToWire = (n: ClusterNode): unknown[] => [n.tenant, n.nodeId, n.service, n.patterns, n.events, n.queue, n.subject, n.since];
@@ -244,48 +372,11 @@ function fail(what: string): never {
   throw new ClusterMessageError(`bad ${what}`);
 }
 
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const str = (v: unknown, what: string): string => (typeof v === 'string' ? v : fail(what));
 const optStr = (v: unknown, what: string): string | null => (v == null ? null : str(v, what));
-const num = (v: unknown, what: string): number => (typeof v === 'number' && Number.isFinite(v) ? v : fail(what));
+const num = (v: unknown, what: string): number => (isNum(v) ? v : fail(what));
 const strs = (v: unknown, what: string): string[] => (Array.isArray(v) && v.every(s => typeof s === 'string') ? v : fail(what));
-
-/** What read() returns for a field of the wrong type. */
-const BAD = Symbol('bad field');
-
-const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-
-/** A field as `kind` says it is, or BAD (nodes and copies throw for what is wrong inside them). */
-function read(v: unknown, kind: Kind): unknown {
-  switch (kind) {
-    case 'str':
-      return typeof v === 'string' ? v : BAD;
-    case 'optStr':
-      return v == null ? null : typeof v === 'string' ? v : BAD;
-    case 'num':
-      return isNum(v) ? v : BAD;
-    case 'num0':
-      return v == null ? 0 : isNum(v) ? v : BAD;
-    case 'bool':
-      return v === true;
-    case 'bin':
-      return v instanceof Uint8Array ? v : BAD;
-    case 'optBin':
-      return v == null ? null : v instanceof Uint8Array ? v : BAD;
-    case 'strs':
-      return Array.isArray(v) && v.every(s => typeof s === 'string') ? v : BAD;
-    case 'node':
-      return nodeFromWire(v);
-    case 'nodes':
-      return Array.isArray(v) ? v.map(nodeFromWire) : BAD;
-    case 'copies':
-      if (!Array.isArray(v)) return BAD;
-      return v.map(e =>
-        Array.isArray(e) && e.length === 3
-          ? ([str(e[0], 'copy.nodeId'), num(e[1], 'copy.did'), num(e[2], 'copy.attempt')] as const)
-          : fail('copy'),
-      );
-  }
-}
 
 function nodeFromWire(v: unknown): ClusterNode {
   if (!Array.isArray(v) || v.length < 8) fail('node');
