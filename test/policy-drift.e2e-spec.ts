@@ -14,6 +14,7 @@ import {
   Catch,
   Controller,
   type ExecutionContext,
+  type INestApplication,
   Injectable,
   Module,
   type NestInterceptor,
@@ -25,6 +26,7 @@ import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { encodePayload, type Frame, FrameType, RelayError, RelayErrorCode, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
 import { createRelayApp, RelayGateway, RelayModule, RelayWsAdapter } from '@wsrelay/relay';
+import type { WsRelayClient } from '@wsrelay/transport';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { firstValueFrom, type Observable, tap } from 'rxjs';
@@ -88,7 +90,7 @@ class Warnings {
   }
 }
 
-async function listen(app: Awaited<ReturnType<typeof createRelayApp>>): Promise<string> {
+async function listen(app: INestApplication): Promise<string> {
   await app.listen(0, '127.0.0.1');
   return `ws://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}/relay`;
 }
@@ -99,6 +101,26 @@ describe('enhancers added to the relay gateway', () => {
   afterEach(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
+
+  /** The app listening, with an echo provider and a client on it (all closed after the test). */
+  async function echoMesh(app: INestApplication): Promise<WsRelayClient> {
+    cleanup.push(() => app.close());
+    const url = await listen(app);
+    const provider = await startProvider([EchoController], { urls: [url] });
+    cleanup.push(() => provider.close());
+    const client = await startClient({ urls: [url] });
+    cleanup.push(() => client.close());
+    return client;
+  }
+
+  /** Four echo calls one after another: each one's answer, or its error code. */
+  async function fourEchoes(client: WsRelayClient): Promise<Array<number | string>> {
+    const outcomes: Array<number | string> = [];
+    for (let i = 1; i <= 4; i++) {
+      outcomes.push(await firstValueFrom(client.send<number>('echo', i)).catch((err: RelayError) => err.code));
+    }
+    return outcomes;
+  }
 
   it('the frequent frames take the hot path when the gateway has only its own enhancers', async () => {
     const warnings = new Warnings();
@@ -112,18 +134,8 @@ describe('enhancers added to the relay gateway', () => {
     EveryOtherRequestGuard.seen = [];
     cleanup.push(decorate('onRequest', UseGuards(EveryOtherRequestGuard), GUARDS_METADATA));
     const warnings = new Warnings();
-    const app = await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0 }, { logger: warnings });
-    cleanup.push(() => app.close());
-    const url = await listen(app);
-    const provider = await startProvider([EchoController], { urls: [url] });
-    cleanup.push(() => provider.close());
-    const client = await startClient({ urls: [url] });
-    cleanup.push(() => client.close());
-    const outcomes: Array<number | string> = [];
-    for (let i = 1; i <= 4; i++) {
-      outcomes.push(await firstValueFrom(client.send<number>('echo', i)).catch((err: RelayError) => err.code));
-    }
-    expect(outcomes).toEqual([1, RelayErrorCode.FORBIDDEN, 3, RelayErrorCode.FORBIDDEN]);
+    const client = await echoMesh(await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0 }, { logger: warnings }));
+    expect(await fourEchoes(client)).toEqual([1, RelayErrorCode.FORBIDDEN, 3, RelayErrorCode.FORBIDDEN]);
     expect(EveryOtherRequestGuard.seen.filter(t => t === FrameType.Request)).toHaveLength(4);
     // Said at start: which frames lost the hot path, and because of what.
     expect(warnings.lines.join('\n')).toMatch(/REQUEST \(RelayGateway\.onRequest: EveryOtherRequestGuard\)/);
@@ -133,12 +145,7 @@ describe('enhancers added to the relay gateway', () => {
     const counter = new CountingInterceptor();
     const app = await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0 }, { logger: false });
     app.useGlobalInterceptors(counter);
-    cleanup.push(() => app.close());
-    const url = await listen(app);
-    const provider = await startProvider([EchoController], { urls: [url] });
-    cleanup.push(() => provider.close());
-    const client = await startClient({ urls: [url] });
-    cleanup.push(() => client.close());
+    const client = await echoMesh(app);
     for (let i = 0; i < 3; i++) expect(await firstValueFrom(client.emit('nobody.listens', i))).toEqual({ recipients: 0 });
     for (let i = 0; i < 3; i++) expect(await firstValueFrom(client.send<number>('echo', i))).toBe(i);
     expect(counter.seen.filter(t => t === FrameType.Event)).toHaveLength(3);
@@ -183,17 +190,8 @@ describe('enhancers added to the relay gateway', () => {
     class EmbeddingModule {}
     const app = await NestFactory.create(EmbeddingModule, { logger: false });
     app.useWebSocketAdapter(new RelayWsAdapter(app));
-    cleanup.push(() => app.close());
-    const url = await listen(app);
-    const provider = await startProvider([EchoController], { urls: [url] });
-    cleanup.push(() => provider.close());
-    const client = await startClient({ urls: [url] });
-    cleanup.push(() => client.close());
-    const outcomes: Array<number | string> = [];
-    for (let i = 1; i <= 4; i++) {
-      outcomes.push(await firstValueFrom(client.send<number>('echo', i)).catch((err: RelayError) => err.code));
-    }
-    expect(outcomes).toEqual([1, RelayErrorCode.FORBIDDEN, 3, RelayErrorCode.FORBIDDEN]);
+    const client = await echoMesh(app);
+    expect(await fourEchoes(client)).toEqual([1, RelayErrorCode.FORBIDDEN, 3, RelayErrorCode.FORBIDDEN]);
   });
 
   it('an exception filter of another kind on a gateway handler makes the relay refuse to start, saying why', async () => {
