@@ -87,8 +87,9 @@ export interface RelayModuleOptions {
    */
   maxPayloadBytes?: number;
   /**
-   * Interval of the relay's pings, in ms; a node that misses a whole
-   * interval is disconnected (so a dead node is found within two intervals).
+   * Heartbeat interval, in ms: nodes ping this often; the relay pings a node
+   * it has not heard from for a whole interval and disconnects one silent for
+   * one and a half (so a dead node is found within two intervals).
    * @default 10000
    */
   heartbeatIntervalMs?: number;

@@ -16,7 +16,7 @@ const USAGE = `Usage: wsrelay-relay [healthcheck | --version | --help]
 Configured by environment variables: RELAY_PORT (8787), RELAY_HOST (127.0.0.1),
 RELAY_PATH (/relay), RELAY_JWT_SECRET | RELAY_JWT_PUBLIC_KEY_FILE | RELAY_JWKS,
 RELAY_REDIS_URL (cluster), RELAY_TLS_KEY_FILE + RELAY_TLS_CERT_FILE, and the
-others listed in the README of @wsrelay/relay.`;
+others in the table of the @wsrelay/relay README (node_modules/@wsrelay/relay/README.md).`;
 
 /** The `wsrelay-relay` executable; resolves with its exit code, or never while the relay runs. */
 export async function cli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {

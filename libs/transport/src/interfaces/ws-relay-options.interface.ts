@@ -78,7 +78,7 @@ export interface WsRelayConnectionOptions {
   nodeId?: string;
   /**
    * Interval of this node's pings to the relay, in ms. The relay is taken for
-   * dead when nothing arrives from it for two intervals.
+   * dead when nothing arrives from it for a whole interval (found within two).
    * @default 10000
    */
   heartbeatIntervalMs?: number;
