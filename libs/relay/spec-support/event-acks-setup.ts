@@ -3,7 +3,7 @@
  * fresh world of this relay and a cluster of one, an emitter in routing, events that ask for
  * handler acks, and what the emitter and the recipients are sent.
  */
-import { expect, jest } from '@jest/globals';
+import { afterEach, beforeEach, expect, jest } from '@jest/globals';
 import {
   encodePayload,
   type ErrorFrame,
@@ -134,4 +134,52 @@ export function startFor(
   timeoutMs = DEADLINE,
 ): number {
   return acks.start(emitter, frame(id, extra), recipients, timeoutMs);
+}
+
+/** What an EventAcks spec works with: the parts of `setUpAcks`, fresh for each test, and helpers over them. */
+export class AckFixture implements AckParts {
+  world!: World;
+  cluster!: RelayCluster;
+  settled!: jest.Mock<() => void>;
+  /** The acks under test; a test may put its own there (`make`), and the helpers then use those. */
+  acks!: EventAcks;
+  emitter!: Node;
+
+  /** Handler acks on this cluster and onSettled, with `settings` over this file's. */
+  make(settings?: Partial<EventAckSettings>): EventAcks {
+    return makeAcks(this.cluster, this.settled, settings);
+  }
+
+  /** A node of this relay subscribed to PATTERN (in `queue`), in routing. */
+  node(nodeId: string, queue?: string | null): Node {
+    return subscriberIn(this.world, nodeId, queue);
+  }
+
+  /** The node leaves, as the relay core sees it go: out of routing, socket closed, then nodeGone. */
+  leave(n: Node): void {
+    leaveFrom(this.world, this.acks, n);
+  }
+
+  /** The emitter starts event `id` (PATTERN, handler acks) for `recipients`, with a deadline of `timeoutMs`. */
+  start(id: number, recipients: readonly Routable[], extra?: Partial<EventFrame>, timeoutMs?: number): number {
+    return startFor(this.acks, this.emitter, id, recipients, extra, timeoutMs);
+  }
+}
+
+/**
+ * For a describe block: the returned fixture gets fresh handler acks before each test (after the
+ * fake timers are in: `t.acks`, `t.world`, `t.emitter`...); after each test the timers are cleared
+ * and real ones are back.
+ */
+export function ackFixture(): AckFixture {
+  const t = new AckFixture();
+  beforeEach(() => {
+    jest.useFakeTimers();
+    Object.assign(t, setUpAcks());
+  });
+  afterEach(() => {
+    jest.clearAllTimers();
+    jest.useRealTimers();
+  });
+  return t;
 }

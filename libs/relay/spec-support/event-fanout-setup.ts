@@ -3,6 +3,7 @@
  * fresh worlds of this relay and a cluster of one, an emitter in routing, the events it sends, and
  * what subscribers are given.
  */
+import { afterEach, beforeEach, jest } from '@jest/globals';
 import { encodePayload, EventFlag, type EventFrame, FrameType } from '@wsrelay/protocol';
 import type { RelayCluster } from '../src/cluster/relay-cluster.js';
 import { RemoteNode, type RemoteRelay } from '../src/cluster/remote.js';
@@ -67,4 +68,37 @@ export function setUpFanout(): FanoutParts {
   const fanout = new EventFanout(acks, worlds, cluster, replies, limit, DEFAULT_ACK_TIMEOUT);
   const emitter = subscriberIn(world, 'emitter', []);
   return { worlds, world, cluster, acks, fanout, emitter };
+}
+
+/** What an EventFanout spec works with: the parts of `setUpFanout`, fresh for each test, and a helper over them. */
+export class FanoutFixture implements FanoutParts {
+  worlds!: Worlds;
+  world!: World;
+  cluster!: RelayCluster;
+  acks!: EventAcks;
+  fanout!: EventFanout;
+  emitter!: Node;
+
+  /** A node of this relay subscribed to `events`, in routing. */
+  subscriber(nodeId: string, events: string[], queue?: string | null): Node {
+    return subscriberIn(this.world, nodeId, events, queue);
+  }
+}
+
+/**
+ * For a describe block: the returned fixture gets a fresh fan-out before each test (after the fake
+ * timers are in: `t.fanout`, `t.world`, `t.emitter`...); after each test the timers are cleared and
+ * real ones are back.
+ */
+export function fanoutFixture(): FanoutFixture {
+  const t = new FanoutFixture();
+  beforeEach(() => {
+    jest.useFakeTimers();
+    Object.assign(t, setUpFanout());
+  });
+  afterEach(() => {
+    jest.clearAllTimers();
+    jest.useRealTimers();
+  });
+  return t;
 }

@@ -3,7 +3,7 @@
  * fresh worlds and reservations, with a cluster of one whose announcements are spied on and a
  * listener that records what it is told; sessions that say HELLO, and nodes of other relays.
  */
-import { jest } from '@jest/globals';
+import { afterEach, beforeEach, jest } from '@jest/globals';
 import { type ConnectionIdentity, OPEN_IDENTITY } from '../src/auth/relay-auth.service.js';
 import type { ClusterNode } from '../src/cluster/cluster-protocol.js';
 import type { RelayCluster } from '../src/cluster/relay-cluster.js';
@@ -92,4 +92,44 @@ export function joinedTo(
 /** `cluster` knows `node` as another relay's claim to its id. */
 export function claimantIn(cluster: RelayCluster, node: RemoteNode | undefined): jest.SpiedFunction<RelayCluster['claimant']> {
   return jest.spyOn(cluster, 'claimant').mockReturnValue(node);
+}
+
+/** What a Membership spec works with: the parts of `setUpMembership`, fresh for each test, and helpers over them. */
+export class MembershipFixture implements MembershipParts {
+  worlds!: Worlds;
+  reservations!: NodeReservations;
+  cluster!: RelayCluster;
+  membership!: Membership;
+  arrived!: Array<[string, string[]]>;
+  lost!: RemoteNode[];
+  nodeUp!: jest.SpiedFunction<RelayCluster['nodeUp']>;
+  nodeDown!: jest.SpiedFunction<RelayCluster['nodeDown']>;
+
+  /** A session of `subject` that said HELLO as `nodeId`. */
+  joined(nodeId: string, subject?: string | null, more?: Partial<Announcement>, tenant?: string): Joined {
+    return joinedTo(this.membership, nodeId, subject, more, tenant);
+  }
+
+  /** The cluster knows `node` as another relay's claim to its id. */
+  claimantIs(node: RemoteNode | undefined): jest.SpiedFunction<RelayCluster['claimant']> {
+    return claimantIn(this.cluster, node);
+  }
+}
+
+/**
+ * For a describe block: the returned fixture gets a fresh membership before each test (after the
+ * fake clock is set to T0: `t.membership`, `t.worlds`, `t.arrived`...); after each test the mocks
+ * are restored and real timers are back.
+ */
+export function membershipFixture(): MembershipFixture {
+  const t = new MembershipFixture();
+  beforeEach(() => {
+    jest.useFakeTimers({ now: T0 });
+    Object.assign(t, setUpMembership());
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    jest.useRealTimers();
+  });
+  return t;
 }

@@ -3,7 +3,7 @@
  * over a fresh world of this relay (no other relay, no network), the frames a caller sends it,
  * and what a caller or a provider is sent back.
  */
-import { expect } from '@jest/globals';
+import { afterEach, beforeEach, expect, jest } from '@jest/globals';
 import { type Frame, FrameType, RelayError, type RelayErrorCode, type RequestFrame } from '@wsrelay/protocol';
 import { RelayLifecycle } from '../src/lifecycle/relay-lifecycle.js';
 import { RequestBook } from '../src/requests/request-book.js';
@@ -99,4 +99,44 @@ export function deliveredTo(node: Node): RequestFrame {
   expect(frames).toHaveLength(1);
   expect(frames[0].type).toBe(FrameType.Request);
   return frames[0] as RequestFrame;
+}
+
+/** What a RequestRouter spec works with: the parts of `buildRouter`, fresh for each test, and helpers over them. */
+export class RouterFixture implements RouterParts {
+  worlds!: Worlds;
+  world!: World;
+  membership!: Membership;
+  lifecycle!: RelayLifecycle;
+  book!: RequestBook;
+  waits!: Waits;
+  router!: RequestRouter;
+  /** The node that sends the requests; a test may put another there. */
+  caller!: Node;
+
+  /** A fresh router: `maxInFlight` per connection (requests and waits), `maxHeldBytes` of held payload per node. */
+  build(maxInFlight?: number, maxHeldBytes?: number): void {
+    Object.assign(this, buildRouter(maxInFlight, maxHeldBytes));
+  }
+
+  /** A provider of `patterns`, in routing. */
+  provider(nodeId: string, patterns?: string[]): Node {
+    return providerIn(this.world, nodeId, patterns);
+  }
+}
+
+/**
+ * For a describe block: the returned fixture gets a fresh router (`build()`) before each test,
+ * after the fake timers are in (`t.router`, `t.caller`, `t.provider('p')`...); after each test
+ * real timers are back.
+ */
+export function routerFixture(): RouterFixture {
+  const t = new RouterFixture();
+  beforeEach(() => {
+    jest.useFakeTimers();
+    t.build();
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+  return t;
 }

@@ -3,7 +3,7 @@
  * once every handler answered, the in-flight limit and the deadline, and HANDLER_FAILED. Plain
  * events: event-fanout.plain.spec.ts.
  */
-import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import {
   encodePayload,
   type ErrorFrame,
@@ -19,47 +19,23 @@ import {
   DEFAULT_ACK_TIMEOUT,
   event,
   eventsOf,
+  fanoutFixture,
   handlersEvent,
   MAX_IN_FLIGHT,
-  type Node,
   remoteNode,
-  setUpFanout,
-  subscriberIn,
 } from '../../spec-support/event-fanout-setup.js';
 import { ClusterMessageType as Cmt } from '../cluster/cluster-protocol.js';
-import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteRelay } from '../cluster/remote.js';
-import type { World } from '../routing/world.js';
-import type { EventAcks } from './event-acks.js';
-import type { EventFanout } from './event-fanout.js';
 
 describe('EventFanout', () => {
-  let world: World;
-  let cluster: RelayCluster;
-  let acks: EventAcks;
-  let fanout: EventFanout;
-  let emitter: Node;
-
-  /** A node of this relay subscribed to `events`, in routing. */
-  function subscriber(nodeId: string, events: string[], queue?: string | null): Node {
-    return subscriberIn(world, nodeId, events, queue);
-  }
-
-  beforeEach(() => {
-    jest.useFakeTimers();
-    ({ world, cluster, acks, fanout, emitter } = setUpFanout());
-  });
-
-  afterEach(() => {
-    jest.clearAllTimers();
-    jest.useRealTimers();
-  });
+  /** A fresh fan-out for each test, with fake timers (see fanoutFixture). */
+  const t = fanoutFixture();
 
   describe('handler acks', () => {
     it('hand each recipient a copy of its own and ACK the emitter once every handler answered', () => {
-      const a = subscriber('a', ['x']);
-      const b = subscriber('b', ['x']);
-      expect(fanout.publish(emitter, handlersEvent(3, 'x'))).toBeUndefined();
+      const a = t.subscriber('a', ['x']);
+      const b = t.subscriber('b', ['x']);
+      expect(t.fanout.publish(t.emitter, handlersEvent(3, 'x'))).toBeUndefined();
       const [copyA] = eventsOf(a);
       const [copyB] = eventsOf(b);
       for (const copy of [copyA, copyB]) {
@@ -67,90 +43,90 @@ describe('EventFanout', () => {
         expect(copy.id).not.toBe(0);
       }
       expect(copyA.id).not.toBe(copyB.id);
-      expect(acks.pending(emitter)).toBe(1);
+      expect(t.acks.pending(t.emitter)).toBe(1);
 
-      fanout.handled(a, copyA.id, null);
-      expect(emitter.session.socket.take()).toEqual([]);
-      fanout.handled(b, copyB.id, null);
-      expect(emitter.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 3, recipients: 2 }]);
-      expect(acks.pending(emitter)).toBe(0);
-      expect(acks.size).toBe(0);
+      t.fanout.handled(a, copyA.id, null);
+      expect(t.emitter.session.socket.take()).toEqual([]);
+      t.fanout.handled(b, copyB.id, null);
+      expect(t.emitter.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 3, recipients: 2 }]);
+      expect(t.acks.pending(t.emitter)).toBe(0);
+      expect(t.acks.size).toBe(0);
     });
 
     it('are not asked for with id 0: the event is a plain one', () => {
-      const a = subscriber('a', ['x']);
-      expect(fanout.publish(emitter, handlersEvent(0, 'x'))).toBe(1);
+      const a = t.subscriber('a', ['x']);
+      expect(t.fanout.publish(t.emitter, handlersEvent(0, 'x'))).toBe(1);
       const [copy] = eventsOf(a);
       expect(copy.id).toBe(0);
       expect(copy.flags).toBeUndefined();
-      expect(acks.size).toBe(0);
+      expect(t.acks.size).toBe(0);
     });
 
     it('count 0 at once without a subscriber, or when none is open', () => {
-      expect(fanout.publish(emitter, handlersEvent(1, 'x'))).toBe(0);
-      const closed = subscriber('closed', ['x']);
+      expect(t.fanout.publish(t.emitter, handlersEvent(1, 'x'))).toBe(0);
+      const closed = t.subscriber('closed', ['x']);
       closed.session.socket.close(1000);
-      expect(fanout.publish(emitter, handlersEvent(2, 'x'))).toBe(0);
-      expect(acks.pending(emitter)).toBe(0);
-      expect(acks.size).toBe(0);
+      expect(t.fanout.publish(t.emitter, handlersEvent(2, 'x'))).toBe(0);
+      expect(t.acks.pending(t.emitter)).toBe(0);
+      expect(t.acks.size).toBe(0);
     });
 
     it('go to the named node only, for a targeted event', () => {
-      const target = subscriber('target', ['x']);
-      const bystander = subscriber('bystander', ['x']);
-      expect(fanout.publish(emitter, handlersEvent(1, 'x', { peer: 'target' }))).toBeUndefined();
+      const target = t.subscriber('target', ['x']);
+      const bystander = t.subscriber('bystander', ['x']);
+      expect(t.fanout.publish(t.emitter, handlersEvent(1, 'x', { peer: 'target' }))).toBeUndefined();
       const [copy] = eventsOf(target);
       expect(eventsOf(bystander)).toEqual([]);
-      fanout.handled(target, copy.id, null);
-      expect(emitter.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 1, recipients: 1 }]);
+      t.fanout.handled(target, copy.id, null);
+      expect(t.emitter.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 1, recipients: 1 }]);
     });
 
     it('refuse an id already waiting for its handlers (BAD_FRAME), and take it again once answered', () => {
-      const a = subscriber('a', ['x']);
-      fanout.publish(emitter, handlersEvent(4, 'x'));
-      const err = caught(() => fanout.publish(emitter, handlersEvent(4, 'x')));
+      const a = t.subscriber('a', ['x']);
+      t.fanout.publish(t.emitter, handlersEvent(4, 'x'));
+      const err = caught(() => t.fanout.publish(t.emitter, handlersEvent(4, 'x')));
       expect(err).toBeInstanceOf(RelayError);
       expect(err).toMatchObject({ code: RelayErrorCode.BAD_FRAME });
       const [copy] = eventsOf(a);
       expect(eventsOf(a)).toEqual([]);
-      fanout.handled(a, copy.id, null);
-      expect(fanout.publish(emitter, handlersEvent(4, 'x'))).toBeUndefined();
+      t.fanout.handled(a, copy.id, null);
+      expect(t.fanout.publish(t.emitter, handlersEvent(4, 'x'))).toBeUndefined();
       expect(eventsOf(a)).toHaveLength(1);
     });
 
     it('count against the in-flight limit (RATE_LIMITED); plain events do not', () => {
-      subscriber('a', ['x']);
-      fanout.publish(emitter, handlersEvent(1, 'x'));
-      fanout.publish(emitter, handlersEvent(2, 'x'));
-      const err = caught(() => fanout.publish(emitter, handlersEvent(3, 'x')));
+      t.subscriber('a', ['x']);
+      t.fanout.publish(t.emitter, handlersEvent(1, 'x'));
+      t.fanout.publish(t.emitter, handlersEvent(2, 'x'));
+      const err = caught(() => t.fanout.publish(t.emitter, handlersEvent(3, 'x')));
       expect(err).toBeInstanceOf(RelayError);
       expect(err).toMatchObject({ code: RelayErrorCode.RATE_LIMITED });
-      expect(acks.pending(emitter)).toBe(MAX_IN_FLIGHT);
-      expect(fanout.publish(emitter, event(3, 'x'))).toBe(1);
+      expect(t.acks.pending(t.emitter)).toBe(MAX_IN_FLIGHT);
+      expect(t.fanout.publish(t.emitter, event(3, 'x'))).toBe(1);
     });
 
     it('wait for the handlers as long as the event says, else the default, then fail with TIMEOUT', () => {
-      subscriber('a', ['x']);
-      fanout.publish(emitter, handlersEvent(1, 'x', { timeoutMs: 100 }));
-      fanout.publish(emitter, handlersEvent(2, 'x'));
+      t.subscriber('a', ['x']);
+      t.fanout.publish(t.emitter, handlersEvent(1, 'x', { timeoutMs: 100 }));
+      t.fanout.publish(t.emitter, handlersEvent(2, 'x'));
       jest.advanceTimersByTime(99);
-      expect(emitter.session.socket.take()).toEqual([]);
+      expect(t.emitter.session.socket.take()).toEqual([]);
       jest.advanceTimersByTime(1);
-      const [first] = emitter.session.socket.take() as ErrorFrame[];
+      const [first] = t.emitter.session.socket.take() as ErrorFrame[];
       expect(first).toMatchObject({ type: FrameType.Error, id: 1, code: RelayErrorCode.HANDLER_FAILED });
       expect(errorFromFrame(first).details).toEqual([{ nodeId: 'a', code: RelayErrorCode.TIMEOUT }]);
       jest.advanceTimersByTime(DEFAULT_ACK_TIMEOUT - 101);
-      expect(emitter.session.socket.take()).toEqual([]);
+      expect(t.emitter.session.socket.take()).toEqual([]);
       jest.advanceTimersByTime(1);
-      expect(emitter.session.socket.take()).toMatchObject([{ type: FrameType.Error, id: 2, code: RelayErrorCode.HANDLER_FAILED }]);
+      expect(t.emitter.session.socket.take()).toMatchObject([{ type: FrameType.Error, id: 2, code: RelayErrorCode.HANDLER_FAILED }]);
     });
 
     it('report a handler that threw as HANDLER_FAILED', () => {
-      const a = subscriber('a', ['x']);
-      fanout.publish(emitter, handlersEvent(1, 'x'));
+      const a = t.subscriber('a', ['x']);
+      t.fanout.publish(t.emitter, handlersEvent(1, 'x'));
       const [copy] = eventsOf(a);
-      fanout.handled(a, copy.id, encodePayload({ message: 'boom' }));
-      const frames: Frame[] = emitter.session.socket.take();
+      t.fanout.handled(a, copy.id, encodePayload({ message: 'boom' }));
+      const frames: Frame[] = t.emitter.session.socket.take();
       expect(frames).toHaveLength(1);
       const err = errorFromFrame(frames[0] as ErrorFrame);
       expect(err.code).toBe(RelayErrorCode.HANDLER_FAILED);
@@ -158,12 +134,12 @@ describe('EventFanout', () => {
     });
 
     it('send copies for nodes of other relays through the cluster', () => {
-      const send = jest.spyOn(cluster, 'send').mockReturnValue(true);
+      const send = jest.spyOn(t.cluster, 'send').mockReturnValue(true);
       const r = new RemoteRelay('instance-r', 'R');
-      world.route(remoteNode(r, 'r1', ['x']));
-      expect(fanout.publish(emitter, handlersEvent(1, 'x'))).toBeUndefined();
+      t.world.route(remoteNode(r, 'r1', ['x']));
+      expect(t.fanout.publish(t.emitter, handlersEvent(1, 'x'))).toBeUndefined();
       expect(send).toHaveBeenCalledWith(r, expect.objectContaining({ type: Cmt.EventCopies, pattern: 'x', emitterNodeId: 'emitter' }));
-      expect(acks.size).toBe(1);
+      expect(t.acks.size).toBe(1);
     });
   });
 });

@@ -3,37 +3,15 @@
  * and events (plain or with handler acks) from other relays handed to the nodes of this relay they
  * name. Subscribers of this relay: event-fanout.plain.spec.ts.
  */
-import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { encodePayload, EventFlag, FrameType, RelayErrorCode } from '@wsrelay/protocol';
-import { event, eventsOf, type Node, remoteNode, setUpFanout, subscriberIn } from '../../spec-support/event-fanout-setup.js';
+import { event, eventsOf, fanoutFixture, remoteNode } from '../../spec-support/event-fanout-setup.js';
 import { ClusterMessageType as Cmt, type Msg } from '../cluster/cluster-protocol.js';
-import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteRelay } from '../cluster/remote.js';
-import type { World } from '../routing/world.js';
-import type { EventAcks } from './event-acks.js';
-import type { EventFanout } from './event-fanout.js';
 
 describe('EventFanout', () => {
-  let world: World;
-  let cluster: RelayCluster;
-  let acks: EventAcks;
-  let fanout: EventFanout;
-  let emitter: Node;
-
-  /** A node of this relay subscribed to `events`, in routing. */
-  function subscriber(nodeId: string, events: string[], queue?: string | null): Node {
-    return subscriberIn(world, nodeId, events, queue);
-  }
-
-  beforeEach(() => {
-    jest.useFakeTimers();
-    ({ world, cluster, acks, fanout, emitter } = setUpFanout());
-  });
-
-  afterEach(() => {
-    jest.clearAllTimers();
-    jest.useRealTimers();
-  });
+  /** A fresh fan-out for each test, with fake timers (see fanoutFixture). */
+  const t = fanoutFixture();
 
   describe('nodes of other relays', () => {
     let r: RemoteRelay;
@@ -42,15 +20,15 @@ describe('EventFanout', () => {
     beforeEach(() => {
       r = new RemoteRelay('instance-r', 'R');
       s = new RemoteRelay('instance-s', 'S');
-      for (const node of [remoteNode(r, 'r1', ['x']), remoteNode(r, 'r2', ['x.>', 'x']), remoteNode(s, 's1', ['x'])]) world.route(node);
+      for (const node of [remoteNode(r, 'r1', ['x']), remoteNode(r, 'r2', ['x.>', 'x']), remoteNode(s, 's1', ['x'])]) t.world.route(node);
     });
 
     it('get one cluster message per relay naming its targets, counted when sent', () => {
-      const send = jest.spyOn(cluster, 'send').mockReturnValue(true);
-      const local = subscriber('local', ['x']);
+      const send = jest.spyOn(t.cluster, 'send').mockReturnValue(true);
+      const local = t.subscriber('local', ['x']);
       const ext = encodePayload('ext');
       const frame = event(4, 'x', { ext });
-      expect(fanout.publish(emitter, frame)).toBe(4);
+      expect(t.fanout.publish(t.emitter, frame)).toBe(4);
       expect(eventsOf(local)).toHaveLength(1);
       expect(send).toHaveBeenCalledTimes(2);
       const common = {
@@ -68,16 +46,16 @@ describe('EventFanout', () => {
     });
 
     it('are not counted when their relay cannot be reached', () => {
-      const send = jest.spyOn(cluster, 'send').mockImplementation(relay => relay === s);
-      subscriber('local', ['x']);
-      expect(fanout.publish(emitter, event(1, 'x'))).toBe(2);
+      const send = jest.spyOn(t.cluster, 'send').mockImplementation(relay => relay === s);
+      t.subscriber('local', ['x']);
+      expect(t.fanout.publish(t.emitter, event(1, 'x'))).toBe(2);
       expect(send).toHaveBeenCalledTimes(2);
     });
 
     it('of a relay that is gone are skipped', () => {
-      const send = jest.spyOn(cluster, 'send').mockReturnValue(true);
+      const send = jest.spyOn(t.cluster, 'send').mockReturnValue(true);
       r.gone = true;
-      expect(fanout.publish(emitter, event(1, 'x'))).toBe(1);
+      expect(t.fanout.publish(t.emitter, event(1, 'x'))).toBe(1);
       expect(send).toHaveBeenCalledTimes(1);
       expect(send).toHaveBeenCalledWith(s, expect.objectContaining({ targets: ['s1'] }));
     });
@@ -100,12 +78,12 @@ describe('EventFanout', () => {
     }
 
     it('go to the named nodes of this relay that still subscribe, encoded once, as from the remote emitter', () => {
-      const a = subscriber('a', ['x.*']);
-      const b = subscriber('b', ['x.>']);
-      const unsubscribed = subscriber('unsubscribed', ['z']);
-      const closed = subscriber('closed', ['x.y']);
+      const a = t.subscriber('a', ['x.*']);
+      const b = t.subscriber('b', ['x.>']);
+      const unsubscribed = t.subscriber('unsubscribed', ['z']);
+      const closed = t.subscriber('closed', ['x.y']);
       closed.session.socket.close(1000);
-      fanout.remoteEvent(remoteEvent(['a', 'b', 'unsubscribed', 'closed', 'unknown']));
+      t.fanout.remoteEvent(remoteEvent(['a', 'b', 'unsubscribed', 'closed', 'unknown']));
       expect(a.session.socket.sent[0]).toBe(b.session.socket.sent[0]);
       expect(eventsOf(a)).toEqual([
         { type: FrameType.Event, id: 8, pattern: 'x.y', payload: encodePayload('p'), peer: 'far', ext: null, claims: null },
@@ -116,16 +94,16 @@ describe('EventFanout', () => {
     });
 
     it('of an unknown tenant go nowhere', () => {
-      const a = subscriber('a', ['x.*']);
-      fanout.remoteEvent(remoteEvent(['a'], 'nobody'));
+      const a = t.subscriber('a', ['x.*']);
+      t.fanout.remoteEvent(remoteEvent(['a'], 'nobody'));
       expect(a.session.socket.sent).toHaveLength(0);
     });
 
     it('with handler acks: each copy under this relay’s id and the sender’s attempt, its HANDLED back to the sender', () => {
-      const send = jest.spyOn(cluster, 'send').mockReturnValue(true);
+      const send = jest.spyOn(t.cluster, 'send').mockReturnValue(true);
       const r = new RemoteRelay('instance-r', 'R');
-      const a = subscriber('a', ['x.*']);
-      fanout.remoteEventCopies(r, {
+      const a = t.subscriber('a', ['x.*']);
+      t.fanout.remoteEventCopies(r, {
         type: Cmt.EventCopies,
         from: 'instance-r',
         tenant: '',
@@ -142,10 +120,10 @@ describe('EventFanout', () => {
       expect(send).toHaveBeenCalledWith(r, { type: Cmt.Handled, did: 42, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null });
       const [copy] = eventsOf(a);
       expect(copy).toMatchObject({ type: FrameType.Event, pattern: 'x.y', peer: 'far', flags: EventFlag.ACK_HANDLERS, attempt: 2 });
-      expect(acks.size).toBe(1);
-      fanout.handled(a, copy.id, null);
+      expect(t.acks.size).toBe(1);
+      t.fanout.handled(a, copy.id, null);
       expect(send).toHaveBeenLastCalledWith(r, { type: Cmt.Handled, did: 41, code: null, error: null });
-      expect(acks.size).toBe(0);
+      expect(t.acks.size).toBe(0);
     });
   });
 });

@@ -4,57 +4,38 @@
  * recipients. Handler acks: event-fanout.handler-acks.spec.ts; other relays:
  * event-fanout.other-relays.spec.ts.
  */
-import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { decodePayload, encodePayload, FrameType } from '@wsrelay/protocol';
 import { fakeNode } from '../../spec-support/fakes.js';
-import { event, eventsOf, type Node, setUpFanout, subscriberIn } from '../../spec-support/event-fanout-setup.js';
-import type { World, Worlds } from '../routing/world.js';
-import type { EventFanout } from './event-fanout.js';
+import { event, eventsOf, fanoutFixture } from '../../spec-support/event-fanout-setup.js';
 
 describe('EventFanout', () => {
-  let worlds: Worlds;
-  let world: World;
-  let fanout: EventFanout;
-  let emitter: Node;
-
-  /** A node of this relay subscribed to `events`, in routing. */
-  function subscriber(nodeId: string, events: string[], queue?: string | null): Node {
-    return subscriberIn(world, nodeId, events, queue);
-  }
-
-  beforeEach(() => {
-    jest.useFakeTimers();
-    ({ worlds, world, fanout, emitter } = setUpFanout());
-  });
-
-  afterEach(() => {
-    jest.clearAllTimers();
-    jest.useRealTimers();
-  });
+  /** A fresh fan-out for each test, with fake timers (see fanoutFixture). */
+  const t = fanoutFixture();
 
   describe('plain events', () => {
     it('go to every subscriber whose subject matches, with * for one token and > for the rest', () => {
-      const star = subscriber('star', ['orders.*']);
-      const rest = subscriber('rest', ['orders.>']);
-      const exact = subscriber('exact', ['orders.created']);
-      const region = subscriber('region', ['orders.*.eu']);
-      const other = subscriber('other', ['users.>']);
+      const star = t.subscriber('star', ['orders.*']);
+      const rest = t.subscriber('rest', ['orders.>']);
+      const exact = t.subscriber('exact', ['orders.created']);
+      const region = t.subscriber('region', ['orders.*.eu']);
+      const other = t.subscriber('other', ['users.>']);
 
-      expect(fanout.publish(emitter, event(1, 'orders.created'))).toBe(3);
+      expect(t.fanout.publish(t.emitter, event(1, 'orders.created'))).toBe(3);
       expect([star, rest, exact, region, other].map(n => eventsOf(n).length)).toEqual([1, 1, 1, 0, 0]);
 
-      expect(fanout.publish(emitter, event(2, 'orders.created.eu'))).toBe(2);
+      expect(t.fanout.publish(t.emitter, event(2, 'orders.created.eu'))).toBe(2);
       expect([star, rest, exact, region, other].map(n => eventsOf(n).length)).toEqual([0, 1, 0, 1, 0]);
 
       // `>` needs at least one token after it.
-      expect(fanout.publish(emitter, event(3, 'orders'))).toBe(0);
+      expect(t.fanout.publish(t.emitter, event(3, 'orders'))).toBe(0);
       expect(eventsOf(rest)).toEqual([]);
     });
 
     it('carry the emitter id, subject, payload and ext, as from the emitter, with no ack flags', () => {
-      const sub = subscriber('sub', ['a.*']);
+      const sub = t.subscriber('sub', ['a.*']);
       const ext = encodePayload({ headers: { trace: 't1' } });
-      fanout.publish(emitter, event(9, 'a.b', { ext }));
+      t.fanout.publish(t.emitter, event(9, 'a.b', { ext }));
       const [frame] = eventsOf(sub);
       expect(frame).toEqual({
         type: FrameType.Event,
@@ -71,24 +52,24 @@ describe('EventFanout', () => {
     });
 
     it('are encoded once for all local recipients', () => {
-      const [a, b, c] = ['a', 'b', 'c'].map(id => subscriber(id, ['x']));
-      expect(fanout.publish(emitter, event(1, 'x'))).toBe(3);
+      const [a, b, c] = ['a', 'b', 'c'].map(id => t.subscriber(id, ['x']));
+      expect(t.fanout.publish(t.emitter, event(1, 'x'))).toBe(3);
       const [bytesA, bytesB, bytesC] = [a, b, c].map(n => n.session.socket.sent[0]);
       expect(bytesB).toBe(bytesA);
       expect(bytesC).toBe(bytesA);
     });
 
     it('reach a subscriber once however many of its patterns match', () => {
-      const sub = subscriber('sub', ['x.*', 'x.>', 'x.y']);
-      expect(fanout.publish(emitter, event(1, 'x.y'))).toBe(1);
+      const sub = t.subscriber('sub', ['x.*', 'x.>', 'x.y']);
+      expect(t.fanout.publish(t.emitter, event(1, 'x.y'))).toBe(1);
       expect(eventsOf(sub)).toHaveLength(1);
     });
 
     it('go to one member per queue group, in turn, and to every plain subscriber', () => {
-      const [g1, g2, g3] = ['g1', 'g2', 'g3'].map(id => subscriber(id, ['jobs'], 'g'));
-      const [h1, h2] = ['h1', 'h2'].map(id => subscriber(id, ['jobs.>', 'jobs'], 'h'));
-      const plain = subscriber('plain', ['jobs']);
-      const counts = Array.from({ length: 6 }, (_, i) => fanout.publish(emitter, event(i + 1, 'jobs')));
+      const [g1, g2, g3] = ['g1', 'g2', 'g3'].map(id => t.subscriber(id, ['jobs'], 'g'));
+      const [h1, h2] = ['h1', 'h2'].map(id => t.subscriber(id, ['jobs.>', 'jobs'], 'h'));
+      const plain = t.subscriber('plain', ['jobs']);
+      const counts = Array.from({ length: 6 }, (_, i) => t.fanout.publish(t.emitter, event(i + 1, 'jobs')));
       expect(counts).toEqual([3, 3, 3, 3, 3, 3]);
       expect([g1, g2, g3].map(n => eventsOf(n).map(f => f.id))).toEqual([
         [1, 4],
@@ -103,24 +84,24 @@ describe('EventFanout', () => {
     });
 
     it('reach nobody, and count 0, without a subscriber', () => {
-      subscriber('elsewhere', ['y']);
-      expect(fanout.publish(emitter, event(1, 'x'))).toBe(0);
+      t.subscriber('elsewhere', ['y']);
+      expect(t.fanout.publish(t.emitter, event(1, 'x'))).toBe(0);
     });
 
     it('skip and do not count a subscriber whose socket is closed', () => {
-      const open = subscriber('open', ['x']);
-      const closed = subscriber('closed', ['x']);
+      const open = t.subscriber('open', ['x']);
+      const closed = t.subscriber('closed', ['x']);
       closed.session.socket.close(1000);
-      expect(fanout.publish(emitter, event(1, 'x'))).toBe(1);
+      expect(t.fanout.publish(t.emitter, event(1, 'x'))).toBe(1);
       expect(eventsOf(open)).toHaveLength(1);
       expect(closed.session.socket.sent).toHaveLength(0);
     });
 
     it('stay in their tenant', () => {
-      const elsewhere = fakeNode(worlds.ensure('t2'), { nodeId: 'far', events: ['x'] });
-      worlds.get('t2')!.route(elsewhere);
-      const here = subscriber('here', ['x']);
-      expect(fanout.publish(emitter, event(1, 'x'))).toBe(1);
+      const elsewhere = fakeNode(t.worlds.ensure('t2'), { nodeId: 'far', events: ['x'] });
+      t.worlds.get('t2')!.route(elsewhere);
+      const here = t.subscriber('here', ['x']);
+      expect(t.fanout.publish(t.emitter, event(1, 'x'))).toBe(1);
       expect(eventsOf(here)).toHaveLength(1);
       expect(elsewhere.session.socket.sent).toHaveLength(0);
     });
@@ -128,26 +109,26 @@ describe('EventFanout', () => {
 
   describe('targeted events (peer)', () => {
     it('go to the named node only, if it subscribes to the subject', () => {
-      const target = subscriber('target', ['x.*']);
-      const bystander = subscriber('bystander', ['x.*']);
-      expect(fanout.publish(emitter, event(1, 'x.y', { peer: 'target' }))).toBe(1);
+      const target = t.subscriber('target', ['x.*']);
+      const bystander = t.subscriber('bystander', ['x.*']);
+      expect(t.fanout.publish(t.emitter, event(1, 'x.y', { peer: 'target' }))).toBe(1);
       expect(eventsOf(target)).toHaveLength(1);
       expect(eventsOf(bystander)).toHaveLength(0);
     });
 
     it('go to the named queue member whatever the group turn', () => {
-      subscriber('q1', ['x'], 'g');
-      const q2 = subscriber('q2', ['x'], 'g');
-      expect(fanout.publish(emitter, event(1, 'x', { peer: 'q2' }))).toBe(1);
-      expect(fanout.publish(emitter, event(2, 'x', { peer: 'q2' }))).toBe(1);
+      t.subscriber('q1', ['x'], 'g');
+      const q2 = t.subscriber('q2', ['x'], 'g');
+      expect(t.fanout.publish(t.emitter, event(1, 'x', { peer: 'q2' }))).toBe(1);
+      expect(t.fanout.publish(t.emitter, event(2, 'x', { peer: 'q2' }))).toBe(1);
       expect(eventsOf(q2).map(f => f.id)).toEqual([1, 2]);
     });
 
     it('reach nobody when the named node does not subscribe to the subject, or is unknown', () => {
-      const target = subscriber('target', ['other']);
-      const bystander = subscriber('bystander', ['x']);
-      expect(fanout.publish(emitter, event(1, 'x', { peer: 'target' }))).toBe(0);
-      expect(fanout.publish(emitter, event(2, 'x', { peer: 'nobody' }))).toBe(0);
+      const target = t.subscriber('target', ['other']);
+      const bystander = t.subscriber('bystander', ['x']);
+      expect(t.fanout.publish(t.emitter, event(1, 'x', { peer: 'target' }))).toBe(0);
+      expect(t.fanout.publish(t.emitter, event(2, 'x', { peer: 'nobody' }))).toBe(0);
       expect(target.session.socket.sent).toHaveLength(0);
       expect(bystander.session.socket.sent).toHaveLength(0);
     });
@@ -155,18 +136,18 @@ describe('EventFanout', () => {
 
   describe('acknowledge', () => {
     it('ACKs with the number of recipients, 0 included', () => {
-      fanout.acknowledge(emitter, 5, 3);
-      fanout.acknowledge(emitter, 6, 0);
-      expect(emitter.session.socket.take()).toEqual([
+      t.fanout.acknowledge(t.emitter, 5, 3);
+      t.fanout.acknowledge(t.emitter, 6, 0);
+      expect(t.emitter.session.socket.take()).toEqual([
         { type: FrameType.Ack, id: 5, recipients: 3 },
         { type: FrameType.Ack, id: 6, recipients: 0 },
       ]);
     });
 
     it('sends nothing for id 0, nor while handler acks are awaited (recipients undefined)', () => {
-      fanout.acknowledge(emitter, 0, 3);
-      fanout.acknowledge(emitter, 7, undefined);
-      expect(emitter.session.socket.sent).toHaveLength(0);
+      t.fanout.acknowledge(t.emitter, 0, 3);
+      t.fanout.acknowledge(t.emitter, 7, undefined);
+      expect(t.emitter.session.socket.sent).toHaveLength(0);
     });
   });
 });

@@ -4,127 +4,93 @@
  * (the older claim wins; a tie goes by relay instance id). Nodes of other relays otherwise:
  * membership.remote-nodes.spec.ts.
  */
-import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { CloseCode, FrameType, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
 import { fakeSession } from '../../spec-support/fakes.js';
-import {
-  identity,
-  type Joined,
-  joinedTo,
-  remote,
-  RESERVATION_MS,
-  setUpMembership,
-  T0,
-  TENANT,
-} from '../../spec-support/membership-setup.js';
-import type { RelayCluster } from '../cluster/relay-cluster.js';
+import { identity, membershipFixture, remote, RESERVATION_MS, T0, TENANT } from '../../spec-support/membership-setup.js';
 import { type RemoteNode, RemoteRelay } from '../cluster/remote.js';
 import { closeReason } from '../internal/utf8.js';
-import type { Announcement } from './local-node.js';
-import type { Membership } from './membership.js';
-import type { NodeReservations } from './node-reservations.js';
-import type { Worlds } from './world.js';
 
 describe('Membership', () => {
-  let worlds: Worlds;
-  let reservations: NodeReservations;
-  let cluster: RelayCluster;
-  let membership: Membership;
-  let arrived: Array<[string, string[]]>;
-  let lost: RemoteNode[];
-  let nodeDown: jest.SpiedFunction<RelayCluster['nodeDown']>;
-
-  beforeEach(() => {
-    jest.useFakeTimers({ now: T0 });
-    ({ worlds, reservations, cluster, membership, arrived, lost, nodeDown } = setUpMembership());
-  });
-
-  afterEach(() => {
-    jest.restoreAllMocks();
-    jest.useRealTimers();
-  });
-
-  /** A session of `subject` that said HELLO as `nodeId`. */
-  function joined(nodeId: string, subject?: string | null, more?: Partial<Announcement>, tenant?: string): Joined {
-    return joinedTo(membership, nodeId, subject, more, tenant);
-  }
+  /** A fresh membership for each test, on a fake clock at T0 (see membershipFixture). */
+  const t = membershipFixture();
 
   describe('conflict', () => {
     it('refuses an id a live node holds, whoever asks', () => {
-      joined('n1', 'alice');
+      t.joined('n1', 'alice');
       const message = RelayErrorMessages.nodeIdConflict('n1');
-      expect(membership.conflict(fakeSession(identity('alice')), 'n1')).toBe(message);
-      expect(membership.conflict(fakeSession(identity('bob')), 'n1')).toBe(message);
-      expect(membership.conflict(fakeSession(identity(null)), 'n1')).toBe(message);
-      expect(membership.conflict(fakeSession(identity('bob')), 'n2')).toBeUndefined();
-      expect(membership.conflict(fakeSession(identity('bob', 'other')), 'n1')).toBeUndefined();
+      expect(t.membership.conflict(fakeSession(identity('alice')), 'n1')).toBe(message);
+      expect(t.membership.conflict(fakeSession(identity('bob')), 'n1')).toBe(message);
+      expect(t.membership.conflict(fakeSession(identity(null)), 'n1')).toBe(message);
+      expect(t.membership.conflict(fakeSession(identity('bob')), 'n2')).toBeUndefined();
+      expect(t.membership.conflict(fakeSession(identity('bob', 'other')), 'n1')).toBeUndefined();
     });
 
     it('refuses an id a node of another relay holds', () => {
-      membership.remoteUp(remote(new RemoteRelay('r2'), 'n1'));
-      expect(membership.conflict(fakeSession(identity('alice')), 'n1')).toBe(RelayErrorMessages.nodeIdConflict('n1'));
+      t.membership.remoteUp(remote(new RemoteRelay('r2'), 'n1'));
+      expect(t.membership.conflict(fakeSession(identity('alice')), 'n1')).toBe(RelayErrorMessages.nodeIdConflict('n1'));
     });
 
     it('after its holder drained, leaves the id to its subject only, for reservationMs', () => {
-      membership.drain(joined('n1', 'alice'));
+      t.membership.drain(t.joined('n1', 'alice'));
       const owned = RelayErrorMessages.nodeIdOwned('n1');
-      expect(membership.conflict(fakeSession(identity('alice')), 'n1')).toBeUndefined();
-      expect(membership.conflict(fakeSession(identity('bob')), 'n1')).toBe(owned);
-      expect(membership.conflict(fakeSession(identity(null)), 'n1')).toBe(owned);
+      expect(t.membership.conflict(fakeSession(identity('alice')), 'n1')).toBeUndefined();
+      expect(t.membership.conflict(fakeSession(identity('bob')), 'n1')).toBe(owned);
+      expect(t.membership.conflict(fakeSession(identity(null)), 'n1')).toBe(owned);
       jest.advanceTimersByTime(RESERVATION_MS - 1);
-      expect(membership.conflict(fakeSession(identity('bob')), 'n1')).toBe(owned);
+      expect(t.membership.conflict(fakeSession(identity('bob')), 'n1')).toBe(owned);
       jest.advanceTimersByTime(1);
-      expect(membership.conflict(fakeSession(identity('bob')), 'n1')).toBeUndefined();
+      expect(t.membership.conflict(fakeSession(identity('bob')), 'n1')).toBeUndefined();
     });
 
     it('leaves the id of an anonymous node that closed to anyone', () => {
-      const node = joined('n1', null);
-      membership.closed(node);
-      expect(membership.conflict(fakeSession(identity('bob')), 'n1')).toBeUndefined();
+      const node = t.joined('n1', null);
+      t.membership.closed(node);
+      expect(t.membership.conflict(fakeSession(identity('bob')), 'n1')).toBeUndefined();
     });
   });
 
   describe('node id claims across relays', () => {
     it('closes a local node that loses its id to an older claim of another relay', () => {
-      const local = joined('n1', 'alice', { patterns: ['p'] });
+      const local = t.joined('n1', 'alice', { patterns: ['p'] });
       const older = remote(new RemoteRelay('r2'), 'n1', { patterns: ['p'], subject: 'bob', since: T0 - 1 });
-      membership.remoteUp(older);
+      t.membership.remoteUp(older);
       const world = local.world;
       expect(world.nodes.get('n1')).toBe(older);
       expect(local.routed).toBe(false);
       expect(world.providers.pick('p')).toBe(older);
-      expect(nodeDown).toHaveBeenCalledWith(TENANT, 'n1', false, 'alice');
+      expect(t.nodeDown).toHaveBeenCalledWith(TENANT, 'n1', false, 'alice');
       const message = RelayErrorMessages.nodeIdConflict('n1');
       expect(local.session.socket.frames).toEqual([{ type: FrameType.Error, id: 0, code: RelayErrorCode.NODE_ID_CONFLICT, message }]);
       expect(local.session.socket.closed).toEqual({ code: CloseCode.NODE_ID_CONFLICT, reason: closeReason(message) });
-      expect(reservations.ownerOf(TENANT, 'n1')).toBe('bob');
-      expect(arrived).toEqual([[TENANT, ['p']]]);
+      expect(t.reservations.ownerOf(TENANT, 'n1')).toBe('bob');
+      expect(t.arrived).toEqual([[TENANT, ['p']]]);
       // Its close later does not take the winner out, nor unbind its id.
-      membership.closed(local);
-      membership.forget(local);
+      t.membership.closed(local);
+      t.membership.forget(local);
       expect(world.nodes.get('n1')).toBe(older);
-      expect(reservations.ownerOf(TENANT, 'n1')).toBe('bob');
+      expect(t.reservations.ownerOf(TENANT, 'n1')).toBe('bob');
     });
 
     it('keeps a local node that holds the older claim', () => {
-      const local = joined('n1', 'alice', { patterns: ['p'] });
+      const local = t.joined('n1', 'alice', { patterns: ['p'] });
       const newer = remote(new RemoteRelay('r2'), 'n1', { patterns: ['p'], subject: 'bob', since: T0 + 1 });
-      membership.remoteUp(newer);
+      t.membership.remoteUp(newer);
       expect(local.routed).toBe(true);
       expect(local.session.socket.frames).toEqual([]);
       expect(local.session.socket.closed).toBeUndefined();
-      expect(nodeDown).not.toHaveBeenCalled();
-      expect(arrived).toEqual([]);
-      expect(reservations.ownerOf(TENANT, 'n1')).toBe('alice');
+      expect(t.nodeDown).not.toHaveBeenCalled();
+      expect(t.arrived).toEqual([]);
+      expect(t.reservations.ownerOf(TENANT, 'n1')).toBe('alice');
     });
 
     it.each([
       ['a lower', (own: string) => own.slice(0, -1), true],
       ['a higher', (own: string) => `${own}x`, false],
     ])('settles a tie on `since` with a local node by relay instance id (%s instance id wins: %s)', (_, instanceId, remoteWins) => {
-      const local = joined('n1', 'alice');
-      const rival = remote(new RemoteRelay(instanceId(cluster.instanceId)), 'n1', { since: T0 });
-      membership.remoteUp(rival);
+      const local = t.joined('n1', 'alice');
+      const rival = remote(new RemoteRelay(instanceId(t.cluster.instanceId)), 'n1', { since: T0 });
+      t.membership.remoteUp(rival);
       expect(local.routed).toBe(!remoteWins);
       expect(local.session.socket.closed?.code).toBe(remoteWins ? CloseCode.NODE_ID_CONFLICT : undefined);
     });
@@ -132,24 +98,24 @@ describe('Membership', () => {
     it('replaces a remote holder with an older claim of another relay, and settles what was in flight with the loser', () => {
       const holder = remote(new RemoteRelay('r2'), 'n1', { subject: 'alice', since: T0 });
       const older = remote(new RemoteRelay('r3'), 'n1', { patterns: ['p'], subject: 'bob', since: T0 - 1 });
-      membership.remoteUp(holder);
-      membership.remoteUp(older);
-      const world = worlds.get(TENANT)!;
+      t.membership.remoteUp(holder);
+      t.membership.remoteUp(older);
+      const world = t.worlds.get(TENANT)!;
       expect(world.nodes.get('n1')).toBe(older);
-      expect(lost).toEqual([holder]);
-      expect(reservations.ownerOf(TENANT, 'n1')).toBe('bob');
+      expect(t.lost).toEqual([holder]);
+      expect(t.reservations.ownerOf(TENANT, 'n1')).toBe('bob');
     });
 
     it('keeps a remote holder with the older claim', () => {
       const holder = remote(new RemoteRelay('r2'), 'n1', { subject: 'alice', since: T0 });
       const newer = remote(new RemoteRelay('r3'), 'n1', { subject: 'bob', since: T0 + 1 });
-      membership.remoteUp(holder);
-      arrived.length = 0;
-      membership.remoteUp(newer);
-      expect(worlds.get(TENANT)!.nodes.get('n1')).toBe(holder);
-      expect(lost).toEqual([]);
-      expect(arrived).toEqual([]);
-      expect(reservations.ownerOf(TENANT, 'n1')).toBe('alice');
+      t.membership.remoteUp(holder);
+      t.arrived.length = 0;
+      t.membership.remoteUp(newer);
+      expect(t.worlds.get(TENANT)!.nodes.get('n1')).toBe(holder);
+      expect(t.lost).toEqual([]);
+      expect(t.arrived).toEqual([]);
+      expect(t.reservations.ownerOf(TENANT, 'n1')).toBe('alice');
     });
 
     it.each([
@@ -158,19 +124,19 @@ describe('Membership', () => {
     ])('settles a tie between remote claims by relay instance id (%s holds, %s claims: %s wins)', (first, second, winner) => {
       const holder = remote(new RemoteRelay(first), 'n1', { since: T0 });
       const rival = remote(new RemoteRelay(second), 'n1', { since: T0 });
-      membership.remoteUp(holder);
-      membership.remoteUp(rival);
-      expect((worlds.get(TENANT)!.nodes.get('n1') as RemoteNode).relay.instanceId).toBe(winner);
+      t.membership.remoteUp(holder);
+      t.membership.remoteUp(rival);
+      expect((t.worlds.get(TENANT)!.nodes.get('n1') as RemoteNode).relay.instanceId).toBe(winner);
     });
 
     it('takes the new claim of the same relay whatever its age', () => {
       const relay = new RemoteRelay('r2');
       const old = remote(relay, 'n1', { since: T0 });
-      membership.remoteUp(old);
+      t.membership.remoteUp(old);
       const renewed = remote(relay, 'n1', { since: T0 + 1000 });
-      membership.remoteUp(renewed);
-      expect(worlds.get(TENANT)!.nodes.get('n1')).toBe(renewed);
-      expect(lost).toEqual([old]);
+      t.membership.remoteUp(renewed);
+      expect(t.worlds.get(TENANT)!.nodes.get('n1')).toBe(renewed);
+      expect(t.lost).toEqual([old]);
     });
   });
 });
