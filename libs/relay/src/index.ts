@@ -8,7 +8,6 @@ export { RedisBackplane, type RedisBackplaneOptions, type RelayRedisOptions } fr
 export { type ClusterStatus, RelayCluster } from './cluster/relay-cluster.js';
 export { RelayCore } from './core/relay-core.js';
 export type { NodeDiagnostics, RelayDiagnostics, RelayStatus, WorldDiagnostics } from './core/relay-status.js';
-export { EventAckInterceptor } from './gateway/event-ack.interceptor.js';
 export { FramePolicy } from './gateway/frame-policy.js';
 export { FramePolicyGuard } from './gateway/frame-policy.guard.js';
 export { RelayExceptionFilter } from './gateway/relay-exception.filter.js';

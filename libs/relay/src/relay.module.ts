@@ -3,7 +3,6 @@ import { RelayAuthService } from './auth/relay-auth.service.js';
 import { RelayCluster } from './cluster/relay-cluster.js';
 import { createCluster } from './core/create-cluster.js';
 import { RelayCore } from './core/relay-core.js';
-import { EventAckInterceptor } from './gateway/event-ack.interceptor.js';
 import { FramePolicy } from './gateway/frame-policy.js';
 import { FramePolicyGuard } from './gateway/frame-policy.guard.js';
 import { Refusals } from './gateway/refusals.js';
@@ -37,7 +36,6 @@ import { resolveRelayOptions } from './relay.options.js';
     },
     RelayGateway,
     FramePolicyGuard,
-    EventAckInterceptor,
     RelayExceptionFilter,
   ],
   exports: [RelayCore, RelayAuthService, RelayCluster, RELAY_OPTIONS],

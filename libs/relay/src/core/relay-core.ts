@@ -200,14 +200,16 @@ export class RelayCore implements OnModuleDestroy {
     this.requests.cancel(this.node(session), frame.id);
   }
 
-  /** Fans an event out; the number of nodes it reached, or undefined while handler acks are awaited. */
+  /**
+   * Fans an event out and ACKs it with the number of nodes it reached (0
+   * included; none for id 0); with handler acks the ACK comes once they have
+   * answered. Returns that number, or undefined while handler acks are awaited.
+   */
   publish(session: Session, frame: EventFrame): number | undefined {
-    return this.fanout.publish(this.node(session), frame);
-  }
-
-  /** ACKs an event (the gateway's ack interceptor, and its hot path). */
-  acknowledge(session: Session, id: number, recipients: number | undefined): void {
-    this.fanout.acknowledge(this.node(session), id, recipients);
+    const node = this.node(session);
+    const recipients = this.fanout.publish(node, frame);
+    this.fanout.acknowledge(node, frame.id, recipients);
+    return recipients;
   }
 
   handled(session: Session, frame: HandledFrame): void {

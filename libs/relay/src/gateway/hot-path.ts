@@ -2,7 +2,6 @@ import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA, INTERCEPTORS_METADATA, PIP
 import { ApplicationConfig } from '@nestjs/core';
 import { MESSAGE_METADATA, PARAM_ARGS_METADATA } from '@nestjs/websockets/constants.js';
 import { FRAME_NAMES, FrameType } from '@wsrelay/protocol';
-import { EventAckInterceptor } from './event-ack.interceptor.js';
 import { FramePolicyGuard } from './frame-policy.guard.js';
 import { RelayExceptionFilter } from './relay-exception.filter.js';
 
@@ -20,10 +19,9 @@ type Enhancer = object;
 
 /**
  * The hot path reproduces exactly these enhancers: FramePolicyGuard (the
- * same FramePolicy.check), EventAckInterceptor on EVENT (the same
- * RelayCore.acknowledge) and RelayExceptionFilter (the same Refusals.refuse).
+ * same FramePolicy.check) and RelayExceptionFilter (the same Refusals.refuse).
  */
-const REPRODUCED = { guards: [FramePolicyGuard], interceptors: [EventAckInterceptor], filters: [RelayExceptionFilter] } as const;
+const REPRODUCED = { guards: [FramePolicyGuard], filters: [RelayExceptionFilter] } as const;
 
 /** What the adapter may call directly, and what it must leave to Nest. */
 export interface HotPathPlan {
@@ -71,9 +69,8 @@ export function planHotPath(app: object, gateway: object): HotPathPlan {
     if (type === undefined || !HOT_FRAMES.includes(type)) continue;
     const extra = [
       ...[...global.guards, ...enhancers(GUARDS_METADATA, ctor, handler)].filter(e => !isOneOf(e, REPRODUCED.guards)),
-      ...[...global.interceptors, ...enhancers(INTERCEPTORS_METADATA, ctor, handler)].filter(
-        e => !(type === FrameType.Event && isOneOf(e, REPRODUCED.interceptors)),
-      ),
+      ...global.interceptors,
+      ...enhancers(INTERCEPTORS_METADATA, ctor, handler),
       ...(hasParams(proto, name) ? [...global.pipes, ...enhancers(PIPES_METADATA, ctor, handler)] : []),
     ];
     if (extra.length === 0) methods.set(type, name);

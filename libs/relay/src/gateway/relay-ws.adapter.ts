@@ -201,9 +201,8 @@ export class RelayWsAdapter extends WsAdapter {
 
   /**
    * The hot path: the frame is judged by the FramePolicy the gateway's guard
-   * applies and handed to the gateway handler Nest would call, and an EVENT
-   * is acknowledged as EventAckInterceptor does; a refusal is answered as
-   * RelayExceptionFilter answers it. False when the frame must go through Nest.
+   * applies and handed to the gateway handler Nest would call; a refusal is
+   * answered as RelayExceptionFilter answers it. False when the frame must go through Nest.
    */
   private fast(socket: WebSocket, session: Session | undefined, frame: Frame): boolean {
     const handler = this.hot[frame.type];
@@ -211,8 +210,7 @@ export class RelayWsAdapter extends WsAdapter {
     if (handler === undefined || session === undefined || relay === undefined) return false;
     try {
       relay.policy.check(session, frame);
-      const result = handler(socket, frame);
-      if (frame.type === FrameType.Event) relay.core.acknowledge(session, frame.id, result as number | undefined);
+      handler(socket, frame);
     } catch (err) {
       relay.refusals.refuse(session, socket, 'id' in frame ? frame.id : 0, toRelayError(err, this.log));
     }
@@ -294,7 +292,9 @@ export class RelayWsAdapter extends WsAdapter {
     }
     // The relay let go of it in its shutdown (its socket not closed yet): nothing is routed for it any more.
     // Work it asks for is refused; answers to work it was given are dropped (nobody waits for them here).
-    if (!this.relay.core.holds(session)) {
+    // (A relay lets go of open sessions only once it no longer accepts: until then no lookup per frame.)
+    const core = this.relay.core;
+    if (!core.accepting && !core.holds(session)) {
       if (!RATED.has(frame.type)) return undefined;
       return new Refusal(
         id,

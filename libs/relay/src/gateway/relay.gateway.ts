@@ -1,4 +1,4 @@
-import { Inject, Logger, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Inject, Logger, UseFilters, UseGuards } from '@nestjs/common';
 import {
   type OnGatewayConnection,
   type OnGatewayDisconnect,
@@ -26,7 +26,6 @@ import { RelayCore } from '../core/relay-core.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { CONNECTION_IDENTITY, DEFAULT_RELAY_PATH, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from '../relay.constants.js';
 import type { Session } from '../session/session.js';
-import { EventAckInterceptor } from './event-ack.interceptor.js';
 import { FramePolicyGuard } from './frame-policy.guard.js';
 import { Refusals } from './refusals.js';
 import { REFUSED_EVENT, type Refusal } from './refused.js';
@@ -124,11 +123,9 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     this.core.cancel(this.session(socket), frame);
   }
 
-  /** Returns how many nodes the event reached (undefined while handler acks are awaited): EventAckInterceptor acknowledges. */
-  @UseInterceptors(EventAckInterceptor)
   @SubscribeMessage('event')
-  onEvent(socket: WebSocket, frame: EventFrame): number | undefined {
-    return this.core.publish(this.session(socket), frame);
+  onEvent(socket: WebSocket, frame: EventFrame): void {
+    this.core.publish(this.session(socket), frame);
   }
 
   @SubscribeMessage('wait')
