@@ -226,7 +226,7 @@ export class RedisBackplane implements Backplane {
 }
 
 /** The ioredis package's error when it is missing: it is an optional peer dependency of the relay. */
-export const MISSING_IOREDIS =
+const MISSING_IOREDIS =
   'A relay cluster over Redis (cluster.redis, RELAY_REDIS_URL) needs the "ioredis" package, which is not installed: ' +
   'run "npm install ioredis" where @wsrelay/relay is installed, or leave cluster.redis unset to run a single relay.';
 

@@ -54,8 +54,8 @@ import { TokenRefresh } from './token-refresh.js';
  */
 export class RelayCore implements OnModuleDestroy {
   readonly codec: FrameCodec;
-  readonly lifecycle = new RelayLifecycle();
-  readonly sessions = new SessionRegistry();
+  private readonly lifecycle = new RelayLifecycle();
+  private readonly sessions = new SessionRegistry();
   readonly membership: Membership;
   readonly replies: Replies;
   private readonly logger = new Logger(RelayCore.name);
@@ -217,13 +217,7 @@ export class RelayCore implements OnModuleDestroy {
   }
 
   wait(session: Session, frame: WaitFrame): void {
-    const node = this.node(session);
-    // An id in use by a WAIT or a request of the connection (a CANCEL names one of them).
-    if (this.waits.has(node, frame.id) || this.book.asked(node, frame.id) !== undefined) {
-      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
-    }
-    this.limit.check(node);
-    this.waits.wait(node, frame.id, frame.pattern, frame.timeoutMs);
+    this.requests.wait(this.node(session), frame);
   }
 
   discover(session: Session, frame: DiscoverFrame): void {

@@ -6,7 +6,7 @@ import { FramePolicyGuard } from './frame-policy.guard.js';
 import { RelayExceptionFilter } from './relay-exception.filter.js';
 
 /** Frame types the adapter may route without Nest's per-message pipeline: the frequent ones. */
-export const HOT_FRAMES: readonly FrameType[] = [
+const HOT_FRAMES: readonly FrameType[] = [
   FrameType.Request,
   FrameType.Response,
   FrameType.Cancel,

@@ -39,32 +39,25 @@ const HANDLER_SLOTS = new Map<string, number>([
   [REFUSED_EVENT, 0],
 ]);
 
-const INBOUND = new Set<FrameType>([
-  FrameType.Hello,
-  FrameType.Request,
-  FrameType.Response,
-  FrameType.Cancel,
-  FrameType.Event,
-  FrameType.Ping,
-  FrameType.Pong,
-  FrameType.Wait,
-  FrameType.Discover,
-  FrameType.Auth,
-  FrameType.Drain,
-  FrameType.Handled,
-]);
-
-/** Frames that start work at the relay, and so count against the rate limit (answers do not). */
-const RATED = new Set<FrameType>([
-  FrameType.Hello,
-  FrameType.Request,
-  FrameType.Event,
-  FrameType.Wait,
-  FrameType.Discover,
-  FrameType.Ping,
-  FrameType.Auth,
-  FrameType.Drain,
-]);
+/**
+ * The frames a node may send, each with whether it starts work at the relay
+ * (and so counts against the rate limit, and is refused once the relay has let
+ * go of the connection) or answers work the relay gave (it does not).
+ */
+const INBOUND: Readonly<Partial<Record<FrameType, { readonly startsWork: boolean }>>> = {
+  [FrameType.Hello]: { startsWork: true },
+  [FrameType.Request]: { startsWork: true },
+  [FrameType.Response]: { startsWork: false },
+  [FrameType.Cancel]: { startsWork: false },
+  [FrameType.Event]: { startsWork: true },
+  [FrameType.Ping]: { startsWork: true },
+  [FrameType.Pong]: { startsWork: false },
+  [FrameType.Wait]: { startsWork: true },
+  [FrameType.Discover]: { startsWork: true },
+  [FrameType.Auth]: { startsWork: true },
+  [FrameType.Drain]: { startsWork: true },
+  [FrameType.Handled]: { startsWork: false },
+};
 
 /** What `ws` hands `verifyClient`. */
 interface UpgradeInfo {
@@ -106,7 +99,8 @@ type HotHandler = (socket: WebSocket, frame: Frame) => unknown;
 export class RelayWsAdapter extends WsAdapter {
   private readonly log = new Logger(RelayWsAdapter.name);
   private maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES;
-  private codec = new FrameCodec({ maxBinBytes: DEFAULT_MAX_PAYLOAD_BYTES * 2 });
+  /** The relay core's codec; one of its own only in an app without the relay module. */
+  private codec: FrameCodec | undefined;
   private upgrading = 0;
   private relay: RelayParts | undefined;
   private rateLimited = '';
@@ -124,7 +118,7 @@ export class RelayWsAdapter extends WsAdapter {
       const o = relay.options;
       this.relay = relay;
       this.maxPayloadBytes = o.maxPayloadBytes;
-      this.codec = new FrameCodec({ maxBinBytes: o.maxPayloadBytes * 2 });
+      this.codec = relay.core.codec;
       if (o.rateLimit !== false) this.rateLimited = RelayErrorMessages.rateLimited(o.rateLimit.perSecond);
       this.planHotPath(relay.gateway);
       Object.assign(wsOptions, {
@@ -273,7 +267,7 @@ export class RelayWsAdapter extends WsAdapter {
     if (!isBinary) return new Refusal(0, new FrameError(RelayErrorMessages.textFrame()));
     let frame: Frame;
     try {
-      frame = this.codec.decode(data);
+      frame = (this.codec ??= new FrameCodec({ maxBinBytes: DEFAULT_MAX_PAYLOAD_BYTES * 2 })).decode(data);
     } catch (err) {
       const e = err instanceof FrameError ? err : new FrameError(String(err));
       return new Refusal(e.frameId, e);
@@ -285,9 +279,10 @@ export class RelayWsAdapter extends WsAdapter {
         new RelayError(RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorMessages.payloadTooLarge(data.length, this.maxPayloadBytes)),
       );
     }
-    if (!INBOUND.has(frame.type)) return new Refusal(id, new FrameError(RelayErrorMessages.notInbound(FRAME_NAMES[frame.type])));
+    const inbound = INBOUND[frame.type];
+    if (inbound === undefined) return new Refusal(id, new FrameError(RelayErrorMessages.notInbound(FRAME_NAMES[frame.type])));
     if (session === undefined || this.relay === undefined) return frame;
-    if (RATED.has(frame.type) && session.rate?.take() === false) {
+    if (inbound.startsWork && session.rate?.take() === false) {
       return new Refusal(id, new RelayError(RelayErrorCode.RATE_LIMITED, this.rateLimited));
     }
     // The relay let go of it in its shutdown (its socket not closed yet): nothing is routed for it any more.
@@ -295,7 +290,7 @@ export class RelayWsAdapter extends WsAdapter {
     // (A relay lets go of open sessions only once it no longer accepts: until then no lookup per frame.)
     const core = this.relay.core;
     if (!core.accepting && !core.holds(session)) {
-      if (!RATED.has(frame.type)) return undefined;
+      if (!inbound.startsWork) return undefined;
       return new Refusal(
         id,
         new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable(RelayErrorMessages.goingAway())),

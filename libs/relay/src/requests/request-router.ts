@@ -6,6 +6,7 @@ import {
   RelayErrorMessages,
   type RequestFrame,
   type ResponseFrame,
+  type WaitFrame,
   ResponseFlag,
 } from '@wsrelay/protocol';
 import { ClusterMessageType as Cmt, type Msg } from '../cluster/cluster-protocol.js';
@@ -56,11 +57,26 @@ export class RequestRouter {
   }
 
   request(caller: LocalNode, frame: RequestFrame): void {
-    if (this.book.asked(caller, frame.id) !== undefined || this.waits.has(caller, frame.id)) {
-      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(frame.id)));
+    this.admit(caller, frame.id);
+    this.route(caller, frame, 0);
+  }
+
+  /** WAIT: answered at once with how many providers are online, or once one is (TIMEOUT after its timeout). */
+  wait(caller: LocalNode, frame: WaitFrame): void {
+    this.admit(caller, frame.id);
+    this.waits.wait(caller, frame.id, frame.pattern, frame.timeoutMs);
+  }
+
+  /**
+   * A new request or WAIT of `caller` may start: its id is not in use by
+   * another of them (a CANCEL names one), and the caller is within its
+   * in-flight limit. Throws BAD_FRAME or RATE_LIMITED otherwise.
+   */
+  private admit(caller: LocalNode, id: number): void {
+    if (this.book.asked(caller, id) !== undefined || this.waits.has(caller, id)) {
+      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.duplicateId(id)));
     }
     this.limit.check(caller);
-    this.route(caller, frame, 0);
   }
 
   response(provider: LocalNode, frame: ResponseFrame): void {
