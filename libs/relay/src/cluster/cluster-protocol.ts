@@ -153,24 +153,27 @@ export class ClusterCodec {
 }
 
 /**
- * Reads the fields of one message after [version, type, from]; a field of the
- * wrong type is refused as `bad <type>.<field>` (inside a node or a copy,
- * `bad node.<field>` / `bad copy.<field>`).
+ * Reads the fields of a wire array from `offset` on (a message's after
+ * [version, type, from]; a node's or a copy's from 0); a field of the wrong
+ * type is refused as `bad <what>.<field>`, <what> being the message type's
+ * name, `node` or `copy`.
  */
 class Reader {
   constructor(
     private readonly a: readonly unknown[],
-    private readonly type: ClusterMessageType,
+    private readonly offset: number,
+    private readonly what: ClusterMessageType | 'node' | 'copy',
   ) {}
 
   private bad(key: string): never {
-    // The message type's name is put together only for a message that is refused.
-    return fail(`${ClusterMessageType[this.type].toLowerCase()}.${key}`);
+    // A message type's name is put together only for a message that is refused.
+    const what = this.what;
+    return fail(`${typeof what === 'string' ? what : ClusterMessageType[what].toLowerCase()}.${key}`);
   }
 
-  /** Field `i` after the header. */
+  /** Field `i` from the offset. */
   private at(i: number): unknown {
-    return this.a[3 + i];
+    return this.a[this.offset + i];
   }
 
   str(i: number, key: string): string {
@@ -219,14 +222,15 @@ class Reader {
     return Array.isArray(v) ? v.map(nodeFromWire) : this.bad(key);
   }
 
+  /** [node id, delivery id, attempt] for each copy. */
   copies(i: number, key: string): Array<readonly [string, number, number]> {
     const v = this.at(i);
     if (!Array.isArray(v)) return this.bad(key);
-    return v.map(e =>
-      Array.isArray(e) && e.length === 3
-        ? ([str(e[0], 'copy.nodeId'), num(e[1], 'copy.did'), num(e[2], 'copy.attempt')] as const)
-        : fail('copy'),
-    );
+    return v.map(e => {
+      if (!Array.isArray(e) || e.length !== 3) fail('copy');
+      const c = new Reader(e, 0, 'copy');
+      return [c.str(0, 'nodeId'), c.num(1, 'did'), c.num(2, 'attempt')] as const;
+    });
   }
 }
 
@@ -355,15 +359,16 @@ const SHAPES: Shapes = {
 };
 
 function toWire(m: ClusterOutgoing, from: string): unknown[] {
-  const fields = (SHAPES[m.type] as WireShape<ClusterMessage>).write(m);
-  return [CLUSTER_PROTOCOL_VERSION, m.type, from, ...fields];
+  const wire = (SHAPES[m.type] as WireShape<ClusterMessage>).write(m);
+  wire.unshift(CLUSTER_PROTOCOL_VERSION, m.type, from);
+  return wire;
 }
 
 function fromWire(raw: readonly unknown[]): ClusterMessage {
   const type: unknown = raw[1];
   if (typeof type !== 'number' || !Object.hasOwn(SHAPES, type)) fail(`type ${String(type)}`);
-  const from = str(raw[2], 'from');
-  return (SHAPES[type as ClusterMessageType] as WireShape<ClusterMessage>).read(new Reader(raw, type), from);
+  const from = typeof raw[2] === 'string' ? raw[2] : fail('from');
+  return (SHAPES[type as ClusterMessageType] as WireShape<ClusterMessage>).read(new Reader(raw, 3, type), from);
 }
 
 const nodeToWire = (n: ClusterNode): unknown[] => [n.tenant, n.nodeId, n.service, n.patterns, n.events, n.queue, n.subject, n.since];
@@ -373,21 +378,19 @@ function fail(what: string): never {
 }
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const str = (v: unknown, what: string): string => (typeof v === 'string' ? v : fail(what));
-const optStr = (v: unknown, what: string): string | null => (v == null ? null : str(v, what));
-const num = (v: unknown, what: string): number => (isNum(v) ? v : fail(what));
-const strs = (v: unknown, what: string): string[] => (Array.isArray(v) && v.every(s => typeof s === 'string') ? v : fail(what));
 
+/** A node as presence carries it: [tenant, nodeId, service, patterns, events, queue, subject, since]. */
 function nodeFromWire(v: unknown): ClusterNode {
   if (!Array.isArray(v) || v.length < 8) fail('node');
+  const r = new Reader(v, 0, 'node');
   return {
-    tenant: str(v[0], 'node.tenant'),
-    nodeId: str(v[1], 'node.nodeId'),
-    service: optStr(v[2], 'node.service'),
-    patterns: strs(v[3], 'node.patterns'),
-    events: strs(v[4], 'node.events'),
-    queue: optStr(v[5], 'node.queue'),
-    subject: optStr(v[6], 'node.subject'),
-    since: num(v[7], 'node.since'),
+    tenant: r.str(0, 'tenant'),
+    nodeId: r.str(1, 'nodeId'),
+    service: r.optStr(2, 'service'),
+    patterns: r.strs(3, 'patterns'),
+    events: r.strs(4, 'events'),
+    queue: r.optStr(5, 'queue'),
+    subject: r.optStr(6, 'subject'),
+    since: r.num(7, 'since'),
   };
 }
