@@ -43,9 +43,9 @@ class Reader {
     return v !== 0 ? v : this.invalid(name, 'must be greater than 0');
   }
 
-  /** The frame's id (field 1), from 1. */
+  /** The frame's id (field 1), from 1: the one read leniently up front when it was valid, else its refusal. */
   get frameId(): number {
-    return this.positive(1, 'id', MAX_ID);
+    return this.id !== 0 ? this.id : this.positive(1, 'id', MAX_ID);
   }
 
   str(i: number, name: string): string {
@@ -124,11 +124,12 @@ interface WireShape<F extends Frame = Frame> {
   read(r: Reader): F;
 }
 
-/** Left off the end of the wire array: the trailing fields nobody set. */
+/** Left off the end of the wire array (made for this frame, so shortened in place): the trailing fields nobody set. */
 function trimmed(wire: unknown[]): unknown[] {
   let end = wire.length;
   while (end > 1 && wire[end - 1] == null) end--;
-  return end === wire.length ? wire : wire.slice(0, end);
+  wire.length = end;
+  return wire;
 }
 
 const hello: WireShape<HelloFrame> = {

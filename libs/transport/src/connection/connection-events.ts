@@ -1,6 +1,6 @@
 import type { Frame, RelayError, WelcomeFrame } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
-import type { WsRelayUrlStatus } from './url-status.js';
+import type { WsRelayEvents } from '../enums.js';
 
 /**
  * The owner of a connection (a client or a strategy) hears about frames and
@@ -15,13 +15,11 @@ export interface RelayConnectionListener {
   onLost(error: RelayError, via: WebSocket): void;
 }
 
-/** What a relay connection (and the links over several) reports, with each event's arguments. */
-export interface RelayConnectionEvents {
+/**
+ * What a relay connection (and the links over several) reports, with each
+ * event's arguments: the public WsRelayEvents, where `connected` also carries
+ * the relay's WELCOME.
+ */
+export type RelayConnectionEvents = { [K in Exclude<keyof WsRelayEvents, 'connected'>]: Parameters<WsRelayEvents[K]> } & {
   connected: [welcome?: WelcomeFrame];
-  disconnected: [reason?: Error];
-  reconnecting: [attempt: number, delayMs: number];
-  error: [err: Error];
-  /** The relay accepted a token refreshed in-band; its new expiry (ms since the epoch, 0 for none). */
-  token_refreshed: [expiresAt: number];
-  relay_status: [url: string, status: WsRelayUrlStatus];
-}
+};

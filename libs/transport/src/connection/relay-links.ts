@@ -101,8 +101,9 @@ export class RelayLinks {
    */
   send(frame: Frame, via?: WebSocket): WebSocket | undefined {
     if (via !== undefined) {
-      const owner = this.connections.find(c => c.owns(via));
-      return owner?.send(frame, via) ? via : undefined;
+      // An answer goes back on the session its request came in on (no closure per answer: this runs for each one).
+      for (const c of this.connections) if (c.owns(via)) return c.send(frame, via) ? via : undefined;
+      return undefined;
     }
     const n = this.connections.length;
     for (let pass = 0; pass < 2; pass++) {

@@ -37,9 +37,6 @@ import type { WsRelayStrategyOptions } from '../interfaces/ws-relay-options.inte
 import { validateStrategyOptions } from '../interfaces/ws-relay-options.validation.js';
 
 const MAX_CACHED_SUBJECTS = 10_000;
-const NO_END_HOOK = (): void => undefined;
-// eslint-disable-next-line @typescript-eslint/unbound-method -- compared, never called unbound
-const NEST_RUN_WITH_HOOKS = Server.prototype['runWithProcessingHooks'];
 const BAD_REQUEST_MESSAGE = 'The request could not be decoded';
 const INTERNAL_ERROR = { status: 'error', message: 'Internal server error' } as const;
 
@@ -59,8 +56,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   protected readonly links: RelayLinks;
   /** Requests and event handlers running. */
   private readonly work = new HandlerWork();
-  /** Nest's processing-start hook, as the strategy was made with (before any setOnProcessingStartHook). */
-  private readonly nestStartHook = this.onProcessingStartHook;
+  /** A processing hook was set (or runWithProcessingHooks replaced): handlers then run inside Nest's hooks. */
+  private hooked = false;
   private eventMatchers: Array<[pattern: string, match: SubjectMatcher]> = [];
   private readonly subjectCache = new Map<string, string[]>();
   /** Nest's pass-through serializer is in use: responses need no serializing copy. */
@@ -99,6 +96,16 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     return this.messageHandlers.get(pattern) ?? super.getHandlerByPattern(pattern);
   }
 
+  override setOnProcessingStartHook(hook: Parameters<Server['setOnProcessingStartHook']>[0]): void {
+    this.hooked = true;
+    super.setOnProcessingStartHook(hook);
+  }
+
+  override setOnProcessingEndHook(hook: Parameters<Server['setOnProcessingEndHook']>[0]): void {
+    this.hooked = true;
+    super.setOnProcessingEndHook(hook);
+  }
+
   /** This provider's node id as the relay sees it. */
   get nodeId(): string {
     return this.links.nodeId;
@@ -119,6 +126,9 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       return;
     }
     this.eventMatchers = [...this.messageHandlers.entries()].filter(([, h]) => h.isEventHandler).map(([p]) => [p, compileSubject(p)]);
+    // A subclass or instrumentation that replaced runWithProcessingHooks gets it called, hooks or not.
+
+    if (this.runWithProcessingHooks !== Server.prototype['runWithProcessingHooks']) this.hooked = true;
     this.links.ready().then(
       () => callback(),
       async err => {
@@ -231,10 +241,11 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       await this.processed(context, async runEndHook => {
         const result: unknown = await handler(packet.data, context);
         if (entry.cancelled) {
-          runEndHook();
+          runEndHook?.();
           return;
         }
-        entry.subscription = this.send(this.transformToObservable(result).pipe(finalize(runEndHook)), respond);
+        const stream = this.transformToObservable(result);
+        entry.subscription = this.send(runEndHook === undefined ? stream : stream.pipe(finalize(runEndHook)), respond);
       });
     } catch (err) {
       // Nest's handler proxy turns handler errors into error streams; this is
@@ -334,9 +345,10 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     await this.processed(context, async runEndHook => {
       const resultOrStream: unknown = await handler(packet.data, context);
       if (isObservable(resultOrStream)) {
-        await lastValueFrom(resultOrStream.pipe(finalize(runEndHook)), { defaultValue: undefined });
+        const stream = runEndHook === undefined ? resultOrStream : resultOrStream.pipe(finalize(runEndHook));
+        await lastValueFrom(stream, { defaultValue: undefined });
       } else {
-        runEndHook();
+        runEndHook?.();
       }
     });
   }
@@ -347,17 +359,11 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
    * and still run `fn` later). A failure of `fn` ends the processing (the end
    * hook runs) and rejects what this returns; it is not thrown back into the
    * hook, which may not be awaiting `fn` (its rejection would go unhandled).
+   * Without any hook there is nothing to run around `fn`, and no end hook to
+   * give it (`runEndHook` undefined).
    */
-  private processed(context: WsRelayContext, fn: (runEndHook: () => void) => Promise<void>): Promise<void> {
-    // No hook set (Nest's own start hook only calls `done`, and there is no end hook): nothing to run around `fn`.
-    // (Unless runWithProcessingHooks itself was replaced, by a subclass or instrumentation: then it runs.)
-    if (
-      this.onProcessingStartHook === this.nestStartHook &&
-      this.onProcessingEndHook === undefined &&
-      this.runWithProcessingHooks === NEST_RUN_WITH_HOOKS
-    ) {
-      return fn(NO_END_HOOK);
-    }
+  private processed(context: WsRelayContext, fn: (runEndHook: (() => void) | undefined) => Promise<void>): Promise<void> {
+    if (!this.hooked) return fn(undefined);
     return new Promise<void>((resolve, reject) => {
       const ran: unknown = this.runWithProcessingHooks(context, async runEndHook => {
         try {
