@@ -24,7 +24,6 @@ import {
   FrameCodec,
   FrameType,
   RelayErrorCode,
-  SUPPORTED_PROTOCOL_VERSIONS,
 } from '@wsrelay/protocol';
 import { type RelayModuleOptions, RelayCore } from '@wsrelay/relay';
 import { type RelayError, type WsRelayClient, WsRelayRecordBuilder } from '@wsrelay/transport';
@@ -32,9 +31,19 @@ import type { AddressInfo } from 'node:net';
 import { firstValueFrom } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { CLUSTER_AUTH, inProcessCluster } from './support/cluster.js';
-import { rejection, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
-import { RawNode } from './support/raw-node.js';
-import { mint, SERVER } from './support/tokens.js';
+import { answerTo, request } from './support/frames.js';
+import {
+  rejection,
+  type RunningRelay,
+  settlesWithin,
+  startClient,
+  startProvider,
+  startRelay,
+  until,
+  useCleanup,
+} from './support/harness.js';
+import { claim as claimNode, helloFrame, RawNode } from './support/raw-node.js';
+import { bearer, mint, SERVER } from './support/tokens.js';
 
 /** Handlers started (their argument), and the releases of those still held, in order. */
 const started: string[] = [];
@@ -65,7 +74,6 @@ const QUIET_MS = 500;
 const elapse = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
 
 const isEvent = (f: Frame) => f.type === FrameType.Event;
-const answerTo = (id: number) => (f: Frame) => (f.type === FrameType.Ack || f.type === FrameType.Error) && f.id === id;
 
 function handlerAcked(id: number, pattern: string, o: { peer?: string; timeoutMs?: number; payload?: Uint8Array } = {}): Frame {
   return {
@@ -105,18 +113,18 @@ const outcome = (p: Promise<unknown>) =>
   );
 
 describe('handler acks, drain and GOAWAY regressions', () => {
-  const cleanup: Array<() => unknown> = [];
-
-  afterEach(async () => {
+  afterEach(() => {
     // Held handlers first: a provider's close() waits for its handlers.
     for (const r of releases.splice(0)) r();
-    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+  const { add, track } = useCleanup();
+  afterEach(() => {
     started.length = 0;
   });
 
   async function relay(options: RelayModuleOptions = {}): Promise<RunningRelay> {
     const r = await startRelay(options);
-    cleanup.push(r.close);
+    add(r.close);
     return r;
   }
 
@@ -124,19 +132,14 @@ describe('handler acks, drain and GOAWAY regressions', () => {
     const c = await inProcessCluster({ auth: false, ...options });
     const closed = new Map<number, Promise<void>>();
     const close = (i: number) => closed.get(i) ?? closed.set(i, c.relays[i].close()).get(i)!;
-    cleanup.push(() => Promise.all([0, 1, 2].map(close)));
+    add(() => Promise.all([0, 1, 2].map(close)));
     await c.ready();
     return { ...c, close };
   }
 
-  function track(node: RawNode): RawNode {
-    cleanup.push(() => node.close());
-    return node;
-  }
-
   async function client(urls: string[]): Promise<WsRelayClient> {
     const c = await startClient({ urls });
-    cleanup.push(() => c.close());
+    add(() => c.close());
     return c;
   }
 
@@ -144,16 +147,13 @@ describe('handler acks, drain and GOAWAY regressions', () => {
     const p = await startProvider([HeldController], { urls, nodeId, drainTimeoutMs });
     let closed: Promise<void> | undefined;
     const close = () => (closed ??= p.close());
-    cleanup.push(close);
+    add(close);
     return { ...p, close };
   }
 
   /** A raw node subscribed to `events`, in queue group `queue` (or none). */
   async function member(url: string, nodeId: string, queue: string | null, events = ['jobs.*']): Promise<RawNode> {
-    const node = track(await RawNode.open(url));
-    node.send({ type: FrameType.Hello, versions: [...SUPPORTED_PROTOCOL_VERSIONS], nodeId, service: null, patterns: [], events, queue });
-    await node.next(f => f.type === FrameType.Welcome);
-    return node;
+    return track(await RawNode.hello(url, nodeId, { events, queue }));
   }
 
   /** Resolves once `node`'s relay has read everything it sent before (its PONG comes after). */
@@ -395,7 +395,7 @@ describe('handler acks, drain and GOAWAY regressions', () => {
       const closing = p.close().then(() => order.push('provider closed'));
 
       // The old code failed the call (PROVIDER_DISCONNECTED) at once.
-      expect(await Promise.race([call, elapse(QUIET_MS).then(() => 'still in flight')])).toBe('still in flight');
+      expect(await settlesWithin(call, QUIET_MS)).toBe('pending');
       order.push('released');
       releases.shift()!();
       expect(await call).toBe('ok done x');
@@ -410,8 +410,8 @@ describe('handler acks, drain and GOAWAY regressions', () => {
       const codec = new FrameCodec();
       const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
       await new Promise(resolve => wss.once('listening', resolve));
-      cleanup.push(() => new Promise(resolve => wss.close(resolve)));
-      cleanup.push(() => wss.clients.forEach(ws => ws.terminate()));
+      add(() => new Promise(resolve => wss.close(resolve)));
+      add(() => wss.clients.forEach(ws => ws.terminate()));
       let goneAway = 0;
       const clientClosed = new Promise<void>(resolve =>
         wss.on('connection', ws => {
@@ -465,10 +465,10 @@ describe('handler acks, drain and GOAWAY regressions', () => {
         const logged: string[] = [];
         for (const level of ['log', 'warn', 'error'] as const) {
           const spy = jest.spyOn(Logger.prototype, level).mockImplementation((message: unknown) => void logged.push(String(message)));
-          cleanup.push(() => spy.mockRestore());
+          add(() => spy.mockRestore());
         }
         const c = await startClient({ urls, ...(token ? { token, tokenCarrier: 'query' as const } : {}) });
-        cleanup.push(() => c.close());
+        add(() => c.close());
         expect(c.relayStatus()).toEqual({ [urls[0]]: 'connected', [urls[1]]: 'not_connected' });
         const seen: Array<[string, unknown[]]> = [];
         for (const event of ['disconnected', 'reconnecting', 'connected'] as const) {
@@ -503,15 +503,7 @@ describe('handler acks, drain and GOAWAY regressions', () => {
 
       const closing = r.close();
       await late.next(f => f.type === FrameType.GoAway);
-      late.send({
-        type: FrameType.Hello,
-        versions: [...SUPPORTED_PROTOCOL_VERSIONS],
-        nodeId: 'late',
-        service: null,
-        patterns: ['late.work'],
-        events: [],
-        queue: null,
-      });
+      late.send(helloFrame('late', { patterns: ['late.work'] }));
       expect(await late.next(f => f.type === FrameType.Welcome || f.type === FrameType.Error)).toMatchObject({
         type: FrameType.Error,
         id: 0,
@@ -519,16 +511,7 @@ describe('handler acks, drain and GOAWAY regressions', () => {
       });
       expect((await late.closed()).code).toBe(CloseCode.GOING_AWAY);
 
-      caller.send({
-        type: FrameType.Request,
-        id: 9,
-        pattern: 'late.work',
-        payload: encodePayload(1),
-        timeoutMs: 5000,
-        peer: null,
-        ext: null,
-        claims: null,
-      });
+      caller.send(request(9, 'late.work', 5000, { payload: encodePayload(1) }));
       // Nothing serves it (the late node never joined): the draining relay says it is going away.
       expect(await caller.next(answerTo(9))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
       expect(late.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
@@ -552,7 +535,7 @@ describe('handler acks, drain and GOAWAY regressions', () => {
       const order: string[] = [];
       const closing = r.close().then(() => order.push('relay closed'));
       // The old relay was closed within milliseconds.
-      expect(await Promise.race([closing.then(() => 'closed'), elapse(QUIET_MS).then(() => 'draining')])).toBe('draining');
+      expect(await settlesWithin(closing, QUIET_MS)).toBe('pending');
       releases.shift()!();
       expect(await ack).toBe('ok {"recipients":1}');
       order.push('acked');
@@ -609,17 +592,9 @@ describe('handler acks, drain and GOAWAY regressions', () => {
     const RESERVATION_MS = 1500; // long enough that a loaded CI machine claims within it
 
     async function claim(url: string, token: string, nodeId = 'n'): Promise<{ node: RawNode; answer: Frame }> {
-      const node = track(await RawNode.open(url, { headers: { authorization: `Bearer ${token}` } }));
-      node.send({
-        type: FrameType.Hello,
-        versions: [...SUPPORTED_PROTOCOL_VERSIONS],
-        nodeId,
-        service: null,
-        patterns: [],
-        events: [],
-        queue: null,
-      });
-      return { node, answer: await node.next(f => f.type === FrameType.Welcome || f.type === FrameType.Error) };
+      const claimed = await claimNode(url, nodeId, await bearer(token));
+      track(claimed.node);
+      return claimed;
     }
 
     it("the drained connection's close leaves alone the reservation of the live connection that took its id", async () => {

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { rejection, type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
 import { RawNode, refusal } from './support/raw-node.js';
-import { AUDIENCE, CLIENT, ISSUER, keyPair, mint, SECRET, SERVER, unsigned } from './support/tokens.js';
+import { AUDIENCE, bearer, CLIENT, ISSUER, keyPair, mint, SECRET, SERVER, unsigned } from './support/tokens.js';
 
 /** What `whoami` answers. */
 interface WhoAmI {
@@ -83,18 +83,17 @@ describe('authentication', () => {
   });
 
   describe('refuses with HTTP 401 before the socket opens', () => {
-    const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
     it.each<[string, () => Promise<{ headers?: Record<string, string> }>, RegExp]>([
       ['no token', async () => ({}), /no token/],
       ['a malformed token', async () => bearer('not-a-jwt'), /malformed token/],
-      ['an expired token', async () => bearer(await mint({ expiresIn: -60 })), /token expired/],
-      ['a token not yet valid', async () => bearer(await mint({ notBefore: 120 })), /not yet valid/],
+      ['an expired token', async () => bearer({ expiresIn: -60 }), /token expired/],
+      ['a token not yet valid', async () => bearer({ notBefore: 120 }), /not yet valid/],
       ['a wrongly signed token', async () => bearer(await mint({}, new TextEncoder().encode(`${SECRET}-other`))), /signature/],
-      ['a wrong issuer', async () => bearer(await mint({ issuer: 'https://evil.test' })), /issuer/],
-      ['a wrong audience', async () => bearer(await mint({ audience: 'someone-else' })), /audience/],
+      ['a wrong issuer', async () => bearer({ issuer: 'https://evil.test' }), /issuer/],
+      ['a wrong audience', async () => bearer({ audience: 'someone-else' }), /audience/],
       ['alg: none', async () => bearer(unsigned({ role: 'server' })), /algorithm|malformed/],
-      ['an algorithm not accepted (HS512 where HS256 is configured)', async () => bearer(await mint({ alg: 'HS512' })), /algorithm/],
-      ['a malformed permissions claim', async () => bearer(await mint({ claims: { perms: { call: 'x' } } })), /perms/],
+      ['an algorithm not accepted (HS512 where HS256 is configured)', async () => bearer({ alg: 'HS512' }), /algorithm/],
+      ['a malformed permissions claim', async () => bearer({ claims: { perms: { call: 'x' } } }), /perms/],
     ])('%s', async (_what, options, reason) => {
       const r = await refusal(relay.url, await options());
       expect(r.status).toBe(401);
@@ -173,13 +172,11 @@ describe('keys', () => {
     const keys = await keyPair(alg);
     const relay = await startRelay({ auth: { publicKey: keys.publicPem, issuer: ISSUER } });
     try {
-      const node = await RawNode.hello(relay.url, 'pem', {
-        headers: { authorization: `Bearer ${await mint({ alg }, keys.privateKey)}` },
-      });
+      const node = await RawNode.hello(relay.url, 'pem', await bearer(await mint({ alg }, keys.privateKey)));
       node.close();
       // An HS256 token made with the public key as its secret (the classic confusion attack) is refused.
       const confused = await mint({}, new TextEncoder().encode(keys.publicPem));
-      expect((await refusal(relay.url, { headers: { authorization: `Bearer ${confused}` } })).status).toBe(401);
+      expect((await refusal(relay.url, await bearer(confused))).status).toBe(401);
     } finally {
       await relay.close();
     }
@@ -193,14 +190,12 @@ describe('keys', () => {
     writeFileSync(file, JSON.stringify({ keys: [first.jwk] }));
     const relay = await startRelay({ auth: { jwks: file, jwksCooldownMs: 0 } });
     try {
-      const a = await RawNode.hello(relay.url, 'file-k1', {
-        headers: { authorization: `Bearer ${await mint({ alg: 'ES256', kid: 'k1' }, first.privateKey)}` },
-      });
+      const a = await RawNode.hello(relay.url, 'file-k1', await bearer(await mint({ alg: 'ES256', kid: 'k1' }, first.privateKey)));
       a.close();
       const k2 = await mint({ alg: 'RS256', kid: 'k2' }, second.privateKey);
-      expect((await refusal(relay.url, { headers: { authorization: `Bearer ${k2}` } })).body).toMatch(/no key/);
+      expect((await refusal(relay.url, await bearer(k2))).body).toMatch(/no key/);
       writeFileSync(file, JSON.stringify({ keys: [first.jwk, second.jwk] }));
-      const b = await RawNode.hello(relay.url, 'file-k2', { headers: { authorization: `Bearer ${k2}` } });
+      const b = await RawNode.hello(relay.url, 'file-k2', await bearer(k2));
       b.close();
     } finally {
       await relay.close();
@@ -221,15 +216,11 @@ describe('keys', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
     const relay = await startRelay({ auth: { jwks: url, jwksCooldownMs: 0 } });
     try {
-      const a = await RawNode.hello(relay.url, 'url-old', {
-        headers: { authorization: `Bearer ${await mint({ alg: 'RS256', kid: 'old' }, first.privateKey)}` },
-      });
+      const a = await RawNode.hello(relay.url, 'url-old', await bearer(await mint({ alg: 'RS256', kid: 'old' }, first.privateKey)));
       a.close();
       expect(fetches).toBe(1);
       keys = [second.jwk];
-      const b = await RawNode.hello(relay.url, 'url-new', {
-        headers: { authorization: `Bearer ${await mint({ alg: 'ES256', kid: 'new' }, second.privateKey)}` },
-      });
+      const b = await RawNode.hello(relay.url, 'url-new', await bearer(await mint({ alg: 'ES256', kid: 'new' }, second.privateKey)));
       b.close();
       expect(fetches).toBe(2);
     } finally {
@@ -274,9 +265,7 @@ describe('token expiry on a live connection', () => {
   it('refuses a refreshed token for another subject and keeps the connection until expiry', async () => {
     const relay = await startRelay({ auth: hs });
     try {
-      const node = await RawNode.hello(relay.url, 'swapper', {
-        headers: { authorization: `Bearer ${await mint({ sub: 'alice' })}` },
-      });
+      const node = await RawNode.hello(relay.url, 'swapper', await bearer({ sub: 'alice' }));
       node.send({ type: FrameType.Auth, token: new TextEncoder().encode(await mint({ sub: 'mallory' })) });
       const err = await node.next(f => f.type === FrameType.Error);
       expect(err).toMatchObject({ code: RelayErrorCode.UNAUTHORIZED, message: expect.stringMatching(/different subject/) });
@@ -292,9 +281,7 @@ describe('token expiry on a live connection', () => {
     const relay = await startRelay({ auth: { ...hs, expiryWarningMs: 500 } });
     try {
       // A raw node never answers TOKEN_EXPIRING.
-      const raw = await RawNode.hello(relay.url, 'expiring', {
-        headers: { authorization: `Bearer ${await mint({ expiresIn: 1 })}` },
-      });
+      const raw = await RawNode.hello(relay.url, 'expiring', await bearer({ expiresIn: 1 }));
       const warning = await raw.next(f => f.type === FrameType.TokenExpiring);
       expect(warning).toMatchObject({ expiresAt: expect.any(Number) });
       expect(await raw.closed()).toEqual({ code: CloseCode.UNAUTHORIZED, reason: 'token expired' });

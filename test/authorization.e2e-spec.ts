@@ -12,8 +12,9 @@ import { RelayCore as RouterToken } from '@wsrelay/relay';
 import { type RelayError, type WsRelayClient, WsRelayContext, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { rejection, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
-import { RawNode } from './support/raw-node.js';
-import { AUDIENCE, CLIENT, ISSUER, mint, SECRET, SERVER } from './support/tokens.js';
+import { request } from './support/frames.js';
+import { claim, helloFrame, RawNode } from './support/raw-node.js';
+import { AUDIENCE, bearer, CLIENT, ISSUER, type Mint, mint, SECRET, SERVER } from './support/tokens.js';
 
 const seen: Array<{ tenant: string; subject: string; data: unknown }> = [];
 
@@ -36,7 +37,6 @@ class TenantController {
 }
 
 const auth = { secret: SECRET, issuer: ISSUER, audience: AUDIENCE };
-const bearer = async (m: Parameters<typeof mint>[0]) => ({ headers: { authorization: `Bearer ${await mint(m)}` } });
 const code = async (p: Promise<unknown>) => ((await rejection(p)) as RelayError).code;
 
 describe('authorization', () => {
@@ -53,7 +53,7 @@ describe('authorization', () => {
   describe('server connections and passive clients', () => {
     it('refuses a passive client that announces patterns or subscriptions (FORBIDDEN, close 4403)', async () => {
       const node = await RawNode.open(relay.url, await bearer({ claims: CLIENT }));
-      node.send({ type: FrameType.Hello, versions: [1], nodeId: 'sneaky', service: null, patterns: ['echo'], events: [], queue: null });
+      node.send(helloFrame('sneaky', { patterns: ['echo'] }));
       const err = await node.next(f => f.type === FrameType.Error);
       expect(err).toMatchObject({ code: RelayErrorCode.FORBIDDEN, message: expect.stringMatching(/passive client/) });
       expect((await node.closed()).code).toBe(CloseCode.FORBIDDEN);
@@ -89,7 +89,7 @@ describe('authorization', () => {
       try {
         const server = await RawNode.hello(custom.url, 'custom-s', { ...(await bearer({ claims: { scope: 'mesh' } })), patterns: ['x'] });
         const client = await RawNode.open(custom.url, await bearer({ claims: { role: 'server' } }));
-        client.send({ type: FrameType.Hello, versions: [1], nodeId: 'custom-c', service: null, patterns: ['x'], events: [], queue: null });
+        client.send(helloFrame('custom-c', { patterns: ['x'] }));
         expect(await client.next(f => f.type === FrameType.Error)).toMatchObject({ code: RelayErrorCode.FORBIDDEN });
         server.close();
       } finally {
@@ -102,7 +102,7 @@ describe('authorization', () => {
     it('refuses a second connection for a live node id, even with the same subject', async () => {
       const first = await RawNode.hello(relay.url, 'taken', await bearer({ sub: 'svc-a', claims: SERVER }));
       const second = await RawNode.open(relay.url, await bearer({ sub: 'svc-a', claims: SERVER }));
-      second.send({ type: FrameType.Hello, versions: [1], nodeId: 'taken', service: null, patterns: [], events: [], queue: null });
+      second.send(helloFrame('taken'));
       expect(await second.next(f => f.type === FrameType.Error)).toMatchObject({ code: RelayErrorCode.NODE_ID_CONFLICT });
       expect((await second.closed()).code).toBe(CloseCode.NODE_ID_CONFLICT);
       first.close();
@@ -114,7 +114,7 @@ describe('authorization', () => {
       await owner.closed();
       const thief = await RawNode.open(relay.url, await bearer({ sub: 'svc-thief', claims: SERVER }));
       // The relay may not have seen the owner's close yet; either way the thief is refused.
-      thief.send({ type: FrameType.Hello, versions: [1], nodeId: 'bound', service: null, patterns: [], events: [], queue: null });
+      thief.send(helloFrame('bound'));
       expect(await thief.next(f => f.type === FrameType.Error)).toMatchObject({ code: RelayErrorCode.NODE_ID_CONFLICT });
       await thief.closed();
       const back = await reconnectUntilWelcome(relay.url, 'bound', { sub: 'svc-owner', claims: SERVER });
@@ -125,16 +125,7 @@ describe('authorization', () => {
       const provider = await RawNode.hello(relay.url, 'real', { ...(await bearer({ claims: SERVER })), patterns: ['spoof.me'] });
       const spoofer = await RawNode.hello(relay.url, 'spoofer', await bearer({ claims: SERVER }));
       const caller = await RawNode.hello(relay.url, 'victim', await bearer({ claims: CLIENT }));
-      caller.send({
-        type: FrameType.Request,
-        id: 7,
-        pattern: 'spoof.me',
-        payload: encodePayload(1),
-        timeoutMs: 5000,
-        peer: null,
-        ext: null,
-        claims: null,
-      });
+      caller.send(request(7, 'spoof.me', 5000, { payload: encodePayload(1) }));
       const req = await provider.next(f => f.type === FrameType.Request);
       const dropped = router.diagnostics().droppedFrames;
       const id = (req as { id: number }).id;
@@ -173,15 +164,7 @@ describe('authorization', () => {
 
     it('refuses to announce patterns a token may not serve', async () => {
       const node = await RawNode.open(relay.url, await bearer({ claims: { ...SERVER, perms: { serve: ['orders.*'] } } }));
-      node.send({
-        type: FrameType.Hello,
-        versions: [1],
-        nodeId: 'perm-serve',
-        service: null,
-        patterns: ['orders.get', 'admin.reset'],
-        events: [],
-        queue: null,
-      });
+      node.send(helloFrame('perm-serve', { patterns: ['orders.get', 'admin.reset'] }));
       const err = await node.next(f => f.type === FrameType.Error);
       expect(err).toMatchObject({ code: RelayErrorCode.FORBIDDEN, message: expect.stringMatching(/serving "admin\.reset"/) });
       expect((await node.closed()).code).toBe(CloseCode.FORBIDDEN);
@@ -195,15 +178,7 @@ describe('authorization', () => {
     it('checks a wildcard subscription as a whole against subscribe permissions', async () => {
       const token = { claims: { ...SERVER, perms: { subscribe: ['audit.eu.*'] } } };
       const wide = await RawNode.open(relay.url, await bearer(token));
-      wide.send({
-        type: FrameType.Hello,
-        versions: [1],
-        nodeId: 'sub-wide',
-        service: null,
-        patterns: [],
-        events: ['audit.>'],
-        queue: null,
-      });
+      wide.send(helloFrame('sub-wide', { events: ['audit.>'] }));
       expect(await wide.next(f => f.type === FrameType.Error)).toMatchObject({ code: RelayErrorCode.FORBIDDEN });
       const narrow = await RawNode.hello(relay.url, 'sub-narrow', { ...(await bearer(token)), events: ['audit.eu.*'] });
       narrow.close();
@@ -228,27 +203,9 @@ describe('authorization', () => {
       const strict = await startRelay({ auth, defaultPermissions: { call: ['public.*'] } });
       try {
         const caller = await RawNode.hello(strict.url, 'default-perms', await bearer({ claims: CLIENT }));
-        caller.send({
-          type: FrameType.Request,
-          id: 1,
-          pattern: 'private.x',
-          payload: encodePayload(1),
-          timeoutMs: 1000,
-          peer: null,
-          ext: null,
-          claims: null,
-        });
+        caller.send(request(1, 'private.x', 1000));
         expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 1, code: RelayErrorCode.FORBIDDEN });
-        caller.send({
-          type: FrameType.Request,
-          id: 2,
-          pattern: 'public.x',
-          payload: encodePayload(1),
-          timeoutMs: 1000,
-          peer: null,
-          ext: null,
-          claims: null,
-        });
+        caller.send(request(2, 'public.x', 1000, { payload: encodePayload(1) }));
         expect(await caller.next(f => f.type === FrameType.Error)).toMatchObject({ id: 2, code: RelayErrorCode.MICROSERVICE_OFFLINE });
         caller.close();
       } finally {
@@ -306,11 +263,9 @@ describe('authorization', () => {
 });
 
 /** HELLO until WELCOME: the relay may still be dropping an earlier connection with this node id. */
-async function reconnectUntilWelcome(url: string, nodeId: string, m: Parameters<typeof mint>[0]): Promise<RawNode> {
+async function reconnectUntilWelcome(url: string, nodeId: string, m: Mint): Promise<RawNode> {
   for (let attempt = 0; ; attempt++) {
-    const node = await RawNode.open(url, await bearer(m));
-    node.send({ type: FrameType.Hello, versions: [1], nodeId, service: null, patterns: [], events: [], queue: null });
-    const first = await node.next(f => f.type === FrameType.Welcome || f.type === FrameType.Error);
+    const { node, answer: first } = await claim(url, nodeId, await bearer(m));
     if (first.type === FrameType.Welcome) return node;
     if (attempt > 50) throw new Error(`node id ${nodeId} never became free: ${JSON.stringify(first)}`);
     await node.closed();

@@ -23,7 +23,9 @@ import { CloseCode, encodePayload, FrameType, RelayErrorCode } from '@wsrelay/pr
 import { type WsRelayClient, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { readFileSync } from 'node:fs';
 import { firstValueFrom } from 'rxjs';
-import { startClient, until } from './support/harness.js';
+import { discoverUntil } from './support/cluster.js';
+import { startClient, until, untilAsync, useCleanup } from './support/harness.js';
+import { load } from './support/load.js';
 import { type ProviderProcess, spawnProvider } from './support/provider-process.js';
 import { RawNode } from './support/raw-node.js';
 import { type RelayProcess, spawnRelay } from './support/relay-process.js';
@@ -36,64 +38,6 @@ const RECONNECT = { initialDelayMs: 50, maxDelayMs: 500 };
 const CALL_TIMEOUT_MS = 5000;
 /** Room for timers, pipes and the event loop on a busy 2-core machine. */
 const SLACK_MS = 250;
-
-interface Outcome {
-  client: string;
-  seq: number;
-  ok: boolean;
-  /** Who answered: `<nodeId>@<pid>`. */
-  node?: string;
-  code?: string;
-  startedAt: number;
-  settledAt: number;
-}
-
-/** Calls 'work' (payload: a sequence number unique in the test) over `clients` in closed loops, `perClient` at a time, until stopped. */
-function load(clients: Array<[string, WsRelayClient]>, perClient = 4) {
-  const outcomes: Outcome[] = [];
-  let running = true;
-  let seq = 0;
-  const loops = clients.flatMap(([name, c]) =>
-    Array.from({ length: perClient }, async () => {
-      while (running) {
-        const n = ++seq;
-        const startedAt = Date.now();
-        try {
-          const node = await firstValueFrom(c.send<string>('work', n));
-          outcomes.push({ client: name, seq: n, ok: true, node, startedAt, settledAt: Date.now() });
-        } catch (err) {
-          outcomes.push({
-            client: name,
-            seq: n,
-            ok: false,
-            code: (err as { code?: string }).code ?? String(err),
-            startedAt,
-            settledAt: Date.now(),
-          });
-          // A client without a relay (or a relay without providers) fails at once: do not spin.
-          await new Promise(r => setTimeout(r, 5));
-        }
-      }
-    }),
-  );
-  const okCount = () => outcomes.reduce((n, o) => n + (o.ok ? 1 : 0), 0);
-  return {
-    outcomes,
-    failed: () => outcomes.filter(o => !o.ok),
-    /** Resolves once `n` more calls have succeeded. */
-    succeeded: (n: number) => {
-      const target = okCount() + n;
-      return until(() => okCount() >= target, 15_000, `${n} more successful calls`);
-    },
-    /** Resolves once `identity` answered a call started after `since`. */
-    servedBy: (identity: string, since: number, timeoutMs = 10_000) =>
-      until(() => outcomes.some(o => o.ok && o.node === identity && o.startedAt >= since), timeoutMs, `a call served by ${identity}`),
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
 
 /** Sequence numbers of 'work' requests a provider started (REQ) and answered (RES), from its lines up to `upTo`. */
 function requestsAt(p: ProviderProcess, upTo = p.lines.length) {
@@ -117,16 +61,12 @@ function socketBufferMax(name: 'tcp_rmem' | 'tcp_wmem'): number {
 }
 
 describe('chaos (real relay and provider processes, under load)', () => {
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  afterEach(async () => {
-    // SIGKILL also ends a SIGSTOPped process; clients close first, so none is left reconnecting.
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
+  // SIGKILL also ends a SIGSTOPped process; clients close first, so none is left reconnecting.
+  const { add } = useCleanup();
 
   async function relay(env: Record<string, string> = {}): Promise<RelayProcess> {
     const r = await spawnRelay({ RELAY_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS), ...env });
-    cleanup.push(() => r.kill('SIGKILL'));
+    add(() => r.kill('SIGKILL'));
     return r;
   }
 
@@ -139,7 +79,7 @@ describe('chaos (real relay and provider processes, under load)', () => {
       PROVIDER_RECONNECT_MAX_DELAY_MS: String(RECONNECT.maxDelayMs),
       ...env,
     });
-    cleanup.push(() => p.kill('SIGKILL'));
+    add(() => p.kill('SIGKILL'));
     return p;
   }
 
@@ -149,34 +89,21 @@ describe('chaos (real relay and provider processes, under load)', () => {
 
   async function client(nodeId: string, urls: string[]): Promise<WsRelayClient> {
     const c = await startClient({ urls, nodeId, timeoutMs: CALL_TIMEOUT_MS, heartbeatIntervalMs: HEARTBEAT_MS, reconnect: RECONNECT });
-    cleanup.push(() => c.close());
+    add(() => c.close());
     return c;
-  }
-
-  /** Asks a client's relay for its nodes until every one of `ids` is there. */
-  async function nodesOnline(c: WsRelayClient, ids: string[], timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let known: string[] = [];
-    while (!ids.every(id => known.includes(id))) {
-      if (Date.now() > deadline) throw new Error(`discovery: ${known.join(', ')}; expected ${ids.join(', ')}`);
-      known = await c.discover().then(
-        nodes => nodes.map(n => n.nodeId),
-        () => [],
-      );
-      if (!ids.every(id => known.includes(id))) await new Promise(r => setTimeout(r, 20));
-    }
   }
 
   /** Clients c0 and c1 on `urls`, once c0's relay knows every one of `ids`; then load through both. */
   async function loadThroughTwo(urls: string[], ids: string[], perClient?: number) {
     const c0 = await client('c0', urls);
     const c1 = await client('c1', urls);
-    await nodesOnline(c0, ids);
+    await discoverUntil(c0, ids);
     const run = load(
       [
         ['c0', c0],
         ['c1', c1],
       ],
+      'work',
       perClient,
     );
     return { c0, c1, run };
@@ -184,13 +111,8 @@ describe('chaos (real relay and provider processes, under load)', () => {
 
   /** Polls a relay's GET /status until `nodes` nodes completed HELLO there; resolves with when that was seen. */
   async function relayNodes(r: RelayProcess, nodes: number, timeoutMs = 10_000): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const status = await r.status();
-      if (status.nodes === nodes) return Date.now();
-      if (Date.now() > deadline) throw new Error(`relay has ${status.nodes} nodes, expected ${nodes}`);
-      await new Promise(res => setTimeout(res, 10));
-    }
+    await untilAsync(async () => (await r.status()).nodes === nodes, timeoutMs, `${nodes} nodes on the relay`);
+    return Date.now();
   }
 
   it('a rolling restart of three providers (SIGTERM drains, then a new process takes the node id): zero failed calls', async () => {
@@ -424,7 +346,7 @@ describe('chaos (real relay and provider processes, under load)', () => {
     const r = await relay({ RELAY_EVENT_ACK_TIMEOUT_MS: '5000', RELAY_MAX_EVENT_ATTEMPTS: '3' });
     const members = await providers(['q0', 'q1', 'q2'], [r.url], { PROVIDER_QUEUE: 'workers' });
     const emitter = await client('emitter', [r.url]);
-    await nodesOnline(
+    await discoverUntil(
       emitter,
       members.map(m => m.nodeId),
     );
@@ -511,11 +433,11 @@ describe('chaos (real relay and provider processes, under load)', () => {
     const r = await relay({ RELAY_MAX_BUFFERED_BYTES: String(budget), RELAY_HEARTBEAT_INTERVAL_MS: '10000' });
     await provider('p0', [r.url]);
     const c0 = await client('c0', [r.url]);
-    await nodesOnline(c0, ['p0']);
+    await discoverUntil(c0, ['p0']);
     const perClient = 2;
-    const run = load([['c0', c0]], perClient);
+    const run = load([['c0', c0]], 'work', perClient);
     const sluggish = await RawNode.hello(r.url, 'sluggish');
-    cleanup.push(async () => sluggish.close());
+    add(async () => sluggish.close());
     // The relay cuts it in the end; our late writes may then fail, which is expected.
     sluggish.socket.on('error', () => undefined);
     const tcp = sluggish.tcp!;

@@ -15,9 +15,9 @@ import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
 import { RelayErrorCode } from '@wsrelay/protocol';
 import type { WsRelayClient } from '@wsrelay/transport';
-import { firstValueFrom } from 'rxjs';
-import { CLUSTER_TIMING, type RedisTestCluster, redisCluster } from './support/cluster.js';
-import { type RunningProvider, startClient, startProvider, until } from './support/harness.js';
+import { CLUSTER_TIMING, discoverUntil, type RedisTestCluster, redisCluster } from './support/cluster.js';
+import { type RunningProvider, startClient, startProvider, until, untilAsync, useCleanup } from './support/harness.js';
+import { load } from './support/load.js';
 import { mint } from './support/tokens.js';
 
 const NODE = Symbol('node');
@@ -44,60 +44,10 @@ const PRESENCE_BOUND_MS = CLUSTER_TIMING.timeoutMs + CLUSTER_TIMING.heartbeatInt
 /** Room for timers and the event loop on a busy 2-core machine. */
 const SLACK_MS = 750;
 
-interface Outcome {
-  client: string;
-  ok: boolean;
-  node?: string;
-  code?: string;
-  startedAt: number;
-  settledAt: number;
-}
-
-/** Calls `pattern` over `clients` in closed loops, `perClient` at a time, until stopped; records every outcome. */
-function load(clients: Array<[string, WsRelayClient]>, pattern: string, perClient = 4) {
-  const outcomes: Outcome[] = [];
-  let running = true;
-  const loops = clients.flatMap(([name, c]) =>
-    Array.from({ length: perClient }, async () => {
-      while (running) {
-        const startedAt = Date.now();
-        try {
-          const node = await firstValueFrom(c.send<string>(pattern, 1));
-          outcomes.push({ client: name, ok: true, node, startedAt, settledAt: Date.now() });
-        } catch (err) {
-          outcomes.push({
-            client: name,
-            ok: false,
-            code: (err as { code?: string }).code ?? String(err),
-            startedAt,
-            settledAt: Date.now(),
-          });
-          // A client without a relay fails at once: do not spin.
-          await new Promise(r => setTimeout(r, 5));
-        }
-      }
-    }),
-  );
-  return {
-    outcomes,
-    /** Resolves once `n` more calls have succeeded. */
-    succeeded: (n: number) => {
-      const target = outcomes.filter(o => o.ok).length + n;
-      return until(() => outcomes.filter(o => o.ok).length >= target, 15_000, `${n} more successful calls`);
-    },
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
-
 describe('cluster failures (Redis, three relay processes)', () => {
   let cluster: RedisTestCluster;
-  const cleanup: Array<() => Promise<unknown>> = [];
-
+  const { add } = useCleanup();
   afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
     await cluster?.close();
   });
 
@@ -105,28 +55,14 @@ describe('cluster failures (Redis, three relay processes)', () => {
     const p = await startProvider([WorkController], { urls, nodeId, token: () => mint({ sub: nodeId, claims: { role: 'server' } }) }, [
       { provide: NODE, useValue: nodeId },
     ]);
-    cleanup.push(() => p.close());
+    add(() => p.close());
     return p;
   }
 
   async function client(nodeId: string, urls: string[]): Promise<WsRelayClient> {
     const c = await startClient({ urls, nodeId, timeoutMs: 5000, token: () => mint({ sub: nodeId, claims: { role: 'client' } }) });
-    cleanup.push(() => c.close());
+    add(() => c.close());
     return c;
-  }
-
-  /** Asks a client's relay for its nodes until `done` holds. */
-  async function discoverUntil(c: WsRelayClient, done: (ids: string[]) => boolean, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let ids: string[] = [];
-    while (!done(ids)) {
-      if (Date.now() > deadline) throw new Error(`discovery: ${ids.join(', ')}`);
-      ids = await c.discover().then(
-        nodes => nodes.map(n => n.nodeId),
-        () => [],
-      );
-      if (!done(ids)) await new Promise(r => setTimeout(r, 20));
-    }
   }
 
   it('SIGKILL of one of three relays: only what went through it fails, fast; its nodes leave presence in bound and come back elsewhere', async () => {
@@ -140,8 +76,8 @@ describe('cluster failures (Redis, three relay processes)', () => {
     const c0 = await client('c0', [u0, u1, u2]);
     const c1 = await client('c1', [u1, u2, u0]);
     const c2 = await client('c2', [u2, u0, u1]);
-    await discoverUntil(c0, ids => ['p0', 'p1', 'p2'].every(id => ids.includes(id)));
-    await discoverUntil(c1, ids => ['p0', 'p1', 'p2'].every(id => ids.includes(id)));
+    await discoverUntil(c0, ['p0', 'p1', 'p2']);
+    await discoverUntil(c1, ['p0', 'p1', 'p2']);
 
     const run = load(
       [
@@ -158,16 +94,13 @@ describe('cluster failures (Redis, three relay processes)', () => {
 
       // Presence: relay 0 forgets relay 2 (and its nodes) within the bound.
       let status = await cluster.relays[0].status();
-      while (status.cluster.relays.length !== 1) {
-        status = await cluster.relays[0].status();
-        if (Date.now() - killedAt > PRESENCE_BOUND_MS + SLACK_MS) break;
-        await new Promise(r => setTimeout(r, 20));
-      }
+      const forgot = async () => (status = await cluster.relays[0].status()).cluster.relays.length === 1;
+      await untilAsync(forgot, PRESENCE_BOUND_MS + SLACK_MS, 'relay 0 to forget relay 2');
       expect(status.cluster.relays.map(r => r.relayId)).toEqual(['redis-1']);
       expect(Date.now() - killedAt).toBeLessThanOrEqual(PRESENCE_BOUND_MS + SLACK_MS);
 
       // Its nodes reconnect to the other relays by themselves, and serve again.
-      await discoverUntil(c0, ids => ['p2', 'c2'].every(id => ids.includes(id)));
+      await discoverUntil(c0, ['p2', 'c2']);
       const back = run.outcomes.length;
       await until(() => run.outcomes.slice(back).some(o => o.ok && o.node === 'p2'), 10_000, 'a call served by p2 again');
       await until(() => run.outcomes.slice(back).some(o => o.ok && o.client === 'c2'), 10_000, 'c2 calling again');
@@ -207,7 +140,7 @@ describe('cluster failures (Redis, three relay processes)', () => {
       await provider('local', [u0]);
       await provider('remote', [u1]);
       const c = await client('caller', [u0]);
-      await discoverUntil(c, ids => ['local', 'remote'].every(id => ids.includes(id)));
+      await discoverUntil(c, ['local', 'remote']);
       const run = load([['caller', c]], 'work', 2);
       try {
         await run.succeeded(100);
@@ -217,11 +150,8 @@ describe('cluster failures (Redis, three relay processes)', () => {
 
         // Relay 0 notices, says so, and forgets the remote provider.
         let status = await cluster.relays[0].status();
-        const noticedBy = Date.now() + PRESENCE_BOUND_MS + 2 * SLACK_MS;
-        while (status.cluster.healthy && Date.now() < noticedBy) {
-          await new Promise(r => setTimeout(r, 20));
-          status = await cluster.relays[0].status();
-        }
+        const noticed = async () => !(status = await cluster.relays[0].status()).cluster.healthy;
+        await untilAsync(noticed, PRESENCE_BOUND_MS + 2 * SLACK_MS, 'relay 0 to notice');
         expect(status.cluster).toMatchObject({ healthy: false, relays: [] });
         const statusCode = (await fetch(`http://127.0.0.1:${cluster.relays[0].port}/status`)).status;
         expect(statusCode).toBe(503);

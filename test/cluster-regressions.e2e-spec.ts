@@ -20,7 +20,6 @@ import {
   RelayErrorCode,
   RelayErrorMessages,
   ResponseFlag,
-  SUPPORTED_PROTOCOL_VERSIONS,
 } from '@wsrelay/protocol';
 import {
   type Backplane,
@@ -35,10 +34,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { CLUSTER_AUTH, CLUSTER_TIMING } from './support/cluster.js';
-import { type RunningRelay, startRelay, until } from './support/harness.js';
-import { RawNode } from './support/raw-node.js';
+import { answerTo, isRequest, request } from './support/frames.js';
+import { type RunningRelay, settlesWithin, startRelay, until, untilAsync, useCleanup } from './support/harness.js';
+import { claim as claimNode, RawNode } from './support/raw-node.js';
 import { CutOffProxy, freePort, startTestRedis, type TestRedis, tieSockets } from './support/redis.js';
-import { mint, SERVER } from './support/tokens.js';
+import { bearer, mint, SERVER } from './support/tokens.js';
 
 /** Room for timers and the event loop on a busy 2-core machine. */
 const SLACK_MS = 750;
@@ -47,22 +47,13 @@ const UNHEALTHY_BOUND_MS = CLUSTER_TIMING.timeoutMs + CLUSTER_TIMING.heartbeatIn
 
 const CONFLICT = 4409;
 
-async function bearer(sub: string, claims: Record<string, unknown> = {}) {
-  return { headers: { authorization: `Bearer ${await mint({ sub, claims: { ...SERVER, ...claims } })}` } };
-}
-
-function hello(nodeId: string, patterns: string[] = []): Frame {
-  return { type: FrameType.Hello, versions: [...SUPPORTED_PROTOCOL_VERSIONS], nodeId, service: null, patterns, events: [], queue: null };
-}
-
-function request(id: number, pattern: string, timeoutMs: number, peer: string | null = null): Frame {
-  return { type: FrameType.Request, id, pattern, payload: encodePayload(id), timeoutMs, peer, ext: null, claims: null };
-}
+/** Upgrade options with a server token of subject `sub`. */
+const serverToken = (sub: string, claims: Record<string, unknown> = {}) => bearer({ sub, claims: { ...SERVER, ...claims } });
 
 const answerOf = (f: Frame) => (f.type === FrameType.Error || f.type === FrameType.Response) && f.id !== 0;
 
 describe('cluster regressions', () => {
-  const cleanup: Array<() => Promise<unknown> | void> = [];
+  const { add, track } = useCleanup();
   let redis: TestRedis;
 
   beforeAll(async () => {
@@ -73,14 +64,10 @@ describe('cluster regressions', () => {
     await redis?.stop();
   });
 
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
-
   /** A relay closed after the test (its close() runs once, even when the test closed it). */
   async function relay(options: RelayModuleOptions): Promise<RunningRelay> {
     const r = await startRelay({ auth: CLUSTER_AUTH, ...options });
-    cleanup.push(r.close);
+    add(r.close);
     return r;
   }
 
@@ -119,21 +106,15 @@ describe('cluster regressions', () => {
     );
   }
 
-  function track(node: RawNode): RawNode {
-    cleanup.push(() => node.close());
-    return node;
-  }
-
   /** A raw node with `sub`'s token that claims `nodeId`: its socket and the relay's answer (WELCOME or ERROR). */
   async function claim(url: string, nodeId: string, sub: string, patterns: string[] = []): Promise<{ node: RawNode; answer: Frame }> {
-    const node = track(await RawNode.open(url, await bearer(sub)));
-    node.send(hello(nodeId, patterns));
-    const answer = await node.next(f => f.type === FrameType.Welcome || f.type === FrameType.Error);
-    return { node, answer };
+    const claimed = await claimNode(url, nodeId, { ...(await serverToken(sub)), patterns });
+    track(claimed.node);
+    return claimed;
   }
 
   async function node(url: string, nodeId: string, sub: string, o: { patterns?: string[]; claims?: Record<string, unknown> } = {}) {
-    return track(await RawNode.hello(url, nodeId, { ...(await bearer(sub, o.claims)), patterns: o.patterns ?? [] }));
+    return track(await RawNode.hello(url, nodeId, { ...(await serverToken(sub, o.claims)), patterns: o.patterns }));
   }
 
   let discoverId = 1000;
@@ -153,16 +134,14 @@ describe('cluster regressions', () => {
 
   /** The provider answers the next request it gets with `value`. */
   async function answer(provider: RawNode, value: unknown): Promise<void> {
-    const req = (await provider.next(f => f.type === FrameType.Request)) as { id: number };
+    const req = (await provider.next(isRequest)) as { id: number };
     provider.send({ type: FrameType.Response, id: req.id, flags: ResponseFlag.DONE, payload: encodePayload(value) });
   }
 
   /** WAIT until `pattern` is served, as `caller`'s relay sees it. */
   async function served(caller: RawNode, pattern: string, id: number): Promise<void> {
     caller.send({ type: FrameType.Wait, id, pattern, timeoutMs: 5000 });
-    expect(await caller.next(f => (f.type === FrameType.Ack || f.type === FrameType.Error) && f.id === id)).toMatchObject({
-      type: FrameType.Ack,
-    });
+    expect(await caller.next(answerTo(id))).toMatchObject({ type: FrameType.Ack });
   }
 
   /**
@@ -195,7 +174,7 @@ describe('cluster regressions', () => {
     // Every relay routes X to the winner.
     for (const [i, caller] of callers.entries()) {
       await served(caller, 'p', 100 + i);
-      caller.send(request(i + 1, 'p', 5000));
+      caller.send(request(i + 1, 'p'));
       await answer(first.node, `winner for ${i}`);
       expect(await caller.next(answerOf)).toMatchObject({ type: FrameType.Response, id: i + 1 });
     }
@@ -207,7 +186,7 @@ describe('cluster regressions', () => {
   async function offlineEverywhere(callers: RawNode[]): Promise<Array<[string, string]>> {
     const out: Array<[string, string]> = [];
     for (const [i, caller] of callers.entries()) {
-      caller.send(request(10 + i, 'p', 5000));
+      caller.send(request(10 + i, 'p'));
       const reply = await caller.next(answerOf);
       out.push([`m${i}`, reply.type === FrameType.Error ? reply.message : `a response (${FrameType[reply.type]})`]);
     }
@@ -228,7 +207,7 @@ describe('cluster regressions', () => {
     const again = await claim(relays[2].url, 'X', 's1', ['p']);
     expect(again.answer).toMatchObject({ type: FrameType.Welcome, nodeId: 'X', relayId: 'm2' });
     await served(callers[1], 'p', 20);
-    callers[1].send(request(21, 'p', 5000, 'X'));
+    callers[1].send(request(21, 'p', 5000, { peer: 'X' }));
     await answer(again.node, 'back');
     const reply = await callers[1].next(answerOf);
     expect(reply).toMatchObject({ type: FrameType.Response, id: 21 });
@@ -237,13 +216,12 @@ describe('cluster regressions', () => {
     // Once it leaves, the loser's reservation does not outlive the 200 ms either: another subject gets X on the loser's relay.
     again.node.close();
     await discoverUntil(callers[1], nodes => !ids(nodes).includes('X'), 'X to leave presence again', 3000);
-    const deadline = Date.now() + 3000;
-    let taken: Frame;
-    for (;;) {
-      taken = (await claim(relays[1].url, 'X', 's2', ['p'])).answer;
-      if (taken.type === FrameType.Welcome || Date.now() > deadline) break;
-      await new Promise(r => setTimeout(r, 50));
-    }
+    let taken: Frame | undefined;
+    await untilAsync(
+      async () => (taken = (await claim(relays[1].url, 'X', 's2', ['p'])).answer).type === FrameType.Welcome,
+      3000,
+      'another subject to take X',
+    );
     expect(taken).toMatchObject({ type: FrameType.Welcome, nodeId: 'X', relayId: 'm1' });
   });
 
@@ -282,7 +260,7 @@ describe('cluster regressions', () => {
     expect(back.answer).toMatchObject({ type: FrameType.Welcome, nodeId: 'X', relayId: 'm1' });
     const callerOnA = await node(a.url, 'caller-a', 'caller-a');
     await served(callerOnA, 'p', 1);
-    callerOnA.send(request(2, 'p', 5000, 'X'));
+    callerOnA.send(request(2, 'p', 5000, { peer: 'X' }));
     await answer(back.node, 'owner');
     expect(await callerOnA.next(answerOf)).toMatchObject({ type: FrameType.Response, id: 2 });
   });
@@ -295,7 +273,7 @@ describe('cluster regressions', () => {
     const caller = await node(a.url, 'caller', 'caller');
     await served(caller, 'a', 9);
     caller.send(request(1, 'a', 10_000));
-    const inFlight = (await provider.next(f => f.type === FrameType.Request)) as { id: number };
+    const inFlight = (await provider.next(isRequest)) as { id: number };
 
     const narrower = await mint({ sub: 'prov', claims: { ...SERVER, perms: { serve: ['a'] } } });
     provider.send({ type: FrameType.Auth, token: new TextEncoder().encode(narrower) });
@@ -309,9 +287,9 @@ describe('cluster regressions', () => {
     expect(decodePayload((reply as { payload: Uint8Array }).payload)).toBe('answer');
 
     // Routing follows the refresh: 'b' is offline from relay A, 'a' still reaches the provider.
-    caller.send(request(2, 'b', 5000));
+    caller.send(request(2, 'b'));
     expect(await caller.next(answerOf)).toMatchObject({ type: FrameType.Error, id: 2, code: RelayErrorCode.MICROSERVICE_OFFLINE });
-    caller.send(request(3, 'a', 5000));
+    caller.send(request(3, 'a'));
     await answer(provider, 'still');
     expect(await caller.next(answerOf)).toMatchObject({ type: FrameType.Response, id: 3 });
     expect(provider.frames.filter(f => f.type === FrameType.Cancel)).toEqual([]);
@@ -321,7 +299,7 @@ describe('cluster regressions', () => {
     // Bug (pubstall): with the publishing Redis connection stalled and the subscribing one fine, a relay kept hearing the
     // others, stayed "healthy" and forwarded calls into the stall: each one timed out after its whole deadline.
     const stall = await PublisherStall.start(redis.url);
-    cleanup.push(() => stall.close());
+    add(() => stall.close());
     const [a, b] = await redisPair(stall.url);
     const provider = await node(b.url, 'prov', 'prov', { patterns: ['p'] });
     const caller = await node(a.url, 'caller', 'caller');
@@ -333,7 +311,7 @@ describe('cluster regressions', () => {
     expect(cluster(a).relays).toEqual([]);
 
     const sentAt = Date.now();
-    caller.send(request(2, 'p', 5000));
+    caller.send(request(2, 'p'));
     expect(await caller.next(answerOf)).toMatchObject({
       type: FrameType.Error,
       id: 2,
@@ -341,13 +319,13 @@ describe('cluster regressions', () => {
       message: RelayErrorMessages.microserviceOffline('p'),
     });
     expect(Date.now() - sentAt).toBeLessThan(1000);
-    expect(provider.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
+    expect(provider.frames.filter(isRequest)).toEqual([]);
 
     // The stall ends: the cluster comes back by itself and calls cross again.
     stall.unstall();
     await meshed([a, b]);
     await served(caller, 'p', 3);
-    caller.send(request(4, 'p', 5000));
+    caller.send(request(4, 'p'));
     await answer(provider, 'across');
     expect(await caller.next(answerOf)).toMatchObject({ type: FrameType.Response, id: 4 });
   });
@@ -356,11 +334,11 @@ describe('cluster regressions', () => {
     // Bug (resend): ioredis re-sent, once Redis was back, publishes it had written before the outage and never had
     // confirmed: requests long given up on arrived stale at the other relay.
     const proxy = await CutOffProxy.start(redis.url);
-    cleanup.push(() => proxy.close());
+    add(() => proxy.close());
     const prefix = `wsrelay-regress-${randomBytes(4).toString('hex')}`;
     const a = new RedisBackplane({ redis: proxy.url, channelPrefix: prefix });
     const b = new RedisBackplane({ redis: redis.url, channelPrefix: prefix });
-    cleanup.push(
+    add(
       () => a.close(),
       () => b.close(),
     );
@@ -370,12 +348,14 @@ describe('cluster regressions', () => {
     await b.start('b', { message: m => heardByB.push(Buffer.from(m).toString()), connection: () => undefined });
     await until(() => aUp.at(-1) === true, 5000, 'backplane a to connect');
     // B's subscription is live once it hears itself (what it publishes before that is lost).
-    const deadline = Date.now() + 5000;
-    while (!heardByB.includes('self')) {
-      if (Date.now() > deadline) throw new Error('backplane b never heard itself');
-      b.send('b', Buffer.from('self'));
-      await new Promise(r => setTimeout(r, 50));
-    }
+    await untilAsync(
+      async () => {
+        b.send('b', Buffer.from('self'));
+        return heardByB.includes('self');
+      },
+      5000,
+      'backplane b to hear itself',
+    );
 
     a.send('b', Buffer.from('before'));
     await until(() => heardByB.includes('before'), 5000, "b to hear a's first message");
@@ -398,14 +378,14 @@ describe('cluster regressions', () => {
     // Bug (blip): relay B lost Redis for a moment, dropped relay A (and cancelled what A had forwarded to it), and came
     // back before A noticed anything: A's callers waited for their whole deadline for answers B would never send.
     const proxy = await CutOffProxy.start(redis.url);
-    cleanup.push(() => proxy.close());
+    add(() => proxy.close());
     const [a, b] = await redisPair(undefined, proxy.url);
     const provider = await node(b.url, 'prov', 'prov', { patterns: ['slow'] });
     const caller = await node(a.url, 'caller', 'caller');
     await served(caller, 'slow', 1);
     const sentAt = Date.now();
     caller.send(request(2, 'slow', 8000));
-    const inFlight = (await provider.next(f => f.type === FrameType.Request)) as { id: number };
+    const inFlight = (await provider.next(isRequest)) as { id: number };
 
     await proxy.cut();
     await until(() => !cluster(b).healthy, 5000, 'relay B to notice the cut');
@@ -424,7 +404,7 @@ describe('cluster regressions', () => {
     // The cluster is whole again: a new call crosses.
     await meshed([a, b]);
     await served(caller, 'slow', 3);
-    caller.send(request(4, 'slow', 5000));
+    caller.send(request(4, 'slow'));
     await answer(provider, 'after the blip');
     expect(await caller.next(answerOf)).toMatchObject({ type: FrameType.Response, id: 4 });
   });
@@ -444,7 +424,7 @@ describe('cluster regressions', () => {
   it('closes a RedisBackplane at once when Redis stalls', async () => {
     // Bug (closestall): close() waited forever for Redis to answer QUIT over a connection that moved no bytes.
     const proxy = await CutOffProxy.start(redis.url);
-    cleanup.push(() => proxy.close());
+    add(() => proxy.close());
     const backplane = new RedisBackplane({ redis: proxy.url, channelPrefix: `wsrelay-regress-${randomBytes(4).toString('hex')}` });
     const ups: boolean[] = [];
     await backplane.start('stalled', { message: () => undefined, connection: up => ups.push(up) });
@@ -469,7 +449,7 @@ describe('cluster regressions', () => {
     const provider = await node(relays[1].url, 'prov', 'prov', { patterns: ['p'] });
     const caller = await node(relays[0].url, 'caller', 'caller');
     await served(caller, 'p', 1);
-    caller.send(request(2, 'p', 5000));
+    caller.send(request(2, 'p'));
     await answer(provider, 'through a custom backplane');
     expect(await caller.next(answerOf)).toMatchObject({ type: FrameType.Response, id: 2 });
   });
@@ -486,7 +466,7 @@ describe('cluster regressions', () => {
     const sample = () => seen.push(cluster(b).relays.map(r => r.relayId));
     sample();
     const watch = setInterval(sample, 5);
-    cleanup.push(() => clearInterval(watch));
+    add(() => clearInterval(watch));
     const closingAt = Date.now();
     await a.close();
     await leaving.closed();
@@ -504,17 +484,6 @@ describe('cluster regressions', () => {
     expect(ids(await discoverUntil(callerOnB, () => true, 'discovery'))).toEqual(['caller']);
   });
 });
-
-/** 'settled' when `p` settles within `ms`, else 'pending'. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<'settled' | 'pending'> {
-  let timer: NodeJS.Timeout | undefined;
-  const pending = new Promise<'pending'>(resolve => (timer = setTimeout(() => resolve('pending'), ms)));
-  try {
-    return await Promise.race([p.then(() => 'settled' as const), pending]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Holds every message of the backplanes that share it, then lets them through (each sender's in order). */
 class Gate {

@@ -12,8 +12,8 @@ import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservice
 import { RelayErrorCode } from '@wsrelay/protocol';
 import { type WsRelayClient, WsRelayContext, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { firstValueFrom, interval, map, Observable, take, toArray } from 'rxjs';
-import { type TestCluster, inProcessCluster, redisCluster, singleRelay } from './support/cluster.js';
-import { rejection, type RunningProvider, startClient, startProvider, until } from './support/harness.js';
+import { discoverUntil, type TestCluster, inProcessCluster, redisCluster, singleRelay } from './support/cluster.js';
+import { rejection, type RunningProvider, startClient, startProvider, until, useCleanup } from './support/harness.js';
 import { mint } from './support/tokens.js';
 
 const NODE = Symbol('node');
@@ -68,15 +68,14 @@ const backends: Array<[string, () => Promise<TestCluster>]> = [
 
 describe.each(backends)('cluster routing: %s', (_name, make) => {
   let cluster: TestCluster;
-  const cleanup: Array<() => Promise<unknown>> = [];
+  const { add } = useCleanup();
 
   beforeAll(async () => {
     cluster = await make();
     await cluster.ready();
   }, 60_000);
 
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
+  afterEach(() => {
     handled.length = 0;
     started.clear();
     teardowns.clear();
@@ -97,7 +96,7 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
       },
       [{ provide: NODE, useValue: nodeId }],
     );
-    cleanup.push(() => p.close());
+    add(() => p.close());
     return p;
   }
 
@@ -107,22 +106,9 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
       nodeId,
       token: () => mint({ sub: nodeId, claims: { role: 'client', ...(tenant ? { tenant } : {}) } }),
     });
-    cleanup.push(() => c.close());
+    add(() => c.close());
     return c;
   }
-
-  /** Asks `c`'s relay for its nodes until `done` holds for their ids (presence has crossed the cluster); returns them. */
-  async function discoverUntil(c: WsRelayClient, done: (ids: string[]) => boolean, what: string): Promise<string[]> {
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const ids = (await c.discover()).map(n => n.nodeId);
-      if (done(ids)) return ids;
-      if (Date.now() > deadline) throw new Error(`discovery never showed ${what}; last: ${ids.join(', ')}`);
-      await new Promise(r => setTimeout(r, 20));
-    }
-  }
-
-  const sees = (c: WsRelayClient, nodeIds: string[]) => discoverUntil(c, ids => nodeIds.every(id => ids.includes(id)), nodeIds.join(', '));
 
   it('calls a provider on another relay, with the caller id, headers and claims', async () => {
     await provider(2, 'rpc-far');
@@ -141,7 +127,7 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
     await provider(1, 'rr-1');
     await provider(2, 'rr-2');
     const c = await client(0, 'rr-caller');
-    await sees(c, ['rr-1', 'rr-2']);
+    await discoverUntil(c, ['rr-1', 'rr-2']);
     const nodes: string[] = [];
     for (let i = 0; i < 8; i++) nodes.push((await firstValueFrom(c.send<{ node: string }>('whoami', i))).node);
     expect(nodes.filter(n => n === 'rr-1')).toHaveLength(4);
@@ -152,7 +138,7 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
     await provider(1, 'target-1');
     await provider(2, 'target-2');
     const c = await client(0, 'target-caller');
-    await sees(c, ['target-1', 'target-2']);
+    await discoverUntil(c, ['target-1', 'target-2']);
     for (let i = 0; i < 3; i++) {
       const reply = await firstValueFrom(c.send<{ node: string }>('whoami', new WsRelayRecordBuilder(i).setNodeId('target-2').build()));
       expect(reply.node).toBe('target-2');
@@ -188,7 +174,7 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
     await provider(1, 'sub-q-1', { queue: 'billing' });
     await provider(2, 'sub-q-2', { queue: 'billing' });
     const c = await client(0, 'emitter');
-    await sees(c, ['sub-plain-1', 'sub-plain-2', 'sub-q-1', 'sub-q-2']);
+    await discoverUntil(c, ['sub-plain-1', 'sub-plain-2', 'sub-q-1', 'sub-q-2']);
     const acks = [];
     for (let i = 0; i < 6; i++) acks.push(await firstValueFrom(c.emit('orders.created', { i })));
     expect(acks).toEqual(Array(6).fill({ recipients: 3 }));
@@ -215,7 +201,7 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
     await provider(1, 'acme-provider', { tenant: 'acme' });
     const acme = await client(2, 'acme-caller', 'acme');
     const globex = await client(0, 'globex-caller', 'globex');
-    await sees(acme, ['acme-provider']);
+    await discoverUntil(acme, ['acme-provider']);
     expect(await firstValueFrom(acme.send('whoami', 1))).toMatchObject({ node: 'acme-provider', tenant: 'acme' });
     expect(await rejection(firstValueFrom(globex.send('whoami', 1)))).toMatchObject({ code: RelayErrorCode.MICROSERVICE_OFFLINE });
     expect(
@@ -226,7 +212,7 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
     expect((await globex.discover()).map(n => n.nodeId)).toEqual(['globex-caller']);
     // The same node id in another tenant is another node.
     await provider(0, 'acme-provider', { tenant: 'globex' });
-    await sees(globex, ['acme-provider']);
+    await discoverUntil(globex, ['acme-provider']);
     expect(await firstValueFrom(globex.send('whoami', 1))).toMatchObject({ node: 'acme-provider', tenant: 'globex' });
     await until(() => handled.length === 1, 5000, 'the acme event');
     expect(handled).toEqual([{ node: 'acme-provider', subject: 'orders.created', data: 2 }]);
@@ -236,7 +222,7 @@ describe.each(backends)('cluster routing: %s', (_name, make) => {
     const p = await provider(1, 'disc-1');
     await provider(2, 'disc-2');
     const c = await client(0, 'disc-caller');
-    await sees(c, ['disc-1', 'disc-2', 'disc-caller']);
+    await discoverUntil(c, ['disc-1', 'disc-2', 'disc-caller']);
     await p.close();
     const nodes = await discoverUntil(c, ids => !ids.includes('disc-1'), 'disc-1 gone');
     expect(nodes).toContain('disc-2');

@@ -21,7 +21,16 @@ import {
 import { firstValueFrom } from 'rxjs';
 import { RelayCore } from '@wsrelay/relay';
 import { inProcessCluster } from './support/cluster.js';
-import { rejection, type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
+import {
+  rejection,
+  type RunningProvider,
+  type RunningRelay,
+  startClient,
+  startProvider,
+  startRelay,
+  until,
+  useCleanup,
+} from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
 
 const NODE = Symbol('node');
@@ -48,27 +57,23 @@ const handlersAck = <T>(data: T, timeoutMs?: number) => {
 };
 
 /** A raw queue member of 'jobs.*' that receives copies and answers only when told. */
-async function rawMember(url: string, nodeId: string, queue: string): Promise<RawNode> {
-  const node = await RawNode.open(url);
-  node.send({ type: FrameType.Hello, versions: [1], nodeId, service: null, patterns: [], events: ['jobs.*'], queue });
-  await node.next(f => f.type === FrameType.Welcome);
-  return node;
-}
+const rawMember = (url: string, nodeId: string, queue: string) => RawNode.hello(url, nodeId, { events: ['jobs.*'], queue });
 
 describe("events with ack: 'handlers'", () => {
   let relay: RunningRelay;
   let client: WsRelayClient;
-  const cleanup: Array<() => unknown> = [];
 
   beforeAll(async () => {
     relay = await startRelay({ eventAckTimeoutMs: 1000, maxEventAttempts: 3 });
     client = await startClient({ urls: [relay.url] });
   });
 
-  afterEach(async () => {
+  afterEach(() => {
     // Handlers still held first: a provider's close() waits for its handlers.
     for (const r of releases.splice(0)) r();
-    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+  const { add, track } = useCleanup();
+  afterEach(() => {
     handled.length = 0;
   });
 
@@ -79,13 +84,8 @@ describe("events with ack: 'handlers'", () => {
 
   async function provider(nodeId: string, queue?: string): Promise<RunningProvider> {
     const p = await startProvider([JobsController], { urls: [relay.url], nodeId, queue }, [{ provide: NODE, useValue: nodeId }]);
-    cleanup.push(() => p.close());
+    add(() => p.close());
     return p;
-  }
-
-  function track(node: RawNode): RawNode {
-    cleanup.push(() => node.close());
-    return node;
   }
 
   it('completes only once every handler has finished, with the recipient count', async () => {

@@ -32,10 +32,19 @@ import fc from 'fast-check';
 import { firstValueFrom } from 'rxjs';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
-import { rejection, type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
+import {
+  rejection,
+  type RunningProvider,
+  type RunningRelay,
+  startClient,
+  startProvider,
+  startRelay,
+  until,
+  useCleanup,
+} from './support/harness.js';
 import { FUZZ_PATTERNS, FUZZ_QUEUES, FUZZ_SUBSCRIPTIONS, type Hostile, hostileFrames } from './support/hostile-frames.js';
 import { heapAfterGc, watchProcess } from './support/process-watch.js';
-import { RawNode } from './support/raw-node.js';
+import { helloFrame, RawNode } from './support/raw-node.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_122);
 /** The fuzzed relay's maxPayloadBytes: frames up to twice this are read, bigger ones close the socket. */
@@ -421,29 +430,20 @@ describe('fuzzing a live relay', () => {
  */
 describe('relay bugs found by fuzzing', () => {
   let relay: RunningRelay;
-  const cleanup: Array<() => unknown> = [];
+  const { add, track } = useCleanup();
 
   beforeAll(async () => {
     relay = await startRelay();
-  });
-
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
   afterAll(async () => {
     await relay.close();
   });
 
-  function track(node: RawNode): RawNode {
-    cleanup.push(() => node.close());
-    return node;
-  }
-
   /** Opens a plain socket (optionally saying HELLO), sends `bytes`, and returns the first reply's bytes. */
   async function firstReply(bytes: Uint8Array, helloFirst: boolean): Promise<Buffer> {
     const ws = new WebSocket(relay.url);
-    cleanup.push(() => ws.terminate());
+    add(() => ws.terminate());
     const replies: Buffer[] = [];
     ws.on('message', (d: Buffer) => replies.push(d));
     await new Promise(resolve => ws.once('open', resolve));
@@ -500,7 +500,7 @@ describe('relay bugs found by fuzzing', () => {
 
   it('a real client calling a 4090-byte pattern nobody serves gets MICROSERVICE_OFFLINE at once, not TIMEOUT', async () => {
     const client = await startClient({ urls: [relay.url] });
-    cleanup.push(() => client.close());
+    add(() => client.close());
     const record = new WsRelayRecordBuilder('x').setTimeout(500).build();
     const err = await rejection(firstValueFrom(client.send('p'.repeat(4090), record)));
     expect(err).toMatchObject({ code: RelayErrorCode.MICROSERVICE_OFFLINE });
@@ -511,15 +511,7 @@ describe('relay bugs found by fuzzing', () => {
   // HELLO are refused "HELLO must be the first frame" although it was.
   it('handles frames pipelined right after HELLO in order, as after WELCOME', async () => {
     const node = track(await RawNode.open(relay.url));
-    node.send({
-      type: FrameType.Hello,
-      versions: [1],
-      nodeId: 'pipeliner',
-      service: null,
-      patterns: ['pipelined'],
-      events: [],
-      queue: null,
-    });
+    node.send(helloFrame('pipeliner', { patterns: ['pipelined'] }));
     node.send({ type: FrameType.Discover, id: 3 });
     node.send({ type: FrameType.Wait, id: 4, pattern: 'pipelined', timeoutMs: 1000 });
     node.send({ type: FrameType.Ping });
@@ -541,20 +533,9 @@ describe('relay bugs found by fuzzing', () => {
     const emitter = track(await RawNode.hello(relay.url, 'emitter'));
     const before = books(router);
     const members = await Promise.all(
-      Array.from({ length: 20 }, async (_, i) => {
-        const node = track(await RawNode.open(relay.url));
-        node.send({
-          type: FrameType.Hello,
-          versions: [1],
-          nodeId: `member-${i}`,
-          service: null,
-          patterns: [],
-          events: ['turns.x'],
-          queue: `group-${i}`,
-        });
-        await node.next(f => f.type === FrameType.Welcome);
-        return node;
-      }),
+      Array.from({ length: 20 }, async (_, i) =>
+        track(await RawNode.hello(relay.url, `member-${i}`, { events: ['turns.x'], queue: `group-${i}` })),
+      ),
     );
     emitter.send({ type: FrameType.Event, id: 1, pattern: 'turns.x', payload: encode(1), peer: null, ext: null, claims: null });
     expect(await emitter.next(f => f.type === FrameType.Ack)).toMatchObject({ id: 1, recipients: 20 });

@@ -5,31 +5,18 @@
 import { encodePayload, type Frame, FrameType, type RequestFrame, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
 import { type BackplaneListener, InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayCore } from '@wsrelay/relay';
 import { CLUSTER_TIMING } from './support/cluster.js';
-import { type RunningRelay, startRelay, until } from './support/harness.js';
+import { answerTo, heldAt, isRequest, request } from './support/frames.js';
+import { type RunningRelay, startRelay, until, useCleanup } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
-import { AUDIENCE, CLIENT, ISSUER, mint, SECRET, SERVER } from './support/tokens.js';
+import { AUDIENCE, bearer, CLIENT, ISSUER, mint, SECRET, SERVER } from './support/tokens.js';
 
 const AUTH = { secret: SECRET, issuer: ISSUER, audience: AUDIENCE };
-
-function request(id: number, pattern: string, payload: Uint8Array = encodePayload(id)): Frame {
-  return { type: FrameType.Request, id, pattern, payload, timeoutMs: 20_000, peer: null, ext: null, claims: null };
-}
-
-const answerTo = (id: number) => (f: Frame) => (f.type === FrameType.Error || f.type === FrameType.Response) && 'id' in f && f.id === id;
-const isRequest = (f: Frame) => f.type === FrameType.Request;
-
-async function bearer(sub: string, claims: Record<string, unknown>) {
-  return { headers: { authorization: `Bearer ${await mint({ sub, claims })}` } };
-}
+/** Every request's deadline: longer than any test, so none ends at it. */
+const DEADLINE_MS = 20_000;
 
 function refresh(node: RawNode, token: string): Promise<Frame> {
   node.send({ type: FrameType.Auth, token: new TextEncoder().encode(token) });
   return node.next(f => f.type === FrameType.Authorized);
-}
-
-/** Requests a relay holds in its startup grace. */
-function heldAt(r: RunningRelay): number {
-  return r.app.get(RelayCore).diagnostics().waits.held;
 }
 
 /** Delivers what comes to this relay over the backplane 150 ms late, like a slow network. */
@@ -51,21 +38,12 @@ class SlowCloseBackplane extends InMemoryBackplane {
 }
 
 describe('startup grace and drain regressions', () => {
-  const cleanup: Array<() => unknown> = [];
-
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
+  const { add, track } = useCleanup();
 
   async function relay(options: RelayModuleOptions = {}): Promise<RunningRelay> {
     const r = await startRelay(options);
-    cleanup.push(r.close);
+    add(r.close);
     return r;
-  }
-
-  function track(node: RawNode): RawNode {
-    cleanup.push(() => node.close());
-    return node;
   }
 
   it("bounds the payload bytes one connection's held calls keep (maxBufferedBytes): past it, RATE_LIMITED", async () => {
@@ -73,15 +51,15 @@ describe('startup grace and drain regressions', () => {
     const r = await relay({ startupGraceMs: 30_000, maxBufferedBytes: 2 * 1024 * 1024 });
     const caller = track(await RawNode.hello(r.url, 'hog'));
     const big = new Uint8Array(900 * 1024).fill(7);
-    caller.send(request(1, 'nobody', big));
-    caller.send(request(2, 'nobody', big));
-    caller.send(request(3, 'nobody', big));
+    caller.send(request(1, 'nobody', DEADLINE_MS, { payload: big }));
+    caller.send(request(2, 'nobody', DEADLINE_MS, { payload: big }));
+    caller.send(request(3, 'nobody', DEADLINE_MS, { payload: big }));
     expect(await caller.next(answerTo(3))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RATE_LIMITED });
     expect(heldAt(r)).toBe(2);
     // A cancelled one gives its bytes back.
     caller.send({ type: FrameType.Cancel, id: 1 });
-    caller.send(request(4, 'nobody', big));
-    caller.send(request(5, 'nobody', big));
+    caller.send(request(4, 'nobody', DEADLINE_MS, { payload: big }));
+    caller.send(request(5, 'nobody', DEADLINE_MS, { payload: big }));
     // The relay handles a connection's frames in order: 4 was held in place of 1, 5 is one too many.
     expect(await caller.next(answerTo(5))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RATE_LIMITED });
     expect(caller.frames.filter(answerTo(4))).toEqual([]);
@@ -91,11 +69,15 @@ describe('startup grace and drain regressions', () => {
   it('refuses a held call with FORBIDDEN when a token refresh withdrew its call permission before a provider came', async () => {
     // Bug: the held call was routed anyway, carrying the new token's claims that do not permit it.
     const r = await relay({ auth: AUTH, startupGraceMs: 30_000 });
-    const caller = track(await RawNode.hello(r.url, 'caller', await bearer('caller', { ...CLIENT, perms: { call: ['work'] } })));
-    caller.send(request(1, 'work'));
+    const caller = track(
+      await RawNode.hello(r.url, 'caller', await bearer({ sub: 'caller', claims: { ...CLIENT, perms: { call: ['work'] } } })),
+    );
+    caller.send(request(1, 'work', DEADLINE_MS));
     await until(() => heldAt(r) === 1, 5000, 'the relay to hold the call');
     await refresh(caller, await mint({ sub: 'caller', claims: { ...CLIENT, perms: { call: [] } } }));
-    const provider = track(await RawNode.hello(r.url, 'provider', { ...(await bearer('provider', SERVER)), patterns: ['work'] }));
+    const provider = track(
+      await RawNode.hello(r.url, 'provider', { ...(await bearer({ sub: 'provider', claims: SERVER })), patterns: ['work'] }),
+    );
     expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.FORBIDDEN });
     expect(provider.frames.filter(isRequest)).toEqual([]);
   });
@@ -104,13 +86,16 @@ describe('startup grace and drain regressions', () => {
     // Bug: the refresh put the session that had sent DRAIN back among the providers, and it got new requests.
     const r = await relay({ auth: AUTH });
     const p = track(
-      await RawNode.hello(r.url, 'p', { ...(await bearer('p', { ...SERVER, perms: { serve: ['a', 'b'] } })), patterns: ['a', 'b'] }),
+      await RawNode.hello(r.url, 'p', {
+        ...(await bearer({ sub: 'p', claims: { ...SERVER, perms: { serve: ['a', 'b'] } } })),
+        patterns: ['a', 'b'],
+      }),
     );
-    const caller = track(await RawNode.hello(r.url, 'c', await bearer('c', CLIENT)));
+    const caller = track(await RawNode.hello(r.url, 'c', await bearer({ sub: 'c', claims: CLIENT })));
     p.send({ type: FrameType.Drain, id: 9 });
     await p.next(f => f.type === FrameType.Ack);
     await refresh(p, await mint({ sub: 'p', claims: { ...SERVER, perms: { serve: ['a'] } } }));
-    caller.send(request(1, 'a'));
+    caller.send(request(1, 'a', DEADLINE_MS));
     expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.MICROSERVICE_OFFLINE });
     expect(p.frames.filter(isRequest)).toEqual([]);
   });
@@ -127,16 +112,16 @@ describe('startup grace and drain regressions', () => {
     const remote = track(await RawNode.hello(b.url, 'remote'));
     const knows = (x: RunningRelay, nodeId: string) => x.app.get(RelayCore).nodeDiagnostics(nodeId)?.routed === true;
     await until(() => knows(b, 'p'), 5000, 'B to see p');
-    remote.send(request(1, 'work'));
+    remote.send(request(1, 'work', DEADLINE_MS));
     const seen = (await p.next(isRequest)) as RequestFrame;
     p.send({ type: FrameType.Response, id: seen.id, flags: ResponseFlag.DONE, payload: encodePayload('hi') });
     await remote.next(answerTo(1));
     // A call in flight keeps A's drain going.
-    local.send(request(1, 'work'));
+    local.send(request(1, 'work', DEADLINE_MS));
     const kept = (await p.next(isRequest)) as RequestFrame;
     const closing = a.close();
     await local.next(f => f.type === FrameType.GoAway);
-    remote.send(request(2, 'work')); // B has not heard yet (its backplane lags): it forwards to A
+    remote.send(request(2, 'work', DEADLINE_MS)); // B has not heard yet (its backplane lags): it forwards to A
     const crossed = (await p.next(isRequest)) as RequestFrame;
     expect(crossed.payload).toEqual(encodePayload(2));
     p.send({ type: FrameType.Response, id: crossed.id, flags: ResponseFlag.DONE, payload: encodePayload('served in the drain') });
@@ -155,12 +140,12 @@ describe('startup grace and drain regressions', () => {
     const closing = r.close();
     await caller.next(f => f.type === FrameType.GoAway);
     await until(() => core.connectionCount === 0, 5000, 'the relay to forget its sessions');
-    caller.send(request(1, 'work'));
+    caller.send(request(1, 'work', DEADLINE_MS));
     expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
     // An answer to work it was given is dropped quietly (nobody waits for it here); only work it asks for is refused.
     provider.send({ type: FrameType.Response, id: 77, flags: ResponseFlag.DONE, payload: encodePayload('late') });
     provider.send({ type: FrameType.Handled, id: 78, error: null });
-    provider.send(request(5, 'work'));
+    provider.send(request(5, 'work', DEADLINE_MS));
     expect(await provider.next(answerTo(5))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
     expect(provider.frames.filter(f => f.type === FrameType.Error)).toEqual([]);
     await closing;
@@ -173,17 +158,20 @@ describe('startup grace and drain regressions', () => {
     // the new token withdrew still went to the provider.
     const r = await relay({ auth: AUTH, drainTimeoutMs: 10_000 });
     const p = track(
-      await RawNode.hello(r.url, 'p', { ...(await bearer('p', { ...SERVER, perms: { serve: ['a', 'b'] } })), patterns: ['a', 'b'] }),
+      await RawNode.hello(r.url, 'p', {
+        ...(await bearer({ sub: 'p', claims: { ...SERVER, perms: { serve: ['a', 'b'] } } })),
+        patterns: ['a', 'b'],
+      }),
     );
-    const caller = track(await RawNode.hello(r.url, 'c', await bearer('c', CLIENT)));
-    caller.send(request(1, 'a')); // keeps the drain going
+    const caller = track(await RawNode.hello(r.url, 'c', await bearer({ sub: 'c', claims: CLIENT })));
+    caller.send(request(1, 'a', DEADLINE_MS)); // keeps the drain going
     const kept = (await p.next(isRequest)) as RequestFrame;
     const closing = r.close();
     await caller.next(f => f.type === FrameType.GoAway);
     await refresh(p, await mint({ sub: 'p', claims: { ...SERVER, perms: { serve: ['a'] } } }));
-    caller.send(request(2, 'b'));
+    caller.send(request(2, 'b', DEADLINE_MS));
     expect(await caller.next(answerTo(2))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
-    caller.send(request(3, 'a'));
+    caller.send(request(3, 'a', DEADLINE_MS));
     const crossed = (await p.next(isRequest)) as RequestFrame;
     expect(crossed.payload).toEqual(encodePayload(3));
     for (const id of [crossed.id, kept.id])

@@ -12,7 +12,7 @@ import { RelayCore } from '@wsrelay/relay';
 import type { WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import WebSocket from 'ws';
-import { RawNode } from './support/raw-node.js';
+import { helloFrame, RawNode } from './support/raw-node.js';
 import { type RunningProvider, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
 
 @Controller()
@@ -137,7 +137,7 @@ describe('hostile input', () => {
 
   it('refuses an unsupported protocol version with PROTOCOL_MISMATCH and a close reason naming the versions', async () => {
     const node = await RawNode.open(relay.url);
-    node.send({ type: FrameType.Hello, versions: [99], nodeId: 'future', service: null, patterns: [], events: [], queue: null });
+    node.send(helloFrame('future', { versions: [99] }));
     const f = await expectError(node, RelayErrorCode.PROTOCOL_MISMATCH, 0);
     expect(f.message).toContain('speaks 1');
     const closed = await node.closed();
@@ -147,7 +147,7 @@ describe('hostile input', () => {
 
   it('refuses a node id already held by a live connection', async () => {
     const node = await RawNode.open(relay.url);
-    node.send({ type: FrameType.Hello, versions: [1], nodeId: 'echo-1', service: null, patterns: ['echo'], events: [], queue: null });
+    node.send(helloFrame('echo-1', { patterns: ['echo'] }));
     await expectError(node, RelayErrorCode.NODE_ID_CONFLICT, 0);
     expect((await node.closed()).code).toBe(CloseCode.NODE_ID_CONFLICT);
     expect(await firstValueFrom(client.send('echo', 'still routed to the original'))).toBe('still routed to the original');
@@ -183,7 +183,7 @@ describe('hostile input', () => {
     const fast = await startRelay({ heartbeatIntervalMs: 50 });
     const frozen = new WebSocket(fast.url, { autoPong: false });
     const node = await new Promise<RawNode>(resolve => frozen.once('open', () => resolve(RawNode.wrap(frozen))));
-    node.send({ type: FrameType.Hello, versions: [1], nodeId: 'frozen', service: null, patterns: ['slow'], events: [], queue: null });
+    node.send(helloFrame('frozen', { patterns: ['slow'] }));
     await node.next(f => f.type === FrameType.Welcome);
     const caller = await startClient({ urls: [fast.url] });
     const call = firstValueFrom(caller.send('slow', 1)).catch((err: unknown) => err);

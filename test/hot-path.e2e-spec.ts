@@ -11,18 +11,13 @@
 import { encodePayload, type Frame, FrameType, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
 import { RelayCore } from '@wsrelay/relay';
 import WebSocket from 'ws';
+import { isRequest, request } from './support/frames.js';
 import { type RunningRelay, startRelay } from './support/harness.js';
-import { RawNode } from './support/raw-node.js';
-import { AUDIENCE, CLIENT, ISSUER, mint, SECRET, SERVER } from './support/tokens.js';
+import { helloFrame, RawNode } from './support/raw-node.js';
+import { AUDIENCE, bearer, CLIENT, ISSUER, mint, SECRET, SERVER } from './support/tokens.js';
 
 const hs = { secret: SECRET, issuer: ISSUER, audience: AUDIENCE };
-const bearer = async (claims: Record<string, unknown>, sub = 'hot') => ({
-  headers: { authorization: `Bearer ${await mint({ sub, claims })}` },
-});
-
-function request(id: number, pattern: string): Frame {
-  return { type: FrameType.Request, id, pattern, payload: encodePayload(id), timeoutMs: 5000, peer: null, ext: null, claims: null };
-}
+const tokenOf = (sub: string, claims: Record<string, unknown>) => bearer({ sub, claims });
 
 function event(id: number, pattern: string): Frame {
   return { type: FrameType.Event, id, pattern, payload: encodePayload(id), peer: null, ext: null, claims: null };
@@ -35,8 +30,8 @@ describe('hot path', () => {
 
   beforeAll(async () => {
     relay = await startRelay({ auth: hs });
-    provider = await RawNode.hello(relay.url, 'hot-provider', { ...(await bearer(SERVER, 'provider')), patterns: ['a', 'b'] });
-    subscriber = await RawNode.hello(relay.url, 'hot-subscriber', { ...(await bearer(SERVER, 'subscriber')), events: ['e.>'] });
+    provider = await RawNode.hello(relay.url, 'hot-provider', { ...(await tokenOf('provider', SERVER)), patterns: ['a', 'b'] });
+    subscriber = await RawNode.hello(relay.url, 'hot-subscriber', { ...(await tokenOf('subscriber', SERVER)), events: ['e.>'] });
   });
 
   afterAll(async () => {
@@ -47,7 +42,7 @@ describe('hot path', () => {
 
   /** The provider answers the next request it gets with `value`; resolves with the relay's id for it. */
   async function answerNext(value: unknown): Promise<number> {
-    const req = (await provider.next(f => f.type === FrameType.Request)) as { id: number };
+    const req = (await provider.next(isRequest)) as { id: number };
     provider.send({ type: FrameType.Response, id: req.id, flags: ResponseFlag.DONE, payload: encodePayload(value) });
     return req.id;
   }
@@ -56,7 +51,7 @@ describe('hot path', () => {
     const caller = await RawNode.hello(
       relay.url,
       'narrowed',
-      await bearer({ ...CLIENT, perms: { call: ['a', 'b'], publish: ['e.>'] } }, 'narrowed'),
+      await tokenOf('narrowed', { ...CLIENT, perms: { call: ['a', 'b'], publish: ['e.>'] } }),
     );
     // Three of each, so the later ones take the hot path.
     for (let id = 1; id <= 3; id++) {
@@ -77,24 +72,24 @@ describe('hot path', () => {
     caller.send(request(5, 'b'));
     await answerNext('b');
     expect(await caller.next(f => f.type === FrameType.Response)).toMatchObject({ id: 5 });
-    expect(provider.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
+    expect(provider.frames.filter(isRequest)).toEqual([]);
     caller.close();
   });
 
   it('keeps refusing what the guards refused, however often it is sent', async () => {
-    const passive = await RawNode.hello(relay.url, 'passive', await bearer({ ...CLIENT, perms: { call: ['a'] } }, 'passive'));
+    const passive = await RawNode.hello(relay.url, 'passive', await tokenOf('passive', { ...CLIENT, perms: { call: ['a'] } }));
     for (let id = 1; id <= 3; id++) {
       passive.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload('forged') });
       expect(await passive.next(f => f.type === FrameType.Error)).toMatchObject({ code: RelayErrorCode.FORBIDDEN });
       passive.send(request(10 + id, 'b'));
       expect(await passive.next(f => f.type === FrameType.Error)).toMatchObject({ id: 10 + id, code: RelayErrorCode.FORBIDDEN });
     }
-    expect(provider.frames.filter(f => f.type === FrameType.Request)).toEqual([]);
+    expect(provider.frames.filter(isRequest)).toEqual([]);
     passive.close();
   });
 
   it('answers hot-path failures with the same typed errors as the gateway path', async () => {
-    const caller = await RawNode.hello(relay.url, 'dup', await bearer({ ...CLIENT, perms: { call: ['a', 'nobody'] } }, 'dup'));
+    const caller = await RawNode.hello(relay.url, 'dup', await tokenOf('dup', { ...CLIENT, perms: { call: ['a', 'nobody'] } }));
     caller.send(request(1, 'a'));
     const rid = await answerNext(1);
     await caller.next(f => f.type === FrameType.Response);
@@ -156,7 +151,7 @@ describe('heartbeat', () => {
   it('drops a node that answers nothing within two intervals of its last frame', async () => {
     const frozen = new WebSocket(relay.url, { autoPong: false });
     const node = await new Promise<RawNode>(resolve => frozen.once('open', () => resolve(RawNode.wrap(frozen))));
-    node.send({ type: FrameType.Hello, versions: [1], nodeId: 'frozen', service: null, patterns: [], events: [], queue: null });
+    node.send(helloFrame('frozen'));
     await node.next(f => f.type === FrameType.Welcome);
     const lastFrameAt = Date.now();
     await node.closed(10 * INTERVAL);
@@ -174,8 +169,8 @@ describe('hot path ordering', () => {
 
   beforeAll(async () => {
     relay = await startRelay({ auth: hs });
-    provider = await RawNode.hello(relay.url, 'order-provider', { ...(await bearer(SERVER, 'order-provider')), patterns: ['a', 'b'] });
-    subscriber = await RawNode.hello(relay.url, 'order-subscriber', { ...(await bearer(SERVER, 'order-subscriber')), events: ['e.>'] });
+    provider = await RawNode.hello(relay.url, 'order-provider', { ...(await tokenOf('order-provider', SERVER)), patterns: ['a', 'b'] });
+    subscriber = await RawNode.hello(relay.url, 'order-subscriber', { ...(await tokenOf('order-subscriber', SERVER)), events: ['e.>'] });
   });
 
   afterAll(async () => {
@@ -195,17 +190,21 @@ describe('hot path ordering', () => {
   it('cancels at the provider a request whose CANCEL follows it at once, the first request of its pattern', async () => {
     // Bug (hot): CANCEL, already on the hot path, overtook the first REQUEST of a new pattern while that one was still in
     // Nest's pipeline: the relay dropped the CANCEL as unknown, then routed the request, and the provider was never cancelled.
-    const caller = await RawNode.hello(relay.url, 'order-caller', await bearer({ ...CLIENT, perms: { call: ['a', 'b'] } }, 'order-caller'));
+    const caller = await RawNode.hello(
+      relay.url,
+      'order-caller',
+      await tokenOf('order-caller', { ...CLIENT, perms: { call: ['a', 'b'] } }),
+    );
     // Puts CANCEL on the hot path (and REQUEST for 'a', not for 'b').
     caller.send(request(1, 'a'));
-    const first = (await provider.next(f => f.type === FrameType.Request)) as { id: number };
+    const first = (await provider.next(isRequest)) as { id: number };
     caller.send({ type: FrameType.Cancel, id: 1 });
     expect(await provider.next(f => f.type === FrameType.Cancel)).toEqual({ type: FrameType.Cancel, id: first.id });
     const router = relay.app.get(RelayCore);
     const dropped = router.diagnostics().droppedFrames;
 
     together(caller, [request(2, 'b'), { type: FrameType.Cancel, id: 2 }]);
-    const second = await provider.next(f => f.type === FrameType.Request);
+    const second = await provider.next(isRequest);
     expect(second).toMatchObject({ pattern: 'b' });
     expect(await provider.next(f => f.type === FrameType.Cancel, 2000)).toEqual({
       type: FrameType.Cancel,
@@ -225,7 +224,7 @@ describe('hot path ordering', () => {
     const emitter = await RawNode.hello(
       relay.url,
       'order-emitter',
-      await bearer({ ...CLIENT, perms: { publish: ['e.>'] } }, 'order-emitter'),
+      await tokenOf('order-emitter', { ...CLIENT, perms: { publish: ['e.>'] } }),
     );
     emitter.send(event(10, 'e.old'));
     expect(await emitter.next(f => f.type === FrameType.Ack)).toEqual({ type: FrameType.Ack, id: 10, recipients: 1 });

@@ -22,7 +22,8 @@ import {
 import { type RelayModuleOptions, RelayCore } from '@wsrelay/relay';
 import { WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
-import { rejection, type RunningRelay, startClient, startProvider, startRelay, until } from './support/harness.js';
+import { isRequest, request } from './support/frames.js';
+import { rejection, type RunningRelay, startClient, startProvider, startRelay, until, useCleanup } from './support/harness.js';
 import { RawNode, refusal } from './support/raw-node.js';
 import { startTlsRelay, TEST_CERT } from './support/tls-relay.js';
 
@@ -36,18 +37,11 @@ class EchoController {
 
 const isError = (id: number) => (f: Frame) => f.type === FrameType.Error && f.id === id;
 const isResponse = (id: number) => (f: Frame) => f.type === FrameType.Response && f.id === id;
-const isRequest = (f: Frame) => f.type === FrameType.Request;
-
-function request(id: number, pattern: string, data: unknown = id): RequestFrame {
-  return { type: FrameType.Request, id, pattern, payload: encodePayload(data), timeoutMs: 10_000, peer: null, ext: null, claims: null };
-}
+/** Every request's deadline: long past what a test waits for. */
+const DEADLINE_MS = 10_000;
 
 describe('relay limits', () => {
-  const cleanup: Array<() => unknown> = [];
-
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
+  const { add, track } = useCleanup();
 
   /** A relay with an echo provider and a client on it; torn down after the test. */
   async function boot(
@@ -55,18 +49,13 @@ describe('relay limits', () => {
     start = startRelay,
   ): Promise<{ relay: RunningRelay; client: WsRelayClient; router: RelayCore }> {
     const relay = await start(options);
-    cleanup.push(() => relay.close());
+    add(() => relay.close());
     const tls = relay.url.startsWith('wss:') ? { tls: { ca: TEST_CERT } } : {};
     const provider = await startProvider([EchoController], { urls: [relay.url], ...tls });
-    cleanup.push(() => provider.close());
+    add(() => provider.close());
     const client = await startClient({ urls: [relay.url], ...tls });
-    cleanup.push(() => client.close());
+    add(() => client.close());
     return { relay, client, router: relay.app.get(RelayCore) };
-  }
-
-  function track(node: RawNode): RawNode {
-    cleanup.push(() => node.close());
-    return node;
   }
 
   async function expectStillRoutes(client: WsRelayClient): Promise<void> {
@@ -100,7 +89,7 @@ describe('relay limits', () => {
     // HELLO takes one token of the 5.
     const node = track(await RawNode.hello(relay.url, 'bursty', { patterns: ['bursty.answer'] }));
     const ids = Array.from({ length: 20 }, (_, i) => i + 1);
-    for (const id of ids) node.send(request(id, 'echo'));
+    for (const id of ids) node.send(request(id, 'echo', DEADLINE_MS));
 
     const answers = new Map<number, Frame>();
     while (answers.size < ids.length) {
@@ -134,11 +123,11 @@ describe('relay limits', () => {
     const { relay, client } = await boot({ maxInFlightPerConnection: 3 });
     const mute = track(await RawNode.hello(relay.url, 'mute', { patterns: ['hang'] })); // never answers on its own
     const caller = track(await RawNode.hello(relay.url, 'busy'));
-    for (const id of [1, 2, 3]) caller.send(request(id, 'hang'));
+    for (const id of [1, 2, 3]) caller.send(request(id, 'hang', DEADLINE_MS));
     const delivered: RequestFrame[] = [];
     for (let i = 0; i < 3; i++) delivered.push((await mute.next(isRequest)) as RequestFrame);
 
-    caller.send(request(4, 'hang'));
+    caller.send(request(4, 'hang', DEADLINE_MS));
     caller.send({ type: FrameType.Wait, id: 5, pattern: 'nobody.serves.this', timeoutMs: 10_000 });
     for (const id of [4, 5]) {
       const f = (await caller.next(isError(id))) as ErrorFrame;
@@ -149,17 +138,17 @@ describe('relay limits', () => {
     // A completion frees a slot.
     mute.send({ type: FrameType.Response, id: delivered[0].id, flags: ResponseFlag.DONE, payload: encodePayload('done') });
     await caller.next(isResponse(1));
-    caller.send(request(6, 'hang'));
+    caller.send(request(6, 'hang', DEADLINE_MS));
     expect(decodePayload(((await mute.next(isRequest)) as RequestFrame).payload)).toBe(6);
 
     // So does a cancel.
     caller.send({ type: FrameType.Cancel, id: 2 });
     await mute.next(f => f.type === FrameType.Cancel && f.id === delivered[1].id);
-    caller.send(request(7, 'hang'));
+    caller.send(request(7, 'hang', DEADLINE_MS));
     expect(decodePayload(((await mute.next(isRequest)) as RequestFrame).payload)).toBe(7);
 
     // Full again (3, 6, 7): refused, and never delivered.
-    caller.send(request(8, 'hang'));
+    caller.send(request(8, 'hang', DEADLINE_MS));
     expect(await caller.next(isError(8))).toMatchObject({ code: RelayErrorCode.RATE_LIMITED });
     mute.send({ type: FrameType.Ping });
     await mute.next(f => f.type === FrameType.Pong);
@@ -167,7 +156,7 @@ describe('relay limits', () => {
 
     // The cap is per connection: another caller is served meanwhile.
     const other = track(await RawNode.hello(relay.url, 'other'));
-    other.send(request(1, 'hang', 'from another connection'));
+    other.send(request(1, 'hang', DEADLINE_MS, { payload: encodePayload('from another connection') }));
     expect(decodePayload(((await mute.next(isRequest)) as RequestFrame).payload)).toBe('from another connection');
     await expectStillRoutes(client);
   });
@@ -186,7 +175,7 @@ describe('relay limits', () => {
 
     const plainNode = track(await RawNode.hello(relay.url, 'no-origin'));
     for (const node of [browser, plainNode]) {
-      node.send(request(1, 'echo', 'admitted'));
+      node.send(request(1, 'echo', DEADLINE_MS, { payload: encodePayload('admitted') }));
       expect(decodePayload(((await node.next(isResponse(1))) as ResponseFrame).payload as Uint8Array)).toBe('admitted');
     }
     await expectStillRoutes(client);
@@ -198,11 +187,11 @@ describe('relay limits', () => {
     expect(node.socket.extensions).toContain('permessage-deflate');
 
     const text = 'a'.repeat(200_000);
-    node.send(request(1, 'echo', text));
+    node.send(request(1, 'echo', DEADLINE_MS, { payload: encodePayload(text) }));
     expect(decodePayload(((await node.next(isResponse(1))) as ResponseFrame).payload as Uint8Array)).toBe(text);
 
     // 8 MiB of zeros deflates to a few KiB on the wire.
-    node.send({ ...request(2, 'echo'), payload: new Uint8Array(8 * 1024 * 1024) });
+    node.send({ ...request(2, 'echo', DEADLINE_MS), payload: new Uint8Array(8 * 1024 * 1024) });
     expect((await node.closed()).code).toBe(1009);
     expect(node.frames.filter(isResponse(2))).toEqual([]);
     await expectStillRoutes(client);
@@ -214,7 +203,7 @@ describe('relay limits', () => {
     expect(await firstValueFrom(client.send('echo', 'over tls'))).toBe('over tls');
 
     const untrusting = new WsRelayClient({ urls: [relay.url], connectTimeoutMs: 300, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
-    cleanup.push(() => untrusting.close());
+    add(() => untrusting.close());
     const err = await rejection(untrusting.connect());
     expect(err).toMatchObject({ code: RelayErrorCode.RELAY_UNAVAILABLE });
     expect((err as Error).message).toMatch(/certificate/i);

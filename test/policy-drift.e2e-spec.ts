@@ -7,7 +7,7 @@
  * remembered the guards' first verdicts); and an exception filter of another
  * kind on the gateway makes the relay refuse to start, saying why.
  */
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import {
   type CallHandler,
   type CanActivate,
@@ -24,14 +24,14 @@ import {
 import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA } from '@nestjs/common/constants.js';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
-import { encodePayload, type Frame, FrameType, RelayError, RelayErrorCode, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
+import { encodePayload, type Frame, FrameType, RelayError, RelayErrorCode } from '@wsrelay/protocol';
 import { createRelayApp, RelayGateway, RelayModule, RelayWsAdapter } from '@wsrelay/relay';
 import type { WsRelayClient } from '@wsrelay/transport';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { firstValueFrom, type Observable, tap } from 'rxjs';
-import { rejection, startClient, startProvider } from './support/harness.js';
-import { RawNode } from './support/raw-node.js';
+import { rejection, startClient, startProvider, useCleanup } from './support/harness.js';
+import { helloFrame, RawNode } from './support/raw-node.js';
 
 @Controller()
 class EchoController {
@@ -96,20 +96,16 @@ async function listen(app: INestApplication): Promise<string> {
 }
 
 describe('enhancers added to the relay gateway', () => {
-  const cleanup: Array<() => unknown> = [];
-
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
+  const { add } = useCleanup();
 
   /** The app listening, with an echo provider and a client on it (all closed after the test). */
   async function echoMesh(app: INestApplication): Promise<WsRelayClient> {
-    cleanup.push(() => app.close());
+    add(() => app.close());
     const url = await listen(app);
     const provider = await startProvider([EchoController], { urls: [url] });
-    cleanup.push(() => provider.close());
+    add(() => provider.close());
     const client = await startClient({ urls: [url] });
-    cleanup.push(() => client.close());
+    add(() => client.close());
     return client;
   }
 
@@ -125,14 +121,14 @@ describe('enhancers added to the relay gateway', () => {
   it('the frequent frames take the hot path when the gateway has only its own enhancers', async () => {
     const warnings = new Warnings();
     const app = await createRelayApp({ drainTimeoutMs: 0 }, { logger: warnings });
-    cleanup.push(() => app.close());
+    add(() => app.close());
     await listen(app);
     expect(warnings.lines.filter(l => /through Nest's pipeline/.test(l))).toEqual([]);
   });
 
   it('a guard added to the REQUEST handler judges every request, not only the first', async () => {
     EveryOtherRequestGuard.seen = [];
-    cleanup.push(decorate('onRequest', UseGuards(EveryOtherRequestGuard), GUARDS_METADATA));
+    add(decorate('onRequest', UseGuards(EveryOtherRequestGuard), GUARDS_METADATA));
     const warnings = new Warnings();
     const client = await echoMesh(await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0 }, { logger: warnings }));
     expect(await fourEchoes(client)).toEqual([1, RelayErrorCode.FORBIDDEN, 3, RelayErrorCode.FORBIDDEN]);
@@ -157,21 +153,13 @@ describe('enhancers added to the relay gateway', () => {
     // held behind HELLO went on at the subscription, before HELLO took effect, and were refused as "HELLO first".
     const app = await createRelayApp({ drainTimeoutMs: 0, startupGraceMs: 0 }, { logger: false });
     app.useGlobalInterceptors(new CountingInterceptor());
-    cleanup.push(() => app.close());
+    add(() => app.close());
     const url = await listen(app);
     const node = await RawNode.open(url);
-    cleanup.push(() => node.close());
+    add(() => node.close());
     const tcp = node.tcp!;
     tcp.cork();
-    node.send({
-      type: FrameType.Hello,
-      versions: [...SUPPORTED_PROTOCOL_VERSIONS],
-      nodeId: 'piped',
-      service: null,
-      patterns: [],
-      events: [],
-      queue: null,
-    });
+    node.send(helloFrame('piped'));
     node.send({ type: FrameType.Discover, id: 1 });
     node.send({ type: FrameType.Event, id: 2, pattern: 'nobody.listens', payload: encodePayload(1), peer: null, ext: null, claims: null });
     process.nextTick(() => tcp.uncork());
@@ -195,9 +183,9 @@ describe('enhancers added to the relay gateway', () => {
   });
 
   it('an exception filter of another kind on a gateway handler makes the relay refuse to start, saying why', async () => {
-    cleanup.push(decorate('onEvent', UseFilters(SwallowingFilter), EXCEPTION_FILTERS_METADATA));
+    add(decorate('onEvent', UseFilters(SwallowingFilter), EXCEPTION_FILTERS_METADATA));
     const app = await createRelayApp({ drainTimeoutMs: 0 }, { logger: false });
-    cleanup.push(() => app.close());
+    add(() => app.close());
     const err = (await rejection(app.listen(0, '127.0.0.1'))) as Error;
     expect(err.message).toMatch(/RelayGateway\.onEvent has the exception filter SwallowingFilter/);
   });

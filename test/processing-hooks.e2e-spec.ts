@@ -4,13 +4,13 @@
  * end, so a handler-acked event was reported handled as soon as the hook
  * returned, while its handler still ran.
  */
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { EventPattern, MessagePattern, RpcException } from '@nestjs/microservices';
 import { type RelayError, RelayErrorCode } from '@wsrelay/protocol';
 import { type WsRelayEventAck, WsRelayRecordBuilder } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
-import { rejection, type RunningRelay, startClient, startProvider, startRelay } from './support/harness.js';
+import { rejection, type RunningRelay, startClient, startProvider, startRelay, useCleanup } from './support/harness.js';
 
 /** The slow handler's start, and the gate that lets it finish. */
 const slow = {
@@ -40,23 +40,19 @@ class SlowController {
 }
 
 describe('processing hooks', () => {
-  const cleanup: Array<() => unknown> = [];
-
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
+  const { add } = useCleanup();
 
   it('a start hook that returns nothing: the event is handled when its handler is, not when the hook returns', async () => {
     const relay: RunningRelay = await startRelay();
-    cleanup.push(() => relay.close());
+    add(() => relay.close());
     const provider = await startProvider([SlowController], { urls: [relay.url] });
-    cleanup.push(() => provider.close());
+    add(() => provider.close());
     // As Nest 12 allows: runs the handler, returns nothing.
     provider.strategy.setOnProcessingStartHook((_transport, _context, done) => {
       void done();
     });
     const client = await startClient({ urls: [relay.url] });
-    cleanup.push(() => client.close());
+    add(() => client.close());
 
     let open!: () => void;
     slow.gate = new Promise<void>(resolve => (open = resolve));
@@ -79,9 +75,9 @@ describe('processing hooks', () => {
 
   it("a handler's failure ends the processing once and fails the event, and is not thrown back into the hook", async () => {
     const relay: RunningRelay = await startRelay();
-    cleanup.push(() => relay.close());
+    add(() => relay.close());
     const provider = await startProvider([SlowController], { urls: [relay.url] });
-    cleanup.push(() => provider.close());
+    add(() => provider.close());
     // A hook that does not await `done` (a rejection thrown back into it would go unhandled).
     const returned: Array<Promise<unknown>> = [];
     let ended = 0;
@@ -90,7 +86,7 @@ describe('processing hooks', () => {
     });
     provider.strategy.setOnProcessingEndHook(() => ended++);
     const client = await startClient({ urls: [relay.url] });
-    cleanup.push(() => client.close());
+    add(() => client.close());
 
     const record = new WsRelayRecordBuilder({}).setAck('handlers').build();
     const err = (await rejection(firstValueFrom(client.emit('jobs.fail', record)))) as RelayError;

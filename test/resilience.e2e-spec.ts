@@ -13,7 +13,8 @@ import { CloseCode, encodePayload, FrameType, RelayErrorCode } from '@wsrelay/pr
 import { RelayCore } from '@wsrelay/relay';
 import { type RelayError, WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
-import { rejection, type RunningProvider, startClient, startProvider, startRelay, until } from './support/harness.js';
+import { answerTo, request } from './support/frames.js';
+import { rejection, type RunningProvider, startClient, startProvider, startRelay, until, useCleanup } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
 
 const NODE = Symbol('node');
@@ -42,17 +43,10 @@ async function provider(urls: string[], nodeId: string, extra: Record<string, un
 }
 
 describe('resilience', () => {
-  const cleanup: Array<() => unknown> = [];
-
-  afterEach(async () => {
+  afterEach(() => {
     for (const r of held.splice(0)) r();
-    for (const fn of cleanup.splice(0).reverse()) await fn();
   });
-
-  function track<T extends { close(): unknown }>(x: T): T {
-    cleanup.push(() => x.close());
-    return x;
-  }
+  const { add, track } = useCleanup();
 
   it("a provider's close() drains: the call in flight completes, new calls go to the other provider, none fails", async () => {
     const relay = track(await startRelay());
@@ -97,7 +91,7 @@ describe('resilience', () => {
     const a = track(await startRelay());
     const b = await startRelay();
     let bClosed = false;
-    cleanup.push(() => (bClosed ? undefined : b.close()));
+    add(() => (bClosed ? undefined : b.close()));
     track(await provider([a.url, b.url], 'everywhere', { mode: 'all' }));
     const client = track(await startClient({ urls: [a.url, b.url], mode: 'all' }));
     await until(() => Object.values(client.relayStatus()).every(s => s === 'connected'), 5000, 'the client on both relays');
@@ -178,7 +172,7 @@ describe('resilience', () => {
     track(await provider([relay.url], 'reading'));
     // A provider that subscribes to a flood and stops reading its socket.
     const stalled = await RawNode.hello(relay.url, 'stalled', { patterns: ['who'], events: ['flood.*'] });
-    cleanup.push(() => stalled.close());
+    add(() => stalled.close());
     const raw = stalled.tcp!;
     raw.pause();
     const client = track(await startClient({ urls: [relay.url] }));
@@ -208,40 +202,27 @@ describe('resilience', () => {
 
   it('in its shutdown drain, a relay routes a request that crossed the GOAWAY to a provider still connected, not one leaving by itself', async () => {
     const relay = await startRelay({ drainTimeoutMs: 10_000 });
-    cleanup.push(() => relay.close());
-    const req = (id: number, pattern: string) =>
-      ({
-        type: FrameType.Request,
-        id,
-        pattern,
-        payload: encodePayload(id),
-        timeoutMs: 10_000,
-        peer: null,
-        ext: null,
-        claims: null,
-      }) as const;
-    const answerTo = (id: number) => (f: { type: FrameType; id?: number }) =>
-      (f.type === FrameType.Response || f.type === FrameType.Error) && f.id === id;
+    add(() => relay.close());
     const staying = await RawNode.hello(relay.url, 'moved-off', { patterns: ['work'] });
     const leaving = await RawNode.hello(relay.url, 'leaving', { patterns: ['solo'] });
     const caller = await RawNode.hello(relay.url, 'caller');
-    for (const n of [staying, leaving, caller]) cleanup.push(() => n.close());
+    for (const n of [staying, leaving, caller]) add(() => n.close());
     leaving.send({ type: FrameType.Drain, id: 1 });
     await leaving.next(f => f.type === FrameType.Ack);
     // A call in flight keeps the drain going.
-    caller.send(req(1, 'work'));
+    caller.send(request(1, 'work', 10_000));
     const first = (await staying.next(f => f.type === FrameType.Request)) as { id: number };
     const closing = relay.close();
     await caller.next(f => f.type === FrameType.GoAway);
     // Sent as if before the caller heard the GOAWAY.
-    caller.send(req(2, 'work'));
+    caller.send(request(2, 'work', 10_000));
     const crossed = (await staying.next(f => f.type === FrameType.Request)) as { id: number; payload: Uint8Array };
     expect(crossed.payload).toEqual(encodePayload(2));
     staying.send({ type: FrameType.Response, id: crossed.id, flags: 1, payload: encodePayload('served in the drain') });
     expect(await caller.next(answerTo(2))).toMatchObject({ type: FrameType.Response, payload: encodePayload('served in the drain') });
     // Only the node that drained itself serves 'solo': nothing new goes to it, and nothing serves 'none'.
-    caller.send(req(3, 'solo'));
-    caller.send(req(4, 'none'));
+    caller.send(request(3, 'solo', 10_000));
+    caller.send(request(4, 'none', 10_000));
     expect(await caller.next(answerTo(3))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
     expect(await caller.next(answerTo(4))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.RELAY_UNAVAILABLE });
     expect(leaving.frames.filter(f => f.type === FrameType.Request)).toEqual([]);

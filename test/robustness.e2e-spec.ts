@@ -12,7 +12,7 @@ import { firstValueFrom } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { encode } from '@msgpack/msgpack';
 import type { AddressInfo } from 'node:net';
-import { RawNode } from './support/raw-node.js';
+import { helloFrame, RawNode } from './support/raw-node.js';
 import { type RunningRelay, startClient, startProvider, startRelay, until, rejection } from './support/harness.js';
 
 const received: unknown[] = [];
@@ -82,9 +82,7 @@ describe('robustness', () => {
   });
 
   it('a client survives a response whose payload is not MessagePack and gets BAD_FRAME', async () => {
-    const fakeProvider = await RawNode.open(relay.url);
-    fakeProvider.send({ type: FrameType.Hello, versions: [1], nodeId: 'liar', service: null, patterns: ['lie'], events: [], queue: null });
-    await fakeProvider.next(f => f.type === FrameType.Welcome);
+    const fakeProvider = await RawNode.hello(relay.url, 'liar', { patterns: ['lie'] });
     const client = await startClient({ urls: [relay.url] });
     const call = rejection(firstValueFrom(client.send('lie', 1)));
     const req = await fakeProvider.next(f => f.type === FrameType.Request);
@@ -100,7 +98,7 @@ describe('robustness', () => {
     const nodeId = 'ノード'.repeat(40);
     const first = await RawNode.hello(relay.url, nodeId);
     const second = await RawNode.open(relay.url);
-    second.send({ type: FrameType.Hello, versions: [1], nodeId, service: null, patterns: [], events: [], queue: null });
+    second.send(helloFrame(nodeId));
     const closed = await second.closed();
     expect(closed.code).toBe(CloseCode.NODE_ID_CONFLICT);
     expect(Buffer.byteLength(closed.reason)).toBeLessThanOrEqual(123);

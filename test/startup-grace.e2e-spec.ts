@@ -6,12 +6,13 @@
  */
 import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { encodePayload, type Frame, FrameType, type RequestFrame, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
+import { encodePayload, FrameType, type RequestFrame, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
 import { InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayCore } from '@wsrelay/relay';
 import { WsRelayClient } from '@wsrelay/transport';
 import { firstValueFrom } from 'rxjs';
 import { CLUSTER_TIMING } from './support/cluster.js';
-import { rejection, type RunningRelay, startProvider, startRelay, until } from './support/harness.js';
+import { answerTo, heldAt, isRequest, request } from './support/frames.js';
+import { rejection, type RunningRelay, startProvider, startRelay, until, useCleanup } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
 
 const NODE = Symbol('node');
@@ -26,30 +27,8 @@ class WhoController {
   }
 }
 
-function request(id: number, pattern: string, o: { timeoutMs?: number; peer?: string } = {}): Frame {
-  const { timeoutMs = 5000, peer = null } = o;
-  return { type: FrameType.Request, id, pattern, payload: encodePayload(id), timeoutMs, peer, ext: null, claims: null };
-}
-
-const answerTo = (id: number) => (f: Frame) => (f.type === FrameType.Error || f.type === FrameType.Response) && 'id' in f && f.id === id;
-const isRequest = (f: Frame) => f.type === FrameType.Request;
-
-/** Requests a relay holds in its grace, across its tenants (what a leak would leave behind). */
-function heldAt(r: RunningRelay): number {
-  return r.app.get(RelayCore).diagnostics().waits.held;
-}
-
 describe('startup grace', () => {
-  const cleanup: Array<() => unknown> = [];
-
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
-
-  function track<T extends { close(): unknown }>(x: T): T {
-    cleanup.push(() => x.close());
-    return x;
-  }
+  const { add, track } = useCleanup();
 
   async function relay(options: RelayModuleOptions = {}): Promise<RunningRelay> {
     return track(await startRelay({ startupGraceMs: 30_000, ...options }));
@@ -68,11 +47,11 @@ describe('startup grace', () => {
   it('passes on what is left of the deadline, and fails with MICROSERVICE_OFFLINE at its own deadline when it comes first', async () => {
     const r = await relay();
     const caller = track(await RawNode.hello(r.url, 'caller'));
-    caller.send(request(1, 'nobody', { timeoutMs: 300 }));
+    caller.send(request(1, 'nobody', 300));
     expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.MICROSERVICE_OFFLINE });
     expect(heldAt(r)).toBe(0);
 
-    caller.send(request(2, 'work', { timeoutMs: 20_000 }));
+    caller.send(request(2, 'work', 20_000));
     await until(() => heldAt(r) === 1, 5000, 'the relay to hold the call');
     // The provider's handshake takes some milliseconds of the deadline.
     const provider = track(await RawNode.hello(r.url, 'provider', { patterns: ['work'] }));
@@ -85,9 +64,9 @@ describe('startup grace', () => {
   it('fails held calls with MICROSERVICE_OFFLINE when the grace ends, and then fails new ones at once', async () => {
     const r = await relay({ startupGraceMs: 400 });
     const caller = track(await RawNode.hello(r.url, 'caller'));
-    caller.send(request(1, 'nobody', { timeoutMs: 20_000 }));
+    caller.send(request(1, 'nobody', 20_000));
     expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.MICROSERVICE_OFFLINE });
-    caller.send(request(2, 'nobody', { timeoutMs: 20_000 }));
+    caller.send(request(2, 'nobody', 20_000));
     expect(await caller.next(answerTo(2))).toMatchObject({ type: FrameType.Error, code: RelayErrorCode.MICROSERVICE_OFFLINE });
     expect(heldAt(r)).toBe(0);
   });
@@ -95,7 +74,7 @@ describe('startup grace', () => {
   it('holds a call for a chosen node until that node comes, not another provider of the pattern', async () => {
     const r = await relay();
     const caller = track(await RawNode.hello(r.url, 'caller'));
-    caller.send(request(1, 'work', { peer: 'p2' }));
+    caller.send(request(1, 'work', 5000, { peer: 'p2' }));
     await until(() => heldAt(r) === 1, 5000, 'the relay to hold the call');
     const p1 = track(await RawNode.hello(r.url, 'p1', { patterns: ['work'] }));
     expect(heldAt(r)).toBe(1); // p1 serves the pattern but is not the chosen node: still held
@@ -105,7 +84,7 @@ describe('startup grace', () => {
     p2.send({ type: FrameType.Response, id: routed.id, flags: ResponseFlag.DONE, payload: encodePayload('from p2') });
     expect(await caller.next(answerTo(1))).toMatchObject({ type: FrameType.Response, payload: encodePayload('from p2') });
     // p1 got nothing: a call sent to it now is the first request it sees.
-    caller.send(request(2, 'work', { peer: 'p1' }));
+    caller.send(request(2, 'work', 5000, { peer: 'p1' }));
     expect(((await p1.next(isRequest)) as RequestFrame).payload).toEqual(encodePayload(2));
   });
 
@@ -141,7 +120,7 @@ describe('startup grace', () => {
   it('fails held calls with RELAY_UNAVAILABLE when the relay shuts down', async () => {
     const r = await startRelay({ startupGraceMs: 30_000 });
     const caller = await RawNode.hello(r.url, 'caller');
-    cleanup.push(() => caller.close());
+    add(() => caller.close());
     caller.send(request(1, 'work'));
     await until(() => heldAt(r) === 1, 5000, 'the relay to hold the call');
     const closing = r.close();

@@ -21,7 +21,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { startNode, type Started, type StartOptions } from '../../scripts/processes.js';
+import { startNode, type Started, type StartOptions, stop } from '../../scripts/processes.js';
+import { untilAsync } from '../support/harness.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 const run = promisify(execFile);
@@ -62,15 +63,6 @@ function start(entry: string, options: StartOptions & { node: string }): Started
   return started;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await gone;
-  clearTimeout(timer);
-}
-
 /** The `node` binary of a major version, from the npm registry's `node` package. */
 function nodeBinary(major: string): string {
   return execFileSync('npx', ['-y', `node@${major}`, '-e', 'process.stdout.write(process.execPath)'], { encoding: 'utf8' });
@@ -97,7 +89,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await Promise.all([...children].map(stopChild));
+  await Promise.all([...children].map(child => stop(child, 10_000)));
   rmSync(WORK, { recursive: true, force: true });
 });
 
@@ -163,7 +155,7 @@ describe.each([['this machine', process.execPath], ...OTHER_NODES.map(v => [`Nod
     }, 120_000);
 
     afterAll(async () => {
-      await Promise.all([...children].map(stopChild));
+      await Promise.all([...children].map(child => stop(child, 10_000)));
     });
 
     it('runs the Node version asked for', () => {
@@ -197,7 +189,11 @@ describe.each([['this machine', process.execPath], ...OTHER_NODES.map(v => [`Nod
     it('drains on SIGTERM: the stream in flight completes, then the relay exits 0 within drainTimeoutMs', async () => {
       // 20 values at 100 ms: about 2 s, under the 5 s drain.
       const streaming = json<{ values: number[] }>(`${gatewayUrl}/countdown/20`);
-      await until(async () => (await json<{ inFlight: number }>(`http://127.0.0.1:${port}/status`)).inFlight > 0);
+      await untilAsync(
+        async () => (await json<{ inFlight: number }>(`http://127.0.0.1:${port}/status`)).inFlight > 0,
+        10_000,
+        'a call in flight',
+      );
       const exited = once(relay.child, 'exit') as Promise<[number | null, string | null]>;
       const signalledAt = Date.now();
       relay.child.kill('SIGTERM');
@@ -229,10 +225,10 @@ describe('the packed relay and ioredis (an optional peer dependency)', () => {
     });
     const port = Number((await relay.line(/Relay listening on ws:\/\/127\.0\.0\.1:(\d+)/))[1]);
     // 503 until the relay hears its own heartbeat back through Redis.
-    await until(async () => (await fetch(`http://127.0.0.1:${port}/status`)).status === 200);
+    await untilAsync(async () => (await fetch(`http://127.0.0.1:${port}/status`)).status === 200, 10_000, 'a healthy relay');
     const status = await json<{ cluster: { healthy: boolean; backplane: string } }>(`http://127.0.0.1:${port}/status`);
     expect(status.cluster).toMatchObject({ healthy: true, backplane: expect.stringMatching(/^redis:\/\//) });
-    await stopChild(relay.child);
+    await stop(relay.child, 10_000);
   });
 
   it('refuses to start without it, saying what to install', async () => {
@@ -247,12 +243,3 @@ describe('the packed relay and ioredis (an optional peer dependency)', () => {
     expect(relay.history.join('\n')).toMatch(/needs the "ioredis" package, which is not installed: run "npm install ioredis"/);
   }, 60_000);
 });
-
-/** Polls `check` (an observable state, no event to wait on) every 50 ms, up to 10 s. */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
-    await new Promise(r => setTimeout(r, 50));
-  }
-}

@@ -1,4 +1,5 @@
 import { InMemoryBackplane, InMemoryHub, type RelayModuleOptions, RelayCore, type RelayStatus } from '@wsrelay/relay';
+import type { WsRelayClient } from '@wsrelay/transport';
 import { randomBytes } from 'node:crypto';
 import { type RunningRelay, startRelay, until } from './harness.js';
 import { type RelayProcess, spawnRelay } from './relay-process.js';
@@ -126,5 +127,29 @@ export async function meshed(relays: RelayProcess[], size: number): Promise<void
       );
     }
     await new Promise(r => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Asks `c`'s relay for its nodes (presence crosses a cluster with no event to
+ * wait on) until their ids include all of `done`, or `done` holds of them;
+ * returns them. A DISCOVER that fails (no relay yet) counts as no nodes.
+ */
+export async function discoverUntil(
+  c: WsRelayClient,
+  done: string[] | ((ids: string[]) => boolean),
+  what = Array.isArray(done) ? done.join(', ') : 'what was expected',
+  timeoutMs = 10_000,
+): Promise<string[]> {
+  const holds = Array.isArray(done) ? (ids: string[]) => done.every(id => ids.includes(id)) : done;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ids = await c.discover().then(
+      nodes => nodes.map(n => n.nodeId),
+      () => [],
+    );
+    if (holds(ids)) return ids;
+    if (Date.now() > deadline) throw new Error(`discovery never showed ${what}; last: ${ids.join(', ')}`);
+    await new Promise(r => setTimeout(r, 20));
   }
 }

@@ -68,6 +68,46 @@ export async function until(predicate: () => boolean, timeoutMs = 5000, what = '
   }
 }
 
+/** Resolves when `check` resolves true, asking again 10 ms after each false; rejects after `timeoutMs`. */
+export async function untilAsync(check: () => Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise(r => setTimeout(r, 10));
+  }
+}
+
+/** 'settled' when `p` settles within `ms`, else 'pending' (for what must not happen yet; there is no event for an absence). */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<'settled' | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = new Promise<'pending'>(resolve => (timer = setTimeout(() => resolve('pending'), ms)));
+  try {
+    return await Promise.race([p.then(() => 'settled' as const), pending]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * What to undo after each test of the describe block it is called in: its
+ * afterEach runs them, the last added first (hooks declared before or after
+ * the call run before or after it).
+ */
+export function useCleanup() {
+  const undo: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const fn of undo.splice(0).reverse()) await fn();
+  });
+  return {
+    add: (...fns: Array<() => unknown>): void => void undo.push(...fns),
+    /** Closes `x` after the test; returns it. */
+    track: <T extends { close(): unknown }>(x: T): T => {
+      undo.push(() => x.close());
+      return x;
+    },
+  };
+}
+
 /** The error a promise rejects with; fails the test when it resolves. */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {

@@ -11,7 +11,7 @@ export interface Hostile {
 }
 
 /** Small pools, so that generated frames meet each other: conflicts, routing, fan-out. */
-export const FUZZ_NODE_IDS = ['fuzz-a', 'fuzz-b', 'fuzz-c'];
+const FUZZ_NODE_IDS = ['fuzz-a', 'fuzz-b', 'fuzz-c'];
 export const FUZZ_PATTERNS = ['p.a', 'p.b', 'orders.created', 'orders.eu.created'];
 export const FUZZ_SUBSCRIPTIONS = ['orders.*', 'orders.>', '>', '*', 'p.a', 'a.>.b', '>.x', 'a..*'];
 export const FUZZ_QUEUES = ['q1', 'q2'];

@@ -1,4 +1,4 @@
-import { type Frame, FrameCodec, FrameType, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
+import { type Frame, FrameCodec, FrameType, type HelloFrame, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
 import { randomUUID } from 'node:crypto';
 import type { ClientRequestArgs, IncomingMessage } from 'node:http';
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
@@ -7,6 +7,20 @@ import WebSocket, { type ClientOptions } from 'ws';
 /** How a raw socket opens: headers (e.g. Authorization, Origin), subprotocols, TLS. */
 export interface RawOpenOptions extends ClientOptions {
   protocols?: string[];
+}
+
+/** What a HELLO announces besides the node id: by default nothing, no service or queue, and this build's protocol versions. */
+export interface HelloOptions {
+  patterns?: string[];
+  events?: string[];
+  queue?: string | null;
+  service?: string | null;
+  versions?: number[];
+}
+
+export function helloFrame(nodeId: string, o: HelloOptions = {}): HelloFrame {
+  const { patterns = [], events = [], queue = null, service = null, versions = [...SUPPORTED_PROTOCOL_VERSIONS] } = o;
+  return { type: FrameType.Hello, versions, nodeId, service, patterns, events, queue };
 }
 
 /** An upgrade the relay refused: HTTP status, body and headers. */
@@ -85,23 +99,11 @@ export class RawNode {
     return new RawNode(socket, tcp);
   }
 
-  /** Opens a socket and completes the handshake as a plain caller. */
-  static async hello(
-    url: string,
-    nodeId: string = randomUUID(),
-    options: RawOpenOptions & { patterns?: string[]; events?: string[] } = {},
-  ): Promise<RawNode> {
-    const { patterns = [], events = [], ...open } = options;
+  /** Opens a socket and completes the handshake (a plain caller unless `options` announce more). */
+  static async hello(url: string, nodeId: string = randomUUID(), options: RawOpenOptions & HelloOptions = {}): Promise<RawNode> {
+    const { patterns, events, queue, service, versions, ...open } = options;
     const node = await RawNode.open(url, open);
-    node.send({
-      type: FrameType.Hello,
-      versions: [...SUPPORTED_PROTOCOL_VERSIONS],
-      nodeId,
-      service: null,
-      patterns,
-      events,
-      queue: null,
-    });
+    node.send(helloFrame(nodeId, { patterns, events, queue, service, versions }));
     await node.next(f => f.type === FrameType.Welcome);
     return node;
   }
@@ -155,4 +157,16 @@ export class RawNode {
     this.waiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** Opens a socket and says HELLO as `nodeId`: the socket and the relay's answer (WELCOME or ERROR). */
+export async function claim(
+  url: string,
+  nodeId: string,
+  options: RawOpenOptions & HelloOptions = {},
+): Promise<{ node: RawNode; answer: Frame }> {
+  const { patterns, events, queue, service, versions, ...open } = options;
+  const node = await RawNode.open(url, open);
+  node.send(helloFrame(nodeId, { patterns, events, queue, service, versions }));
+  return { node, answer: await node.next(f => f.type === FrameType.Welcome || f.type === FrameType.Error) };
 }

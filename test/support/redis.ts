@@ -25,7 +25,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves once something answers a Redis PING at host:port; rejects after `timeoutMs`. */
-export async function pingRedis(host: string, port: number, timeoutMs = 10_000): Promise<void> {
+async function pingRedis(host: string, port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>(resolve => {

@@ -8,7 +8,7 @@ const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, im
 
 /** The self-signed test certificate (IP 127.0.0.1, DNS localhost); test-only, see test/fixtures/README.md. */
 export const TEST_CERT = fixture('cert.pem');
-export const TEST_KEY = fixture('key.pem');
+const TEST_KEY = fixture('key.pem');
 
 /** Boots a real relay app serving wss:// on 127.0.0.1 with the test certificate. */
 export async function startTlsRelay(options: RelayModuleOptions = {}): Promise<RunningRelay> {

@@ -33,6 +33,11 @@ export async function mint(m: Mint = {}, key: CryptoKey | Uint8Array = new TextE
   return jwt.sign(key);
 }
 
+/** Upgrade options carrying a token as a Bearer header: the token itself, or one minted (mint()) from `m`. */
+export async function bearer(token: string | Mint): Promise<{ headers: { authorization: string } }> {
+  return { headers: { authorization: `Bearer ${typeof token === 'string' ? token : await mint(token)}` } };
+}
+
 /** A token with `alg: none` (unsigned), built by hand since no library signs one. */
 export function unsigned(claims: JWTPayload): string {
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
