@@ -19,10 +19,14 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import {
   CloseCode,
   DEFAULT_MAX_ARRAY_LENGTH,
+  checkMsgpackBounds,
   DEFAULT_MAX_STRING_BYTES,
   type Frame,
   FrameCodec,
   FrameType,
+  MAX_FRAME_DEPTH,
+  MAX_FRAME_FIELDS,
+  peekFrameHead,
   RelayErrorCode,
   subscriptionProblem,
 } from '@wsrelay/protocol';
@@ -92,13 +96,15 @@ class EchoController {
 /** What a node decodes relay frames with (default limits). */
 const nodeCodec = new FrameCodec();
 /** The relay's own view of a message: its codec, its size check. */
-const relayCodec = new FrameCodec({ maxBinBytes: 2 * LIMIT });
+const RELAY_MAX_VALUES = 2 * DEFAULT_MAX_ARRAY_LENGTH + MAX_FRAME_FIELDS;
+const relayCodec = new FrameCodec({ maxBinBytes: LIMIT, maxValues: RELAY_MAX_VALUES });
+const RELAY_BOUNDS = { maxDepth: MAX_FRAME_DEPTH, maxElements: RELAY_MAX_VALUES, maxTopLength: MAX_FRAME_FIELDS };
 const relayDecoder = new Decoder({
   maxStrLength: DEFAULT_MAX_STRING_BYTES,
   maxArrayLength: DEFAULT_MAX_ARRAY_LENGTH,
   maxMapLength: 0,
   maxExtLength: 0,
-  maxBinLength: 2 * LIMIT,
+  maxBinLength: LIMIT,
 });
 
 /**
@@ -109,6 +115,10 @@ const relayDecoder = new Decoder({
  */
 function relaySees(h: Hostile): { id: number | undefined; frame: Frame | undefined } {
   if (!h.binary || typeof h.data === 'string') return { id: undefined, frame: undefined };
+  // A frame the relay refuses before decoding it (too big, or over its structural bounds) is answered with the id its first bytes give.
+  const head = peekFrameHead(h.data);
+  const peeked = head !== undefined && head.id > 0 ? head.id : undefined;
+  if (h.data.length > LIMIT || checkMsgpackBounds(h.data, RELAY_BOUNDS) !== undefined) return { id: peeked, frame: undefined };
   let raw: unknown;
   try {
     raw = relayDecoder.decode(h.data);

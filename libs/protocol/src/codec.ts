@@ -2,6 +2,7 @@ import { Decoder, Encoder } from '@msgpack/msgpack';
 import { FrameError, RelayError, RelayErrorCode } from './errors.js';
 import { fromWire, toWire } from './frame-wire.js';
 import type { ErrorFrame, Frame } from './frames.js';
+import { checkMsgpackBounds, type MsgpackBounds, peekFrameHead } from './msgpack-bounds.js';
 
 /** Bounds the codec applies to a frame's header (payloads are opaque `bin`). */
 export interface FrameCodecLimits {
@@ -20,11 +21,25 @@ export interface FrameCodecLimits {
    * @default 16777216
    */
   maxBinBytes?: number;
+  /**
+   * Most values in a whole frame (every field and every array entry). A frame
+   * over it is refused before it is decoded.
+   * @default 1000000
+   */
+  maxValues?: number;
 }
 
 export const DEFAULT_MAX_STRING_BYTES = 4096;
 export const DEFAULT_MAX_ARRAY_LENGTH = 10_000;
 export const DEFAULT_MAX_BIN_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_VALUES = 1_000_000;
+/**
+ * Nesting of the deepest frame (NODES: the frame, its node list, a node, the
+ * node's patterns); anything deeper is refused before it is decoded.
+ */
+export const MAX_FRAME_DEPTH = 4;
+/** Fields a frame may have, unknown trailing ones included (the most any type defines is 10). */
+export const MAX_FRAME_FIELDS = 32;
 
 /**
  * Encodes frames to MessagePack arrays and decodes and validates them back.
@@ -34,8 +49,10 @@ export const DEFAULT_MAX_BIN_BYTES = 16 * 1024 * 1024;
 export class FrameCodec {
   private readonly encoder = new Encoder({ ignoreUndefined: true });
   private readonly decoder: Decoder;
+  private readonly bounds: MsgpackBounds;
 
   constructor(limits: FrameCodecLimits = {}) {
+    this.bounds = { maxDepth: MAX_FRAME_DEPTH, maxElements: limits.maxValues ?? DEFAULT_MAX_VALUES, maxTopLength: MAX_FRAME_FIELDS };
     this.decoder = new Decoder({
       maxStrLength: limits.maxStringBytes ?? DEFAULT_MAX_STRING_BYTES,
       maxArrayLength: limits.maxArrayLength ?? DEFAULT_MAX_ARRAY_LENGTH,
@@ -49,8 +66,14 @@ export class FrameCodec {
     return this.encoder.encode(toWire(frame));
   }
 
-  /** Decodes one frame; throws FrameError (BAD_FRAME) with the reason. */
+  /**
+   * Decodes one frame; throws FrameError (BAD_FRAME) with the reason. Its
+   * structure (nesting, number of values and fields) is checked first, so a
+   * frame over those bounds costs one pass over its headers, not a decoding.
+   */
   decode(bytes: Uint8Array): Frame {
+    const over = checkMsgpackBounds(bytes, this.bounds);
+    if (over !== undefined) throw new FrameError(`malformed or over-limit MessagePack (${over})`, peekFrameHead(bytes)?.id ?? 0);
     let raw: unknown;
     try {
       raw = this.decoder.decode(bytes);

@@ -22,6 +22,8 @@ export const CloseCode = {
   FORBIDDEN: 4403,
   /** The node id is already held by another live connection. */
   NODE_ID_CONFLICT: 4409,
+  /** The peer kept sending far past its frame rate limit (more than the relay holds while it stops reading). */
+  RATE_LIMITED: 4429,
   /** The node never completed the handshake in time. */
   HANDSHAKE_TIMEOUT: 4408,
   /** No protocol version in common. */

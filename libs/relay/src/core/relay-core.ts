@@ -4,12 +4,14 @@ import {
   type CancelFrame,
   CloseCode,
   type DiscoverFrame,
+  DEFAULT_MAX_ARRAY_LENGTH,
   type DrainFrame,
   type EventFrame,
   FrameCodec,
   FrameType,
   type HandledFrame,
   type HelloFrame,
+  MAX_FRAME_FIELDS,
   RelayError,
   RelayErrorCode,
   RelayErrorMessages,
@@ -82,7 +84,8 @@ export class RelayCore implements OnModuleDestroy {
     auth: RelayAuthService,
     private readonly cluster: RelayCluster,
   ) {
-    this.codec = new FrameCodec({ maxBinBytes: options.maxPayloadBytes * 2 });
+    // Inbound frames: HELLO's two lists at their longest and its fields are the most values one may hold.
+    this.codec = new FrameCodec({ maxBinBytes: options.maxPayloadBytes, maxValues: 2 * DEFAULT_MAX_ARRAY_LENGTH + MAX_FRAME_FIELDS });
     this.replies = new Replies(this.codec);
     this.pong = this.codec.encode({ type: FrameType.Pong });
     this.reservations = new NodeReservations(options.nodeIdReservationMs);

@@ -13,8 +13,8 @@ export type NestCallback = (data: unknown, event: string) => unknown;
 export interface IntakeRoutes {
   /** The connection said HELLO already (a frame from before has no session to hold for). */
   established(): boolean;
-  /** The hot path: true when it took the frame (routed or refused), false when Nest must. */
-  fast(frame: Frame): boolean;
+  /** The hot path: true when it took the frame (routed or refused) or answered its refusal, false when Nest must. */
+  fast(item: Frame | Refusal): boolean;
   /** Runs a Nest handler; `done` once it has run (guards, filters and all). */
   nest(callback: NestCallback, item: Frame | Refusal, event: string, done: () => void): void;
 }
@@ -50,9 +50,9 @@ export class FrameIntake {
     }
   }
 
-  /** A frame the hot path may take goes there; any other to Nest. */
+  /** A frame (or refusal) the hot path may take goes there; any other to Nest. */
   private deliver(item: Frame | Refusal): void {
-    if (this.inNest > 0 || item instanceof Refusal || !this.routes.fast(item)) this.dispatch(item);
+    if (this.inNest > 0 || !this.routes.fast(item)) this.dispatch(item);
   }
 
   private dispatch(item: Frame | Refusal): void {

@@ -8,9 +8,16 @@ import type { Session } from '../session/session.js';
 const ERROR_REPLY_BUDGET = 1024 * 1024;
 
 /**
+ * Refusals that say the sender sends what it must not: a connection that
+ * keeps sending them is closed. (Refusals of work the relay cannot do right
+ * now, such as MICROSERVICE_OFFLINE or RATE_LIMITED, are not the sender's fault.)
+ */
+const COUNTED: ReadonlySet<string> = new Set([RelayErrorCode.BAD_FRAME, RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorCode.FORBIDDEN]);
+
+/**
  * Answers a frame the relay refused (with an ERROR correlated to its id) and
- * closes a connection that keeps sending bad frames, or whose HELLO was
- * refused. What the gateway's exception filter and its hot path both do.
+ * closes a connection that keeps sending bad, oversized or forbidden frames,
+ * or whose HELLO was refused. What the gateway's exception filter and its hot path both do.
  */
 export class Refusals {
   private readonly badFrames = new WeakMap<Session, number>();
@@ -27,13 +34,13 @@ export class Refusals {
       socket.send(this.replies.errorFrame(id, err.code, err.message));
     }
     if (session === undefined) return;
-    if (err.code === RelayErrorCode.BAD_FRAME) {
-      const bad = (this.badFrames.get(session) ?? 0) + 1;
-      this.badFrames.set(session, bad);
-      if (bad >= this.maxBadFrames) socket.close(CloseCode.BAD_FRAME, `${bad} bad frames`);
-    } else if (err.code === RelayErrorCode.FORBIDDEN && !this.established(session)) {
+    if (err.code === RelayErrorCode.FORBIDDEN && !this.established(session)) {
       // A refused HELLO: the connection cannot be used as asked.
       socket.close(CloseCode.FORBIDDEN, closeReason(err.message));
+    } else if (COUNTED.has(err.code)) {
+      const bad = (this.badFrames.get(session) ?? 0) + 1;
+      this.badFrames.set(session, bad);
+      if (bad >= this.maxBadFrames) socket.close(CloseCode.BAD_FRAME, closeReason(`${bad} refused frames (the last: ${err.code})`));
     }
   }
 }

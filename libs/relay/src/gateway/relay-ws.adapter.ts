@@ -2,11 +2,13 @@ import { type INestApplicationContext, Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import {
+  CloseCode,
   type Frame,
   FRAME_NAMES,
   FrameCodec,
   FrameError,
   FrameType,
+  peekFrameHead,
   RelayError,
   RelayErrorCode,
   RelayErrorMessages,
@@ -24,6 +26,7 @@ import type { Session } from '../session/session.js';
 import { FramePolicy } from './frame-policy.js';
 import { FrameIntake, type NestCallback } from './frame-intake.js';
 import { planHotPath } from './hot-path.js';
+import { InboundGate } from './inbound-gate.js';
 import { Refusals } from './refusals.js';
 import { REFUSED_EVENT, Refusal } from './refused.js';
 import { RelayGateway } from './relay.gateway.js';
@@ -41,8 +44,8 @@ const HANDLER_SLOTS = new Map<string, number>([
 
 /**
  * The frames a node may send, each with whether it starts work at the relay
- * (and so counts against the rate limit, and is refused once the relay has let
- * go of the connection) or answers work the relay gave (it does not).
+ * (and so is refused once the relay has let go of the connection) or answers
+ * work the relay gave (dropped then: nobody waits for it here).
  */
 const INBOUND: Readonly<Partial<Record<FrameType, { readonly startsWork: boolean }>>> = {
   [FrameType.Hello]: { startsWork: true },
@@ -103,7 +106,8 @@ export class RelayWsAdapter extends WsAdapter {
   private codec: FrameCodec | undefined;
   private upgrading = 0;
   private relay: RelayParts | undefined;
-  private rateLimited = '';
+  /** Messages `ws` read before the rate limit paused the socket, held undecoded: past these the connection is closed. */
+  private gateLimits = { maxHeldBytes: 0, maxHeldFrames: 16_384 };
   /** The gateway handlers the hot path calls, by frame type. */
   private hot: Array<HotHandler | undefined> = [];
 
@@ -119,7 +123,8 @@ export class RelayWsAdapter extends WsAdapter {
       this.relay = relay;
       this.maxPayloadBytes = o.maxPayloadBytes;
       this.codec = relay.core.codec;
-      if (o.rateLimit !== false) this.rateLimited = RelayErrorMessages.rateLimited(o.rateLimit.perSecond);
+      // One read of the socket (64 KiB) of the smallest frames, or a whole message up to twice the limit (inflated).
+      this.gateLimits = { maxHeldBytes: Math.max(o.maxPayloadBytes * 4, 1024 * 1024), maxHeldFrames: 16_384 };
       this.planHotPath(relay.gateway);
       Object.assign(wsOptions, {
         path: o.path,
@@ -170,13 +175,24 @@ export class RelayWsAdapter extends WsAdapter {
     const session = relay?.core.sessionOf(client);
     const intake = new FrameIntake(callbacks, {
       established: () => session === undefined || relay?.core.membership.nodeOf(session) !== undefined,
-      fast: frame => this.fast(client, session, frame),
+      fast: item => this.fast(client, session, item),
       nest: (callback, item, event, done) => this.run(callback, item, event, done),
     });
-    client.on('message', (data: Buffer, isBinary: boolean) => {
-      if (session !== undefined) session.heard = true;
+    const read = (data: Buffer, isBinary: boolean): void => {
       const item = this.parse(session, data, isBinary);
       if (item !== undefined) intake.receive(item);
+    };
+    const rate = session?.rate;
+    const gate =
+      rate === undefined
+        ? undefined
+        : new InboundGate(client, rate, read, this.gateLimits, (frames, bytes) =>
+            client.close(CloseCode.RATE_LIMITED, `over the rate limit: ${frames} frames (${bytes} bytes) unread`),
+          );
+    client.on('message', (data: Buffer, isBinary: boolean) => {
+      if (session !== undefined) session.heard = true;
+      if (gate === undefined) read(data, isBinary);
+      else gate.receive(data, isBinary);
     });
   }
 
@@ -196,17 +212,24 @@ export class RelayWsAdapter extends WsAdapter {
   /**
    * The hot path: the frame is judged by the FramePolicy the gateway's guard
    * applies and handed to the gateway handler Nest would call; a refusal is
-   * answered as RelayExceptionFilter answers it. False when the frame must go through Nest.
+   * answered as RelayExceptionFilter answers it (a frame the adapter refused
+   * is answered at once: no handler of Nest's is needed for it). False when
+   * the frame must go through Nest.
    */
-  private fast(socket: WebSocket, session: Session | undefined, frame: Frame): boolean {
-    const handler = this.hot[frame.type];
+  private fast(socket: WebSocket, session: Session | undefined, item: Frame | Refusal): boolean {
     const relay = this.relay;
-    if (handler === undefined || session === undefined || relay === undefined) return false;
+    if (session === undefined || relay === undefined) return false;
+    if (item instanceof Refusal) {
+      relay.refusals.refuse(session, socket, item.id, item.error);
+      return true;
+    }
+    const handler = this.hot[item.type];
+    if (handler === undefined) return false;
     try {
-      relay.policy.check(session, frame);
-      handler(socket, frame);
+      relay.policy.check(session, item);
+      handler(socket, item);
     } catch (err) {
-      relay.refusals.refuse(session, socket, 'id' in frame ? frame.id : 0, toRelayError(err, this.log));
+      relay.refusals.refuse(session, socket, 'id' in item ? item.id : 0, toRelayError(err, this.log));
     }
     return true;
   }
@@ -262,9 +285,20 @@ export class RelayWsAdapter extends WsAdapter {
     );
   }
 
-  /** The frame, its refusal, or nothing when it is to be dropped. */
+  /**
+   * The frame, its refusal, or nothing when it is to be dropped. What is
+   * refused for its size or kind is refused before any decoding (its id read
+   * from its first bytes, for the answer), and decoding checks the frame's
+   * structure before it builds anything.
+   */
   private parse(session: Session | undefined, data: Buffer, isBinary: boolean): Frame | Refusal | undefined {
     if (!isBinary) return new Refusal(0, new FrameError(RelayErrorMessages.textFrame()));
+    if (data.length > this.maxPayloadBytes) {
+      return new Refusal(
+        peekFrameHead(data)?.id ?? 0,
+        new RelayError(RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorMessages.payloadTooLarge(data.length, this.maxPayloadBytes)),
+      );
+    }
     let frame: Frame;
     try {
       frame = (this.codec ??= new FrameCodec({ maxBinBytes: DEFAULT_MAX_PAYLOAD_BYTES * 2 })).decode(data);
@@ -273,18 +307,9 @@ export class RelayWsAdapter extends WsAdapter {
       return new Refusal(e.frameId, e);
     }
     const id = 'id' in frame ? frame.id : 0;
-    if (data.length > this.maxPayloadBytes) {
-      return new Refusal(
-        id,
-        new RelayError(RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorMessages.payloadTooLarge(data.length, this.maxPayloadBytes)),
-      );
-    }
     const inbound = INBOUND[frame.type];
     if (inbound === undefined) return new Refusal(id, new FrameError(RelayErrorMessages.notInbound(FRAME_NAMES[frame.type])));
     if (session === undefined || this.relay === undefined) return frame;
-    if (inbound.startsWork && session.rate?.take() === false) {
-      return new Refusal(id, new RelayError(RelayErrorCode.RATE_LIMITED, this.rateLimited));
-    }
     // The relay let go of it in its shutdown (its socket not closed yet): nothing is routed for it any more.
     // Work it asks for is refused; answers to work it was given are dropped (nobody waits for them here).
     // (A relay lets go of open sessions only once it no longer accepts: until then no lookup per frame.)
