@@ -3,7 +3,7 @@
  * SOAK_INFLIGHT (64) at a time, spread round-robin over SOAK_PROVIDERS (3)
  * Nest providers, each call carrying its own number. Reports that every call
  * was answered exactly once (and with its own number), every failure by
- * code, and the relay's memory (from its GET /status) at the start, its
+ * code, and the relay's memory (from its GET /status/detail) at the start, its
  * peak and at the end. Exits 1 on any lost, duplicated or wrong answer.
  * Not part of `npm test`.
  */
@@ -43,11 +43,13 @@ interface Memory {
   heapUsedBytes: number;
 }
 
+/** The relay's status token (RELAY_STATUS_TOKEN), for its detailed status. */
+const STATUS_TOKEN = 'soak-status-token';
 const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 
 async function main(): Promise<number> {
   const relay = spawn(process.execPath, [RELAY_BIN], {
-    env: { ...process.env, NO_COLOR: '1', RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' },
+    env: { ...process.env, NO_COLOR: '1', RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_STATUS_TOKEN: STATUS_TOKEN },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -61,7 +63,11 @@ async function main(): Promise<number> {
   });
   const url = `ws://127.0.0.1:${port}/relay`;
   const memory = async (): Promise<Memory> =>
-    ((await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { memory: Memory }).memory;
+    (
+      (await (await fetch(`http://127.0.0.1:${port}/status/detail`, { headers: { authorization: `Bearer ${STATUS_TOKEN}` } })).json()) as {
+        memory: Memory;
+      }
+    ).memory;
 
   const providers = await Promise.all(
     Array.from({ length: PROVIDERS }, async (_, i) => {

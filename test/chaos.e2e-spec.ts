@@ -109,7 +109,7 @@ describe('chaos (real relay and provider processes, under load)', () => {
     return { c0, c1, run };
   }
 
-  /** Polls a relay's GET /status until `nodes` nodes completed HELLO there; resolves with when that was seen. */
+  /** Polls a relay's GET /status/detail until `nodes` nodes completed HELLO there; resolves with when that was seen. */
   async function relayNodes(r: RelayProcess, nodes: number, timeoutMs = 10_000): Promise<number> {
     await untilAsync(async () => (await r.status()).nodes === nodes, timeoutMs, `${nodes} nodes on the relay`);
     return Date.now();

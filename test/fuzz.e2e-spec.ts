@@ -79,6 +79,7 @@ const EXPECTED_ERRORS = new Set<string>([
 const EXPECTED_CLOSES = new Set<number>([
   CloseCode.BAD_FRAME,
   CloseCode.HANDSHAKE_TIMEOUT,
+  CloseCode.UNAUTHORIZED, // AUTH refused too many times on one connection
   CloseCode.NODE_ID_CONFLICT,
   CloseCode.PROTOCOL_MISMATCH,
   1007, // a text frame that is not UTF-8

@@ -96,8 +96,7 @@ describe('relay limits', () => {
     const order: number[] = [];
     while (order.length < ids.length) {
       const f = (await node.next(x => (x.type === FrameType.Response || x.type === FrameType.Error) && ids.includes(x.id))) as
-        | ResponseFrame
-        | ErrorFrame;
+        ResponseFrame | ErrorFrame;
       expect(f.type).toBe(FrameType.Response); // delayed, never refused
       expect(decodePayload((f as ResponseFrame).payload as Uint8Array)).toBe(f.id);
       order.push(f.id);

@@ -194,7 +194,10 @@ export interface Cluster {
   children: Child[];
 }
 
-/** What the relays' GET /status says about the cluster (the fields the bench reads). */
+/** The status token the bench's relays get (RELAY_STATUS_TOKEN), for their detailed status. */
+const STATUS_TOKEN = 'bench-status-token';
+
+/** What the relays' GET /status/detail says about the cluster (the fields the bench reads). */
 interface RelayStatus {
   relayId: string;
   cluster: { healthy: boolean; relays: Array<{ relayId: string; nodes: number }> };
@@ -203,7 +206,10 @@ interface RelayStatus {
 async function relayStatus(url: string): Promise<RelayStatus | string> {
   const { port } = new URL(url);
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(`http://127.0.0.1:${port}/status/detail`, {
+      headers: { authorization: `Bearer ${STATUS_TOKEN}` },
+      signal: AbortSignal.timeout(2000),
+    });
     return (await res.json()) as RelayStatus;
   } catch (err) {
     return (err as Error).message;
@@ -211,7 +217,7 @@ async function relayStatus(url: string): Promise<RelayStatus | string> {
 }
 
 /**
- * Resolves once each relay's /status is healthy and lists the other one, and
+ * Resolves once each relay's /status/detail is healthy and lists the other one, and
  * relay A lists relay B's provider; the status endpoint is all there is to
  * wait on, so it is asked every 100 ms.
  */
@@ -243,6 +249,7 @@ export async function startCluster(prefix: string): Promise<Cluster> {
         RELAY_REDIS_URL: redis,
         RELAY_CLUSTER_PREFIX: channelPrefix,
         RELAY_ID: relayId,
+        RELAY_STATUS_TOKEN: STATUS_TOKEN,
       };
       const child = new Child(`relay ${'AB'[i]}`, RELAY_BIN, { env });
       children.push(child);

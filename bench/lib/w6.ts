@@ -27,7 +27,14 @@ export async function runW6(relayKind: 'wsrelay' | 'raw-ws', s: W6Settings, log:
   const relay =
     relayKind === 'wsrelay'
       ? new Child('w6 relay', RELAY_BIN, {
-          env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_HEARTBEAT_INTERVAL_MS: String(s.heartbeatMs) },
+          env: {
+            RELAY_PORT: '0',
+            RELAY_HOST: '127.0.0.1',
+            RELAY_HEARTBEAT_INTERVAL_MS: String(s.heartbeatMs),
+            // Every idle connection comes from this host: lift the per-address quotas above the connection count.
+            RELAY_MAX_CONNECTIONS_PER_IP: String(s.connections + RELAY_SPARE),
+            RELAY_MAX_HANDSHAKES_PER_IP: String(s.connections + RELAY_SPARE),
+          },
           fdLimit: wanted,
         })
       : new Child('w6 raw relay', 'bench/peers/raw-relay.ts', {

@@ -68,6 +68,10 @@ function nodeBinary(major: string): string {
   return execFileSync('npx', ['-y', `node@${major}`, '-e', 'process.stdout.write(process.execPath)'], { encoding: 'utf8' });
 }
 
+/** The packed relays' status token (RELAY_STATUS_TOKEN), and how their detailed status is asked for with it. */
+const STATUS_TOKEN = 'packed-status-token';
+const STATUS_AUTH: RequestInit = { headers: { authorization: `Bearer ${STATUS_TOKEN}` } };
+
 async function json<T>(url: string, init?: RequestInit): Promise<T> {
   const res = await fetch(url, init);
   expect(res.status).toBeLessThan(300);
@@ -144,7 +148,7 @@ describe.each([['this machine', process.execPath], ...OTHER_NODES.map(v => [`Nod
       node = which.includes('/') ? which : nodeBinary(which);
       relay = start(join(deployment, 'node_modules/.bin/wsrelay-relay'), {
         node,
-        env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_DRAIN_TIMEOUT_MS: String(DRAIN_MS) },
+        env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_DRAIN_TIMEOUT_MS: String(DRAIN_MS), RELAY_STATUS_TOKEN: STATUS_TOKEN },
       });
       port = Number((await relay.line(/Relay listening on ws:\/\/127\.0\.0\.1:(\d+)\/relay/))[1]);
       const relayUrl = `ws://127.0.0.1:${port}/relay`;
@@ -190,7 +194,7 @@ describe.each([['this machine', process.execPath], ...OTHER_NODES.map(v => [`Nod
       // 20 values at 100 ms: about 2 s, under the 5 s drain.
       const streaming = json<{ values: number[] }>(`${gatewayUrl}/countdown/20`);
       await untilAsync(
-        async () => (await json<{ inFlight: number }>(`http://127.0.0.1:${port}/status`)).inFlight > 0,
+        async () => (await json<{ inFlight: number }>(`http://127.0.0.1:${port}/status/detail`, STATUS_AUTH)).inFlight > 0,
         10_000,
         'a call in flight',
       );
@@ -221,12 +225,18 @@ describe('the packed relay and ioredis (an optional peer dependency)', () => {
   it('joins a Redis cluster where ioredis is installed (the image installs it)', async () => {
     const relay = start(join(deployment, 'node_modules/.bin/wsrelay-relay'), {
       node: process.execPath,
-      env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_REDIS_URL: redis.url, RELAY_CLUSTER_PREFIX: `pkg-${process.pid}` },
+      env: {
+        RELAY_PORT: '0',
+        RELAY_HOST: '127.0.0.1',
+        RELAY_REDIS_URL: redis.url,
+        RELAY_CLUSTER_PREFIX: `pkg-${process.pid}`,
+        RELAY_STATUS_TOKEN: STATUS_TOKEN,
+      },
     });
     const port = Number((await relay.line(/Relay listening on ws:\/\/127\.0\.0\.1:(\d+)/))[1]);
     // 503 until the relay hears its own heartbeat back through Redis.
     await untilAsync(async () => (await fetch(`http://127.0.0.1:${port}/status`)).status === 200, 10_000, 'a healthy relay');
-    const status = await json<{ cluster: { healthy: boolean; backplane: string } }>(`http://127.0.0.1:${port}/status`);
+    const status = await json<{ cluster: { healthy: boolean; backplane: string } }>(`http://127.0.0.1:${port}/status/detail`, STATUS_AUTH);
     expect(status.cluster).toMatchObject({ healthy: true, backplane: expect.stringMatching(/^redis:\/\//) });
     await stop(relay.child, 10_000);
   });

@@ -9,7 +9,7 @@ export interface RelayProcess {
   child: ChildProcess;
   port: number;
   url: string;
-  /** Its `GET /status`. */
+  /** Its `GET /status/detail` (with the status token every spawned relay gets). */
   status(): Promise<RelayStatus>;
   /** Lines it printed (logs), for a failing test's message. */
   output: string[];
@@ -19,10 +19,20 @@ export interface RelayProcess {
   stop(): Promise<void>;
 }
 
+/** The status token of the relays the tests spawn (RELAY_STATUS_TOKEN), for their detailed status. */
+export const TEST_STATUS_TOKEN = 'test-status-token';
+
 /** Starts the relay with `env` (RELAY_PORT defaults to 0) and resolves once it listens. */
 export async function spawnRelay(env: Record<string, string>): Promise<RelayProcess> {
+  const base = {
+    NO_COLOR: '1',
+    RELAY_PORT: '0',
+    RELAY_HOST: '127.0.0.1',
+    RELAY_STARTUP_GRACE_MS: '0',
+    RELAY_STATUS_TOKEN: TEST_STATUS_TOKEN,
+  };
   const child = spawn(process.execPath, [RELAY_BIN], {
-    env: { ...process.env, NO_COLOR: '1', RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_STARTUP_GRACE_MS: '0', ...env },
+    env: { ...process.env, ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
@@ -48,7 +58,7 @@ export async function spawnRelay(env: Record<string, string>): Promise<RelayProc
     url: `ws://127.0.0.1:${port}${env.RELAY_PATH ?? '/relay'}`,
     output,
     status: async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/status`);
+      const res = await fetch(`http://127.0.0.1:${port}/status/detail`, { headers: { authorization: `Bearer ${TEST_STATUS_TOKEN}` } });
       return (await res.json()) as RelayStatus;
     },
     kill: async (signal = 'SIGKILL') => {

@@ -74,7 +74,6 @@ export const RelayErrorMessages = {
   unauthorized: (reason: string) => `Unauthorized: ${reason}.`,
   notServer: (what: string) => `Forbidden: this connection is a passive client; only server connections may ${what}.`,
   forbidden: (action: string, subject: string) => `Forbidden: the token does not permit ${action} ${quote(subject)}.`,
-  rateLimited: (perSecond: number) => `Rate limited: over ${perSecond} frames per second on this connection; slow down and retry.`,
   tooManyInFlight: (limit: number) =>
     `Rate limited: ${limit} requests are already in flight on this connection; wait for some to complete.`,
   tokenExpired: () => 'token expired',
@@ -95,6 +94,20 @@ export const RelayErrorMessages = {
   tooMuchHeld: (max: number) =>
     `Rate limited: this connection's calls waiting for a provider (the relay just started) already keep ${max} bytes at the relay; wait for some to complete.`,
   duplicateId: (id: number) => `request id ${id} is already in flight on this connection`,
+  tooManyConnectionsFrom: (source: string, limit: number) =>
+    `Rate limited: ${source} already has ${limit} connections to this relay, its limit; close one or retry later.`,
+  tooManyHandshakesFrom: (source: string, limit: number) =>
+    `Rate limited: ${source} already has ${limit} connections that have not completed HELLO; retry once they have (or have timed out).`,
+  originNotAllowed: (origin: string, sameHostOnly: boolean) =>
+    sameHostOnly
+      ? `Forbidden: origin ${origin} is not allowed: without authentication or allowedOrigins, the relay admits browsers only from its own host.`
+      : `Forbidden: origin ${origin} is not allowed.`,
+  tooManyRefusedRefreshes: (limit: number) => `${limit} token refreshes (AUTH) were refused on this connection`,
+  relayBudgetFull: (what: string, option: string, max: number) =>
+    `Rate limited: the relay already keeps ${max} bytes for ${what}, all connections together (budgets.${option}); retry later.`,
+  waitCapped: (pattern: string, maxMs: number) =>
+    `No microservice for ${quote(pattern)} came online within ${maxMs} ms, the longest the relay lets a WAIT last (maxWaitTimeoutMs).`,
+  relayUnsentOver: (buffered: number, max: number) => `slow consumer: ${buffered} bytes unsent, the relay's unsent bytes over ${max}`,
 } as const;
 
 /** What an ERROR frame carries; enough for the other side to rebuild the error. */
@@ -147,14 +160,41 @@ export class RelayError extends Error {
   }
 }
 
-/** Raised by the codec: the frame cannot be used. Always BAD_FRAME. */
+/** Where V8 (Node, Deno, Chromium) reads how many frames a new error's stack keeps; other engines ignore it. */
+const V8Error = Error as ErrorConstructor & { stackTraceLimit?: number };
+
+/**
+ * Raised by the codec: the frame cannot be used. Always BAD_FRAME. It has no
+ * stack trace: it describes bytes a peer sent, not a code path, and making
+ * one without a stack costs a tenth as much (a relay makes one per refused frame).
+ */
 export class FrameError extends RelayError {
-  constructor(
-    readonly reason: string,
-    /** The frame's request id when it could be read, so the error can be correlated. */
-    readonly frameId = 0,
-  ) {
+  readonly reason: string;
+  /** The frame's request id when it could be read, so the error can be correlated. */
+  readonly frameId: number;
+
+  constructor(reason: string, frameId = 0) {
+    const limit = V8Error.stackTraceLimit;
+    V8Error.stackTraceLimit = 0;
     super(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(reason));
+    V8Error.stackTraceLimit = limit;
+    this.reason = reason;
+    this.frameId = frameId;
     this.name = 'FrameError';
+  }
+}
+
+/**
+ * A RelayError without a stack trace, for refusing what a peer sent (a
+ * forbidden pattern, an oversized frame): the answer names the reason, and
+ * no code path is worth the cost of capturing one per refused frame.
+ */
+export function refusalError(code: RelayErrorCode, message: string): RelayError {
+  const limit = V8Error.stackTraceLimit;
+  V8Error.stackTraceLimit = 0;
+  try {
+    return new RelayError(code, message);
+  } finally {
+    V8Error.stackTraceLimit = limit;
   }
 }

@@ -7,14 +7,16 @@ export { InMemoryBackplane, InMemoryHub } from './cluster/in-memory.backplane.js
 export { RedisBackplane, type RedisBackplaneOptions, type RelayRedisOptions } from './cluster/redis.backplane.js';
 export { type ClusterStatus, RelayCluster } from './cluster/relay-cluster.js';
 export { RelayCore } from './core/relay-core.js';
-export type { NodeDiagnostics, RelayDiagnostics, RelayStatus, WorldDiagnostics } from './core/relay-status.js';
+export type { NodeDiagnostics, RelayDiagnostics, RelayReadiness, RelayStatus, WorldDiagnostics } from './core/relay-status.js';
 export { FramePolicy } from './gateway/frame-policy.js';
+export type { BudgetStatus } from './internal/budget.js';
 export { FramePolicyGuard } from './gateway/frame-policy.guard.js';
 export { RelayExceptionFilter } from './gateway/relay-exception.filter.js';
 export { RelayGateway } from './gateway/relay.gateway.js';
 export { RelayWsAdapter } from './gateway/relay-ws.adapter.js';
 export type {
   RelayAuthOptions,
+  RelayBudgetOptions,
   RelayClaims,
   RelayClusterOptions,
   RelayModuleOptions,
@@ -22,7 +24,7 @@ export type {
   RelayRateLimit,
   ResolvedRelayOptions,
 } from './interfaces/relay-options.interface.js';
-export { createRelayApp, DEFAULT_STATUS_PATH, type RelayAppOptions } from './relay.bootstrap.js';
+export { createRelayApp, DEFAULT_STATUS_DETAIL_PATH, DEFAULT_STATUS_PATH, type RelayAppOptions } from './relay.bootstrap.js';
 export {
   ALL_PERMISSIONS,
   CONNECTION_IDENTITY,

@@ -16,6 +16,16 @@ describe('resolveRelayOptions', () => {
     expect(resolveRelayOptions({ cluster: { redis: 'redis://r', heartbeatIntervalMs: 2000 } }).cluster).toMatchObject({ timeoutMs: 6000 });
   });
 
+  it('applies the relay-wide budgets and the WAIT cap, each default alone', () => {
+    expect(resolveRelayOptions()).toMatchObject({
+      maxWaitTimeoutMs: 300_000,
+      budgets: { waitBytes: 32 << 20, heldBytes: 64 << 20, retainedBytes: 64 << 20, unsentBytes: 128 << 20, routeCacheBytes: 32 << 20 },
+    });
+    const o = resolveRelayOptions({ maxWaitTimeoutMs: 1000, budgets: { unsentBytes: 0 } });
+    expect(o.maxWaitTimeoutMs).toBe(1000);
+    expect(o.budgets).toMatchObject({ unsentBytes: 0, waitBytes: 32 << 20 });
+  });
+
   it.each([
     [{ maxPayloadBytes: 10 }, /maxPayloadBytes/],
     [{ heartbeatIntervalMs: 0 }, /heartbeatIntervalMs/],
@@ -26,6 +36,10 @@ describe('resolveRelayOptions', () => {
     [{ cluster: { redis: 'redis://r', backplane: {} as never } }, /cluster.redis and cluster.backplane/],
     [{ cluster: { heartbeatIntervalMs: 1000, timeoutMs: 500 } }, /cluster.timeoutMs \(500\) must be longer/],
     [{ cluster: { heartbeatIntervalMs: 5 } }, /cluster.heartbeatIntervalMs/],
+    [{ maxWaitTimeoutMs: 0 }, /maxWaitTimeoutMs/],
+    [{ budgets: 5 as never }, /budgets must be an object/],
+    [{ budgets: { unsentBytes: -1 } }, /budgets.unsentBytes/],
+    [{ budgets: { waitBytes: 1.5, routeCacheBytes: 'x' as never } }, /budgets.waitBytes.*budgets.routeCacheBytes/],
   ])('rejects %p naming the option', (options, message) => {
     expect(() => resolveRelayOptions(options)).toThrow(message);
   });

@@ -1,17 +1,33 @@
 import { randomUUID } from 'node:crypto';
-import type { RelayClusterOptions, RelayModuleOptions, ResolvedRelayOptions } from './interfaces/relay-options.interface.js';
+import type {
+  RelayBudgetOptions,
+  RelayClusterOptions,
+  RelayModuleOptions,
+  ResolvedRelayOptions,
+} from './interfaces/relay-options.interface.js';
 import { validateRelayOptions } from './relay.options.validation.js';
 import {
   ALL_PERMISSIONS,
+  DEFAULT_BUDGET_HELD_BYTES,
+  DEFAULT_BUDGET_RETAINED_BYTES,
+  DEFAULT_BUDGET_ROUTE_CACHE_BYTES,
+  DEFAULT_BUDGET_UNSENT_BYTES,
+  DEFAULT_BUDGET_WAIT_BYTES,
   DEFAULT_CLUSTER_HEARTBEAT_INTERVAL_MS,
   DEFAULT_CLUSTER_TIMEOUT_MS,
   DEFAULT_EVENT_ACK_TIMEOUT_MS,
   DEFAULT_MAX_BAD_FRAMES,
   DEFAULT_MAX_BUFFERED_BYTES,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  DEFAULT_MAX_CONNECTIONS_PER_SUBJECT,
+  DEFAULT_MAX_HANDSHAKES_PER_IP,
+  DEFAULT_MAX_HANDSHAKES_PER_SUBJECT,
+  DEFAULT_UPGRADE_TIMEOUT_MS,
   DEFAULT_MAX_EVENT_ATTEMPTS,
   DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
   DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_WAIT_TIMEOUT_MS,
   DEFAULT_NODE_ID_RESERVATION_MS,
   DEFAULT_PERMISSIONS_CLAIM,
   DEFAULT_RATE_LIMIT,
@@ -39,6 +55,12 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
     defaultPermissions: o.defaultPermissions ?? ALL_PERMISSIONS,
     tenantClaim: o.tenantClaim ?? DEFAULT_TENANT_CLAIM,
     maxConnections: o.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    maxConnectionsPerSubject: o.maxConnectionsPerSubject ?? DEFAULT_MAX_CONNECTIONS_PER_SUBJECT,
+    maxConnectionsPerIp: o.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
+    maxHandshakesPerSubject: o.maxHandshakesPerSubject ?? DEFAULT_MAX_HANDSHAKES_PER_SUBJECT,
+    maxHandshakesPerIp: o.maxHandshakesPerIp ?? DEFAULT_MAX_HANDSHAKES_PER_IP,
+    trustProxy: o.trustProxy ?? false,
+    upgradeTimeoutMs: o.upgradeTimeoutMs ?? DEFAULT_UPGRADE_TIMEOUT_MS,
     rateLimit:
       o.rateLimit === false
         ? false
@@ -55,6 +77,18 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
     eventAckTimeoutMs: o.eventAckTimeoutMs ?? DEFAULT_EVENT_ACK_TIMEOUT_MS,
     maxEventAttempts: o.maxEventAttempts ?? DEFAULT_MAX_EVENT_ATTEMPTS,
     startupGraceMs: o.startupGraceMs ?? DEFAULT_STARTUP_GRACE_MS,
+    maxWaitTimeoutMs: o.maxWaitTimeoutMs ?? DEFAULT_MAX_WAIT_TIMEOUT_MS,
+    budgets: resolveBudgets(o.budgets),
+  };
+}
+
+function resolveBudgets(b: RelayBudgetOptions = {}): ResolvedRelayOptions['budgets'] {
+  return {
+    waitBytes: b.waitBytes ?? DEFAULT_BUDGET_WAIT_BYTES,
+    heldBytes: b.heldBytes ?? DEFAULT_BUDGET_HELD_BYTES,
+    retainedBytes: b.retainedBytes ?? DEFAULT_BUDGET_RETAINED_BYTES,
+    unsentBytes: b.unsentBytes ?? DEFAULT_BUDGET_UNSENT_BYTES,
+    routeCacheBytes: b.routeCacheBytes ?? DEFAULT_BUDGET_ROUTE_CACHE_BYTES,
   };
 }
 

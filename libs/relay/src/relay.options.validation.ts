@@ -6,6 +6,7 @@ import {
   IsOptional,
   IsString,
   Matches,
+  Max,
   Min,
   ValidateBy,
   validateSync,
@@ -37,6 +38,7 @@ const isRedis = (v: unknown) =>
     : `must be a redis:// or rediss:// URL or ioredis options, got ${JSON.stringify(v)}`;
 const isRateLimit = (v: unknown) =>
   v === false || (typeof v === 'object' && v !== null) ? null : 'must be { perSecond, burst? } or false';
+const isObject = (v: unknown) => (typeof v === 'object' && v !== null ? null : 'must be an object');
 const isAuth = (v: unknown) => (v === false || (typeof v === 'object' && v !== null) ? null : 'must be an object or false');
 const isBackplane = (v: unknown) =>
   typeof v === 'object' &&
@@ -58,6 +60,12 @@ class RelayOptionsSchema {
   @IsOptional() @Satisfies(isPermissions) defaultPermissions?: unknown;
   @IsOptional() @IsString() @IsNotEmpty() tenantClaim?: string;
   @IsOptional() @IsInt() @Min(1) maxConnections?: number;
+  @IsOptional() @IsInt() @Min(1) maxConnectionsPerSubject?: number;
+  @IsOptional() @IsInt() @Min(1) maxConnectionsPerIp?: number;
+  @IsOptional() @IsInt() @Min(1) maxHandshakesPerSubject?: number;
+  @IsOptional() @IsInt() @Min(1) maxHandshakesPerIp?: number;
+  @IsOptional() @IsBoolean() trustProxy?: boolean;
+  @IsOptional() @IsInt() @Min(1) upgradeTimeoutMs?: number;
   @IsOptional() @Satisfies(isRateLimit) rateLimit?: unknown;
   @IsOptional() @IsInt() @Min(1) maxInFlightPerConnection?: number;
   @IsOptional()
@@ -71,6 +79,16 @@ class RelayOptionsSchema {
   @IsOptional() @IsInt() @Min(1) eventAckTimeoutMs?: number;
   @IsOptional() @IsInt() @Min(1) maxEventAttempts?: number;
   @IsOptional() @IsInt() @Min(0) startupGraceMs?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(0x7fff_ffff) maxWaitTimeoutMs?: number;
+  @IsOptional() @Satisfies(isObject) budgets?: unknown;
+}
+
+class BudgetsSchema {
+  @IsOptional() @IsInt() @Min(0) waitBytes?: number;
+  @IsOptional() @IsInt() @Min(0) heldBytes?: number;
+  @IsOptional() @IsInt() @Min(0) retainedBytes?: number;
+  @IsOptional() @IsInt() @Min(0) unsentBytes?: number;
+  @IsOptional() @IsInt() @Min(0) routeCacheBytes?: number;
 }
 
 class RateLimitSchema {
@@ -83,6 +101,7 @@ class AuthSchema {
   @IsOptional() @IsInt() @Min(0) clockToleranceSec?: number;
   @IsOptional() @IsInt() @Min(0) jwksCooldownMs?: number;
   @IsOptional() @IsInt() @Min(0) expiryWarningMs?: number;
+  @IsOptional() @IsInt() @Min(1) maxRefreshFailures?: number;
 }
 
 class ClusterSchema {
@@ -91,6 +110,7 @@ class ClusterSchema {
   @IsOptional() @Satisfies(isBackplane) backplane?: unknown;
   @IsOptional() @IsInt() @Min(10) heartbeatIntervalMs?: number;
   @IsOptional() @IsInt() @Min(1) timeoutMs?: number;
+  @IsOptional() @IsInt() @Min(1024) maxMessageBytes?: number;
 }
 
 function messages(errors: ValidationError[], prefix: string): string[] {
@@ -128,5 +148,6 @@ export function validateRelayOptions(o: RelayModuleOptions): void {
     problems.push(...problemsOf(new RateLimitSchema(), o.rateLimit, 'rateLimit.'));
   if (typeof o.auth === 'object' && o.auth !== null) problems.push(...authProblems(o.auth));
   if (typeof o.cluster === 'object' && o.cluster !== null) problems.push(...clusterProblems(o.cluster));
+  if (typeof o.budgets === 'object' && o.budgets !== null) problems.push(...problemsOf(new BudgetsSchema(), o.budgets, 'budgets.'));
   if (problems.length > 0) throw new TypeError(`RelayModule: invalid options: ${problems.join('; ')}`);
 }

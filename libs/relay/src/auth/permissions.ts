@@ -8,7 +8,8 @@ const CACHE_LIMIT = 1024;
 
 class ActionRule {
   private readonly matchers: SubjectMatcher[];
-  private readonly all: boolean;
+  /** Everything is allowed (`>`). */
+  readonly all: boolean;
   private readonly cache = new Map<string, boolean>();
 
   constructor(readonly subjects: readonly string[]) {
@@ -32,6 +33,11 @@ class ActionRule {
   covers(pattern: string): boolean {
     return this.all || this.subjects.some(s => subjectCovers(s, pattern));
   }
+
+  /** Whether some subject a pattern (maybe with wildcards) matches is allowed. */
+  overlaps(pattern: string): boolean {
+    return this.all || this.subjects.some(s => subjectsOverlap(s, pattern));
+  }
 }
 
 /**
@@ -52,6 +58,28 @@ export class Permissions {
 
   allows(action: PermissionAction, subject: string): boolean {
     return action === 'subscribe' ? this.rules.subscribe.covers(subject) : this.rules[action].allows(subject);
+  }
+
+  /** May call and emit everything (`>`): DISCOVER hides nothing from it. */
+  get callsAndPublishesAll(): boolean {
+    return this.rules.call.all && this.rules.publish.all;
+  }
+
+  /** Whether the connection may emit at least one subject that a subscription `pattern` receives. */
+  mayPublishTo(pattern: string): boolean {
+    return this.rules.publish.overlaps(pattern);
+  }
+}
+
+/** Whether some subject matches both patterns (NATS wildcards: `*` one token, `>` one or more at the end). */
+export function subjectsOverlap(a: string, b: string): boolean {
+  const x = a.split('.');
+  const y = b.split('.');
+  for (let i = 0; ; i++) {
+    if (x[i] === '>') return y.length > i;
+    if (y[i] === '>') return x.length > i;
+    if (i === x.length || i === y.length) return x.length === y.length;
+    if (x[i] !== '*' && y[i] !== '*' && x[i] !== y[i]) return false;
   }
 }
 

@@ -38,6 +38,7 @@ const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
 const MAX_COMPILED_PERMISSIONS = 1000;
 const DEFAULT_JWKS_COOLDOWN_MS = 30_000;
 export const DEFAULT_EXPIRY_WARNING_MS = 60_000;
+export const DEFAULT_MAX_REFRESH_FAILURES = 5;
 
 type Verify = (token: string) => Promise<JWTPayload>;
 
@@ -51,6 +52,8 @@ type Verify = (token: string) => Promise<JWTPayload>;
 export class RelayAuthService {
   readonly enabled: boolean;
   readonly expiryWarningMs: number;
+  /** In-band refreshes refused on one connection before it is closed. */
+  readonly maxRefreshFailures: number;
   private readonly verifyToken: Verify | undefined;
   private readonly defaultPermissions: Permissions;
   /** Compiled permissions shared by tokens with the same claim (most tokens of a service are alike). */
@@ -59,6 +62,7 @@ export class RelayAuthService {
   constructor(@Inject(RELAY_OPTIONS) private readonly options: ResolvedRelayOptions) {
     this.enabled = options.auth !== false;
     this.expiryWarningMs = (options.auth ? options.auth.expiryWarningMs : undefined) ?? DEFAULT_EXPIRY_WARNING_MS;
+    this.maxRefreshFailures = (options.auth ? options.auth.maxRefreshFailures : undefined) ?? DEFAULT_MAX_REFRESH_FAILURES;
     this.verifyToken = options.auth ? buildVerifier(options.auth) : undefined;
     this.defaultPermissions = new Permissions(options.defaultPermissions);
   }
@@ -128,7 +132,11 @@ export class RelayAuthService {
         }
         tenant = t;
       }
-      if (typeof claims.sub === 'string') subject = claims.sub;
+      // A `sub` that is not a string would leave the connection without a subject: no node-id binding, no subject check on refresh.
+      if (claims.sub !== undefined) {
+        if (typeof claims.sub !== 'string' || claims.sub.length === 0) throw new TokenRefusal('the "sub" claim must be a non-empty string');
+        subject = claims.sub;
+      }
       if (typeof claims.exp === 'number') expiresAt = claims.exp * 1000;
     }
     return {

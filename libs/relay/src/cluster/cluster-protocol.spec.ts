@@ -70,6 +70,8 @@ const messages: ClusterMessage[] = [
     ],
   },
   { type: T.Handled, from: 'r', did: 11, code: 'HANDLER_ERROR', error: bytes },
+  { type: T.Chunk, from: 'r', transfer: 3, index: 1, count: 4, size: 1000, inner: T.Snapshot, replaces: 2, piece: bytes },
+  { type: T.Pull, from: 'r', transfer: 3, received: 2 },
 ];
 
 describe('ClusterCodec', () => {
@@ -103,6 +105,29 @@ describe('ClusterCodec', () => {
     expect(refusal(wire(V, 99, 'r'))).toBe('bad type 99');
     expect(refusal(wire(V + 1, T.Sync, 'r'))).toMatch(/cluster protocol version/);
     expect(refusal(wire(V, T.Sync, 5))).toBe('bad from');
-    expect(refusal(new Uint8Array([0xc1]))).toMatch(/not MessagePack/);
+    expect(refusal(new Uint8Array([0xc1]))).toMatch(/never-used byte/);
+  });
+
+  // Pins issue 13 point 9: the cluster decoder had no bounds, so one message could nest a million arrays deep.
+  it('refuses, before decoding, what is nested too deep, has too many values or trailing fields, or is too large', () => {
+    const why = (b: Uint8Array, c = codec) => {
+      try {
+        c.decode(b);
+        return 'decoded';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    const V = CLUSTER_PROTOCOL_VERSION;
+    const deep = new Uint8Array([0x94, V, T.Beat, 0xa1, 0x72, ...new Array<number>(100_000).fill(0x91), 0xc0]);
+    expect(why(deep)).toBe('over the cluster message bounds (nested deeper than 4)');
+    const node = ['', 'n', null, ['p'], [], null, null, 1];
+    expect(why(encode([V, T.Snapshot, 'r', 'R', [node]]))).toBe('decoded');
+    expect(why(encode([V, T.Snapshot, 'r', 'R', [[...node.slice(0, 3), [['p']], ...node.slice(4)]]]))).toMatch(/nested deeper than 4/);
+    expect(why(encode([V, T.Beat, 'r', 'R', ...new Array<number>(13).fill(0)]))).toMatch(/more than 16 top-level entries/);
+    expect(why(encode([V, T.NodeUp, 'r', [...node, 0, 0, 0, 0, 0]]))).toBe('bad node');
+    expect(why(new Uint8Array([...encode([V, T.Beat, 'r', 'R']), 0xc0]))).toMatch(/1 bytes after the value/);
+    expect(why(encode([V, T.Beat, 'r', 'relay-R']), new ClusterCodec(8))).toMatch(/^13 bytes, over 8$/);
+    expect(why(encode([V, T.Beat, 'r', 'x'.repeat(70_000)]))).toMatch(/not MessagePack/);
   });
 });

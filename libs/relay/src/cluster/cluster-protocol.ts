@@ -1,4 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
+import { checkMsgpackBounds } from '@wsrelay/protocol';
+import { CLUSTER_MESSAGE_BOUNDS, DEFAULT_CLUSTER_MAX_MESSAGE_BYTES } from './cluster-limits.js';
 
 /** Version of the relay-to-relay protocol; a message of another version is dropped (and logged once). */
 export const CLUSTER_PROTOCOL_VERSION = 2;
@@ -29,6 +31,10 @@ export enum ClusterMessageType {
   Handled = 12,
   /** Copies of an event with handler acks for some nodes of the receiving relay, each answered with HANDLED. */
   EventCopies = 13,
+  /** A piece of a message too large to go as one (see cluster-transfers.ts). */
+  Chunk = 14,
+  /** The receiver of a chunked message has `received` chunks and takes more (-1: it refuses the message). */
+  Pull = 15,
 }
 
 /** A node as presence carries it. */
@@ -111,7 +117,21 @@ export type ClusterMessage =
       /** null: handled; HANDLER_ERROR: the handler threw (`error`); another code: the copy could not be handled there. */
       code: string | null;
       error: Uint8Array | null;
-    };
+    }
+  | {
+      type: ClusterMessageType.Chunk;
+      from: string;
+      /** The sender's id of the chunked message, this piece's index, their count, the whole message's bytes and type. */
+      transfer: number;
+      index: number;
+      count: number;
+      size: number;
+      inner: ClusterMessageType;
+      /** A transfer of the sender's that this one supersedes (an older snapshot), or 0. */
+      replaces: number;
+      piece: Uint8Array;
+    }
+  | { type: ClusterMessageType.Pull; from: string; transfer: number; received: number };
 
 /** The cluster message of one type. */
 export type Msg<T extends ClusterMessageType> = Extract<ClusterMessage, { type: T }>;
@@ -131,13 +151,23 @@ export class ClusterMessageError extends Error {
  */
 export class ClusterCodec {
   private readonly encoder = new Encoder({ ignoreUndefined: true });
-  private readonly decoder = new Decoder({ maxMapLength: 0, maxExtLength: 0 });
+  private readonly decoder: Decoder;
+
+  /** `maxMessageBytes`: the largest message (a reassembled one included) it decodes. */
+  constructor(private readonly maxMessageBytes = DEFAULT_CLUSTER_MAX_MESSAGE_BYTES) {
+    const { maxStrBytes: maxStrLength, maxElements: maxArrayLength } = CLUSTER_MESSAGE_BOUNDS;
+    this.decoder = new Decoder({ maxMapLength: 0, maxExtLength: 0, maxStrLength, maxArrayLength, maxBinLength: maxMessageBytes });
+  }
 
   encode(m: ClusterOutgoing, from: string): Uint8Array {
     return this.encoder.encode(toWire(m, from));
   }
 
   decode(bytes: Uint8Array): ClusterMessage {
+    if (bytes.length > this.maxMessageBytes) throw new ClusterMessageError(`${bytes.length} bytes, over ${this.maxMessageBytes}`);
+    // Walked before it is decoded: nesting, element count and trailing values cost nothing to refuse.
+    const over = checkMsgpackBounds(bytes, CLUSTER_MESSAGE_BOUNDS);
+    if (over !== undefined) throw new ClusterMessageError(`over the cluster message bounds (${over})`);
     let raw: unknown;
     try {
       raw = this.decoder.decode(bytes);
@@ -356,6 +386,27 @@ const SHAPES: Shapes = {
       copies: r.copies(6, 'copies'),
     }),
   },
+  [ClusterMessageType.Chunk]: {
+    write: m => [m.transfer, m.index, m.count, m.size, m.inner, m.replaces, m.piece],
+    read: (r, from) => {
+      const [transfer, index, count, size, inner] = [0, 1, 2, 3, 4].map(i => r.num(i, 'chunk'));
+      return {
+        type: ClusterMessageType.Chunk,
+        from,
+        transfer,
+        index,
+        count,
+        size,
+        inner,
+        replaces: r.num0(5, 'replaces'),
+        piece: r.bin(6, 'piece'),
+      };
+    },
+  },
+  [ClusterMessageType.Pull]: {
+    write: m => [m.transfer, m.received],
+    read: (r, from) => ({ type: ClusterMessageType.Pull, from, transfer: r.num(0, 'transfer'), received: r.num(1, 'received') }),
+  },
 };
 
 function toWire(m: ClusterOutgoing, from: string): unknown[] {
@@ -379,9 +430,12 @@ function fail(what: string): never {
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
+/** Fields a node may have on the wire: its 8, and a few a later version may add. */
+const MAX_NODE_FIELDS = 12;
+
 /** A node as presence carries it: [tenant, nodeId, service, patterns, events, queue, subject, since]. */
 function nodeFromWire(v: unknown): ClusterNode {
-  if (!Array.isArray(v) || v.length < 8) fail('node');
+  if (!Array.isArray(v) || v.length < 8 || v.length > MAX_NODE_FIELDS) fail('node');
   const r = new Reader(v, 0, 'node');
   return {
     tenant: r.str(0, 'tenant'),

@@ -85,3 +85,48 @@ describe('RelayCluster joining', () => {
     }
   });
 });
+
+describe('RelayCluster with a snapshot larger than a chunk', () => {
+  // Pins issue 13 point 6: a relay joining a cluster whose snapshot is large got it as one message, and said it was ready meanwhile.
+  it('the joining relay gets it in chunks no larger than chunkBytes, and is synced only once it has every node', async () => {
+    const hub = new InMemoryHub();
+    let largest = 0;
+    class SizeBackplane extends InMemoryBackplane {
+      override send(relay: string, m: Uint8Array): void {
+        largest = Math.max(largest, m.length);
+        super.send(relay, m);
+      }
+    }
+    const make = (relayId: string) =>
+      new RelayCluster({
+        relayId,
+        backplane: new SizeBackplane(hub),
+        heartbeatIntervalMs: 20,
+        timeoutMs: 1000,
+        reservationMs: 0,
+        chunkBytes: 512,
+      });
+    const [a, b] = [make('A'), make('B')];
+    const many = Array.from({ length: 50 }, (_, i) => ({ ...node(`on-a-${i}`), patterns: [`pattern.${'x'.repeat(40)}.${i}`] }));
+    const seenB: string[] = [];
+    await a.start({ ...listener(node('unused'), [], []), localNodes: () => many });
+    await until(() => a.status().synced, 'A alone to be synced');
+    await b.start(listener(node('on-b'), seenB, []));
+    try {
+      const early: Array<{ synced: boolean; seen: number }> = [];
+      await until(() => {
+        const synced = b.status().synced;
+        early.push({ synced, seen: seenB.length });
+        return synced;
+      }, 'B to be synced');
+      expect(early[0]).toEqual({ synced: false, seen: 0 });
+      expect(early.filter(e => e.synced && e.seen < many.length)).toEqual([]);
+      expect(seenB.sort()).toEqual(many.map(n => n.nodeId).sort());
+      expect(largest).toBeGreaterThan(0);
+      expect(largest).toBeLessThanOrEqual(512 + 64);
+      expect(b.status().relays).toMatchObject([{ relayId: 'A', nodes: 50, synced: true }]);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});

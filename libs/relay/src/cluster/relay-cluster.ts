@@ -1,6 +1,7 @@
 import { Logger, type OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Backplane } from './backplane.js';
+import type { ClusterListener, ClusterSettings, ClusterStatus } from './cluster-interfaces.js';
 import {
   ClusterCodec,
   type ClusterMessage,
@@ -8,56 +9,13 @@ import {
   type ClusterOutgoing,
   ClusterMessageType,
   type ClusterNode,
-  type Msg,
 } from './cluster-protocol.js';
+import { DEFAULT_CLUSTER_MAX_MESSAGE_BYTES } from './cluster-limits.js';
+import { InboundTransfers, OutgoingTransfers, transferLimits } from './cluster-transfers.js';
 import { InMemoryBackplane } from './in-memory.backplane.js';
 import { nodeKey, RemoteNode, RemoteRelay } from './remote.js';
 
-/** How a relay takes part in its cluster. */
-export interface ClusterSettings {
-  /** This relay's id (its WELCOME's and status's), sent with its heartbeats. */
-  relayId: string;
-  backplane: Backplane;
-  /** Interval of the relays' heartbeat, in ms. */
-  heartbeatIntervalMs: number;
-  /** A relay silent this long is gone with its nodes (and this relay's own heartbeat must come back within it). */
-  timeoutMs: number;
-  /** How long the id of a node whose relay is gone stays bound to its subject, in ms. */
-  reservationMs: number;
-}
-
-/** What the cluster needs from the router: its nodes, and where remote events go. */
-export interface ClusterListener {
-  /** This relay's established nodes, for a snapshot. */
-  localNodes(): ClusterNode[];
-  remoteNodeUp(node: RemoteNode): void;
-  /** `graceful`: it drained, and its requests in flight complete; `reservedForMs`: how long its id stays bound to its subject. */
-  remoteNodeDown(node: RemoteNode, graceful: boolean, reservedForMs: number): void;
-  /** The same claim announced again with other patterns or subscriptions (a token refresh withdrew some). */
-  remoteNodeChanged(node: RemoteNode, info: ClusterNode): void;
-  /**
-   * A relay is gone, or started over (a SYNC from a relay already known: it
-   * forgot what was in flight with this one): settle what was in flight with it.
-   */
-  relayGone(relay: RemoteRelay): void;
-  remoteRequest(relay: RemoteRelay, m: Msg<ClusterMessageType.Request>): void;
-  remoteResponse(relay: RemoteRelay, m: Msg<ClusterMessageType.Response>): void;
-  remoteCancel(relay: RemoteRelay, m: Msg<ClusterMessageType.Cancel>): void;
-  remoteError(relay: RemoteRelay, m: Msg<ClusterMessageType.Error>): void;
-  remoteEventCopies(relay: RemoteRelay, m: Msg<ClusterMessageType.EventCopies>): void;
-  remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void;
-  remoteHandled(relay: RemoteRelay, m: Msg<ClusterMessageType.Handled>): void;
-}
-
-/** What `RelayCluster.status()` reports. */
-export interface ClusterStatus {
-  /** This relay process's id on the backplane. */
-  instanceId: string;
-  backplane: string;
-  /** The backplane works (this relay hears its own heartbeat): remote relays are reachable. */
-  healthy: boolean;
-  relays: Array<{ relayId: string; instanceId: string; nodes: number; lastSeenMsAgo: number }>;
-}
+export type { ClusterListener, ClusterSettings, ClusterStatus } from './cluster-interfaces.js';
 
 /**
  * The inter-relay protocol over a `Backplane`: presence of remote nodes
@@ -74,7 +32,10 @@ export class RelayCluster implements OnModuleInit {
   readonly instanceId = randomUUID();
   private readonly logger = new Logger(RelayCluster.name);
   private readonly backplane: Backplane;
-  private readonly codec = new ClusterCodec();
+  private readonly codec: ClusterCodec;
+  private readonly outgoing: OutgoingTransfers;
+  private readonly inbound: InboundTransfers;
+  private readonly chunkBytes: number;
   private readonly relays = new Map<string, RemoteRelay>();
   private readonly heartbeatIntervalMs: number;
   private readonly timeoutMs: number;
@@ -85,6 +46,12 @@ export class RelayCluster implements OnModuleInit {
   /** Last time this relay heard its own heartbeat back through the backplane. */
   private lastHeard = 0;
   private healthy = false;
+  /** Since when it waits for the relays it will hear of to send their nodes (undefined: synced, or not healthy). */
+  private syncingSince: number | undefined;
+  /** When each of its own heartbeats still on its way back was published, oldest first (bounded). */
+  private readonly beatsOut: number[] = [];
+  /** When the last of its own heartbeats that came back had been published. */
+  private echoedSentAt = 0;
   private stopped = false;
   private readonly complaints = new Set<string>();
   private readonly relayId: string;
@@ -96,6 +63,17 @@ export class RelayCluster implements OnModuleInit {
     this.reservationMs = settings.reservationMs;
     this.heartbeatIntervalMs = settings.heartbeatIntervalMs;
     this.timeoutMs = settings.timeoutMs;
+    const limits = transferLimits(settings.maxMessageBytes ?? DEFAULT_CLUSTER_MAX_MESSAGE_BYTES, settings.timeoutMs, settings.chunkBytes);
+    this.chunkBytes = limits.chunkBytes;
+    this.codec = new ClusterCodec(limits.maxMessageBytes);
+    this.outgoing = new OutgoingTransfers(limits, (relay, m) => this.post(relay, this.codec.encode(m, this.instanceId)));
+    this.inbound = new InboundTransfers(limits, {
+      deliver: (relay, m) => this.listener !== undefined && this.dispatch(relay, m, false, this.listener),
+      broken: (relay, why) => this.drop(relay, why, true),
+      refused: (relay, why) => this.complain(`from relay ${relay.relayId}: ${why}`),
+      reply: (relay, m) => this.post(relay, this.codec.encode(m, this.instanceId)),
+      decode: bytes => this.decode(bytes),
+    });
   }
 
   /** Nest's init hook: a backplane that cannot load (ioredis missing) stops the relay from starting. */
@@ -136,17 +114,34 @@ export class RelayCluster implements OnModuleInit {
 
   status(): ClusterStatus {
     const now = Date.now();
+    const [sending, receiving] = [this.outgoing.counts, this.inbound.counts];
     return {
       instanceId: this.instanceId,
       backplane: this.backplane.description,
       healthy: this.healthy,
+      synced: this.synced(),
+      transfers: { sending: sending.messages, sendingBytes: sending.bytes, receiving: receiving.messages, receivingBytes: receiving.bytes },
       relays: [...this.relays.values()].map(r => ({
         relayId: r.relayId,
         instanceId: r.instanceId,
         nodes: r.nodes.size,
+        synced: r.synced,
         lastSeenMsAgo: now - r.lastSeen,
       })),
     };
+  }
+
+  /** Whether it has finished syncing (see ClusterStatus.synced); once it has, a relay that joins later does not undo it. */
+  private synced(): boolean {
+    if (!this.healthy) return false;
+    if (this.syncingSince === undefined) return true;
+    // A live relay beats within timeoutMs (past it, it would be taken for gone). The backplane keeps the order of
+    // what it carries, so once a beat of ours published that long after syncing began is back, every live relay's
+    // beat from that span came before it: this relay has heard of each (not merely waited while busy).
+    if (this.echoedSentAt - this.syncingSince < this.timeoutMs) return false;
+    for (const relay of this.relays.values()) if (!relay.synced) return false;
+    this.syncingSince = undefined;
+    return true;
   }
 
   /** Another relay's claim to (tenant, node id), if one is known (after a local holder left). */
@@ -180,15 +175,28 @@ export class RelayCluster implements OnModuleInit {
     });
   }
 
-  /** Sends a message to one relay; false when it is gone or the backplane is not usable. */
+  /** Sends a message to one relay (in chunks when it is large); false when it is gone or the backplane is not usable. */
   send(relay: RemoteRelay, m: ClusterOutgoing): boolean {
     if (relay.gone || !this.healthy || this.connected !== true || this.stopped) return false;
-    this.backplane.send(relay.instanceId, this.codec.encode(m, this.instanceId));
+    const bytes = this.codec.encode(m, this.instanceId);
+    if (bytes.length > this.chunkBytes) this.outgoing.start(relay, m.type, bytes);
+    else this.backplane.send(relay.instanceId, bytes);
     return true;
   }
 
+  /** One encoded message no larger than a chunk, to one relay. */
+  private post(relay: RemoteRelay, bytes: Uint8Array): boolean {
+    if (relay.gone || !this.healthy || this.connected !== true || this.stopped) return false;
+    this.backplane.send(relay.instanceId, bytes);
+    return true;
+  }
+
+  /** To every relay; a large message goes in chunks to each relay known (the others get it in the snapshot they get on meeting). */
   private broadcast(m: ClusterOutgoing): void {
-    if (this.connected === true && !this.stopped) this.backplane.publish(this.codec.encode(m, this.instanceId));
+    if (this.connected !== true || this.stopped) return;
+    const bytes = this.codec.encode(m, this.instanceId);
+    if (bytes.length <= this.chunkBytes) this.backplane.publish(bytes);
+    else if (this.healthy) for (const relay of this.relays.values()) this.outgoing.start(relay, m.type, bytes);
   }
 
   /**
@@ -198,6 +206,7 @@ export class RelayCluster implements OnModuleInit {
    */
   private beat(): void {
     const m: ClusterOutgoing = { type: ClusterMessageType.Beat, relayId: this.relayId };
+    if (this.beatsOut.push(Date.now()) > MAX_BEATS_OUT) this.beatsOut.shift();
     if (this.healthy) this.broadcast(m);
     else if (this.connected === true && !this.stopped) this.backplane.send(this.instanceId, this.codec.encode(m, this.instanceId));
   }
@@ -231,6 +240,8 @@ export class RelayCluster implements OnModuleInit {
       this.backplane.reset?.();
       return;
     }
+    this.outgoing.sweep(now);
+    this.inbound.sweep(now);
     for (const relay of [...this.relays.values()]) {
       if (now - relay.lastSeen > this.timeoutMs) this.drop(relay, `silent for ${now - relay.lastSeen} ms`);
     }
@@ -238,6 +249,9 @@ export class RelayCluster implements OnModuleInit {
 
   private unhealthy(): void {
     this.healthy = false;
+    this.syncingSince = undefined;
+    this.outgoing.clear();
+    this.inbound.clear();
     for (const relay of [...this.relays.values()]) this.drop(relay, undefined);
   }
 
@@ -255,30 +269,38 @@ export class RelayCluster implements OnModuleInit {
     if (known === undefined && m.type === ClusterMessageType.Bye) return;
     const relay = known ?? this.meet(m);
     relay.lastSeen = Date.now();
-    this.dispatch(relay, m, known === undefined, this.listener);
+    if (m.type === ClusterMessageType.Chunk) this.inbound.chunk(relay, m);
+    else if (m.type === ClusterMessageType.Pull) this.outgoing.pulled(relay, m);
+    else if (!this.inbound.defer(relay, m, bytes.length)) this.dispatch(relay, m, known === undefined, this.listener);
   }
 
   private decode(bytes: Uint8Array): ClusterMessage | undefined {
     try {
       return this.codec.decode(bytes);
     } catch (err) {
-      const why = err instanceof ClusterMessageError ? err.message : String(err);
-      if (!this.complaints.has(why) && this.complaints.size < 100) {
-        this.complaints.add(why);
-        this.logger.warn(`Dropped a cluster message: ${why}`);
-      }
+      this.complain(err instanceof ClusterMessageError ? err.message : String(err));
       return undefined;
     }
+  }
+
+  /** Logs a dropped message, once per reason (a hundred reasons at most). */
+  private complain(why: string): void {
+    if (this.complaints.has(why) || this.complaints.size >= 100) return;
+    this.complaints.add(why);
+    this.logger.warn(`Dropped a cluster message: ${why}`);
   }
 
   /** Only our own heartbeat, back through the backplane, proves it carries what we publish. */
   private onOwnMessage(m: ClusterMessage): void {
     if (m.type !== ClusterMessageType.Beat || this.connected !== true) return;
     this.lastHeard = Date.now();
+    // A beat lost on the way leaves an older time at the front: the relay then waits longer, never less.
+    this.echoedSentAt = this.beatsOut.shift() ?? this.echoedSentAt;
     if (!this.healthy) {
       // Usable (again): ask every relay for its nodes. Relays that knew
       // this one take the SYNC as a restart and settle what was in flight with it.
       this.healthy = true;
+      this.syncingSince = Date.now();
       this.broadcast({ type: ClusterMessageType.Sync, relayId: this.relayId });
     }
   }
@@ -288,7 +310,10 @@ export class RelayCluster implements OnModuleInit {
     const relay = new RemoteRelay(m.from, 'relayId' in m ? m.relayId : undefined);
     this.relays.set(m.from, relay);
     if (m.type !== ClusterMessageType.Sync) this.send(relay, this.snapshot());
-    if (m.type !== ClusterMessageType.Snapshot && m.type !== ClusterMessageType.Sync) {
+    // The first chunk of its snapshot: it is already sending us its nodes.
+    const snapshot =
+      m.type === ClusterMessageType.Snapshot || (m.type === ClusterMessageType.Chunk && m.inner === ClusterMessageType.Snapshot);
+    if (!snapshot && m.type !== ClusterMessageType.Sync) {
       this.send(relay, { type: ClusterMessageType.Sync, relayId: this.relayId });
     }
     this.logger.log(`Relay ${relay.relayId} joined the cluster`);
@@ -310,6 +335,7 @@ export class RelayCluster implements OnModuleInit {
       case ClusterMessageType.Snapshot:
         relay.relayId = m.relayId;
         this.replaceNodes(relay, m.nodes);
+        relay.synced = true;
         return;
       case ClusterMessageType.NodeUp:
         this.upsert(relay, m.node);
@@ -383,11 +409,18 @@ export class RelayCluster implements OnModuleInit {
     for (const n of nodes) this.upsert(relay, n);
   }
 
-  /** Forgets a relay and its nodes; `why` is logged (undefined: quietly, as part of a wider loss). */
-  private drop(relay: RemoteRelay, why: string | undefined): void {
+  /**
+   * Forgets a relay and its nodes; `why` is logged (undefined: quietly, as
+   * part of a wider loss). `resync`: it is still there but what it sent was
+   * lost, so this relay is not synced until it is met again (or gone for good).
+   */
+  private drop(relay: RemoteRelay, why: string | undefined, resync = false): void {
     if (this.relays.get(relay.instanceId) !== relay) return;
     this.relays.delete(relay.instanceId);
     relay.gone = true;
+    this.outgoing.forget(relay);
+    this.inbound.forget(relay);
+    if (resync && this.healthy) this.syncingSince = Date.now();
     if (why !== undefined)
       this.logger.warn(`Relay ${relay.relayId} left the cluster (${why}); its ${relay.nodes.size} node(s) are offline`);
     // Their relay is gone, not they: their ids stay bound to their subjects while they reconnect.
@@ -396,6 +429,8 @@ export class RelayCluster implements OnModuleInit {
   }
 }
 
+/** Own heartbeats remembered on their way back (a backplane that loses more is long unhealthy). */
+const MAX_BEATS_OUT = 64;
 /** Whether claim `a` to a node id beats claim `b`: the older wins, ties by relay instance id. */
 export function claimBeats(a: { since: number }, aInstance: string, b: { since: number }, bInstance: string): boolean {
   return a.since < b.since || (a.since === b.since && aInstance < bInstance);

@@ -8,6 +8,8 @@ export class RemoteRelay {
   relayId: string;
   /** Set once it is gone (timed out, said goodbye, or the backplane is down): nothing is sent to it. */
   gone = false;
+  /** Its snapshot has arrived: this relay has all its nodes. */
+  synced = false;
 
   constructor(
     /** The relay process's backplane id (a fresh one per start). */

@@ -15,5 +15,6 @@ export function createCluster(options: ResolvedRelayOptions): RelayCluster {
     heartbeatIntervalMs: c.heartbeatIntervalMs,
     timeoutMs: c.timeoutMs,
     reservationMs: options.nodeIdReservationMs,
+    maxMessageBytes: c.maxMessageBytes,
   });
 }

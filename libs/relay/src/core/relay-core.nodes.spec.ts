@@ -5,7 +5,15 @@
  * relay-core.calls.spec.ts; events: relay-core.events.spec.ts.
  */
 import { describe, expect, it } from '@jest/globals';
-import { EventFlag, FrameType, type NodesFrame, RelayError, RelayErrorCode, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
+import {
+  encodePayload,
+  EventFlag,
+  FrameType,
+  type NodesFrame,
+  RelayError,
+  RelayErrorCode,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '@wsrelay/protocol';
 import type WebSocket from 'ws';
 import { FakeSocket } from '../../spec-support/fakes.js';
 import {
@@ -21,6 +29,9 @@ import {
   until,
 } from '../../spec-support/relay-core-setup.js';
 import { OPEN_IDENTITY } from '../auth/relay-auth.service.js';
+import { WAIT_OVERHEAD_BYTES } from '../requests/waits.js';
+
+const BUDGETS = ['waitBytes', 'heldBytes', 'retainedBytes', 'unsentBytes', 'routeCacheBytes'] as const;
 
 describe('RelayCore: two relays on one in-memory hub', () => {
   /** Relays A and B, started, each knowing the other (torn down after each test). */
@@ -134,6 +145,8 @@ describe('RelayCore: two relays on one in-memory hub', () => {
       eventCopies: 0,
       reservations: 0,
       droppedFrames: 0,
+      budgets: Object.fromEntries(BUDGETS.map(k => [k, expect.objectContaining({ used: 0, refused: 0 })])),
+      stalled: 0,
     });
     expect(baseline[1]).toEqual(baseline[0]);
 
@@ -152,7 +165,7 @@ describe('RelayCore: two relays on one in-memory hub', () => {
     a.publish(emitter.session, event(3, 'jobs.run', 'x', { flags: EventFlag.ACK_HANDLERS, timeoutMs: 60_000 }));
     await until('the request and the copy on B', () => b.diagnostics().requests === 1 && b.diagnostics().eventCopies === 1);
     const nodes = ['caller', 'emitter', 'prov', 'worker'];
-    expect(a.diagnostics()).toEqual({
+    expect(a.diagnostics()).toMatchObject({
       connections: 2,
       localNodes: 2,
       worlds: [{ tenant: '', nodes, providedPatterns: 1, subscriptions: 1, queueGroups: 1 }],
@@ -178,5 +191,27 @@ describe('RelayCore: two relays on one in-memory hub', () => {
     for (const core of [a, b]) for (const nodeId of nodes) expect(core.nodeDiagnostics(nodeId)).toBeUndefined();
     expect([a.status().inFlight, b.status().inFlight]).toEqual([0, 0]);
     expect(a.status().cluster.relays).toMatchObject([{ relayId: 'B', nodes: 0 }]);
+  });
+  it('counts what is in flight against the relay-wide budgets (and WAITs in status().inFlight), and gives it all back', async () => {
+    const [a, b] = await pair();
+    const caller = connect(a, 'caller');
+    const emitter = connect(a, 'emitter');
+    const worker = connect(b, 'worker', { events: ['jobs.*'], queue: 'g' });
+    await seen(a, 'worker');
+    a.wait(caller.session, { type: FrameType.Wait, id: 2, pattern: 'nothing', timeoutMs: 60_000 });
+    a.publish(emitter.session, event(3, 'jobs.run', 'x', { flags: EventFlag.ACK_HANDLERS, timeoutMs: 60_000 }));
+    // The WAIT, the payload of a queue copy that may move to another member, the event's route.
+    const { waitBytes, retainedBytes, routeCacheBytes } = a.status().budgets;
+    expect([waitBytes.used, retainedBytes.used]).toEqual([WAIT_OVERHEAD_BYTES + 'nothing'.length, encodePayload('x').byteLength]);
+    expect(routeCacheBytes.used).toBeGreaterThan(0);
+    expect(a.status().inFlight).toBe(2);
+    for (const [core, conn] of [
+      [a, caller],
+      [a, emitter],
+      [b, worker],
+    ] as const)
+      disconnect(core, conn);
+    await until('the budgets back to nothing', () => BUDGETS.every(k => a.status().budgets[k].used === 0));
+    expect(a.status().inFlight).toBe(0);
   });
 });

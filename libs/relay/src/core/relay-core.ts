@@ -41,8 +41,9 @@ import { SessionRegistry } from '../session/session-registry.js';
 import { TokenBucket } from '../session/token-bucket.js';
 import { TokenExpiry } from '../session/token-expiry.js';
 import { ClusterBridge } from './cluster-bridge.js';
+import { RelayBudgets } from './relay-budgets.js';
 import { Handshake } from './handshake.js';
-import type { NodeDiagnostics, RelayDiagnostics, RelayStatus } from './relay-status.js';
+import type { NodeDiagnostics, RelayDiagnostics, RelayReadiness, RelayStatus } from './relay-status.js';
 import { ShutdownDrain } from './shutdown-drain.js';
 import { TokenRefresh } from './token-refresh.js';
 
@@ -61,7 +62,9 @@ export class RelayCore implements OnModuleDestroy {
   readonly membership: Membership;
   readonly replies: Replies;
   private readonly logger = new Logger(RelayCore.name);
-  private readonly worlds = new Worlds();
+  private readonly worlds: Worlds;
+  /** What the relay keeps for all connections together. */
+  private readonly budgets: RelayBudgets;
   private readonly reservations: NodeReservations;
   private readonly book: RequestBook;
   private readonly waits: Waits;
@@ -89,14 +92,18 @@ export class RelayCore implements OnModuleDestroy {
     this.replies = new Replies(this.codec);
     this.pong = this.codec.encode({ type: FrameType.Pong });
     this.reservations = new NodeReservations(options.nodeIdReservationMs);
+    this.budgets = new RelayBudgets(options.budgets);
+    this.worlds = new Worlds(this.budgets.routes);
     this.membership = new Membership(this.worlds, this.reservations, cluster, this.replies);
     const settled = () => this.drain.settled();
     this.book = new RequestBook(settled);
-    this.waits = new Waits(this.replies, options.maxBufferedBytes);
+    const { waitBytes, heldBytes, retainedBytes } = this.budgets;
+    this.waits = new Waits(this.replies, options.maxBufferedBytes, { waitBytes, heldBytes, maxWaitTimeoutMs: options.maxWaitTimeoutMs });
     this.acks = new EventAcks(this.codec, cluster, {
       attemptTimeoutMs: options.eventAckTimeoutMs,
       maxAttempts: options.maxEventAttempts,
       maxRetainedBytes: options.maxBufferedBytes,
+      retainedBytes,
       onSettled: settled,
     });
     const limit = (this.limit = new InFlightLimit<LocalNode>(options.maxInFlightPerConnection))
@@ -124,7 +131,10 @@ export class RelayCore implements OnModuleDestroy {
   /** Starts the startup grace and the heartbeat, and joins the cluster (called once the gateway is up). */
   start(): void {
     this.lifecycle.started(this.options.startupGraceMs);
-    this.heartbeat.start(now => this.reservations.sweep(now));
+    this.heartbeat.start(now => {
+      this.reservations.sweep(now);
+      this.budgets.unsent.sweep(this.sessions.values());
+    });
     this.cluster.start(this.bridge).catch((err: unknown) => {
       this.logger.error(`The cluster backplane failed to start: ${err instanceof Error ? err.message : String(err)}`);
     });
@@ -159,7 +169,8 @@ export class RelayCore implements OnModuleDestroy {
   accept(socket: WebSocket, identity: ConnectionIdentity): Session {
     const o = this.options;
     const rate = o.rateLimit === false ? undefined : new TokenBucket(o.rateLimit.perSecond, o.rateLimit.burst);
-    const session = new Session(socket, identity, { slowBytes: o.maxBufferedBytes / 16, budgetBytes: o.maxBufferedBytes }, rate);
+    const budget = { slowBytes: o.maxBufferedBytes / 16, budgetBytes: o.maxBufferedBytes, watch: this.budgets.unsent };
+    const session = new Session(socket, identity, budget, rate);
     this.sessions.add(session);
     // The TOKEN_EXPIRING warning waits for HELLO; the close at expiry does not.
     this.expiry.schedule(session, false);
@@ -224,7 +235,7 @@ export class RelayCore implements OnModuleDestroy {
   }
 
   discover(session: Session, frame: DiscoverFrame): void {
-    const nodes = this.membership.discover(session.tenant);
+    const nodes = this.membership.discover(session.tenant, session.identity.permissions);
     session.send(this.codec.encode({ type: FrameType.Nodes, id: frame.id, nodes }));
   }
 
@@ -254,10 +265,26 @@ export class RelayCore implements OnModuleDestroy {
       relayId: this.options.relayId,
       connections: this.sessions.size,
       nodes: this.membership.size,
-      inFlight: this.inFlight(),
+      inFlight: this.inFlight() + this.waits.size,
       memory: { rssBytes: m.rss, heapUsedBytes: m.heapUsed },
       cluster: this.cluster.status(),
+      budgets: this.budgets.status(),
+      readiness: this.readiness(),
     };
+  }
+
+  /**
+   * Whether the relay should get traffic (the public `GET /status`): not
+   * while it drains, nor, in a cluster, while its backplane is down or it has
+   * not yet got the nodes of the other relays.
+   */
+  readiness(): RelayReadiness {
+    if (!this.lifecycle.accepting) return { ready: false, reason: 'draining' };
+    const c = this.options.cluster;
+    if (c.redis === undefined && c.backplane === undefined) return { ready: true };
+    const cluster = this.cluster.status();
+    if (!cluster.healthy) return { ready: false, reason: 'cluster backplane down' };
+    return cluster.synced ? { ready: true } : { ready: false, reason: 'cluster not synced' };
   }
 
   diagnostics(): RelayDiagnostics {
@@ -275,6 +302,8 @@ export class RelayCore implements OnModuleDestroy {
       eventCopies: this.acks.size,
       reservations: this.reservations.size,
       droppedFrames: this.requests.dropped + this.acks.dropped,
+      budgets: this.budgets.status(),
+      stalled: this.budgets.unsent.stalledCount,
     };
   }
 
@@ -324,10 +353,9 @@ export class RelayCore implements OnModuleDestroy {
   /** Forgets a session: its node leaves routing, what it had in flight settles (`notify`: others are told). */
   private forget(session: Session, notify: boolean): void {
     this.sessions.delete(session);
+    this.budgets.unsent.forget(session);
     if (session.overBudget) {
-      this.logger.warn(
-        `Closed ${this.membership.nodeOf(session)?.nodeId ?? session.sessionId} as a slow consumer: over ${this.options.maxBufferedBytes} bytes unsent`,
-      );
+      this.logger.warn(`Closed ${this.membership.nodeOf(session)?.nodeId ?? session.sessionId} as a ${session.slowConsumerReason}`);
     }
     this.handshake.forget(session);
     this.expiry.clear(session);

@@ -1,17 +1,28 @@
 import type { ClusterStatus } from '../cluster/relay-cluster.js';
+import type { RelayBudgetsStatus } from './relay-budgets.js';
 
-/** A relay's health at a glance (`GET /status` of `createRelayApp`). */
+/** Whether the relay should get traffic: what the public `GET /status` answers (200, or 503 with the reason). */
+export interface RelayReadiness {
+  ready: boolean;
+  /** Why not: 'draining', 'cluster backplane down' or 'cluster not synced'. */
+  reason?: string;
+}
+
+/** A relay's health in detail (`GET /status/detail` of `createRelayApp`, with the status token). */
 export interface RelayStatus {
   relayId: string;
   /** Open WebSocket connections. */
   connections: number;
   /** Connections that completed HELLO. */
   nodes: number;
-  /** Requests and handler-acked event copies in flight through this relay. */
+  /** Requests, handler-acked event copies, WAITs and calls held in the startup grace, in flight through this relay. */
   inFlight: number;
   /** This process's memory. */
   memory: { rssBytes: number; heapUsedBytes: number };
   cluster: ClusterStatus;
+  /** The relay-wide budgets: bytes kept of each kind, the limit, and what was refused for want of room. */
+  budgets: RelayBudgetsStatus;
+  readiness: RelayReadiness;
 }
 
 /**
@@ -34,6 +45,9 @@ export interface RelayDiagnostics {
   reservations: number;
   /** RESPONSE, CANCEL and HANDLED frames that named nothing routed to their sender. */
   droppedFrames: number;
+  budgets: RelayBudgetsStatus;
+  /** Connections backed up now (past a sixteenth of maxBufferedBytes unsent). */
+  stalled: number;
 }
 
 /** One tenant's routing. */

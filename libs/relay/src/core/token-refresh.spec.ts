@@ -99,6 +99,38 @@ describe('TokenRefresh', () => {
     expect(frames(session)).toEqual([expect.objectContaining({ type: FrameType.Error, code: RelayErrorCode.UNAUTHORIZED })]);
   });
 
+  it('closes the connection (4401) at the fifth refused refresh, not before, and says why', async () => {
+    const session = await node('alice', { call: ['a'] });
+    const socket = session.socket as unknown as FakeSocket;
+    for (let i = 0; i < 4; i++) await refresh.reauth(session, auth('not.a.token'));
+    expect(socket.closed).toBeUndefined();
+    // A refresh that is accepted does not wipe the count.
+    await refresh.reauth(session, auth(await token('alice', { role: 'server' })));
+    await refresh.reauth(session, auth(await token('mallory', { role: 'server' })));
+    expect(socket.closed).toEqual({ code: 4401, reason: '5 token refreshes (AUTH) were refused on this connection' });
+    expect(frames(session).filter(f => f.type === FrameType.Error)).toHaveLength(5);
+  });
+
+  it('refuses a refresh whose "sub" is not a non-empty string, so the subject check cannot be skipped', async () => {
+    const session = await node('alice', { call: ['a'] });
+    frames(session);
+    for (const sub of [42, '', null, ['alice']]) {
+      const odd = await new SignJWT({ role: 'server', sub } as Record<string, unknown>)
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime(Math.floor(Date.now() / 1000) + HOUR_S)
+        .sign(new TextEncoder().encode(SECRET));
+      await refresh.reauth(session, auth(odd));
+      expect(frames(session)).toEqual([
+        expect.objectContaining({
+          type: FrameType.Error,
+          code: RelayErrorCode.UNAUTHORIZED,
+          message: expect.stringMatching(/"sub" claim must be a non-empty string/),
+        }),
+      ]);
+    }
+    expect(session.identity.subject).toBe('alice');
+  });
+
   it('does nothing for a connection that closed while the token was being verified', async () => {
     const session = await node('alice', { call: ['a'] });
     const before = session.identity;

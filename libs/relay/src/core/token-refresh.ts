@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { type AuthFrame, FrameType, RelayErrorCode } from '@wsrelay/protocol';
+import { type AuthFrame, CloseCode, FrameType, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
 import { type RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
+import { closeReason } from '../internal/utf8.js';
 import type { Membership } from '../routing/membership.js';
 import type { Replies } from '../session/replies.js';
 import type { Session } from '../session/session.js';
@@ -11,10 +12,14 @@ import type { TokenExpiry } from '../session/token-expiry.js';
  * AUTH: a fresh token for a live connection. It must verify and name the same
  * subject and tenant; its permissions apply at once (patterns and
  * subscriptions they no longer allow are withdrawn from routing) and the
- * expiry timers restart.
+ * expiry timers restart. A connection whose refreshes are refused
+ * `auth.maxRefreshFailures` times is closed (4401): it cannot try tokens
+ * without end.
  */
 export class TokenRefresh {
   private readonly logger = new Logger(TokenRefresh.name);
+  /** Refused refreshes per connection. */
+  private readonly failures = new WeakMap<Session, number>();
 
   constructor(
     private readonly auth: RelayAuthService,
@@ -30,7 +35,7 @@ export class TokenRefresh {
       identity = await this.auth.refresh(session.identity, new TextDecoder().decode(frame.token));
     } catch (err) {
       if (!(err instanceof TokenRefusal)) throw err;
-      this.replies.error(session, 0, RelayErrorCode.UNAUTHORIZED, err.message);
+      this.refused(session, err.message);
       return;
     }
     if (!this.sessions.has(session)) return;
@@ -50,5 +55,15 @@ export class TokenRefresh {
     }
     this.expiry.schedule(session, true);
     session.send(this.replies.codec.encode({ type: FrameType.Authorized, expiresAt: identity.expiresAt ?? 0 }));
+  }
+
+  /** Answers a refused refresh; the last one allowed also closes the connection. */
+  private refused(session: Session, message: string): void {
+    this.replies.error(session, 0, RelayErrorCode.UNAUTHORIZED, message);
+    const failures = (this.failures.get(session) ?? 0) + 1;
+    this.failures.set(session, failures);
+    if (failures >= this.auth.maxRefreshFailures) {
+      session.socket.close(CloseCode.UNAUTHORIZED, closeReason(RelayErrorMessages.tooManyRefusedRefreshes(failures)));
+    }
   }
 }

@@ -6,7 +6,9 @@
  */
 import { describe, expect, it, jest } from '@jest/globals';
 import { encodePayload, EventFlag, FrameType, RelayError, RelayErrorCode } from '@wsrelay/protocol';
-import { ackFixture, ATTEMPT_TIMEOUT, caught, copies, copy, failure, PATTERN } from '../../spec-support/event-acks-setup.js';
+import { ackFixture, ATTEMPT_TIMEOUT, caught, copies, copy, failure, PATTERN, startFor } from '../../spec-support/event-acks-setup.js';
+import { fakeNode } from '../../spec-support/fakes.js';
+import { Budget } from '../internal/budget.js';
 import { HANDLER_ERROR } from './event-frame.js';
 
 describe('EventAcks', () => {
@@ -173,6 +175,25 @@ describe('EventAcks', () => {
       // Once the first is answered its bytes are free again.
       t.acks.handled(q1, first.id, null);
       expect(t.start(3, [q1], { payload })).toBe(1);
+    });
+
+    it('keeps at most the relay-wide retainedBytes for all emitters together (RATE_LIMITED past it), given back as events end', () => {
+      const retainedBytes = new Budget(100);
+      t.acks = t.make({ maxRetainedBytes: 1000, retainedBytes });
+      const q1 = t.node('q1', 'g');
+      const other = fakeNode(t.world, { nodeId: 'other' });
+      const payload = new Uint8Array(60);
+      expect(t.start(1, [q1], { payload })).toBe(1);
+      const err = caught(() => startFor(t.acks, other, 1, [q1], { payload }));
+      expect(err).toMatchObject({ code: RelayErrorCode.RATE_LIMITED, message: expect.stringMatching(/budgets\.retainedBytes/) });
+      expect(t.acks.pending(other)).toBe(0);
+      expect(retainedBytes.status()).toEqual({ used: 60, limit: 100, refused: 1 });
+      // Answered: room again, for anyone; an emitter that leaves gives back what its events kept.
+      t.acks.handled(q1, copy(q1).id, null);
+      expect(startFor(t.acks, other, 2, [q1], { payload })).toBe(1);
+      expect(retainedBytes.used).toBe(60);
+      t.acks.nodeGone(other);
+      expect(retainedBytes.used).toBe(0);
     });
 
     it('keeps no payload (and has no byte bound) when no copy can move: plain subscribers or a target', () => {

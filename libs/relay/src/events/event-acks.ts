@@ -13,6 +13,7 @@ import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { Routable } from '../routing/routable.js';
 import type { World } from '../routing/world.js';
+import type { Budget } from '../internal/budget.js';
 import { IdSequence } from '../internal/id-sequence.js';
 import { eventFrame, HANDLER_ERROR } from './event-frame.js';
 import { RelayedCopies } from './relayed-copies.js';
@@ -62,6 +63,8 @@ export interface EventAckSettings {
   maxAttempts: number;
   /** Payload bytes one connection's unanswered handler-acked events may keep at the relay (for redelivery). */
   maxRetainedBytes: number;
+  /** Payload bytes all connections' unanswered handler-acked events may keep at the relay together. */
+  retainedBytes?: Budget;
   /** Called whenever a delivery settles (the relay's shutdown drain waits for none to be left). */
   onSettled?: () => void;
 }
@@ -125,7 +128,8 @@ export class EventAcks {
    * copies went out (0: the emitter is ACKed at once by the caller).
    * A targeted event (`peer`) goes to that node only: its copy never moves.
    * Throws RATE_LIMITED when the emitter's unanswered events would keep
-   * more than `maxRetainedBytes` of payload.
+   * more than `maxRetainedBytes` of payload, or all emitters' more than the
+   * relay-wide `retainedBytes`.
    */
   start(emitter: LocalNode, frame: EventFrame, recipients: readonly Routable[], timeoutMs: number): number {
     const open = recipients.filter(r => r.isOpen) as Target[];
@@ -137,6 +141,11 @@ export class EventAcks {
     const emitted = this.emitted(emitter);
     if (retained > 0 && emitted.retained + retained > this.settings.maxRetainedBytes) {
       throw new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooMuchRetained(this.settings.maxRetainedBytes));
+    }
+    const budget = this.settings.retainedBytes;
+    if (retained > 0 && budget !== undefined && !budget.take(retained)) {
+      const what = 'payloads of events with handler acks';
+      throw new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.relayBudgetFull(what, 'retainedBytes', budget.limit));
     }
     emitted.retained += retained;
     const event: PendingEvent = { emitter, frame, recipients: open.length, failures: [], copies: new Set(), retained, timer: undefined };
@@ -348,7 +357,7 @@ export class EventAcks {
     const emitted = this.byEmitter.get(event.emitter);
     if (emitted?.events.get(event.frame.id) !== event) return;
     emitted.events.delete(event.frame.id);
-    emitted.retained -= event.retained;
+    this.release(emitted, event);
     const id = event.frame.id;
     if (event.failures.length === 0) {
       event.emitter.send(this.codec.encode({ type: FrameType.Ack, id, recipients: event.recipients }));
@@ -367,13 +376,19 @@ export class EventAcks {
     );
   }
 
+  /** The event's payload is no longer kept for redelivery. */
+  private release(emitted: Emitted, event: PendingEvent): void {
+    emitted.retained -= event.retained;
+    this.settings.retainedBytes?.give(event.retained);
+  }
+
   /** The emitter left: its event's copies are dropped (late HANDLEDs are then dropped too). */
   private abandon(event: PendingEvent): void {
     clearTimeout(event.timer);
     const emitted = this.byEmitter.get(event.emitter);
     if (emitted !== undefined) {
       emitted.events.delete(event.frame.id);
-      emitted.retained -= event.retained;
+      this.release(emitted, event);
     }
     for (const d of event.copies) {
       clearTimeout(d.timer);

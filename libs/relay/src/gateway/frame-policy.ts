@@ -1,4 +1,12 @@
-import { type Frame, FrameType, type HelloFrame, RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
+import {
+  type Frame,
+  FrameType,
+  type HelloFrame,
+  type RelayError,
+  RelayErrorCode,
+  RelayErrorMessages,
+  refusalError,
+} from '@wsrelay/protocol';
 import type { PermissionAction } from '../auth/permissions.js';
 import type { Membership } from '../routing/membership.js';
 import type { Session } from '../session/session.js';
@@ -53,7 +61,7 @@ export class FramePolicy {
     const rule = RULES[frame.type];
     if (rule === undefined) return;
     if (rule.established && this.membership.nodeOf(session) === undefined) {
-      throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.helloFirst()));
+      throw refusalError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(RelayErrorMessages.helloFirst()));
     }
     const identity = session.identity;
     if (rule.server && !identity.isServer) {
@@ -74,9 +82,9 @@ export class FramePolicy {
 }
 
 function forbiddenPassive(what: string): RelayError {
-  return new RelayError(RelayErrorCode.FORBIDDEN, RelayErrorMessages.notServer(what));
+  return refusalError(RelayErrorCode.FORBIDDEN, RelayErrorMessages.notServer(what));
 }
 
 function forbidden(action: PermissionAction, subject: string): RelayError {
-  return new RelayError(RelayErrorCode.FORBIDDEN, RelayErrorMessages.forbidden(ACTION_WORDS[action], subject));
+  return refusalError(RelayErrorCode.FORBIDDEN, RelayErrorMessages.forbidden(ACTION_WORDS[action], subject));
 }

@@ -31,7 +31,10 @@ export class Refusals {
 
   refuse(session: Session | undefined, socket: WebSocket, id: number, err: RelayError): void {
     if (socket.readyState === 1 && socket.bufferedAmount < ERROR_REPLY_BUDGET) {
-      socket.send(this.replies.errorFrame(id, err.code, err.message));
+      const reply = this.replies.errorFrame(id, err.code, err.message);
+      // Through the session, the replies of one tick leave in one write (a flood of refused frames is not a syscall each).
+      if (session === undefined) socket.send(reply);
+      else session.send(reply);
     }
     if (session === undefined) return;
     if (err.code === RelayErrorCode.FORBIDDEN && !this.established(session)) {

@@ -10,19 +10,22 @@ import {
   FrameType,
   peekFrameHead,
   RelayError,
+  refusalError,
   RelayErrorCode,
   RelayErrorMessages,
 } from '@wsrelay/protocol';
+import type { EventEmitter } from 'node:events';
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isObservable, type Observable } from 'rxjs';
 import type WebSocket from 'ws';
-import { RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
+import { RelayAuthService } from '../auth/relay-auth.service.js';
 import { selectProtocol } from '../auth/token.js';
 import { RelayCore } from '../core/relay-core.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
-import { CONNECTION_IDENTITY, DEFAULT_MAX_PAYLOAD_BYTES, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from '../relay.constants.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from '../relay.constants.js';
 import type { Session } from '../session/session.js';
+import { Admission, SHUTTING_DOWN, type UpgradeInfo, type VerifyCallback } from './admission.js';
 import { FramePolicy } from './frame-policy.js';
 import { FrameIntake, type NestCallback } from './frame-intake.js';
 import { planHotPath } from './hot-path.js';
@@ -31,8 +34,8 @@ import { Refusals } from './refusals.js';
 import { REFUSED_EVENT, Refusal } from './refused.js';
 import { RelayGateway } from './relay.gateway.js';
 import { toRelayError } from './relay-exception.filter.js';
+import { UpgradeDeadline } from './upgrade-deadline.js';
 
-const SHUTTING_DOWN = 'The relay is shutting down; connect to another relay.';
 const SHUTTING_DOWN_RESPONSE =
   `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nX-WsRelay-Error: ${RelayErrorCode.RELAY_UNAVAILABLE}\r\n` +
   `Content-Length: ${Buffer.byteLength(SHUTTING_DOWN)}\r\n\r\n${SHUTTING_DOWN}`;
@@ -61,13 +64,6 @@ const INBOUND: Readonly<Partial<Record<FrameType, { readonly startsWork: boolean
   [FrameType.Drain]: { startsWork: true },
   [FrameType.Handled]: { startsWork: false },
 };
-
-/** What `ws` hands `verifyClient`. */
-interface UpgradeInfo {
-  origin: string | undefined;
-  req: IncomingMessage;
-}
-type VerifyCallback = (ok: boolean, status?: number, message?: string, headers?: Record<string, string>) => void;
 
 /** The relay parts the adapter needs, looked up in the app it serves. */
 interface RelayParts {
@@ -104,7 +100,7 @@ export class RelayWsAdapter extends WsAdapter {
   private maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES;
   /** The relay core's codec; one of its own only in an app without the relay module. */
   private codec: FrameCodec | undefined;
-  private upgrading = 0;
+  private admission: Admission | undefined;
   private relay: RelayParts | undefined;
   /** Messages `ws` read before the rate limit paused the socket, held undecoded: past these the connection is closed. */
   private gateLimits = { maxHeldBytes: 0, maxHeldFrames: 16_384 };
@@ -121,6 +117,7 @@ export class RelayWsAdapter extends WsAdapter {
     if (relay !== undefined) {
       const o = relay.options;
       this.relay = relay;
+      this.admission = new Admission(o, relay.auth, relay.core);
       this.maxPayloadBytes = o.maxPayloadBytes;
       this.codec = relay.core.codec;
       // One read of the socket (64 KiB) of the smallest frames, or a whole message up to twice the limit (inflated).
@@ -138,6 +135,10 @@ export class RelayWsAdapter extends WsAdapter {
     }
     const server = super.create(port, wsOptions) as Record<symbol, unknown>;
     server[RELAY_ADAPTER_MARK] = true;
+    if (relay !== undefined) {
+      this.admission?.watch(server as unknown as EventEmitter);
+      new UpgradeDeadline(relay.options.upgradeTimeoutMs).attach(this.httpServer as HttpServer | undefined);
+    }
     return server;
   }
 
@@ -179,6 +180,8 @@ export class RelayWsAdapter extends WsAdapter {
       nest: (callback, item, event, done) => this.run(callback, item, event, done),
     });
     const read = (data: Buffer, isBinary: boolean): void => {
+      // Heard from when its frame is taken in: a connection the rate limit holds back is not silent.
+      if (session !== undefined) session.heard = true;
       const item = this.parse(session, data, isBinary);
       if (item !== undefined) intake.receive(item);
     };
@@ -189,11 +192,7 @@ export class RelayWsAdapter extends WsAdapter {
         : new InboundGate(client, rate, read, this.gateLimits, (frames, bytes) =>
             client.close(CloseCode.RATE_LIMITED, `over the rate limit: ${frames} frames (${bytes} bytes) unread`),
           );
-    client.on('message', (data: Buffer, isBinary: boolean) => {
-      if (session !== undefined) session.heard = true;
-      if (gate === undefined) read(data, isBinary);
-      else gate.receive(data, isBinary);
-    });
+    client.on('message', gate === undefined ? read : (data: Buffer, isBinary: boolean) => gate.receive(data, isBinary));
   }
 
   /** Which gateway handlers the hot path calls directly; the others' frames go through Nest. */
@@ -252,37 +251,9 @@ export class RelayWsAdapter extends WsAdapter {
     }
   }
 
-  /** The upgrade gate: origin, connection limit, then the token. */
-  private admit(relay: RelayParts, info: UpgradeInfo, cb: VerifyCallback): void {
-    const o = relay.options;
-    if (o.allowedOrigins !== undefined && info.origin !== undefined && !o.allowedOrigins.includes(info.origin)) {
-      cb(false, 403, `Forbidden: origin ${info.origin} is not allowed.`, { 'X-WsRelay-Error': RelayErrorCode.FORBIDDEN });
-      return;
-    }
-    if (!relay.core.accepting) {
-      cb(false, 503, SHUTTING_DOWN, { 'X-WsRelay-Error': RelayErrorCode.RELAY_UNAVAILABLE });
-      return;
-    }
-    if (relay.core.connectionCount + this.upgrading >= o.maxConnections) {
-      cb(false, 503, `The relay is at its limit of ${o.maxConnections} connections; try another relay or later.`, {
-        'X-WsRelay-Error': RelayErrorCode.RELAY_UNAVAILABLE,
-      });
-      return;
-    }
-    this.upgrading++;
-    relay.auth.authenticate(info.req).then(
-      identity => {
-        this.upgrading--;
-        (info.req as IncomingMessage & Record<symbol, unknown>)[CONNECTION_IDENTITY] = identity;
-        cb(true);
-      },
-      (err: unknown) => {
-        this.upgrading--;
-        if (!(err instanceof TokenRefusal)) this.log.error(err);
-        const message = err instanceof TokenRefusal ? err.message : RelayErrorMessages.unauthorized('token could not be verified');
-        cb(false, 401, message, { 'X-WsRelay-Error': RelayErrorCode.UNAUTHORIZED });
-      },
-    );
+  /** The upgrade gate (see Admission): origin, relay full or draining, per-address and per-subject quotas, then the token. */
+  private admit(_relay: RelayParts, info: UpgradeInfo, cb: VerifyCallback): void {
+    this.admission?.admit(info, cb);
   }
 
   /**
@@ -296,7 +267,7 @@ export class RelayWsAdapter extends WsAdapter {
     if (data.length > this.maxPayloadBytes) {
       return new Refusal(
         peekFrameHead(data)?.id ?? 0,
-        new RelayError(RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorMessages.payloadTooLarge(data.length, this.maxPayloadBytes)),
+        refusalError(RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorMessages.payloadTooLarge(data.length, this.maxPayloadBytes)),
       );
     }
     let frame: Frame;

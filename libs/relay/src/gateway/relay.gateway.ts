@@ -73,8 +73,12 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     }
     this.core.start();
     if (!this.auth.enabled) {
+      const browsers =
+        this.options.allowedOrigins === undefined
+          ? "browsers only from pages of the relay's own host"
+          : `browsers only from ${this.options.allowedOrigins.join(', ') || 'no origin'}`;
       this.logger.warn(
-        'Authentication is off: any client that can reach this relay can join routing. Set the auth option before exposing it.',
+        `Authentication is off: any client that can reach this relay can join routing (${browsers}). Set the auth option before exposing it.`,
       );
     }
     this.logger.log(`Relay ${this.options.relayId} accepting nodes on path ${this.options.path}`);

@@ -40,6 +40,12 @@ export interface RelayAuthOptions {
   jwksCooldownMs?: number;
   /** How long before `exp` the relay sends TOKEN_EXPIRING, in ms. @default 60000 */
   expiryWarningMs?: number;
+  /**
+   * In-band token refreshes (AUTH) the relay refuses on one connection before
+   * it closes it (4401), so that a connection cannot try tokens without end.
+   * @default 5
+   */
+  maxRefreshFailures?: number;
 }
 
 /** Token bucket per connection. */
@@ -70,6 +76,57 @@ export interface RelayClusterOptions {
    * @default 3000
    */
   timeoutMs?: number;
+  /**
+   * The largest cluster message a relay takes, in bytes: a presence snapshot
+   * (all of a relay's nodes and patterns) or a forwarded payload. Messages
+   * over 256 KiB travel in chunks that the receiver pulls; one over this bound
+   * is refused (and logged), and a relay that cannot get another's snapshot
+   * stays not ready.
+   * @default 268435456 (256 MiB)
+   */
+  maxMessageBytes?: number;
+}
+
+/**
+ * Relay-wide memory budgets: what the relay keeps for all its connections
+ * together, on top of each connection's own bounds. `/status` shows each
+ * (`budgets`); what would go over one is refused with RATE_LIMITED (unsent
+ * bytes: connections that stopped reading are closed instead, 4507).
+ */
+export interface RelayBudgetOptions {
+  /**
+   * Bytes pending WAITs keep (estimated: the pattern and a fixed overhead
+   * each); a WAIT that would go over it gets RATE_LIMITED.
+   * @default 33554432 (32 MiB)
+   */
+  waitBytes?: number;
+  /**
+   * Bytes of requests held in the startup grace (payload, pattern and a fixed
+   * overhead each); a request that would go over it gets RATE_LIMITED.
+   * @default 67108864 (64 MiB)
+   */
+  heldBytes?: number;
+  /**
+   * Payload bytes kept for redelivery of handler-acked events to queue
+   * groups; an event that would go over it gets RATE_LIMITED.
+   * @default 67108864 (64 MiB)
+   */
+  retainedBytes?: number;
+  /**
+   * Bytes written to connections and not yet sent, all connections together.
+   * Over it, connections that stopped reading (more than a sixteenth of
+   * `maxBufferedBytes` unsent) are closed with 4507 SLOW_CONSUMER, the one
+   * stalled longest first, until it is under again.
+   * @default 134217728 (128 MiB)
+   */
+  unsentBytes?: number;
+  /**
+   * Bytes of the event route cache, estimated (a cached subject costs its
+   * length, a fixed overhead and a few dozen bytes per node its route names);
+   * the routes used least recently make room for new ones.
+   * @default 33554432 (32 MiB)
+   */
+  routeCacheBytes?: number;
 }
 
 /** Options of `RelayModule.forRoot()`. */
@@ -128,6 +185,45 @@ export interface RelayModuleOptions {
   /** Most open connections; more are refused at the upgrade with HTTP 503. @default 50000 */
   maxConnections?: number;
   /**
+   * Connections one token subject (`sub`) may have open or opening; more are
+   * refused at the upgrade with HTTP 429 (`X-WsRelay-Error: RATE_LIMITED`).
+   * Tokens without `sub` are counted by address only.
+   * @default 1000
+   */
+  maxConnectionsPerSubject?: number;
+  /**
+   * Connections one IP address may have open or opening (counted from the
+   * upgrade on, before the token is checked); more get HTTP 429. Behind a
+   * proxy every client has the proxy's address unless `trustProxy` is set.
+   * @default 10000
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Connections of one token subject still in their handshake (upgrading, or
+   * open without an accepted HELLO); more get HTTP 429. With
+   * `handshakeTimeoutMs`, this keeps a token that opens sockets and never says
+   * HELLO from squatting connection slots, however fast it reconnects.
+   * @default 32
+   */
+  maxHandshakesPerSubject?: number;
+  /** Connections of one IP address still in their handshake; more get HTTP 429. @default 1000 */
+  maxHandshakesPerIp?: number;
+  /**
+   * Take a connection's address from the last `X-Forwarded-For` entry (the
+   * one the proxy in front of the relay appended) for `maxConnectionsPerIp`
+   * and `maxHandshakesPerIp`. Only set it when every connection comes through
+   * such a proxy: otherwise clients choose their own address.
+   * @default false
+   */
+  trustProxy?: boolean;
+  /**
+   * How long a new TCP connection has to deliver its whole HTTP request (the
+   * WebSocket upgrade, or a plain request such as `/status`) before it is
+   * closed, in ms. Established WebSockets are not affected.
+   * @default 10000
+   */
+  upgradeTimeoutMs?: number;
+  /**
    * Frames per second per connection (HELLO, REQUEST, EVENT, WAIT, DISCOVER, PING, AUTH);
    * over it a frame gets RATE_LIMITED. `false` turns it off.
    * @default { perSecond: 100000, burst: 100000 }
@@ -139,7 +235,9 @@ export interface RelayModuleOptions {
    * Origins browsers may connect from (exact `scheme://host[:port]`). A request
    * whose Origin header is not listed is refused with HTTP 403; requests without
    * an Origin header (non-browser nodes) are not affected.
-   * @default undefined (any origin)
+   * @default undefined: with `auth`, any origin (a page cannot use a token it
+   * does not have); without `auth`, only pages from the relay's own host (the
+   * Origin's host is the request's Host header)
    */
   allowedOrigins?: string[];
   /**
@@ -184,6 +282,14 @@ export interface RelayModuleOptions {
    * @default 5000 (the nodes' default maximum reconnect delay)
    */
   startupGraceMs?: number;
+  /**
+   * Longest a WAIT lasts, in ms: a WAIT with a longer timeout is cut to it
+   * (its TIMEOUT says so), so that pending WAITs cannot pin memory for days.
+   * @default 300000 (5 minutes)
+   */
+  maxWaitTimeoutMs?: number;
+  /** Relay-wide memory budgets (each field has its own default). */
+  budgets?: RelayBudgetOptions;
 }
 
 /** Options after defaults are applied (what the relay's parts inject). */
@@ -200,6 +306,12 @@ export interface ResolvedRelayOptions {
   defaultPermissions: RelayPermissions;
   tenantClaim: string;
   maxConnections: number;
+  maxConnectionsPerSubject: number;
+  maxConnectionsPerIp: number;
+  maxHandshakesPerSubject: number;
+  maxHandshakesPerIp: number;
+  trustProxy: boolean;
+  upgradeTimeoutMs: number;
   rateLimit: Required<RelayRateLimit> | false;
   maxInFlightPerConnection: number;
   allowedOrigins: string[] | undefined;
@@ -211,4 +323,6 @@ export interface ResolvedRelayOptions {
   eventAckTimeoutMs: number;
   maxEventAttempts: number;
   startupGraceMs: number;
+  maxWaitTimeoutMs: number;
+  budgets: Required<RelayBudgetOptions>;
 }

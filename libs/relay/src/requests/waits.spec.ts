@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { FrameType, RelayErrorCode, RelayErrorMessages, type RequestFrame } from '@wsrelay/protocol';
 import { fakeNode, replies } from '../../spec-support/fakes.js';
+import { Budget } from '../internal/budget.js';
 import { type World, Worlds } from '../routing/world.js';
-import { type PendingWait, Waits } from './waits.js';
+import { type PendingWait, WAIT_OVERHEAD_BYTES, Waits } from './waits.js';
 
 /** Bytes of held payload a node may keep at the relay. */
 const MAX_HELD = 10;
@@ -286,6 +287,72 @@ describe('Waits', () => {
       hold(request(3, 'b'));
       waits.wait(elsewhere, 1, 'a', TIMEOUT);
       expect(waits.counts).toEqual({ waits: 3, held: 1, patterns: 3 });
+    });
+  });
+  // What all connections' waits keep together: bounded relay-wide, refused with RATE_LIMITED past it; a WAIT lasts at most maxWaitTimeoutMs.
+  describe('relay-wide budgets', () => {
+    let waitBytes: Budget;
+    let heldBytes: Budget;
+    const pattern = 'p'.repeat(100);
+    const cost = WAIT_OVERHEAD_BYTES + pattern.length;
+
+    beforeEach(() => {
+      waitBytes = new Budget(2 * cost);
+      heldBytes = new Budget(2 * (WAIT_OVERHEAD_BYTES + 3 + 4));
+      waits = new Waits(replies, 1000, { waitBytes, heldBytes, maxWaitTimeoutMs: TIMEOUT });
+    });
+
+    it('refuses the WAIT that would go over the budget, of any connection, with RATE_LIMITED, and takes one again once another ends', () => {
+      const other = fakeNode(world, { nodeId: 'other' });
+      waits.wait(caller, 1, pattern, TIMEOUT);
+      waits.wait(other, 1, pattern, TIMEOUT);
+      waits.wait(other, 2, pattern, TIMEOUT);
+      const full = RelayErrorMessages.relayBudgetFull('pending WAITs', 'waitBytes', 2 * cost);
+      expect(other.session.socket.take()).toEqual([error(2, RelayErrorCode.RATE_LIMITED, full)]);
+      expect(waits.has(other, 2)).toBe(false);
+      expect(waitBytes.status()).toEqual({ used: 2 * cost, limit: 2 * cost, refused: 1 });
+      // An ACK at once keeps nothing: not refused.
+      provider('p1', ['online']);
+      waits.wait(other, 3, 'online', TIMEOUT);
+      expect(other.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 3, recipients: 1 }]);
+      expect(waits.cancel(caller, 1)).toBe(true);
+      waits.wait(other, 4, pattern, TIMEOUT);
+      expect(waits.has(other, 4)).toBe(true);
+      waits.forget(other);
+      expect(waitBytes.used).toBe(0);
+    });
+
+    it('gives back what an answered or timed-out WAIT kept', () => {
+      waits.wait(caller, 1, pattern, TIMEOUT);
+      waits.wait(caller, 2, 'sum', TIMEOUT);
+      provider('p');
+      released(world, 'sum');
+      expect(waitBytes.used).toBe(cost);
+      jest.advanceTimersByTime(TIMEOUT);
+      expect(waitBytes.used).toBe(0);
+    });
+
+    it('cuts a longer WAIT to maxWaitTimeoutMs, and its TIMEOUT says so', () => {
+      waits.wait(caller, 1, 'sum', 24 * 24 * 3600_000);
+      jest.advanceTimersByTime(TIMEOUT - 1);
+      expect(caller.session.socket.take()).toEqual([]);
+      jest.advanceTimersByTime(1);
+      const [timeout] = caller.session.socket.take();
+      expect(timeout).toEqual(error(1, RelayErrorCode.TIMEOUT, RelayErrorMessages.waitCapped('sum', TIMEOUT)));
+      expect((timeout as { message: string }).message).toMatch(/maxWaitTimeoutMs/);
+    });
+
+    it('refuses the held request that would go over the held budget with RATE_LIMITED, and gives back what it kept', () => {
+      const other = fakeNode(world, { nodeId: 'other' });
+      hold(request(1));
+      hold(request(1), 5000, other);
+      hold(request(2), 5000, other);
+      const full = RelayErrorMessages.relayBudgetFull('calls held in its startup grace', 'heldBytes', heldBytes.limit);
+      expect(other.session.socket.take()).toEqual([error(2, RelayErrorCode.RATE_LIMITED, full)]);
+      expect(waitBytes.used).toBe(0);
+      provider('p');
+      expect(released(world, 'sum')).toHaveLength(2);
+      expect(heldBytes.status()).toEqual({ used: 0, limit: heldBytes.limit, refused: 1 });
     });
   });
 });

@@ -1,4 +1,6 @@
 import { RelayErrorCode, RelayErrorMessages, type RequestFrame } from '@wsrelay/protocol';
+import { Budget } from '../internal/budget.js';
+import { MAX_TIMER_MS } from '../internal/timers.js';
 import type { LocalNode } from '../routing/local-node.js';
 import { target } from '../routing/routable.js';
 import type { World } from '../routing/world.js';
@@ -15,11 +17,27 @@ export interface PendingWait {
   timer: NodeJS.Timeout | undefined;
   /** A held request: routed when a provider comes; `expiresAt` is its own deadline (epoch ms). */
   readonly request?: { readonly frame: RequestFrame; readonly expiresAt: number };
+  /** What it keeps at the relay, as its relay-wide budget counts it. */
+  readonly bytes: number;
 }
+
+/** What all connections' waits may keep at the relay together, and how long a WAIT may last. */
+export interface WaitLimits {
+  /** Pending WAITs (pattern and bookkeeping, estimated). */
+  readonly waitBytes: Budget;
+  /** Requests held in the startup grace (payload, pattern and bookkeeping). */
+  readonly heldBytes: Budget;
+  /** Longest a WAIT lasts, in ms; a longer timeout is cut to it. */
+  readonly maxWaitTimeoutMs: number;
+}
+
+/** What one wait keeps besides its pattern and payload (the record, its timer, its places in the maps), estimated. */
+export const WAIT_OVERHEAD_BYTES = 384;
 
 /**
  * Calls waiting for a provider: WAIT frames, and requests held in the
- * startup grace. Held payloads count against `maxHeldBytes` per connection.
+ * startup grace. Held payloads count against `maxHeldBytes` per connection,
+ * and what all of them keep against the relay-wide budgets (`limits`).
  */
 export class Waits {
   private readonly byNode = new Map<LocalNode, Map<number, PendingWait>>();
@@ -27,14 +45,25 @@ export class Waits {
   private readonly byPattern = new Map<string, Map<string, Set<PendingWait>>>();
   private readonly heldBytes = new Map<LocalNode, number>();
   private held = 0;
+  private pending = 0;
 
   constructor(
     private readonly replies: Replies,
     private readonly maxHeldBytes: number,
+    private readonly limits: WaitLimits = {
+      waitBytes: new Budget(Infinity),
+      heldBytes: new Budget(Infinity),
+      maxWaitTimeoutMs: MAX_TIMER_MS,
+    },
   ) {}
 
   has(node: LocalNode, id: number): boolean {
     return this.byNode.get(node)?.has(id) === true;
+  }
+
+  /** WAITs and held requests, of every node. */
+  get size(): number {
+    return this.pending;
   }
 
   /** WAITs and held requests of a node. */
@@ -42,15 +71,31 @@ export class Waits {
     return this.byNode.get(node)?.size ?? 0;
   }
 
-  /** WAIT: answered at once with how many providers are online, or once one is (TIMEOUT after `timeoutMs`). */
+  /**
+   * WAIT: answered at once with how many providers are online, or once one is
+   * (TIMEOUT after `timeoutMs`, cut to `maxWaitTimeoutMs`). RATE_LIMITED
+   * when the relay's pending WAITs keep all their budget.
+   */
   wait(node: LocalNode, id: number, pattern: string, timeoutMs: number): void {
     const online = node.world.providers.count(pattern);
     if (online > 0) {
       this.replies.ack(node, id, online);
       return;
     }
-    this.add({ id, node, pattern, timer: undefined }, timeoutMs, RelayErrorCode.TIMEOUT, () =>
-      RelayErrorMessages.waitTimeout(pattern, timeoutMs),
+    const budget = this.limits.waitBytes;
+    const bytes = WAIT_OVERHEAD_BYTES + pattern.length;
+    if (!budget.take(bytes)) {
+      this.replies.error(
+        node,
+        id,
+        RelayErrorCode.RATE_LIMITED,
+        RelayErrorMessages.relayBudgetFull('pending WAITs', 'waitBytes', budget.limit),
+      );
+      return;
+    }
+    const ms = Math.min(timeoutMs, this.limits.maxWaitTimeoutMs);
+    this.add({ id, node, pattern, timer: undefined, bytes }, ms, RelayErrorCode.TIMEOUT, () =>
+      ms < timeoutMs ? RelayErrorMessages.waitCapped(pattern, ms) : RelayErrorMessages.waitTimeout(pattern, timeoutMs),
     );
   }
 
@@ -65,9 +110,16 @@ export class Waits {
       this.replies.error(node, frame.id, RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooMuchHeld(this.maxHeldBytes));
       return;
     }
+    const budget = this.limits.heldBytes;
+    const kept = WAIT_OVERHEAD_BYTES + frame.pattern.length + bytes;
+    if (!budget.take(kept)) {
+      const message = RelayErrorMessages.relayBudgetFull('calls held in its startup grace', 'heldBytes', budget.limit);
+      this.replies.error(node, frame.id, RelayErrorCode.RATE_LIMITED, message);
+      return;
+    }
     this.heldBytes.set(node, held + bytes);
     this.held++;
-    const wait: PendingWait = { id: frame.id, node, pattern: frame.pattern, timer: undefined, request: { frame, expiresAt } };
+    const wait: PendingWait = { id: frame.id, node, pattern: frame.pattern, timer: undefined, request: { frame, expiresAt }, bytes: kept };
     this.add(wait, Math.min(graceEndsAt, expiresAt) - Date.now(), RelayErrorCode.MICROSERVICE_OFFLINE, () =>
       RelayErrorMessages.microserviceOffline(frame.pattern, frame.peer),
     );
@@ -139,6 +191,7 @@ export class Waits {
     let mine = this.byNode.get(wait.node);
     if (mine === undefined) this.byNode.set(wait.node, (mine = new Map<number, PendingWait>()));
     mine.set(wait.id, wait);
+    this.pending++;
     const tenant = wait.node.world.tenant;
     let patterns = this.byPattern.get(tenant);
     if (patterns === undefined) this.byPattern.set(tenant, (patterns = new Map<string, Set<PendingWait>>()));
@@ -152,9 +205,13 @@ export class Waits {
     const mine = this.byNode.get(wait.node);
     if (mine?.get(wait.id) === wait) {
       mine.delete(wait.id);
+      this.pending--;
       if (wait.request !== undefined) {
         this.held--;
         this.heldBytes.set(wait.node, (this.heldBytes.get(wait.node) ?? 0) - wait.request.frame.payload.byteLength);
+        this.limits.heldBytes.give(wait.bytes);
+      } else {
+        this.limits.waitBytes.give(wait.bytes);
       }
     }
     const tenant = wait.node.world.tenant;

@@ -6,7 +6,11 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { membershipFixture, remote, T0, TENANT } from '../../spec-support/membership-setup.js';
+import { Permissions } from '../auth/permissions.js';
 import { RemoteRelay } from '../cluster/remote.js';
+import { ALL_PERMISSIONS } from '../relay.constants.js';
+
+const EVERYTHING = new Permissions(ALL_PERMISSIONS);
 
 describe('Membership', () => {
   /** A fresh membership for each test, on a fake clock at T0 (see membershipFixture). */
@@ -125,15 +129,30 @@ describe('Membership', () => {
       t.membership.drain(t.joined('b'));
       t.joined('c', 'alice', {}, 'other');
       t.membership.remoteUp(remote(new RemoteRelay('r2'), 'r1', { service: 'far', patterns: ['x'] }));
-      const nodes = t.membership.discover(TENANT);
+      const nodes = t.membership.discover(TENANT, EVERYTHING);
       expect(nodes).toEqual([
         { nodeId: 'a', service: 'svc', patterns: ['p'], events: ['e'], queue: 'q' },
         { nodeId: 'r1', service: 'far', patterns: ['x'], events: [], queue: null },
       ]);
       // Copies: a reply cannot alias routing state.
       nodes[0].patterns.push('mutated');
-      expect(t.membership.discover(TENANT)[0].patterns).toEqual(['p']);
-      expect(t.membership.discover('nobody')).toEqual([]);
+      expect(t.membership.discover(TENANT, EVERYTHING)[0].patterns).toEqual(['p']);
+      expect(t.membership.discover('nobody', EVERYTHING)).toEqual([]);
+    });
+
+    it('lists to a restricted token only the patterns it may call and the subscriptions it may emit to; nodes with neither are left out', () => {
+      t.joined('orders', 'svc', { patterns: ['orders.get', 'orders.delete'], events: ['orders.>'] });
+      t.joined('admin', 'svc', { patterns: ['admin.reset'], events: ['admin.*'] });
+      t.joined('caller', 'bob');
+      t.membership.remoteUp(remote(new RemoteRelay('r2'), 'far', { patterns: ['orders.list', 'billing.charge'] }));
+      const caller = new Permissions({ call: ['orders.get', 'orders.list'], publish: ['orders.eu.*'] });
+      expect(t.membership.discover(TENANT, caller)).toEqual([
+        { nodeId: 'orders', service: null, patterns: ['orders.get'], events: ['orders.>'], queue: null },
+        { nodeId: 'far', service: null, patterns: ['orders.list'], events: [], queue: null },
+      ]);
+      expect(t.membership.discover(TENANT, new Permissions({}))).toEqual([]);
+      // Everything allowed: every node, the caller that announces nothing included.
+      expect(t.membership.discover(TENANT, EVERYTHING).map(n => n.nodeId)).toEqual(['orders', 'admin', 'caller', 'far']);
     });
   });
 });

@@ -1,4 +1,5 @@
 import { CloseCode, type NodeInfo, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
+import type { Permissions } from '../auth/permissions.js';
 import type { ClusterNode } from '../cluster/cluster-protocol.js';
 import { claimBeats, type RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteNode } from '../cluster/remote.js';
@@ -7,7 +8,6 @@ import type { Replies } from '../session/replies.js';
 import type { Session } from '../session/session.js';
 import { type Announcement, LocalNode } from './local-node.js';
 import type { NodeReservations } from './node-reservations.js';
-import type { Routable } from './routable.js';
 import { Standby } from './standby.js';
 import type { World, Worlds } from './world.js';
 
@@ -198,11 +198,24 @@ export class Membership {
     return nodes;
   }
 
-  /** Every node in a tenant's routing, as DISCOVER lists them. */
-  discover(tenant: string): NodeInfo[] {
+  /**
+   * The nodes in a tenant's routing as DISCOVER lists them to a connection
+   * with `permissions`: only the patterns it may call and the subscriptions
+   * it may emit to; a node with neither is left out. A connection that may
+   * call and emit everything (the default) sees every node.
+   */
+  discover(tenant: string, permissions: Permissions): NodeInfo[] {
     const world = this.worlds.get(tenant);
     if (world === undefined) return [];
-    return [...world.nodes.values()].map(info);
+    const all = permissions.callsAndPublishesAll;
+    const nodes: NodeInfo[] = [];
+    for (const node of world.nodes.values()) {
+      const patterns = node.patterns.filter(p => permissions.allows('call', p));
+      const events = node.events.filter(e => permissions.mayPublishTo(e));
+      if (all || patterns.length + events.length > 0)
+        nodes.push({ nodeId: node.nodeId, service: node.service, patterns, events, queue: node.queue });
+    }
+    return nodes;
   }
 
   /** Takes a routed local node out of routing, here and in the cluster (`graceful`: it drains). */
@@ -253,8 +266,4 @@ function clusterNode(node: LocalNode): ClusterNode {
     subject: node.session.identity.subject,
     since: node.since,
   };
-}
-
-function info(node: Routable): NodeInfo {
-  return { nodeId: node.nodeId, service: node.service, patterns: [...node.patterns], events: [...node.events], queue: node.queue };
 }

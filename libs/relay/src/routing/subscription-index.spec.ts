@@ -1,5 +1,7 @@
+import { Budget } from '../internal/budget.js';
 import type { Routable } from './routable.js';
-import { SubscriptionIndex } from './subscription-index.js';
+import { type EventRoute, ROUTE_NODE_BYTES, routeCost, SubscriptionIndex } from './subscription-index.js';
+import { RouteCache } from './route-cache.js';
 
 /** A routable node with subscriptions, as the index needs it (no session, no socket). */
 function node(events: string[], queue: string | null = null, slow = false): Routable {
@@ -46,5 +48,32 @@ describe('SubscriptionIndex', () => {
     index.remove(a);
     expect(index.counts).toEqual({ subscriptions: 0, queueGroups: 0 });
     expect(index.recipients('orders.created')).toEqual([]);
+  });
+  // Issue 13: 1,500 queue members on `x.>` and 10,000 distinct subjects grew the route cache by ~600 MiB.
+  it('bounds its route cache by what the routes cost, shared with other indexes, and routes the same past evictions', () => {
+    const budget = new Budget(200 * ROUTE_NODE_BYTES * 10);
+    const routes = new RouteCache<EventRoute<Routable>>(budget);
+    const [wide, other] = [new SubscriptionIndex(routes), new SubscriptionIndex(routes)];
+    const members = Array.from({ length: 200 }, () => node(['x.>'], 'workers'));
+    members.forEach(m => wide.add(m));
+    const single = node(['y.*']);
+    other.add(single);
+    expect(other.recipients('y.1')).toEqual([single]);
+    let most = 0;
+    const got = new Map<Routable, number>();
+    for (let i = 0; i < 2000; i++) {
+      const [pick] = wide.recipients(`x.subject.${i}`);
+      got.set(pick, (got.get(pick) ?? 0) + 1);
+      most = Math.max(most, budget.used);
+    }
+    // At most about ten wide routes at a time, never the 2,000 subjects' worth.
+    expect(most).toBeLessThanOrEqual(budget.limit);
+    expect(routes.size).toBeLessThanOrEqual(10);
+    expect(budget.refused).toBeGreaterThan(1900);
+    // Round-robin over every member all along, evictions or not.
+    expect(got.size).toBe(200);
+    expect(new Set(got.values())).toEqual(new Set([10]));
+    expect(other.recipients('y.1')).toEqual([single]);
+    expect(routeCost('x.subject.1', { plain: [], groups: [], all: new Set(members) })).toBeGreaterThan(200 * ROUTE_NODE_BYTES);
   });
 });

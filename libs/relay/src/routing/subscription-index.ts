@@ -1,5 +1,6 @@
 import { compileSubject, type SubjectMatcher } from '@wsrelay/protocol';
 import type { Routable } from './routable.js';
+import { type CacheRegion, type RouteCache, standaloneRouteCache } from './route-cache.js';
 
 interface Subscription<T> {
   session: T;
@@ -7,25 +8,45 @@ interface Subscription<T> {
 }
 
 /** Who receives one subject: every plain subscriber, and one member of each queue group. */
-interface Route<T> {
+export interface EventRoute<T> {
   plain: T[];
   groups: Array<{ queue: string; members: T[] }>;
   /** Every node above, plain or in a group. */
   all: Set<T>;
 }
 
-const MAX_CACHED_SUBJECTS = 10_000;
+/** The relay's event route cache, shared by every tenant's index. */
+export type EventRoutes = RouteCache<EventRoute<Routable>>;
+
+/**
+ * What a cached route keeps, estimated: the record, its key and map entry,
+ * and per node a slot in its list and in its set (measured by
+ * bench/route-cache.ts).
+ */
+export const ROUTE_OVERHEAD_BYTES = 720;
+export const ROUTE_NODE_BYTES = 40;
+
+/** A route's estimated bytes in the cache. */
+export function routeCost(subject: string, route: EventRoute<unknown>): number {
+  return ROUTE_OVERHEAD_BYTES + 2 * subject.length + ROUTE_NODE_BYTES * route.all.size;
+}
 
 /**
  * Event subscriptions with NATS-style wildcards. Matching is done once per
  * subject and cached until the set of subscriptions changes, so routing a
- * frequent subject costs one map lookup.
+ * frequent subject costs one map lookup. The cache is bounded by what its
+ * routes cost (a route to many queue members costs more), in a budget that
+ * every tenant's index shares: routes used least recently make room.
  */
 export class SubscriptionIndex<T extends Routable = Routable> {
   private subscriptions: Array<Subscription<T>> = [];
-  private readonly cache = new Map<string, Route<T>>();
+  private readonly cache: CacheRegion<EventRoute<T>>;
   /** Round-robin position of each queue group; survives cache rebuilds. */
   private readonly turns = new Map<string, number>();
+
+  constructor(routes: RouteCache<EventRoute<T>> = standaloneRouteCache()) {
+    this.cache = routes.region();
+  }
 
   add(session: T): void {
     if (session.events.length === 0) return;
@@ -41,6 +62,11 @@ export class SubscriptionIndex<T extends Routable = Routable> {
     const queue = session.queue;
     // A group's turn lives as long as the group: queue names come from peers, so kept turns would grow without bound.
     if (queue !== null && !this.subscriptions.some(s => s.session.queue === queue)) this.turns.delete(queue);
+    this.cache.clear();
+  }
+
+  /** Drops the cached routes (they are rebuilt when asked for). */
+  clearCache(): void {
     this.cache.clear();
   }
 
@@ -72,7 +98,7 @@ export class SubscriptionIndex<T extends Routable = Routable> {
     return this.route(subject).all.has(session);
   }
 
-  private route(subject: string): Route<T> {
+  private route(subject: string): EventRoute<T> {
     let route = this.cache.get(subject);
     if (route !== undefined) return route;
     route = { plain: [], groups: [], all: new Set() };
@@ -89,8 +115,7 @@ export class SubscriptionIndex<T extends Routable = Routable> {
       }
     }
     for (const [queue, members] of groups) route.groups.push({ queue, members });
-    if (this.cache.size >= MAX_CACHED_SUBJECTS) this.cache.clear();
-    this.cache.set(subject, route);
+    this.cache.set(subject, route, routeCost(subject, route));
     return route;
   }
 

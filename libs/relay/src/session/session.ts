@@ -7,12 +7,22 @@ import type { TokenBucket } from './token-bucket.js';
 /** How long a slow consumer closed with SLOW_CONSUMER has to read up to the close frame before it is cut. */
 const SLOW_CONSUMER_GRACE_MS = 5000;
 
+/** Hears of sessions that writes leave backed up: the relay-wide unsent budget. */
+export interface UnsentWatch {
+  /** A write left `session` over its `slowBytes`, with `buffered` bytes unsent. */
+  backedUp(session: Session, buffered: number): void;
+  /** `session` was closed as a slow consumer: what it holds goes with it. */
+  released(session: Session): void;
+}
+
 /** What a session's writes may leave unsent. */
 export interface SendBudget {
   /** Unsent bytes past which the connection is passed over for new routing. */
   slowBytes: number;
   /** Unsent bytes past which it is closed as a slow consumer. */
   budgetBytes: number;
+  /** Told when a write leaves it past `slowBytes` (the relay's own budget for all connections). */
+  watch?: UnsentWatch;
 }
 
 const UNBOUNDED: SendBudget = { slowBytes: Infinity, budgetBytes: Infinity };
@@ -29,8 +39,10 @@ export class Session {
   heard = true;
   /** Heartbeat beats (half intervals) in a row without hearing from the node. */
   silentBeats = 0;
-  /** Closed for going over its byte budget: nothing more is written to it. */
+  /** Closed for going over its byte budget (or the relay's): nothing more is written to it. */
   overBudget = false;
+  /** Why it was closed as a slow consumer. */
+  slowConsumerReason: string | undefined;
   /** Its TCP writes are held until the end of this tick (see send()). */
   private corked = false;
 
@@ -59,19 +71,28 @@ export class Session {
   /**
    * Writes an encoded frame if the socket is still open. Past the byte budget
    * (a consumer that stopped reading) the connection is closed with
-   * SLOW_CONSUMER and written to no more, so it cannot grow the relay's memory.
+   * SLOW_CONSUMER and written to no more, so it cannot grow the relay's memory;
+   * past `slowBytes`, the relay-wide watch hears of it.
    */
   send(bytes: Uint8Array): void {
     if (this.socket.readyState !== WebSocket.OPEN || this.overBudget) return;
     if (!this.corked) this.cork();
     this.socket.send(bytes);
     const buffered = this.socket.bufferedAmount;
-    if (buffered > this.budget.budgetBytes) {
-      this.overBudget = true;
-      this.socket.close(CloseCode.SLOW_CONSUMER, RelayErrorMessages.slowConsumer(buffered, this.budget.budgetBytes));
-      // The close frame waits behind what it did not read: if it never reads, cut.
-      setTimeout(() => this.socket.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
-    }
+    if (buffered <= this.budget.slowBytes) return;
+    if (buffered > this.budget.budgetBytes) this.closeAsSlowConsumer(RelayErrorMessages.slowConsumer(buffered, this.budget.budgetBytes));
+    else this.budget.watch?.backedUp(this, buffered);
+  }
+
+  /** Closes it with SLOW_CONSUMER (`reason`), and writes to it no more. */
+  closeAsSlowConsumer(reason: string): void {
+    if (this.overBudget) return;
+    this.overBudget = true;
+    this.slowConsumerReason = reason;
+    this.budget.watch?.released(this);
+    this.socket.close(CloseCode.SLOW_CONSUMER, reason);
+    // The close frame waits behind what it did not read: if it never reads, cut.
+    setTimeout(() => this.socket.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
   }
 
   /** Every frame written to it in this tick leaves in one writev, not one syscall each. */

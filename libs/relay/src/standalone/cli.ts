@@ -11,7 +11,7 @@ const HEALTHCHECK_TIMEOUT_MS = 3000;
 const USAGE = `Usage: wsrelay-relay [healthcheck | --version | --help]
 
   (no argument)  run the relay; SIGTERM or SIGINT drains it and exits 0
-  healthcheck    GET the running relay's /status on RELAY_HOST:RELAY_PORT; exit 0 when it answers 200
+  healthcheck    GET the running relay's /status on RELAY_HOST:RELAY_PORT; exit 0 when it answers 200 (ready)
 
 Configured by environment variables: RELAY_PORT (8787), RELAY_HOST (127.0.0.1),
 RELAY_PATH (/relay), RELAY_JWT_SECRET | RELAY_JWT_PUBLIC_KEY_FILE | RELAY_JWKS,

@@ -57,6 +57,47 @@ describe('relayConfigFromEnv', () => {
     expect(() => relayConfigFromEnv({ RELAY_MAX_EVENT_ATTEMPTS: '0' })).toThrow(/RELAY_MAX_EVENT_ATTEMPTS/);
   });
 
+  it('reads the WAIT cap and the relay-wide budgets, leaving unset ones to their defaults', () => {
+    const c = relayConfigFromEnv({
+      RELAY_MAX_WAIT_TIMEOUT_MS: '60000',
+      RELAY_BUDGET_WAIT_BYTES: '1000',
+      RELAY_BUDGET_HELD_BYTES: '2000',
+      RELAY_BUDGET_RETAINED_BYTES: '3000',
+      RELAY_BUDGET_UNSENT_BYTES: '0',
+      RELAY_BUDGET_ROUTE_CACHE_BYTES: '5000',
+    });
+    expect(c.relay.maxWaitTimeoutMs).toBe(60_000);
+    expect(c.relay.budgets).toEqual({ waitBytes: 1000, heldBytes: 2000, retainedBytes: 3000, unsentBytes: 0, routeCacheBytes: 5000 });
+    expect(relayConfigFromEnv({ RELAY_BUDGET_UNSENT_BYTES: '4096' }).relay.budgets).toEqual({ unsentBytes: 4096 });
+    expect(relayConfigFromEnv({}).relay).not.toHaveProperty('budgets');
+    expect(() => relayConfigFromEnv({ RELAY_BUDGET_WAIT_BYTES: '-1' })).toThrow(/RELAY_BUDGET_WAIT_BYTES must be an integer of at least 0/);
+    expect(() => relayConfigFromEnv({ RELAY_MAX_WAIT_TIMEOUT_MS: '0' })).toThrow(/RELAY_MAX_WAIT_TIMEOUT_MS/);
+  });
+
+  it('reads fair admission settings, leaving unset ones to their defaults', () => {
+    const c = relayConfigFromEnv({
+      RELAY_MAX_CONNECTIONS_PER_SUBJECT: '50',
+      RELAY_MAX_CONNECTIONS_PER_IP: '500',
+      RELAY_MAX_HANDSHAKES_PER_SUBJECT: '4',
+      RELAY_MAX_HANDSHAKES_PER_IP: '40',
+      RELAY_TRUST_PROXY: 'TRUE',
+      RELAY_UPGRADE_TIMEOUT_MS: '2000',
+    });
+    expect(c.relay).toMatchObject({
+      maxConnectionsPerSubject: 50,
+      maxConnectionsPerIp: 500,
+      maxHandshakesPerSubject: 4,
+      maxHandshakesPerIp: 40,
+      trustProxy: true,
+      upgradeTimeoutMs: 2000,
+    });
+    expect(relayConfigFromEnv({ RELAY_TRUST_PROXY: '0' }).relay.trustProxy).toBe(false);
+    expect(relayConfigFromEnv({}).relay).not.toHaveProperty('trustProxy');
+    expect(relayConfigFromEnv({}).relay).not.toHaveProperty('maxConnectionsPerIp');
+    expect(() => relayConfigFromEnv({ RELAY_TRUST_PROXY: 'maybe' })).toThrow(/RELAY_TRUST_PROXY must be true or false/);
+    expect(() => relayConfigFromEnv({ RELAY_MAX_HANDSHAKES_PER_IP: '0' })).toThrow(/RELAY_MAX_HANDSHAKES_PER_IP/);
+  });
+
   it('names a bad variable', () => {
     expect(() => relayConfigFromEnv({ RELAY_PORT: 'eighty' })).toThrow(/RELAY_PORT must be an integer/);
     expect(() => relayConfigFromEnv({ RELAY_MAX_PAYLOAD_BYTES: '1.5' })).toThrow(/RELAY_MAX_PAYLOAD_BYTES/);
@@ -117,6 +158,19 @@ describe('relayConfigFromEnv cluster settings', () => {
     expect(() => relayConfigFromEnv({ RELAY_CLUSTER_TIMEOUT_MS: '1000' })).toThrow(/RELAY_REDIS_URL/);
     expect(() => relayConfigFromEnv({ RELAY_REDIS_URL: 'redis://x', RELAY_CLUSTER_TIMEOUT_MS: 'soon' })).toThrow(
       /RELAY_CLUSTER_TIMEOUT_MS/,
+    );
+  });
+});
+
+describe('relayConfigFromEnv status and cluster message settings', () => {
+  it('reads the status token (empty: none) and the largest cluster message', () => {
+    expect(relayConfigFromEnv({ RELAY_STATUS_TOKEN: 's3cret-status' }).statusToken).toBe('s3cret-status');
+    expect(relayConfigFromEnv({ RELAY_STATUS_TOKEN: '' }).statusToken).toBeUndefined();
+    const c = relayConfigFromEnv({ RELAY_REDIS_URL: 'redis://x', RELAY_CLUSTER_MAX_MESSAGE_BYTES: '1048576' });
+    expect(c.relay.cluster?.maxMessageBytes).toBe(1_048_576);
+    expect(() => relayConfigFromEnv({ RELAY_CLUSTER_MAX_MESSAGE_BYTES: '1048576' })).toThrow(/RELAY_REDIS_URL/);
+    expect(() => relayConfigFromEnv({ RELAY_REDIS_URL: 'redis://x', RELAY_CLUSTER_MAX_MESSAGE_BYTES: '10' })).toThrow(
+      /RELAY_CLUSTER_MAX_MESSAGE_BYTES/,
     );
   });
 });

@@ -1,4 +1,9 @@
-import type { RelayAuthOptions, RelayModuleOptions } from '../interfaces/relay-options.interface.js';
+import type {
+  RelayAuthOptions,
+  RelayBudgetOptions,
+  RelayClusterOptions,
+  RelayModuleOptions,
+} from '../interfaces/relay-options.interface.js';
 import { readFileSync } from 'node:fs';
 
 /** Where the deployable relay listens and how it routes, read from the environment. */
@@ -8,6 +13,8 @@ export interface RelayAppConfig {
   relay: RelayModuleOptions;
   /** PEM key and certificate to serve wss:// with. */
   tls?: { key: Buffer; cert: Buffer };
+  /** RELAY_STATUS_TOKEN: the bearer token of GET /status/detail (not served without one). */
+  statusToken?: string;
 }
 
 export const DEFAULT_RELAY_PORT = 8787;
@@ -66,6 +73,49 @@ function authFromEnv(env: NodeJS.ProcessEnv, read: (path: string) => Buffer): Re
   };
 }
 
+/** A flag: true/1/yes or false/0/no (any case); undefined when unset or empty. */
+function bool(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  if (/^(true|1|yes)$/i.test(raw)) return true;
+  if (/^(false|0|no)$/i.test(raw)) return false;
+  throw new TypeError(`${name} must be true or false, got "${raw}"`);
+}
+
+/**
+ * Fair admission from RELAY_MAX_CONNECTIONS_PER_SUBJECT, RELAY_MAX_CONNECTIONS_PER_IP,
+ * RELAY_MAX_HANDSHAKES_PER_SUBJECT, RELAY_MAX_HANDSHAKES_PER_IP, RELAY_TRUST_PROXY
+ * and RELAY_UPGRADE_TIMEOUT_MS: only the ones set.
+ */
+function admissionFromEnv(env: NodeJS.ProcessEnv): Partial<RelayModuleOptions> {
+  const admission: Partial<RelayModuleOptions> = {
+    maxConnectionsPerSubject: int(env, 'RELAY_MAX_CONNECTIONS_PER_SUBJECT', 1),
+    maxConnectionsPerIp: int(env, 'RELAY_MAX_CONNECTIONS_PER_IP', 1),
+    maxHandshakesPerSubject: int(env, 'RELAY_MAX_HANDSHAKES_PER_SUBJECT', 1),
+    maxHandshakesPerIp: int(env, 'RELAY_MAX_HANDSHAKES_PER_IP', 1),
+    trustProxy: bool(env, 'RELAY_TRUST_PROXY'),
+    upgradeTimeoutMs: int(env, 'RELAY_UPGRADE_TIMEOUT_MS', 1),
+  };
+  return Object.fromEntries(Object.entries(admission).filter(([, v]) => v !== undefined));
+}
+
+/** The relay-wide budgets set in the environment (RELAY_BUDGET_*), or undefined when none is. */
+function budgetsFromEnv(env: NodeJS.ProcessEnv): RelayBudgetOptions | undefined {
+  const budgets: RelayBudgetOptions = {};
+  const names: Array<[keyof RelayBudgetOptions, string]> = [
+    ['waitBytes', 'RELAY_BUDGET_WAIT_BYTES'],
+    ['heldBytes', 'RELAY_BUDGET_HELD_BYTES'],
+    ['retainedBytes', 'RELAY_BUDGET_RETAINED_BYTES'],
+    ['unsentBytes', 'RELAY_BUDGET_UNSENT_BYTES'],
+    ['routeCacheBytes', 'RELAY_BUDGET_ROUTE_CACHE_BYTES'],
+  ];
+  for (const [key, name] of names) {
+    const n = int(env, name, 0);
+    if (n !== undefined) budgets[key] = n;
+  }
+  return Object.keys(budgets).length > 0 ? budgets : undefined;
+}
+
 /**
  * RELAY_PORT (8787), RELAY_HOST (127.0.0.1), RELAY_PATH (/relay),
  * RELAY_MAX_PAYLOAD_BYTES, RELAY_HEARTBEAT_INTERVAL_MS,
@@ -76,10 +126,14 @@ function authFromEnv(env: NodeJS.ProcessEnv, read: (path: string) => Buffer): Re
  * RELAY_MAX_IN_FLIGHT, RELAY_TLS_KEY_FILE + RELAY_TLS_CERT_FILE,
  * RELAY_REDIS_URL (join a cluster of relays over that Redis),
  * RELAY_CLUSTER_PREFIX, RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS, RELAY_CLUSTER_TIMEOUT_MS,
+ * RELAY_CLUSTER_MAX_MESSAGE_BYTES, RELAY_STATUS_TOKEN (bearer token of GET /status/detail),
  * RELAY_DRAIN_TIMEOUT_MS (0: close at once on shutdown), RELAY_MAX_BUFFERED_BYTES
  * (unsent bytes before a slow consumer is closed), RELAY_EVENT_ACK_TIMEOUT_MS,
  * RELAY_MAX_EVENT_ATTEMPTS (events with handler acks), RELAY_STARTUP_GRACE_MS
- * (0: no startup grace for calls nothing serves yet).
+ * (0: no startup grace for calls nothing serves yet), RELAY_MAX_WAIT_TIMEOUT_MS,
+ * and the relay-wide budgets RELAY_BUDGET_WAIT_BYTES, RELAY_BUDGET_HELD_BYTES,
+ * RELAY_BUDGET_RETAINED_BYTES, RELAY_BUDGET_UNSENT_BYTES, RELAY_BUDGET_ROUTE_CACHE_BYTES,
+ * and fair admission (see admissionFromEnv).
  */
 export function relayConfigFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -109,10 +163,13 @@ export function relayConfigFromEnv(
   if (origins !== undefined) config.relay.allowedOrigins = origins;
   const maxConnections = int(env, 'RELAY_MAX_CONNECTIONS', 1);
   if (maxConnections !== undefined) config.relay.maxConnections = maxConnections;
+  Object.assign(config.relay, admissionFromEnv(env));
   if (rate !== undefined) config.relay.rateLimit = { perSecond: rate };
   const inFlight = int(env, 'RELAY_MAX_IN_FLIGHT', 1);
   if (inFlight !== undefined) config.relay.maxInFlightPerConnection = inFlight;
   if (key !== undefined && cert !== undefined) config.tls = { key, cert };
+  const statusToken = str(env, 'RELAY_STATUS_TOKEN');
+  if (statusToken !== undefined) config.statusToken = statusToken;
   const drain = int(env, 'RELAY_DRAIN_TIMEOUT_MS', 0);
   if (drain !== undefined) config.relay.drainTimeoutMs = drain;
   const buffered = int(env, 'RELAY_MAX_BUFFERED_BYTES', 1024);
@@ -123,19 +180,32 @@ export function relayConfigFromEnv(
   if (attempts !== undefined) config.relay.maxEventAttempts = attempts;
   const grace = int(env, 'RELAY_STARTUP_GRACE_MS', 0);
   if (grace !== undefined) config.relay.startupGraceMs = grace;
+  const maxWait = int(env, 'RELAY_MAX_WAIT_TIMEOUT_MS', 1);
+  if (maxWait !== undefined) config.relay.maxWaitTimeoutMs = maxWait;
+  const budgets = budgetsFromEnv(env);
+  if (budgets !== undefined) config.relay.budgets = budgets;
+  const cluster = clusterFromEnv(env);
+  if (cluster !== undefined) config.relay.cluster = cluster;
+  return config;
+}
+
+/** RELAY_REDIS_URL and the RELAY_CLUSTER_* settings (which need it). */
+function clusterFromEnv(env: NodeJS.ProcessEnv): RelayClusterOptions | undefined {
   const redis = str(env, 'RELAY_REDIS_URL');
   const heartbeat = int(env, 'RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS', 10);
   const timeout = int(env, 'RELAY_CLUSTER_TIMEOUT_MS', 1);
-  if (redis === undefined && (heartbeat !== undefined || timeout !== undefined || str(env, 'RELAY_CLUSTER_PREFIX') !== undefined)) {
+  const maxMessageBytes = int(env, 'RELAY_CLUSTER_MAX_MESSAGE_BYTES', 1024);
+  const clusterSet = heartbeat !== undefined || timeout !== undefined || maxMessageBytes !== undefined;
+  if (redis === undefined && (clusterSet || str(env, 'RELAY_CLUSTER_PREFIX') !== undefined)) {
     throw new TypeError('RELAY_CLUSTER_* settings need RELAY_REDIS_URL (the Redis the relays share)');
   }
-  if (redis !== undefined) {
-    config.relay.cluster = {
-      redis,
-      channelPrefix: str(env, 'RELAY_CLUSTER_PREFIX'),
-      heartbeatIntervalMs: heartbeat,
-      timeoutMs: timeout,
-    };
-  }
-  return config;
+  if (redis === undefined) return undefined;
+  const cluster: RelayClusterOptions = {
+    redis,
+    channelPrefix: str(env, 'RELAY_CLUSTER_PREFIX'),
+    heartbeatIntervalMs: heartbeat,
+    timeoutMs: timeout,
+  };
+  if (maxMessageBytes !== undefined) cluster.maxMessageBytes = maxMessageBytes;
+  return cluster;
 }

@@ -40,7 +40,7 @@ export interface RunningRelay {
 export async function runRelay(options: RunRelayOptions = {}): Promise<RunningRelay> {
   const logger = new Logger('Relay');
   const config = relayConfigFromEnv(options.env ?? process.env);
-  const app = await createRelayApp(config.relay, { tls: config.tls });
+  const app = await createRelayApp(config.relay, { tls: config.tls, statusToken: config.statusToken });
   await app.listen(config.port, config.host);
   const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
   const url = `${config.tls ? 'wss' : 'ws'}://${config.host}:${port}${config.relay.path ?? DEFAULT_RELAY_PATH}`;

@@ -1,0 +1,114 @@
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { CloseCode, FrameType, RelayErrorMessages } from '@wsrelay/protocol';
+import { codec, fakeSession } from '../../spec-support/fakes.js';
+import { OPEN_IDENTITY } from '../auth/relay-auth.service.js';
+import { Budget } from '../internal/budget.js';
+import { UnsentBudget } from './unsent-budget.js';
+
+const PING = codec.encode({ type: FrameType.Ping });
+/** Each session: slow past 100 unsent bytes, closed past 1000; the relay: 2500 for all. */
+const LIMIT = 2500;
+
+describe('UnsentBudget', () => {
+  let budget: Budget;
+  let unsent: UnsentBudget;
+  let clock: number;
+
+  beforeEach(() => {
+    jest.useFakeTimers();
+    clock = 1000;
+    budget = new Budget(LIMIT);
+    unsent = new UnsentBudget(budget, () => clock);
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  function session() {
+    return fakeSession(OPEN_IDENTITY, { slowBytes: 100, budgetBytes: 1000, watch: unsent });
+  }
+
+  /** A write that leaves `s` with `buffered` bytes unsent. */
+  function write(s: ReturnType<typeof session>, buffered: number): void {
+    s.socket.bufferedAmount = buffered;
+    s.send(PING);
+  }
+
+  it('counts nothing for writes that leave a session under its slow threshold', () => {
+    const s = session();
+    write(s, 100);
+    expect(budget.used).toBe(0);
+    expect(unsent.stalledSince(s)).toBeUndefined();
+  });
+
+  it('counts a backed-up session at each write, from when it first stalled', () => {
+    const s = session();
+    write(s, 500);
+    clock = 2000;
+    write(s, 800);
+    expect(budget.used).toBe(800);
+    expect(unsent.stalledSince(s)).toBe(1000);
+    expect(unsent.stalledCount).toBe(1);
+  });
+
+  it('over the budget, closes stalled sessions oldest-stalled first (SLOW_CONSUMER) until under it, the others untouched', () => {
+    const [first, second, third] = [session(), session(), session()];
+    for (const [i, s] of [first, second, third].entries()) {
+      clock = 1000 + i;
+      write(s, 200);
+    }
+    write(third, 900);
+    write(second, 900);
+    expect(budget.used).toBe(2000);
+    // 2700: over. `first` stalled first: it goes, though the write that went over was its own and others hold as much.
+    write(first, 900);
+    expect(first.socket.closed).toEqual({ code: CloseCode.SLOW_CONSUMER, reason: RelayErrorMessages.relayUnsentOver(900, LIMIT) });
+    expect(first.overBudget).toBe(true);
+    expect(budget.used).toBe(1800);
+    expect([second.socket.closed, third.socket.closed]).toEqual([undefined, undefined]);
+    expect(budget.status()).toEqual({ used: 1800, limit: LIMIT, refused: 1 });
+  });
+
+  it('forgets a session closed for its own budget, and one that is gone', () => {
+    const [a, b] = [session(), session()];
+    write(a, 900);
+    write(b, 900);
+    write(a, 1001); // over its own budget: closed, its bytes leave the count
+    expect(a.socket.closed?.code).toBe(CloseCode.SLOW_CONSUMER);
+    expect(budget.used).toBe(900);
+    unsent.forget(b);
+    expect(budget.used).toBe(0);
+    expect(unsent.stalledCount).toBe(0);
+  });
+
+  it('sweeps: the exact count of every session, and a session that read again is no longer stalled', () => {
+    const [reader, staller] = [session(), session()];
+    write(reader, 600);
+    clock = 2000;
+    write(staller, 600);
+    reader.socket.bufferedAmount = 50;
+    staller.socket.bufferedAmount = 700;
+    clock = 3000;
+    unsent.sweep([reader, staller]);
+    expect(budget.used).toBe(750);
+    expect(unsent.stalledSince(reader)).toBeUndefined();
+    expect(unsent.stalledSince(staller)).toBe(2000);
+    // It stalls again: from now, behind the other.
+    write(reader, 900);
+    expect(unsent.stalledSince(reader)).toBe(3000);
+  });
+
+  it('sweeps: over the budget without a write (a lower limit), closes the oldest-stalled', () => {
+    const [a, b, c] = [session(), session(), session()];
+    for (const s of [b, a, c]) {
+      write(s, 800);
+      clock++;
+    }
+    for (const s of [a, b, c]) s.socket.bufferedAmount = 950; // grew with nothing more written by the relay
+    expect(budget.used).toBe(2400);
+    unsent.sweep([a, b, c]);
+    expect(b.socket.closed).toEqual({ code: CloseCode.SLOW_CONSUMER, reason: RelayErrorMessages.relayUnsentOver(950, LIMIT) });
+    expect([a.overBudget, c.overBudget]).toEqual([false, false]);
+    expect(budget.used).toBe(1900);
+  });
+});
