@@ -1,40 +1,44 @@
 /**
- * The relay under abuse: its CPU (from /proc, the relay in a process of its
- * own, run from its documented environment) and a steady caller's calls
- * (one at a time, 2 s deadline) while one connection floods it, and what a
- * frame the relay refuses costs next to one it serves.
+ * The relay under abuse: its CPU and memory (from /proc, the relay executable
+ * in a process of its own, run from its documented environment) and a steady
+ * caller's calls (one at a time, 2 s deadline) while one abuser (another
+ * process, bench/peers/abuser.ts) attacks it; then what a frame the relay
+ * refuses costs next to one it serves.
  *
- *   npm run bench:abuse            (about 40 s; BENCH_ABUSE_SECONDS per phase, default 5)
+ *   npm run bench:abuse            (about a minute; BENCH_ABUSE_SECONDS per phase, default 5)
  *
- * Prints one line per phase and writes bench/results/abuse.json.
+ * Prints one line per phase, writes bench/results/abuse.json, and exits 1
+ * when a check fails: the steady caller lost a call, the relay spent 20% of
+ * a core or more under the PING flood over its rate limit, or its resident
+ * memory grew past the budgets in force.
  */
 import 'reflect-metadata';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern, type MicroserviceOptions, Payload } from '@nestjs/microservices';
-import { encodePayload, FrameCodec, FrameType } from '@wsrelay/protocol';
 import { WsRelayClient, WsRelayStrategy } from '@wsrelay/transport';
-import { execSync, fork } from 'node:child_process';
+import { type ChildProcess, execSync, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { firstValueFrom } from 'rxjs';
-import WebSocket from 'ws';
 import { spawnRelay, type RelayProcess } from '../test/support/relay-process.js';
 import { cpuSeconds, memory } from './lib/proc.js';
+import type { AbuseKind, AbuseSpec } from './peers/abuser.js';
 
 const SECONDS = Number(process.env.BENCH_ABUSE_SECONDS ?? 5);
-const codec = new FrameCodec();
-const PING = codec.encode({ type: FrameType.Ping });
-/** A PING whose trailing field is 8 nested arrays: as small as PING, refused (BAD_FRAME) for its depth. */
-const DEEP_PING = new Uint8Array([0x92, FrameType.Ping, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x90]);
-/** A 1 MB PING of a million nested arrays. */
-const BOMB = (() => {
-  const b = new Uint8Array(1_000_000);
-  b.set([0x92, FrameType.Ping]);
-  b.fill(0x91, 2, b.length - 1);
-  b[b.length - 1] = 0x90;
-  return b;
-})();
+const ABUSER = fileURLToPath(new URL('./peers/abuser.ts', import.meta.url));
+const MiB = 1024 * 1024;
+/** The CPU the relay may spend under the PING flood over its rate limit. */
+const FLOOD_CPU_BOUND = 0.2;
+/** Each relay-wide budget during the memory attacks, MiB. */
+const BUDGET_MIB = 16;
+const BUDGETS = [
+  'RELAY_BUDGET_WAIT_BYTES',
+  'RELAY_BUDGET_HELD_BYTES',
+  'RELAY_BUDGET_RETAINED_BYTES',
+  'RELAY_BUDGET_UNSENT_BYTES',
+  'RELAY_BUDGET_ROUTE_CACHE_BYTES',
+];
 
 @Controller()
 class WorkController {
@@ -55,16 +59,13 @@ class ProviderModule {}
 interface Phase {
   phase: string;
   relayCpuPct: number;
+  relayRssMiB: number;
+  relayRssGrowthMiB: number;
   steadyOk: number;
   steadyFailed: number;
   steadyP50Ms: number;
-  /** Frames the flooder got an answer to (PONG or ERROR), per second. */
-  answeredPerSec?: number;
-  /** Relay CPU per answered frame, µs. */
-  usPerFrame?: number;
-  /** The relay's resident set at the end of the phase, and its growth during it, MiB. */
-  relayRssMiB: number;
-  relayRssGrowthMiB: number;
+  /** What the abuser got answered (or refused: churn), per second. */
+  abuserAnsweredPerSec: number;
 }
 
 /** Sequential calls with a 2 s deadline until stopped. */
@@ -93,205 +94,72 @@ function steadyCaller(client: WsRelayClient) {
   };
 }
 
-/**
- * A raw connection in a process of its own (so that its writing does not
- * starve the caller measured here) writing `frame` as fast as its socket
- * takes it, in batches that leave time to read (or `perSecond`), counting
- * the relay's answers.
- */
-type FloodKind = 'ping' | 'deep' | 'bomb' | 'request' | 'waits' | 'stall' | 'churn';
+function startAbuser(spec: AbuseSpec): ChildProcess {
+  return fork(ABUSER, [], { env: { ...process.env, ABUSE: JSON.stringify(spec) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
 
-async function flooder(url: string, frame: FloodKind, perSecond?: number) {
-  const child = fork(fileURLToPath(import.meta.url), [], {
-    env: { ...process.env, ABUSE_FLOODER: JSON.stringify({ url, frame, perSecond }) },
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+/** The next IPC message of `child` that has `key`. */
+function next(child: ChildProcess, key: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: Record<string, unknown>) => {
+      if (!(key in m)) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(m);
+    };
+    const onExit = (code: number | null) => reject(new Error(`abuser exited (${code})`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
   });
+}
+
+async function phase(relay: RelayProcess, client: WsRelayClient, name: string, kind?: AbuseKind, perSecond?: number): Promise<Phase> {
+  const abuser = kind === undefined ? undefined : startAbuser({ url: relay.url, kind, perSecond });
   let answered = 0;
-  child.on('message', (m: { answered: number }) => (answered = m.answered));
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', code => reject(new Error(`flooder exited (${code})`)));
-  });
-  return {
-    answered: () => answered,
-    stop: () => {
-      child.removeAllListeners('exit');
-      child.kill('SIGKILL');
-    },
-  };
-}
-
-/** Served requests for comparison: 64 in flight to the provider's `work`, each answer followed by a new request. */
-async function requester(url: string): Promise<void> {
-  const socket = new WebSocket(url);
-  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-  let answered = 0;
-  let id = 0;
-  const payload = encodePayload(1);
-  const send = () =>
-    socket.send(
-      codec.encode({ type: FrameType.Request, id: ++id, pattern: 'work', payload, timeoutMs: 10_000, peer: null, ext: null, claims: null }),
-    );
-  socket.on('message', (data: Buffer) => {
-    if (codec.decode(data).type !== FrameType.Response) return;
-    answered++;
-    send();
-  });
-  socket.send(
-    codec.encode({
-      type: FrameType.Hello,
-      versions: [1],
-      nodeId: `requester-${process.pid}`,
-      service: null,
-      patterns: [],
-      events: [],
-      queue: null,
-    }),
-  );
-  setInterval(() => process.send?.({ answered }), 100);
-  process.send?.({ answered });
-  for (let i = 0; i < 64; i++) send();
-}
-
-/** Counts answers and reports them to the bench every 100 ms. */
-function reportEvery100ms(count: () => number): void {
-  setInterval(() => process.send?.({ answered: count() }), 100);
-  process.send?.({ answered: count() });
-}
-
-function hello(nodeId: string): Uint8Array {
-  return codec.encode({ type: FrameType.Hello, versions: [1], nodeId, service: null, patterns: [], events: [], queue: null });
-}
-
-async function open(url: string): Promise<WebSocket> {
-  const socket = new WebSocket(url);
-  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-  return socket;
-}
-
-/** 10,000 WAITs for 4 KB patterns nothing serves, each with the longest timeout (24 days), on one connection. */
-async function waiter(url: string): Promise<void> {
-  const socket = await open(url);
-  let answered = 0;
-  socket.on('message', () => answered++);
-  socket.send(hello(`waiter-${process.pid}`));
-  for (let id = 1; id <= 10_000; id++) {
-    const pattern = `w.${id}.${'p'.repeat(4096 - 16)}`;
-    socket.send(codec.encode({ type: FrameType.Wait, id, pattern, timeoutMs: 0x7fff_ffff }));
-  }
-  reportEvery100ms(() => answered);
-}
-
-/** 20 connections that ask for 256 KiB answers (32 each) and never read them. */
-async function stallers(url: string): Promise<void> {
-  const payload = encodePayload(256 * 1024);
-  for (let n = 0; n < 20; n++) {
-    const socket = await open(url);
-    socket.send(hello(`staller-${process.pid}-${n}`));
-    for (let id = 1; id <= 32; id++) {
-      socket.send(
-        codec.encode({ type: FrameType.Request, id, pattern: 'big', payload, timeoutMs: 60_000, peer: null, ext: null, claims: null }),
-      );
-    }
-    (socket as unknown as { _socket: { pause(): void } })._socket.pause();
-  }
-  reportEvery100ms(() => 0);
-}
-
-/** Sockets that never say HELLO, reopened as soon as the relay closes them, up to 500 at once; answered counts refused upgrades. */
-function churner(url: string): Promise<void> {
-  let refused = 0;
-  const one = (): void => {
-    const socket = new WebSocket(url);
-    socket.on('error', () => undefined);
-    socket.on('unexpected-response', () => refused++);
-    socket.on('close', () => setImmediate(one));
-  };
-  for (let n = 0; n < 500; n++) one();
-  reportEvery100ms(() => refused);
-  return Promise.resolve();
-}
-
-/** The flooder process: connects, says HELLO, floods, reports its answer count every 100 ms. */
-async function runFlooder(spec: { url: string; frame: FloodKind; perSecond?: number }): Promise<void> {
-  if (spec.frame === 'request') return requester(spec.url);
-  if (spec.frame === 'waits') return waiter(spec.url);
-  if (spec.frame === 'stall') return stallers(spec.url);
-  if (spec.frame === 'churn') return churner(spec.url);
-  const frame = { ping: PING, deep: DEEP_PING, bomb: BOMB }[spec.frame];
-  const socket = new WebSocket(spec.url);
-  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-  let answered = 0;
-  socket.on('message', () => answered++);
-  socket.send(
-    codec.encode({
-      type: FrameType.Hello,
-      versions: [1],
-      nodeId: `flooder-${process.pid}`,
-      service: null,
-      patterns: [],
-      events: [],
-      queue: null,
-    }),
-  );
-  setInterval(() => process.send?.({ answered }), 100);
-  process.send?.({ answered });
-  const pump = (): void => {
-    if (socket.readyState !== WebSocket.OPEN) return;
-    if (spec.perSecond !== undefined) {
-      socket.send(frame);
-      setTimeout(pump, 1000 / spec.perSecond);
-      return;
-    }
-    for (let i = 0; i < 256 && socket.bufferedAmount < 1024 * 1024; i++) socket.send(frame);
-    setImmediate(pump);
-  };
-  pump();
-}
-
-async function phase(
-  relay: RelayProcess,
-  client: WsRelayClient | undefined,
-  name: string,
-  flood?: () => ReturnType<typeof flooder>,
-): Promise<Phase> {
-  const f = flood === undefined ? undefined : await flood();
-  const steady = client === undefined ? undefined : steadyCaller(client);
+  abuser?.on('message', (m: { answered?: number }) => (answered = m.answered ?? answered));
+  if (abuser !== undefined) await next(abuser, 'answered');
   const pid = relay.child.pid as number;
-  const rss0 = memory(pid)?.rssKiB ?? NaN;
-  const cpu0 = cpuSeconds(pid) as number;
-  const t0 = performance.now();
-  const a0 = f?.answered() ?? 0;
+  const steady = steadyCaller(client);
+  const [rss0, cpu0, t0, a0] = [memory(pid)?.rssKiB ?? NaN, cpuSeconds(pid) ?? NaN, performance.now(), answered];
   await new Promise(r => setTimeout(r, SECONDS * 1000));
   const wall = (performance.now() - t0) / 1000;
-  const cpu = (cpuSeconds(pid) as number) - cpu0;
-  const rss = memory(pid)?.rssKiB ?? NaN;
-  const answered = (f?.answered() ?? 0) - a0;
-  f?.stop();
-  const s = (await steady?.stop()) ?? { ok: 0, failed: 0, p50: NaN };
+  const [rss, cpu] = [memory(pid)?.rssKiB ?? NaN, (cpuSeconds(pid) ?? NaN) - cpu0];
+  abuser?.kill('SIGKILL');
+  const s = await steady.stop();
   const row: Phase = {
     phase: name,
     relayCpuPct: (cpu / wall) * 100,
+    relayRssMiB: rss / 1024,
+    relayRssGrowthMiB: (rss - rss0) / 1024,
     steadyOk: s.ok,
     steadyFailed: s.failed,
     steadyP50Ms: s.p50,
-    relayRssMiB: rss / 1024,
-    relayRssGrowthMiB: (rss - rss0) / 1024,
+    abuserAnsweredPerSec: (answered - a0) / wall,
   };
-  if (f !== undefined)
-    Object.assign(row, { answeredPerSec: answered / wall, usPerFrame: answered > 0 ? (cpu * 1e6) / answered : undefined });
   console.log(
-    `${name.padEnd(44)} relay cpu ${row.relayCpuPct.toFixed(1).padStart(5)}%  rss ${row.relayRssMiB.toFixed(0)} MiB (${row.relayRssGrowthMiB >= 0 ? '+' : ''}${row.relayRssGrowthMiB.toFixed(0)})` +
-      `  steady ${s.ok} ok ${s.failed} failed p50 ${s.p50.toFixed(2)} ms` +
-      (f === undefined
-        ? ''
-        : `  answered ${row.answeredPerSec?.toFixed(0)}/s, ${row.usPerFrame?.toFixed(2) ?? '-'} µs relay cpu per answered frame`),
+    `${name.padEnd(50)} relay cpu ${row.relayCpuPct.toFixed(1).padStart(5)}%  rss ${row.relayRssMiB.toFixed(0)} MiB ` +
+      `(${row.relayRssGrowthMiB >= 0 ? '+' : ''}${row.relayRssGrowthMiB.toFixed(0)})  steady ${s.ok} ok ${s.failed} failed ` +
+      `p50 ${s.p50.toFixed(2)} ms  abuser answered ${row.abuserAnsweredPerSec.toFixed(0)}/s`,
   );
   return row;
 }
 
-async function withRelay(env: Record<string, string>, run: (relay: RelayProcess, client: WsRelayClient) => Promise<Phase[]>) {
-  const relay = await spawnRelay({ RELAY_MAX_BAD_FRAMES: '1000000000', ...env });
+/** Relay CPU per frame (µs) for `frames` frames of `kind` sent by one connection, measured until the relay handled the last. */
+async function costOf(relay: RelayProcess, kind: AbuseKind, frames: number): Promise<number> {
+  const abuser = startAbuser({ url: relay.url, kind, frames });
+  await next(abuser, 'ready');
+  const pid = relay.child.pid as number;
+  const cpu0 = cpuSeconds(pid) ?? NaN;
+  abuser.send('go');
+  await next(abuser, 'done');
+  const us = (((cpuSeconds(pid) ?? NaN) - cpu0) * 1e6) / frames;
+  abuser.kill('SIGKILL');
+  console.log(`${`cost: ${kind}`.padEnd(50)} ${us.toFixed(2)} µs of relay CPU per frame (${frames} frames)`);
+  return us;
+}
+
+async function withRelay<T>(env: Record<string, string>, run: (relay: RelayProcess, client: WsRelayClient) => Promise<T>): Promise<T> {
+  const relay = await spawnRelay(env);
   const provider = await NestFactory.createMicroservice<MicroserviceOptions>(ProviderModule, {
     strategy: new WsRelayStrategy({ urls: [relay.url] }),
     logger: false,
@@ -308,45 +176,58 @@ async function withRelay(env: Record<string, string>, run: (relay: RelayProcess,
   }
 }
 
+/** What went wrong, if anything: lost calls, CPU under the point-1 flood, memory past the budgets. */
+function problems(rows: Phase[], memoryBoundMiB: number): string[] {
+  const found: string[] = [];
+  for (const r of rows) {
+    if (r.steadyFailed > 0) found.push(`${r.phase}: the steady caller lost ${r.steadyFailed} call(s)`);
+    if (r.relayRssGrowthMiB > memoryBoundMiB) found.push(`${r.phase}: relay RSS grew ${r.relayRssGrowthMiB.toFixed(0)} MiB`);
+  }
+  const flood = rows.find(r => r.phase.startsWith('PING flood'));
+  if (flood !== undefined && flood.relayCpuPct >= FLOOD_CPU_BOUND * 100)
+    found.push(`PING flood: relay at ${flood.relayCpuPct.toFixed(1)}%`);
+  return found;
+}
+
 async function main(): Promise<void> {
   const rows: Phase[] = [];
   rows.push(
     ...(await withRelay({ RELAY_RATE_LIMIT: '100' }, async (relay, client) => [
       await phase(relay, client, 'baseline (rate limit 100/s)'),
-      await phase(relay, client, 'PING flood over the rate limit', () => flooder(relay.url, 'ping')),
+      await phase(relay, client, 'PING flood over the rate limit (100/s)', 'ping'),
     ])),
   );
+  // Memory attacks against budgets small enough to matter: 16 MiB each, 80 MiB in all.
+  const budget = String(BUDGET_MIB * MiB);
+  const budgets = Object.fromEntries(BUDGETS.map(name => [name, budget]));
   rows.push(
-    ...(await withRelay({}, async (relay, client) => [
-      await phase(relay, undefined, 'cost: served PING', () => flooder(relay.url, 'ping')),
-      await phase(relay, undefined, 'cost: served REQUEST (with its RESPONSE)', () => flooder(relay.url, 'request')),
-      await phase(relay, undefined, 'cost: refused nested PING (BAD_FRAME)', () => flooder(relay.url, 'deep')),
-      await phase(relay, client, '1 MB nested PINGs, 12/s', () => flooder(relay.url, 'bomb', 12)),
+    ...(await withRelay(budgets, async (relay, client) => [
+      await phase(relay, client, 'twelve 1 MB PINGs of nested arrays per second', 'bomb', 12),
+      await phase(relay, client, '10,000 WAITs of 4 KB patterns, 24-day timeout', 'waits'),
+      await phase(relay, client, '20 connections that stop reading', 'stall'),
+      await phase(relay, client, '500 sockets that never say HELLO, reopened', 'churn'),
     ])),
   );
-  // Memory attacks against the default budgets.
-  rows.push(
-    ...(await withRelay({}, async (relay, client) => [
-      await phase(relay, client, '10,000 WAITs of 4 KB patterns, 24-day timeout', () => flooder(relay.url, 'waits')),
-      await phase(relay, client, '20 connections that stop reading', () => flooder(relay.url, 'stall')),
-      await phase(relay, client, 'sockets that never say HELLO, reopened', () => flooder(relay.url, 'churn')),
-    ])),
-  );
-  const cost = (prefix: string) => rows.find(r => r.phase.startsWith(prefix))?.usPerFrame ?? NaN;
-  const refused = cost('cost: refused');
+  const costs = await withRelay({ RELAY_RATE_LIMIT: '1000000000', RELAY_MAX_BAD_FRAMES: '1000000000' }, async relay => ({
+    servedPing: await costOf(relay, 'cost-ping', 200_000),
+    servedRequest: await costOf(relay, 'cost-request', 100_000),
+    refusedDeep: await costOf(relay, 'cost-deep', 200_000),
+  }));
   console.log(
-    `a refused frame costs ${(refused / cost('cost: served REQUEST')).toFixed(2)}x a served request, ${(refused / cost('cost: served PING')).toFixed(2)}x a served PING`,
+    `a refused frame costs ${(costs.refusedDeep / costs.servedRequest).toFixed(2)}x a served request (with its response), ` +
+      `${(costs.refusedDeep / costs.servedPing).toFixed(2)}x a served PING`,
   );
+  // Resident memory may grow by what the budgets in force allow, no more.
+  const found = problems(rows, BUDGET_MIB * BUDGETS.length);
   const commit = execSync('git rev-parse --short HEAD').toString().trim();
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/abuse.json', `${JSON.stringify({ commit, seconds: SECONDS, rows }, null, 2)}\n`);
+  writeFileSync('bench/results/abuse.json', `${JSON.stringify({ commit, seconds: SECONDS, rows, costs, problems: found }, null, 2)}\n`);
+  for (const p of found) console.error(`FAILED ${p}`);
+  process.exitCode = found.length > 0 ? 1 : 0;
 }
 
-const flooderSpec = process.env.ABUSE_FLOODER;
-(flooderSpec === undefined ? main() : runFlooder(JSON.parse(flooderSpec) as Parameters<typeof runFlooder>[0])).then(
-  () => {
-    if (flooderSpec === undefined) process.exit(0);
-  },
+main().then(
+  () => process.exit(),
   (err: unknown) => {
     console.error(err);
     process.exit(1);

@@ -84,7 +84,7 @@ describe('relay limits', () => {
     await expectStillRoutes(client);
   });
 
-  it('rateLimit: a burst over the bucket is read at the rate, in order, none refused; answers count too; others are unaffected', async () => {
+  it('rateLimit: a burst over the bucket is read at the rate, in order, none refused; others are unaffected', async () => {
     const { relay, client } = await boot({ rateLimit: { perSecond: 20, burst: 5 } });
     // HELLO takes one token of the 5; the other 19 frames wait, unread, until tokens come back.
     const node = track(await RawNode.hello(relay.url, 'bursty', { patterns: ['bursty.answer'] }));
@@ -103,12 +103,12 @@ describe('relay limits', () => {
     }
     expect(order).toEqual(ids);
 
-    // Still open and still routed to; its answers pass the same gate.
+    // Still open and still routed to.
     expect(node.closeCode).toBeUndefined();
     const call = firstValueFrom(client.send('bursty.answer', 'q'));
     const delivered = (await node.next(isRequest)) as RequestFrame;
-    node.send({ type: FrameType.Response, id: delivered.id, flags: ResponseFlag.DONE, payload: encodePayload('answered at the rate') });
-    expect(await call).toBe('answered at the rate');
+    node.send({ type: FrameType.Response, id: delivered.id, flags: ResponseFlag.DONE, payload: encodePayload('answered') });
+    expect(await call).toBe('answered');
     await expectStillRoutes(client);
   });
 

@@ -69,6 +69,8 @@ describe('GET /status and /status/detail', () => {
     expect((await get(`${r.base}/internal/status`, TOKEN)).status).toBe(200);
     await expect(createRelayApp({}, { logger: false, statusPath: '/s', statusDetailPath: '/s' })).rejects.toThrow(/both "\/s"/);
     await expect(createRelayApp({}, { logger: false, statusToken: ' ' })).rejects.toThrow(/statusToken/);
+    // A token with a space could never be sent in a Bearer header: refused at start, not silently unusable.
+    await expect(createRelayApp({}, { logger: false, statusToken: 'two words' })).rejects.toThrow(/without spaces/);
   });
 
   it('answers 503 with the reason while the relay drains for shutdown', async () => {

@@ -66,10 +66,10 @@ export function checkMsgpackBounds(bytes: Uint8Array, bounds: MsgpackBounds): st
       children = (b & 0x0f) * 2;
       pos += 1;
     } else {
-      const sized = readSized(bytes, pos, b);
-      if (sized === undefined) return b === 0xc1 ? 'the never-used byte 0xc1' : 'truncated value';
-      pos = sized.next;
-      children = sized.children;
+      const next = readSized(bytes, pos, b);
+      if (next < 0) return b === 0xc1 ? 'the never-used byte 0xc1' : 'truncated value';
+      pos = next;
+      children = sizedChildren;
     }
     if (pos > end) return 'truncated value';
     if (children < 0) continue;
@@ -83,16 +83,24 @@ export function checkMsgpackBounds(bytes: Uint8Array, bounds: MsgpackBounds): st
   return pos === end ? undefined : `${end - pos} bytes after the value`;
 }
 
-/** A str, bin, ext, array or map with a length field: where the next value starts and how many values it holds (-1: none). */
-function readSized(bytes: Uint8Array, pos: number, b: number): { next: number; children: number } | undefined {
+/** What the last readSized() read holds: its number of values (-1: a str, bin or ext). A variable, so that no object is made per value. */
+let sizedChildren = -1;
+
+/** A str, bin, ext, array or map with a length field: where the next value starts (-1: cut short, or not such a type); see sizedChildren. */
+function readSized(bytes: Uint8Array, pos: number, b: number): number {
   const width = SIZE_WIDTH[b];
-  if (width === undefined || pos + 1 + width > bytes.length) return undefined;
+  if (width === undefined || pos + 1 + width > bytes.length) return -1;
   let n = 0;
   for (let i = 1; i <= width; i++) n = n * 256 + bytes[pos + i];
   const header = pos + 1 + width;
-  if (b >= 0xdc) return { next: header, children: b >= 0xde ? n * 2 : n }; // array 16/32, map 16/32
+  if (b >= 0xdc) {
+    // array 16/32, map 16/32
+    sizedChildren = b >= 0xde ? n * 2 : n;
+    return header;
+  }
+  sizedChildren = -1;
   // ext 8/16/32 carry a type byte before their data.
-  return { next: header + (b >= 0xc7 && b <= 0xc9 ? 1 : 0) + n, children: -1 };
+  return header + (b >= 0xc7 && b <= 0xc9 ? 1 : 0) + n;
 }
 
 /** Width of the length field of each sized type. */

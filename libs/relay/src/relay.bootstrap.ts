@@ -89,8 +89,10 @@ function statusPaths(o: RelayAppOptions): { ready: string | false; detail: strin
     }
   }
   if (ready !== false && ready === detail) throw new TypeError(`createRelayApp: statusPath and statusDetailPath are both "${ready}"`);
-  if (o.statusToken !== undefined && (typeof o.statusToken !== 'string' || o.statusToken.trim() === '')) {
-    throw new TypeError('createRelayApp: statusToken must be a non-empty string');
+  if (o.statusToken !== undefined && (typeof o.statusToken !== 'string' || !/^\S+$/.test(o.statusToken))) {
+    throw new TypeError(
+      'createRelayApp: statusToken must be a non-empty string without spaces (it is sent as `Authorization: Bearer <statusToken>`)',
+    );
   }
   return { ready, detail };
 }

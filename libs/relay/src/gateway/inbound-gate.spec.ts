@@ -22,6 +22,7 @@ describe('InboundGate', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
+  /** Frames named `answer…` are exempt, as a server's answers are. */
   function gate(perSecond: number, burst: number, limits = { maxHeldBytes: 1e9, maxHeldFrames: 1e9 }) {
     const socket = new FakeSocket();
     const handled: string[] = [];
@@ -30,7 +31,7 @@ describe('InboundGate', () => {
       socket as unknown as WebSocket,
       new TokenBucket(perSecond, burst),
       data => handled.push(data.toString()),
-      limits,
+      { ...limits, exempt: data => data.toString().startsWith('answer') },
       (frames, bytes) => overflows.push([frames, bytes]),
     );
     const send = (...names: string[]) => names.forEach(n => g.receive(Buffer.from(n), true));
@@ -74,9 +75,40 @@ describe('InboundGate', () => {
     jest.advanceTimersByTime(10_000);
     expect(byFrames.handled).toEqual(['a']);
 
+    // The rest of that socket read still arrives: it is not handed on.
+    byFrames.send('f', 'g');
+    jest.advanceTimersByTime(10_000);
+    expect(byFrames.handled).toEqual(['a']);
+
     const byBytes = gate(10, 1, { maxHeldBytes: 10, maxHeldFrames: 1e9 });
     byBytes.send('a', 'bbbbbb', 'cccccc');
     expect(byBytes.overflows).toEqual([[2, 12]]);
+  });
+
+  it('a socket closed while paused (by the relay, for another reason) gets nothing more handed on and reads again to finish closing', () => {
+    const { socket, handled, send } = gate(10, 1);
+    send('a', 'b', 'c');
+    expect(socket.paused).toBe(true);
+    socket.readyState = 2; // CLOSING
+    jest.advanceTimersByTime(100);
+    expect(handled).toEqual(['a']);
+    expect(socket.paused).toBe(false);
+    send('d');
+    jest.advanceTimersByTime(1000);
+    expect(handled).toEqual(['a']);
+  });
+
+  it("exempt frames (a server connection's answers) take no token, and keep their place behind held frames", () => {
+    const { socket, handled, send } = gate(10, 1);
+    send('a', 'answer1', 'answer2');
+    expect(handled).toEqual(['a', 'answer1', 'answer2']);
+    expect(socket.pauses).toBe(0);
+    send('b', 'answer3', 'c');
+    expect(handled).toEqual(['a', 'answer1', 'answer2']);
+    jest.advanceTimersByTime(100); // one token: b, then the answer behind it, then c waits for the next
+    expect(handled).toEqual(['a', 'answer1', 'answer2', 'b', 'answer3']);
+    jest.advanceTimersByTime(100);
+    expect(handled).toEqual(['a', 'answer1', 'answer2', 'b', 'answer3', 'c']);
   });
 
   it('stops when the socket closes: held frames are dropped and no timer fires into a closed connection', () => {

@@ -65,6 +65,26 @@ const INBOUND: Readonly<Partial<Record<FrameType, { readonly startsWork: boolean
   [FrameType.Handled]: { startsWork: false },
 };
 
+/** Most messages a connection paused for its rate may have waiting (one socket read of the smallest frames fits). */
+const MAX_HELD_FRAMES = 16_384;
+
+/** Frame types that answer work the relay gave a node. */
+const ANSWERS = new Set<number>([FrameType.Response, FrameType.Handled, FrameType.Pong]);
+
+/** Whether a message is an answer, from its first bytes (a MessagePack array of up to 15 fields, or more, then the type). */
+function isAnswer(data: Buffer): boolean {
+  const head = data[0];
+  const type = head >= 0x91 && head <= 0x9f ? data[1] : head === 0xdc ? data[3] : undefined;
+  return type !== undefined && ANSWERS.has(type);
+}
+
+/** Closes a connection far past its rate: the close frame goes out, it reads again to finish closing, and it is cut after a second. */
+function giveUp(socket: WebSocket, reason: string): void {
+  socket.close(CloseCode.RATE_LIMITED, reason);
+  socket.resume();
+  setTimeout(() => socket.terminate(), 1000).unref();
+}
+
 /** The relay parts the adapter needs, looked up in the app it serves. */
 interface RelayParts {
   options: ResolvedRelayOptions;
@@ -103,7 +123,7 @@ export class RelayWsAdapter extends WsAdapter {
   private admission: Admission | undefined;
   private relay: RelayParts | undefined;
   /** Messages `ws` read before the rate limit paused the socket, held undecoded: past these the connection is closed. */
-  private gateLimits = { maxHeldBytes: 0, maxHeldFrames: 16_384 };
+  private gateLimits = { maxHeldBytes: 0, maxHeldFrames: MAX_HELD_FRAMES };
   /** The gateway handlers the hot path calls, by frame type. */
   private hot: Array<HotHandler | undefined> = [];
 
@@ -121,7 +141,7 @@ export class RelayWsAdapter extends WsAdapter {
       this.maxPayloadBytes = o.maxPayloadBytes;
       this.codec = relay.core.codec;
       // One read of the socket (64 KiB) of the smallest frames, or a whole message up to twice the limit (inflated).
-      this.gateLimits = { maxHeldBytes: Math.max(o.maxPayloadBytes * 4, 1024 * 1024), maxHeldFrames: 16_384 };
+      this.gateLimits = { maxHeldBytes: Math.max(o.maxPayloadBytes * 4, 1024 * 1024), maxHeldFrames: MAX_HELD_FRAMES };
       this.planHotPath(relay.gateway);
       Object.assign(wsOptions, {
         path: o.path,
@@ -189,8 +209,13 @@ export class RelayWsAdapter extends WsAdapter {
     const gate =
       rate === undefined
         ? undefined
-        : new InboundGate(client, rate, read, this.gateLimits, (frames, bytes) =>
-            client.close(CloseCode.RATE_LIMITED, `over the rate limit: ${frames} frames (${bytes} bytes) unread`),
+        : new InboundGate(
+            client,
+            rate,
+            read,
+            // A server's answers (its callers' buckets limit how many it is asked for) take no token; a passive client's do.
+            { ...this.gateLimits, exempt: data => (session as Session).identity.isServer && isAnswer(data) },
+            (frames, bytes) => giveUp(client, `over the rate limit: ${frames} frames (${bytes} bytes) unread`),
           );
     client.on('message', gate === undefined ? read : (data: Buffer, isBinary: boolean) => gate.receive(data, isBinary));
   }

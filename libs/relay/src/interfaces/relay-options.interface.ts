@@ -224,8 +224,12 @@ export interface RelayModuleOptions {
    */
   upgradeTimeoutMs?: number;
   /**
-   * Frames per second per connection (HELLO, REQUEST, EVENT, WAIT, DISCOVER, PING, AUTH);
-   * over it a frame gets RATE_LIMITED. `false` turns it off.
+   * Frames per second per connection, every frame type, except a server
+   * connection's answers (RESPONSE, HANDLED, PONG), which its callers' own
+   * limits bound. Over it the relay stops reading the connection until tokens
+   * come back: frames are delayed, in order, never refused for the rate and
+   * never decoded ahead of their turn (far past it: closed with 4429).
+   * `false` turns it off.
    * @default { perSecond: 100000, burst: 100000 }
    */
   rateLimit?: RelayRateLimit | false;
