@@ -136,7 +136,9 @@ describe('fair admission', () => {
     add(() => late.close());
     expect(await firstValueFrom(client.send('late.echo', 'joined'))).toEqual({ late: 'joined' });
     await attack.stop();
-    expect([...attack.refusals]).toEqual([expect.stringMatching(/429/)]);
+    // Its quota refuses it (429); an upgrade whose token is still being checked counts toward maxConnections, so a 503 may show too.
+    expect([...attack.refusals].some(r => /429/.test(r))).toBe(true);
+    expect([...attack.refusals].filter(r => !/429|503/.test(r))).toEqual([]);
     expect(await caller.stop()).toEqual([]);
     expect(caller.served).toBeGreaterThan(0);
   });
