@@ -21,6 +21,7 @@ import {
   FrameType,
   RelayErrorCode,
   RelayErrorMessages,
+  type WaitFrame,
 } from '@wsrelay/protocol';
 import { type RelayModuleOptions, RelayCore, type RelayStatus } from '@wsrelay/relay';
 import { answerTo, request } from './support/frames.js';
@@ -28,6 +29,7 @@ import { startClient, startProvider, startRelay, until, useCleanup } from './sup
 import { load } from './support/load.js';
 import { RawNode } from './support/raw-node.js';
 import { spawnRelay } from './support/relay-process.js';
+import WebSocket from 'ws';
 
 @Controller()
 class WorkController {
@@ -38,6 +40,11 @@ class WorkController {
 }
 
 const isError = (f: Frame): f is ErrorFrame => f.type === FrameType.Error;
+
+/** A WAIT for `pattern`, 24 days unless told. */
+function waitFrame(id: number, pattern: string, timeoutMs = 24 * 24 * 3600_000): WaitFrame {
+  return { type: FrameType.Wait, id, pattern, timeoutMs };
+}
 
 function eventFrame(id: number, pattern: string, payload: Uint8Array, flags?: number): EventFrame {
   return { type: FrameType.Event, id, pattern, payload, peer: null, ext: null, claims: null, ...(flags === undefined ? {} : { flags }) };
@@ -66,19 +73,21 @@ describe('relay-wide budgets (issue 13, point 3)', () => {
     expect(new Set(steady.outcomes.map(o => o.node))).toEqual(new Set(['steady-provider']));
   }
 
-  it('WAITs: 4 KB patterns with a 24-day timeout fill waitBytes, the rest get RATE_LIMITED; they count as in flight', async () => {
+  it('WAITs: 4 KB patterns with a 24-day timeout from five connections fill waitBytes, the rest get RATE_LIMITED; they count as in flight', async () => {
     const waitBytes = 1024 * 1024;
     const { relay, core, steady } = await boot({ budgets: { waitBytes }, maxWaitTimeoutMs: 60_000 });
-    const attacker = track(await RawNode.hello(relay.url, 'waiter'));
-    const count = 1000;
-    for (let id = 1; id <= count; id++) {
-      attacker.send({ type: FrameType.Wait, id, pattern: `${'p'.repeat(4000)}.${id}`, timeoutMs: 24 * 24 * 3600_000 });
-    }
+    // Each may keep a quarter of the budget: it takes five to fill it.
+    const names = ['waiter-1', 'waiter-2', 'waiter-3', 'waiter-4', 'waiter-5'];
+    const attackers = await Promise.all(names.map(name => RawNode.hello(relay.url, name)));
+    for (const a of attackers) track(a);
+    const each = 200;
+    for (let id = 1; id <= each; id++) for (const a of attackers) a.send(waitFrame(id, `${'p'.repeat(4000)}.${id}`));
     const refused: ErrorFrame[] = [];
+    const booked = () => names.reduce((n, name) => n + core.nodeDiagnostics(name)!.waits, 0);
     await until(
       () => {
-        refused.push(...attacker.frames.splice(0).filter(isError));
-        return core.status().inFlight + refused.length >= count + 2; // the steady caller has 2 calls in flight at most
+        for (const a of attackers) refused.push(...a.frames.splice(0).filter(isError));
+        return booked() + refused.length === names.length * each;
       },
       15_000,
       'every WAIT booked or refused',
@@ -86,25 +95,57 @@ describe('relay-wide budgets (issue 13, point 3)', () => {
     const status = core.status();
     expect(status.budgets.waitBytes.used).toBeLessThanOrEqual(waitBytes);
     expect(status.budgets.waitBytes.used).toBeGreaterThan(waitBytes - 5000);
-    const booked = core.diagnostics().waits.waits;
-    expect(booked).toBeGreaterThan(100);
-    expect(booked).toBeLessThan(count);
-    expect(refused).toHaveLength(count - booked);
-    expect(status.budgets.waitBytes.refused).toBe(count - booked);
+    expect(booked()).toBeGreaterThan(200);
+    expect(status.budgets.waitBytes.refused).toBe(refused.length);
+    const share = RelayErrorMessages.connectionBudgetShare('pending WAITs', 'waitBytes', waitBytes / 4);
+    const full = RelayErrorMessages.relayBudgetFull('pending WAITs', 'waitBytes', waitBytes);
     for (const f of refused) {
       expect(f.code).toBe(RelayErrorCode.RATE_LIMITED);
-      expect(f.message).toBe(RelayErrorMessages.relayBudgetFull('pending WAITs', 'waitBytes', waitBytes));
+      expect([share, full]).toContain(f.message);
     }
+    expect(refused.some(f => f.message === full)).toBe(true);
     // What /status calls in flight includes the pending WAITs.
-    expect(status.inFlight).toBeGreaterThanOrEqual(booked);
+    expect(status.inFlight).toBeGreaterThanOrEqual(booked());
     // Another connection is refused too: the budget is the relay's, not the connection's.
     const other = track(await RawNode.hello(relay.url, 'other-waiter'));
-    other.send({ type: FrameType.Wait, id: 1, pattern: 'q'.repeat(4000), timeoutMs: 1000 });
-    expect(await other.next(answerTo(1))).toMatchObject({ code: RelayErrorCode.RATE_LIMITED });
+    other.send(waitFrame(1, 'q'.repeat(4000), 1000));
+    expect(await other.next(answerTo(1))).toMatchObject({ code: RelayErrorCode.RATE_LIMITED, message: full });
     await expectSteady(steady);
-    // The attacker leaves: what its WAITs kept is given back.
-    attacker.close();
+    // The attackers leave: what their WAITs kept is given back.
+    for (const a of attackers) a.close();
     await until(() => core.status().budgets.waitBytes.used === 0, 5000, 'the WAITs to be forgotten');
+  });
+
+  it("WAITs: one connection keeps at most its share (a quarter) of waitBytes; another connection's WAIT is still booked and answered", async () => {
+    const waitBytes = 1024 * 1024;
+    const { relay, core, steady } = await boot({ budgets: { waitBytes }, maxWaitTimeoutMs: 60_000 });
+    const attacker = track(await RawNode.hello(relay.url, 'waiter'));
+    const count = 1000;
+    for (let id = 1; id <= count; id++) attacker.send(waitFrame(id, `${'p'.repeat(4000)}.${id}`));
+    const refused: ErrorFrame[] = [];
+    await until(
+      () => {
+        refused.push(...attacker.frames.splice(0).filter(isError));
+        return core.nodeDiagnostics('waiter')!.waits + refused.length === count;
+      },
+      15_000,
+      'every WAIT booked or refused',
+    );
+    const used = core.status().budgets.waitBytes.used;
+    expect(used).toBeLessThanOrEqual(waitBytes / 4);
+    expect(used).toBeGreaterThan(waitBytes / 4 - 5000);
+    const share = RelayErrorMessages.connectionBudgetShare('pending WAITs', 'waitBytes', waitBytes / 4);
+    expect(share).toMatch(/262144 bytes.*a quarter of budgets\.waitBytes/);
+    for (const f of refused) expect(f).toMatchObject({ code: RelayErrorCode.RATE_LIMITED, message: share });
+    // While it is at its share, another connection's WAIT is booked, and answered once a provider comes.
+    const other = track(await RawNode.hello(relay.url, 'other-waiter'));
+    other.send(waitFrame(1, 'late.service', 30_000));
+    await until(() => core.nodeDiagnostics('other-waiter')?.waits === 1 || other.frames.length > 0, 5000, 'the WAIT booked');
+    expect(other.frames).toEqual([]);
+    track(await RawNode.hello(relay.url, 'late-provider', { patterns: ['late.service'] }));
+    expect(await other.next(answerTo(1))).toEqual({ type: FrameType.Ack, id: 1, recipients: 1 });
+    expect(core.nodeDiagnostics('waiter')!.waits).toBe(count - refused.length);
+    await expectSteady(steady);
   });
 
   it('WAITs, in a relay process of its own: 20,000 WAITs of 4 KB patterns grow its RSS by no more than waitBytes and a baseline', async () => {
@@ -115,16 +156,18 @@ describe('relay-wide budgets (issue 13, point 3)', () => {
       const res = await fetch(`http://127.0.0.1:${r.port}/status/detail`, { headers: { authorization: 'Bearer status-token' } });
       return (await res.json()) as RelayStatus;
     };
-    const attacker = track(await RawNode.hello(r.url, 'waiter'));
+    // Each may keep a quarter of the budget: four fill it.
+    const attackers = await Promise.all([1, 2, 3, 4].map(i => RawNode.hello(r.url, `waiter-${i}`)));
+    for (const a of attackers) track(a);
     const base = (await detail()).memory.rssBytes;
     const rss: number[] = [];
     for (let round = 0; round < 4; round++) {
       for (let i = 1; i <= 5000; i++) {
         const id = round * 5000 + i;
-        attacker.send({ type: FrameType.Wait, id, pattern: `${'p'.repeat(4000)}.${id}`, timeoutMs: 24 * 24 * 3600_000 });
+        attackers[i % 4].send(waitFrame(id, `${'p'.repeat(4000)}.${id}`));
       }
       let status = await detail();
-      while (status.inFlight + attacker.frames.length < (round + 1) * 5000) {
+      while (status.inFlight + attackers.reduce((n, a) => n + a.frames.length, 0) < (round + 1) * 5000) {
         await new Promise(res => setTimeout(res, 20));
         status = await detail();
       }
@@ -156,7 +199,9 @@ describe('relay-wide budgets (issue 13, point 3)', () => {
   it('held calls: requests for nothing in the startup grace fill heldBytes, the rest get RATE_LIMITED', async () => {
     const heldBytes = 512 * 1024;
     const { relay, core, steady } = await boot({ budgets: { heldBytes }, startupGraceMs: 60_000 });
-    const attackers = [track(await RawNode.hello(relay.url, 'holder-1')), track(await RawNode.hello(relay.url, 'holder-2'))];
+    // Each may keep a quarter of the budget (two of these): it takes four to fill it.
+    const attackers = await Promise.all([1, 2, 3, 4, 5].map(i => RawNode.hello(relay.url, `holder-${i}`)));
+    for (const a of attackers) track(a);
     const payload = new Uint8Array(60 * 1024);
     for (let id = 1; id <= 10; id++) for (const a of attackers) a.send(request(id, 'nobody.serves', 60_000, { payload }));
     const answers = await Promise.all(attackers.flatMap(a => [9, 10].map(id => a.next(answerTo(id)))));
@@ -167,7 +212,7 @@ describe('relay-wide budgets (issue 13, point 3)', () => {
     const status = core.status();
     expect(status.budgets.heldBytes.used).toBeLessThanOrEqual(heldBytes);
     expect(core.diagnostics().waits.held).toBeGreaterThanOrEqual(6);
-    expect(status.budgets.heldBytes.refused).toBe(20 - core.diagnostics().waits.held);
+    expect(status.budgets.heldBytes.refused).toBe(50 - core.diagnostics().waits.held);
     await expectSteady(steady);
   });
 
@@ -176,7 +221,9 @@ describe('relay-wide budgets (issue 13, point 3)', () => {
     const { relay, core, steady } = await boot({ budgets: { retainedBytes } });
     // Members that take copies and never answer HANDLED.
     for (const id of ['mute-1', 'mute-2']) track(await RawNode.hello(relay.url, id, { events: ['jobs.*'], queue: 'mutes' }));
-    const emitters = [track(await RawNode.hello(relay.url, 'emitter-1')), track(await RawNode.hello(relay.url, 'emitter-2'))];
+    // Each may keep a quarter of the budget (two of these): it takes four to fill it.
+    const emitters = await Promise.all([1, 2, 3, 4, 5].map(i => RawNode.hello(relay.url, `emitter-${i}`)));
+    for (const e of emitters) track(e);
     const payload = new Uint8Array(60 * 1024);
     for (let id = 1; id <= 10; id++) for (const e of emitters) e.send(eventFrame(id, 'jobs.run', payload, EventFlag.ACK_HANDLERS));
     const answers = await Promise.all(emitters.flatMap(e => [9, 10].map(id => e.next(answerTo(id)))));
@@ -237,6 +284,53 @@ describe('relay-wide budgets (issue 13, point 3)', () => {
     const close = await stalled[0].closed(10_000);
     expect(close.code).toBe(CloseCode.SLOW_CONSUMER);
     expect(close.reason).toMatch(/the relay's unsent bytes over 3145728/);
+  }, 60_000);
+
+  it('unsent bytes: many connections that stop reading, each under the slow threshold, are closed (4507) until under unsentBytes', async () => {
+    const unsentBytes = 2 * 1024 * 1024;
+    // Each connection is slow past 1 MiB (maxBufferedBytes 16 MiB, the default): none of these gets there. Beats (sweeps) every 200 ms.
+    const { relay, core, steady } = await boot({ budgets: { unsentBytes }, heartbeatIntervalMs: 400 });
+    const names = Array.from({ length: 8 }, (_, i) => `under-${i}`);
+    const nodes: RawNode[] = [];
+    for (const [i, name] of names.entries()) {
+      const node = track(await RawNode.hello(relay.url, name, { events: [`solo.${i}`] }));
+      node.socket.on('error', () => undefined);
+      node.tcp!.pause();
+      // It reads nothing but keeps sending (PINGs), so the heartbeat does not drop it: a peer that only writes.
+      const alive = setInterval(() => {
+        if (node.socket.readyState === WebSocket.OPEN) node.send({ type: FrameType.Ping });
+      }, 20);
+      add(() => clearInterval(alive));
+      nodes.push(node);
+    }
+    const emitter = track(await RawNode.hello(relay.url, 'flooder'));
+    const chunk = new Uint8Array(64 * 1024);
+    let id = 0;
+    const gone = (name: string) => core.nodeDiagnostics(name) === undefined || core.nodeDiagnostics(name)!.closedAsSlowConsumer;
+    // Each in turn is filled past half its slow threshold (the kernel's buffers first), and stays under it.
+    for (const [i, name] of names.entries()) {
+      while (!gone(name) && core.nodeDiagnostics(name)!.bufferedBytes <= 512 * 1024) {
+        if (++id > 20_000) throw new Error('flooded without the relay backing up');
+        emitter.send(eventFrame(id, `solo.${i}`, chunk));
+        await emitter.next(answerTo(id));
+      }
+      expect(core.nodeDiagnostics(name)!.slow).toBe(false);
+    }
+    const closed = () => names.filter(gone);
+    await until(() => closed().length > 0 && core.status().budgets.unsentBytes.used <= unsentBytes, 10_000, 'stalled connections shed');
+    const budget = core.status().budgets.unsentBytes;
+    expect(budget.refused).toBe(closed().length);
+    // Some are left, each under the threshold: only enough were closed to come under the budget.
+    expect(closed().length).toBeLessThan(names.length);
+    for (const name of names.filter(n => !gone(n)))
+      expect(core.nodeDiagnostics(name)).toMatchObject({ slow: false, closedAsSlowConsumer: false });
+    await expectSteady(steady);
+    // Reading again, one that was closed finds the close code behind what was queued for it.
+    const shed = nodes[names.indexOf(closed()[0])];
+    shed.tcp!.resume();
+    const close = await shed.closed(10_000);
+    expect(close.code).toBe(CloseCode.SLOW_CONSUMER);
+    expect(close.reason).toMatch(/the relay's unsent bytes over 2097152/);
   }, 60_000);
 
   it('route cache: a wide queue group on `x.>` and thousands of distinct subjects stay within routeCacheBytes, each event still routed', async () => {

@@ -105,6 +105,8 @@ export const RelayErrorMessages = {
   tooManyRefusedRefreshes: (limit: number) => `${limit} token refreshes (AUTH) were refused on this connection`,
   relayBudgetFull: (what: string, option: string, max: number) =>
     `Rate limited: the relay already keeps ${max} bytes for ${what}, all connections together (budgets.${option}); retry later.`,
+  connectionBudgetShare: (what: string, option: string, max: number) =>
+    `Rate limited: one connection may keep at most ${max} bytes at the relay for ${what}, its share (a quarter of budgets.${option}); wait for some of this connection's to complete.`,
   waitCapped: (pattern: string, maxMs: number) =>
     `No microservice for ${quote(pattern)} came online within ${maxMs} ms, the longest the relay lets a WAIT last (maxWaitTimeoutMs).`,
   relayUnsentOver: (buffered: number, max: number) => `slow consumer: ${buffered} bytes unsent, the relay's unsent bytes over ${max}`,

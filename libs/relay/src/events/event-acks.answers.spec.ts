@@ -5,7 +5,7 @@
  * other relays: event-acks.other-relays.spec.ts.
  */
 import { describe, expect, it, jest } from '@jest/globals';
-import { encodePayload, EventFlag, FrameType, RelayError, RelayErrorCode } from '@wsrelay/protocol';
+import { encodePayload, EventFlag, FrameType, RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
 import { ackFixture, ATTEMPT_TIMEOUT, caught, copies, copy, failure, PATTERN, startFor } from '../../spec-support/event-acks-setup.js';
 import { fakeNode } from '../../spec-support/fakes.js';
 import { Budget } from '../internal/budget.js';
@@ -177,22 +177,30 @@ describe('EventAcks', () => {
       expect(t.start(3, [q1], { payload })).toBe(1);
     });
 
-    it('keeps at most the relay-wide retainedBytes for all emitters together (RATE_LIMITED past it), given back as events end', () => {
-      const retainedBytes = new Budget(100);
+    it('keeps at most the relay-wide retainedBytes for all emitters together, one emitter its share (RATE_LIMITED past either), given back as events end', () => {
+      const retainedBytes = new Budget(240);
       t.acks = t.make({ maxRetainedBytes: 1000, retainedBytes });
       const q1 = t.node('q1', 'g');
-      const other = fakeNode(t.world, { nodeId: 'other' });
+      const others = ['o1', 'o2', 'o3', 'o4'].map(nodeId => fakeNode(t.world, { nodeId }));
       const payload = new Uint8Array(60);
+      const what = 'payloads of events with handler acks';
       expect(t.start(1, [q1], { payload })).toBe(1);
-      const err = caught(() => startFor(t.acks, other, 1, [q1], { payload }));
-      expect(err).toMatchObject({ code: RelayErrorCode.RATE_LIMITED, message: expect.stringMatching(/budgets\.retainedBytes/) });
-      expect(t.acks.pending(other)).toBe(0);
-      expect(retainedBytes.status()).toEqual({ used: 60, limit: 100, refused: 1 });
+      // Past its share (a quarter: 60 bytes), though the relay has room; its per-connection bound (1000) is larger.
+      const share = RelayErrorMessages.connectionBudgetShare(what, 'retainedBytes', 60);
+      expect(caught(() => t.start(2, [q1], { payload }))).toMatchObject({ code: RelayErrorCode.RATE_LIMITED, message: share });
+      for (const o of others.slice(0, 3)) expect(startFor(t.acks, o, 1, [q1], { payload })).toBe(1);
+      const full = RelayErrorMessages.relayBudgetFull(what, 'retainedBytes', 240);
+      expect(caught(() => startFor(t.acks, others[3], 1, [q1], { payload }))).toMatchObject({
+        code: RelayErrorCode.RATE_LIMITED,
+        message: full,
+      });
+      expect(t.acks.pending(others[3])).toBe(0);
+      expect(retainedBytes.status()).toEqual({ used: 240, limit: 240, refused: 2 });
       // Answered: room again, for anyone; an emitter that leaves gives back what its events kept.
-      t.acks.handled(q1, copy(q1).id, null);
-      expect(startFor(t.acks, other, 2, [q1], { payload })).toBe(1);
-      expect(retainedBytes.used).toBe(60);
-      t.acks.nodeGone(other);
+      t.acks.handled(q1, copies(q1)[0].id, null);
+      expect(startFor(t.acks, others[3], 2, [q1], { payload })).toBe(1);
+      expect(retainedBytes.used).toBe(240);
+      for (const o of others) t.acks.nodeGone(o);
       expect(retainedBytes.used).toBe(0);
     });
 

@@ -13,7 +13,7 @@ import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { Routable } from '../routing/routable.js';
 import type { World } from '../routing/world.js';
-import type { Budget } from '../internal/budget.js';
+import { type Budget, budgetRefusalMessage } from '../internal/budget.js';
 import { IdSequence } from '../internal/id-sequence.js';
 import { eventFrame, HANDLER_ERROR } from './event-frame.js';
 import { RelayedCopies } from './relayed-copies.js';
@@ -63,7 +63,7 @@ export interface EventAckSettings {
   maxAttempts: number;
   /** Payload bytes one connection's unanswered handler-acked events may keep at the relay (for redelivery). */
   maxRetainedBytes: number;
-  /** Payload bytes all connections' unanswered handler-acked events may keep at the relay together. */
+  /** Payload bytes all connections' unanswered handler-acked events may keep at the relay together (one connection: its share). */
   retainedBytes?: Budget;
   /** Called whenever a delivery settles (the relay's shutdown drain waits for none to be left). */
   onSettled?: () => void;
@@ -128,8 +128,8 @@ export class EventAcks {
    * copies went out (0: the emitter is ACKed at once by the caller).
    * A targeted event (`peer`) goes to that node only: its copy never moves.
    * Throws RATE_LIMITED when the emitter's unanswered events would keep
-   * more than `maxRetainedBytes` of payload, or all emitters' more than the
-   * relay-wide `retainedBytes`.
+   * more than `maxRetainedBytes` of payload or than its share of the
+   * relay-wide `retainedBytes`, or all emitters' more than all of it.
    */
   start(emitter: LocalNode, frame: EventFrame, recipients: readonly Routable[], timeoutMs: number): number {
     const open = recipients.filter(r => r.isOpen) as Target[];
@@ -143,9 +143,10 @@ export class EventAcks {
       throw new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooMuchRetained(this.settings.maxRetainedBytes));
     }
     const budget = this.settings.retainedBytes;
-    if (retained > 0 && budget !== undefined && !budget.take(retained)) {
-      const what = 'payloads of events with handler acks';
-      throw new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.relayBudgetFull(what, 'retainedBytes', budget.limit));
+    const refusal = retained > 0 ? budget?.takeFor(emitted.retained, retained) : undefined;
+    if (refusal !== undefined) {
+      const message = budgetRefusalMessage(refusal, budget!, 'payloads of events with handler acks', 'retainedBytes');
+      throw new RelayError(RelayErrorCode.RATE_LIMITED, message);
     }
     emitted.retained += retained;
     const event: PendingEvent = { emitter, frame, recipients: open.length, failures: [], copies: new Set(), retained, timer: undefined };

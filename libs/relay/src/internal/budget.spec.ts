@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { Budget } from './budget.js';
+import { RelayErrorMessages } from '@wsrelay/protocol';
+import { Budget, budgetRefusalMessage } from './budget.js';
 
 describe('Budget', () => {
   it('takes what fits, refuses (and counts) what would go over, and makes room again when given back', () => {
@@ -26,5 +27,24 @@ describe('Budget', () => {
     const none = new Budget(0);
     expect(none.take(0)).toBe(true);
     expect(none.take(1)).toBe(false);
+  });
+
+  it('lets one connection take at most its share (a quarter) of it, then the limit holds for all', () => {
+    const budget = new Budget(100);
+    expect(budget.perConnection).toBe(25);
+    expect(budget.takeFor(0, 20)).toBeUndefined();
+    expect(budget.takeFor(20, 5)).toBeUndefined();
+    expect(budget.takeFor(25, 1)).toBe('share');
+    expect(budget.takeFor(0, 26)).toBe('share');
+    for (let i = 0; i < 3; i++) expect(budget.takeFor(0, 25)).toBeUndefined();
+    expect(budget.takeFor(0, 1)).toBe('full');
+    expect(budget.status()).toEqual({ used: 100, limit: 100, refused: 3 });
+    expect(budgetRefusalMessage('share', budget, 'pending WAITs', 'waitBytes')).toBe(
+      RelayErrorMessages.connectionBudgetShare('pending WAITs', 'waitBytes', 25),
+    );
+    expect(budgetRefusalMessage('full', budget, 'pending WAITs', 'waitBytes')).toBe(
+      RelayErrorMessages.relayBudgetFull('pending WAITs', 'waitBytes', 100),
+    );
+    expect(new Budget(Infinity).perConnection).toBe(Infinity);
   });
 });

@@ -295,30 +295,55 @@ describe('Waits', () => {
     let heldBytes: Budget;
     const pattern = 'p'.repeat(100);
     const cost = WAIT_OVERHEAD_BYTES + pattern.length;
+    /** What a held request(id) keeps: overhead, pattern 'sum', 4 bytes of payload. */
+    const heldCost = WAIT_OVERHEAD_BYTES + 3 + 4;
 
     beforeEach(() => {
-      waitBytes = new Budget(2 * cost);
-      heldBytes = new Budget(2 * (WAIT_OVERHEAD_BYTES + 3 + 4));
+      // Room for 8 of each; one connection's share (a quarter): 2.
+      waitBytes = new Budget(8 * cost);
+      heldBytes = new Budget(8 * heldCost);
       waits = new Waits(replies, 1000, { waitBytes, heldBytes, maxWaitTimeoutMs: TIMEOUT });
     });
 
-    it('refuses the WAIT that would go over the budget, of any connection, with RATE_LIMITED, and takes one again once another ends', () => {
-      const other = fakeNode(world, { nodeId: 'other' });
-      waits.wait(caller, 1, pattern, TIMEOUT);
+    /** `n` more nodes besides the caller. */
+    const others = (n: number) => Array.from({ length: n }, (_, i) => fakeNode(world, { nodeId: `other-${i}` }));
+
+    it('lets one connection keep at most its share (a quarter) of the WAIT budget: past it RATE_LIMITED naming its share', () => {
+      for (let id = 1; id <= 3; id++) waits.wait(caller, id, pattern, TIMEOUT);
+      const share = RelayErrorMessages.connectionBudgetShare('pending WAITs', 'waitBytes', 2 * cost);
+      expect(caller.session.socket.take()).toEqual([error(3, RelayErrorCode.RATE_LIMITED, share)]);
+      expect([waits.has(caller, 2), waits.has(caller, 3)]).toEqual([true, false]);
+      expect(waitBytes.status()).toEqual({ used: 2 * cost, limit: 8 * cost, refused: 1 });
+      // Another connection's WAIT is booked while the first is at its share.
+      const [other] = others(1);
       waits.wait(other, 1, pattern, TIMEOUT);
-      waits.wait(other, 2, pattern, TIMEOUT);
-      const full = RelayErrorMessages.relayBudgetFull('pending WAITs', 'waitBytes', 2 * cost);
-      expect(other.session.socket.take()).toEqual([error(2, RelayErrorCode.RATE_LIMITED, full)]);
-      expect(waits.has(other, 2)).toBe(false);
-      expect(waitBytes.status()).toEqual({ used: 2 * cost, limit: 2 * cost, refused: 1 });
+      expect(waits.has(other, 1)).toBe(true);
+      // The first gets room again once one of its own ends.
+      expect(waits.cancel(caller, 1)).toBe(true);
+      waits.wait(caller, 4, pattern, TIMEOUT);
+      expect(waits.has(caller, 4)).toBe(true);
+      waits.forget(caller);
+      waits.wait(caller, 5, pattern, TIMEOUT);
+      expect(waits.has(caller, 5)).toBe(true);
+      expect(waitBytes.used).toBe(2 * cost);
+    });
+
+    it('refuses the WAIT that would go over the budget, of any connection, with RATE_LIMITED, and takes one again once another ends', () => {
+      const [a, b, c, d] = others(4);
+      for (const node of [caller, a, b, c]) for (let id = 1; id <= 2; id++) waits.wait(node, id, pattern, TIMEOUT);
+      waits.wait(d, 1, pattern, TIMEOUT);
+      const full = RelayErrorMessages.relayBudgetFull('pending WAITs', 'waitBytes', 8 * cost);
+      expect(d.session.socket.take()).toEqual([error(1, RelayErrorCode.RATE_LIMITED, full)]);
+      expect(waits.has(d, 1)).toBe(false);
+      expect(waitBytes.status()).toEqual({ used: 8 * cost, limit: 8 * cost, refused: 1 });
       // An ACK at once keeps nothing: not refused.
       provider('p1', ['online']);
-      waits.wait(other, 3, 'online', TIMEOUT);
-      expect(other.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 3, recipients: 1 }]);
+      waits.wait(d, 3, 'online', TIMEOUT);
+      expect(d.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 3, recipients: 1 }]);
       expect(waits.cancel(caller, 1)).toBe(true);
-      waits.wait(other, 4, pattern, TIMEOUT);
-      expect(waits.has(other, 4)).toBe(true);
-      waits.forget(other);
+      waits.wait(d, 4, pattern, TIMEOUT);
+      expect(waits.has(d, 4)).toBe(true);
+      for (const node of [caller, a, b, c, d]) waits.forget(node);
       expect(waitBytes.used).toBe(0);
     });
 
@@ -342,17 +367,23 @@ describe('Waits', () => {
       expect((timeout as { message: string }).message).toMatch(/maxWaitTimeoutMs/);
     });
 
-    it('refuses the held request that would go over the held budget with RATE_LIMITED, and gives back what it kept', () => {
-      const other = fakeNode(world, { nodeId: 'other' });
-      hold(request(1));
-      hold(request(1), 5000, other);
-      hold(request(2), 5000, other);
+    it('refuses the held request past the connection share or the held budget with RATE_LIMITED, and gives back what it kept', () => {
+      const [a, b, c, d] = others(4);
+      for (let id = 1; id <= 3; id++) hold(request(id));
+      const share = RelayErrorMessages.connectionBudgetShare('calls held in its startup grace', 'heldBytes', 2 * heldCost);
+      expect(caller.session.socket.take()).toEqual([error(3, RelayErrorCode.RATE_LIMITED, share)]);
+      for (const node of [a, b, c]) for (let id = 1; id <= 2; id++) hold(request(id), 5000, node);
+      hold(request(1), 5000, d);
       const full = RelayErrorMessages.relayBudgetFull('calls held in its startup grace', 'heldBytes', heldBytes.limit);
-      expect(other.session.socket.take()).toEqual([error(2, RelayErrorCode.RATE_LIMITED, full)]);
+      expect(d.session.socket.take()).toEqual([error(1, RelayErrorCode.RATE_LIMITED, full)]);
       expect(waitBytes.used).toBe(0);
       provider('p');
-      expect(released(world, 'sum')).toHaveLength(2);
-      expect(heldBytes.status()).toEqual({ used: 0, limit: heldBytes.limit, refused: 1 });
+      expect(released(world, 'sum')).toHaveLength(8);
+      expect(heldBytes.status()).toEqual({ used: 0, limit: heldBytes.limit, refused: 2 });
+      // Its share is free again.
+      hold(request(4));
+      hold(request(5));
+      expect([waits.has(caller, 4), waits.has(caller, 5)]).toEqual([true, true]);
     });
   });
 });

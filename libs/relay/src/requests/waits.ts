@@ -1,5 +1,5 @@
 import { RelayErrorCode, RelayErrorMessages, type RequestFrame } from '@wsrelay/protocol';
-import { Budget } from '../internal/budget.js';
+import { Budget, budgetRefusalMessage } from '../internal/budget.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import type { LocalNode } from '../routing/local-node.js';
 import { target } from '../routing/routable.js';
@@ -31,19 +31,27 @@ export interface WaitLimits {
   readonly maxWaitTimeoutMs: number;
 }
 
+/** What one node's waits keep at the relay: its WAITs' and held requests' bytes as the budgets count them, and its held payload. */
+interface Kept {
+  wait: number;
+  held: number;
+  payload: number;
+}
+
 /** What one wait keeps besides its pattern and payload (the record, its timer, its places in the maps), estimated. */
 export const WAIT_OVERHEAD_BYTES = 384;
 
 /**
  * Calls waiting for a provider: WAIT frames, and requests held in the
  * startup grace. Held payloads count against `maxHeldBytes` per connection,
- * and what all of them keep against the relay-wide budgets (`limits`).
+ * and what all of them keep against the relay-wide budgets (`limits`), of
+ * which one connection may keep at most its share (`Budget.perConnection`).
  */
 export class Waits {
   private readonly byNode = new Map<LocalNode, Map<number, PendingWait>>();
   /** Per tenant, per pattern. */
   private readonly byPattern = new Map<string, Map<string, Set<PendingWait>>>();
-  private readonly heldBytes = new Map<LocalNode, number>();
+  private readonly kept = new Map<LocalNode, Kept>();
   private held = 0;
   private pending = 0;
 
@@ -74,7 +82,8 @@ export class Waits {
   /**
    * WAIT: answered at once with how many providers are online, or once one is
    * (TIMEOUT after `timeoutMs`, cut to `maxWaitTimeoutMs`). RATE_LIMITED
-   * when the relay's pending WAITs keep all their budget.
+   * when the node's pending WAITs keep their share of the budget, or all of
+   * them keep all of it.
    */
   wait(node: LocalNode, id: number, pattern: string, timeoutMs: number): void {
     const online = node.world.providers.count(pattern);
@@ -84,15 +93,12 @@ export class Waits {
     }
     const budget = this.limits.waitBytes;
     const bytes = WAIT_OVERHEAD_BYTES + pattern.length;
-    if (!budget.take(bytes)) {
-      this.replies.error(
-        node,
-        id,
-        RelayErrorCode.RATE_LIMITED,
-        RelayErrorMessages.relayBudgetFull('pending WAITs', 'waitBytes', budget.limit),
-      );
+    const refusal = budget.takeFor(this.kept.get(node)?.wait ?? 0, bytes);
+    if (refusal !== undefined) {
+      this.replies.error(node, id, RelayErrorCode.RATE_LIMITED, budgetRefusalMessage(refusal, budget, 'pending WAITs', 'waitBytes'));
       return;
     }
+    this.keep(node).wait += bytes;
     const ms = Math.min(timeoutMs, this.limits.maxWaitTimeoutMs);
     this.add({ id, node, pattern, timer: undefined, bytes }, ms, RelayErrorCode.TIMEOUT, () =>
       ms < timeoutMs ? RelayErrorMessages.waitCapped(pattern, ms) : RelayErrorMessages.waitTimeout(pattern, timeoutMs),
@@ -105,19 +111,22 @@ export class Waits {
    */
   hold(node: LocalNode, frame: RequestFrame, expiresAt: number, graceEndsAt: number): void {
     const bytes = frame.payload.byteLength;
-    const held = this.heldBytes.get(node) ?? 0;
-    if (held + bytes > this.maxHeldBytes) {
+    const mine = this.kept.get(node);
+    if ((mine?.payload ?? 0) + bytes > this.maxHeldBytes) {
       this.replies.error(node, frame.id, RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooMuchHeld(this.maxHeldBytes));
       return;
     }
     const budget = this.limits.heldBytes;
     const kept = WAIT_OVERHEAD_BYTES + frame.pattern.length + bytes;
-    if (!budget.take(kept)) {
-      const message = RelayErrorMessages.relayBudgetFull('calls held in its startup grace', 'heldBytes', budget.limit);
+    const refusal = budget.takeFor(mine?.held ?? 0, kept);
+    if (refusal !== undefined) {
+      const message = budgetRefusalMessage(refusal, budget, 'calls held in its startup grace', 'heldBytes');
       this.replies.error(node, frame.id, RelayErrorCode.RATE_LIMITED, message);
       return;
     }
-    this.heldBytes.set(node, held + bytes);
+    const k = this.keep(node);
+    k.held += kept;
+    k.payload += bytes;
     this.held++;
     const wait: PendingWait = { id: frame.id, node, pattern: frame.pattern, timer: undefined, request: { frame, expiresAt }, bytes: kept };
     this.add(wait, Math.min(graceEndsAt, expiresAt) - Date.now(), RelayErrorCode.MICROSERVICE_OFFLINE, () =>
@@ -170,7 +179,7 @@ export class Waits {
   forget(node: LocalNode): void {
     for (const wait of [...(this.byNode.get(node)?.values() ?? [])]) this.remove(wait);
     this.byNode.delete(node);
-    this.heldBytes.delete(node);
+    this.kept.delete(node);
   }
 
   /** Requests held in the startup grace, and patterns waited for (for diagnostics). */
@@ -180,6 +189,13 @@ export class Waits {
     let patterns = 0;
     for (const m of this.byPattern.values()) patterns += m.size;
     return { waits: waits - this.held, held: this.held, patterns };
+  }
+
+  /** What `node`'s waits keep (a record made on first use, dropped when the node is forgotten). */
+  private keep(node: LocalNode): Kept {
+    let k = this.kept.get(node);
+    if (k === undefined) this.kept.set(node, (k = { wait: 0, held: 0, payload: 0 }));
+    return k;
   }
 
   /** Books a wait on its node and its pattern; at `ms` it ends with an error. */
@@ -206,11 +222,14 @@ export class Waits {
     if (mine?.get(wait.id) === wait) {
       mine.delete(wait.id);
       this.pending--;
+      const k = this.keep(wait.node);
       if (wait.request !== undefined) {
         this.held--;
-        this.heldBytes.set(wait.node, (this.heldBytes.get(wait.node) ?? 0) - wait.request.frame.payload.byteLength);
+        k.held -= wait.bytes;
+        k.payload -= wait.request.frame.payload.byteLength;
         this.limits.heldBytes.give(wait.bytes);
       } else {
+        k.wait -= wait.bytes;
         this.limits.waitBytes.give(wait.bytes);
       }
     }

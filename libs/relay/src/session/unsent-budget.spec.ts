@@ -111,4 +111,80 @@ describe('UnsentBudget', () => {
     expect([a.overBudget, c.overBudget]).toEqual([false, false]);
     expect(budget.used).toBe(1900);
   });
+
+  describe('connections under the slow threshold', () => {
+    /** A budget of 250 for all: over it with connections that each hold under 100 (their slow threshold). */
+    const SMALL = 250;
+
+    beforeEach(() => {
+      budget = new Budget(SMALL);
+      unsent = new UnsentBudget(budget, () => clock);
+    });
+
+    /** A sweep at `at` with each session's unsent bytes as given. */
+    function sweepAt(at: number, unsentBytes: Array<[ReturnType<typeof session>, number]>): void {
+      clock = at;
+      for (const [s, bytes] of unsentBytes) s.socket.bufferedAmount = bytes;
+      unsent.sweep(unsentBytes.map(([s]) => s));
+    }
+
+    it('stall once their unsent bytes made no progress since the last sweep, and over the budget go oldest-stalled first, then the largest', () => {
+      const [early, big, small, mover, idle] = [session(), session(), session(), session(), session()];
+      sweepAt(1000, [
+        [early, 90],
+        [big, 0],
+        [small, 0],
+        [mover, 0],
+        [idle, 0],
+      ]);
+      expect(unsent.stalledCount).toBe(0);
+      // 345 over 250: `early` made no progress since the last sweep (it grew), the others were not seen before.
+      sweepAt(2000, [
+        [early, 95],
+        [big, 100],
+        [small, 60],
+        [mover, 90],
+        [idle, 0],
+      ]);
+      expect(early.socket.closed).toEqual({ code: CloseCode.SLOW_CONSUMER, reason: RelayErrorMessages.relayUnsentOver(95, SMALL) });
+      expect(budget.status()).toEqual({ used: 250, limit: SMALL, refused: 1 });
+      // Under it: `big` and `small` stall (since the last sweep), `mover` sent some: it does not.
+      sweepAt(3000, [
+        [big, 100],
+        [small, 60],
+        [mover, 40],
+        [idle, 0],
+      ]);
+      expect([unsent.stalledSince(big), unsent.stalledSince(small), unsent.stalledSince(mover)]).toEqual([2000, 2000, undefined]);
+      expect([big.overBudget, small.overBudget, mover.overBudget]).toEqual([false, false, false]);
+      // 260: `big` and `small` stalled first; of the two, the larger goes, and that is enough.
+      sweepAt(4000, [
+        [big, 100],
+        [small, 80],
+        [mover, 80],
+        [idle, 0],
+      ]);
+      expect(big.socket.closed?.code).toBe(CloseCode.SLOW_CONSUMER);
+      expect([small.overBudget, mover.overBudget, idle.overBudget]).toEqual([false, false, false]);
+      expect([unsent.stalledSince(small), unsent.stalledSince(mover)]).toEqual([2000, 3000]);
+      expect(budget.status()).toEqual({ used: 160, limit: SMALL, refused: 2 });
+    });
+
+    it('that made no progress go before a writer that just backed up, when its write takes the relay over the budget', () => {
+      const [stuck, writer] = [session(), session()];
+      sweepAt(1000, [
+        [stuck, 90],
+        [writer, 0],
+      ]);
+      sweepAt(2000, [
+        [stuck, 90],
+        [writer, 0],
+      ]);
+      clock = 2500;
+      write(writer, 200);
+      expect(stuck.socket.closed?.code).toBe(CloseCode.SLOW_CONSUMER);
+      expect(writer.overBudget).toBe(false);
+      expect(budget.used).toBe(200);
+    });
+  });
 });

@@ -6,21 +6,31 @@ import type { Session, UnsentWatch } from './session.js';
  * The relay-wide budget of bytes written to connections and not yet sent.
  * A write that leaves a connection backed up (past its slow threshold)
  * updates its count at once; a sweep (each heartbeat beat) re-reads every
- * connection, so the count also follows those that drained. Over the budget,
- * connections that stopped reading are closed as slow consumers, the one
- * stalled longest first, until it is under again. Nothing is done per write
- * to a connection that keeps up.
+ * connection, so the count also follows those that drained, and those under
+ * the threshold. A connection is stalled while it is backed up, or while its
+ * unsent bytes make no progress from one sweep to the next (they were there
+ * at the previous sweep and did not decrease): many connections that stop
+ * reading just under the threshold stall too. Over the budget, stalled
+ * connections are closed as slow consumers, the one stalled longest first
+ * (then the largest), until it is under again. Nothing is done per write to
+ * a connection that keeps up.
  */
 export class UnsentBudget implements UnsentWatch {
   /** Each session's unsent bytes as last seen (sessions with none are not kept). */
   private readonly counted = new Map<Session, number>();
-  /** Backed-up sessions in the order they stalled, each with when (epoch ms). */
+  /** Each session's unsent bytes at the last sweep (sessions with none are not kept). */
+  private swept = new Map<Session, number>();
+  /** When the last sweep ran (epoch ms). */
+  private lastSweep: number;
+  /** Stalled sessions, each with since when (epoch ms). */
   private readonly stalled = new Map<Session, number>();
 
   constructor(
     private readonly budget: Budget,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.lastSweep = now();
+  }
 
   backedUp(session: Session, buffered: number): void {
     if (!this.stalled.has(session)) this.stalled.set(session, this.now());
@@ -36,6 +46,7 @@ export class UnsentBudget implements UnsentWatch {
   forget(session: Session): void {
     this.count(session, 0);
     this.stalled.delete(session);
+    this.swept.delete(session);
   }
 
   /** When `session` stalled (epoch ms), or undefined while it keeps up. */
@@ -43,30 +54,47 @@ export class UnsentBudget implements UnsentWatch {
     return this.stalled.get(session);
   }
 
-  /** Sessions backed up now. */
+  /** Sessions stalled now: backed up, or making no progress. */
   get stalledCount(): number {
     return this.stalled.size;
   }
 
-  /** Re-reads every session: the exact count, sessions that read again are no longer stalled, and the budget is enforced. */
+  /**
+   * Re-reads every session: the exact count; sessions backed up, or whose
+   * unsent bytes did not decrease since the last sweep, are stalled (since
+   * then), the others no longer; and the budget is enforced.
+   */
   sweep(sessions: Iterable<Session>): void {
+    const now = this.now();
+    const swept = new Map<Session, number>();
     for (const session of sessions) {
       if (session.overBudget) continue;
-      this.count(session, session.socket.bufferedAmount);
-      if (!session.slow) this.stalled.delete(session);
-      else if (!this.stalled.has(session)) this.stalled.set(session, this.now());
+      const bytes = session.socket.bufferedAmount;
+      this.count(session, bytes);
+      if (bytes > 0) swept.set(session, bytes);
+      const before = this.swept.get(session) ?? 0;
+      const stuck = before > 0 && bytes >= before;
+      if (!stuck && !session.slow) this.stalled.delete(session);
+      else if (!this.stalled.has(session)) this.stalled.set(session, stuck ? this.lastSweep : now);
     }
+    this.swept = swept;
+    this.lastSweep = now;
     if (this.budget.used > this.budget.limit) this.shed();
   }
 
-  /** Closes stalled sessions, oldest first, until the budget holds (or none is left). */
+  /** Closes stalled sessions, the one stalled longest first (then the largest), until the budget holds (or none is left). */
   private shed(): void {
-    for (const session of this.stalled.keys()) {
+    const order = [...this.stalled].sort(([a, since], [b, other]) => since - other || this.bytesOf(b) - this.bytesOf(a));
+    for (const [session] of order) {
       if (this.budget.used <= this.budget.limit) return;
       this.budget.refused++;
       // Forgets it (released): its bytes leave the count, though the socket keeps them until it is cut.
-      session.closeAsSlowConsumer(RelayErrorMessages.relayUnsentOver(this.counted.get(session) ?? 0, this.budget.limit));
+      session.closeAsSlowConsumer(RelayErrorMessages.relayUnsentOver(this.bytesOf(session), this.budget.limit));
     }
+  }
+
+  private bytesOf(session: Session): number {
+    return this.counted.get(session) ?? 0;
   }
 
   private count(session: Session, bytes: number): void {
