@@ -52,10 +52,17 @@ export interface ClusterStatus {
   /**
    * Healthy, and it has the nodes of every relay it knows since it (re)joined:
    * `timeoutMs` passed (each live relay has been heard) and each has sent its
-   * snapshot. Until then the relay is not ready.
+   * snapshot; or, at the latest, 10 × `timeoutMs` after it became healthy
+   * (logging the relays it could not sync with). Until then the relay is not
+   * ready. Once synced it stays so until the backplane is lost: relays that
+   * join later, or whose transfers fail, do not undo it.
    */
   synced: boolean;
   /** Chunked messages on their way to other relays and coming from them, with their bytes. */
   transfers: { sending: number; sendingBytes: number; receiving: number; receivingBytes: number };
-  relays: Array<{ relayId: string; instanceId: string; nodes: number; synced: boolean; lastSeenMsAgo: number }>;
+  /**
+   * The relays it knows. `synced`: it has that relay's nodes; `syncTrouble`: why not, when something went wrong (its
+   * snapshot was refused, or a transfer from it stalled and it was met again, resyncing in the background).
+   */
+  relays: Array<{ relayId: string; instanceId: string; nodes: number; synced: boolean; syncTrouble?: string; lastSeenMsAgo: number }>;
 }

@@ -22,8 +22,13 @@ export const CLUSTER_MESSAGE_BOUNDS: MsgpackBounds & { maxStrBytes: number } = {
  * 8 MiB for 60 s (its default `client-output-buffer-limit pubsub 32mb 8mb 60`).
  */
 export const CLUSTER_CHUNK_BYTES = 256 * 1024;
-/** CHUNKs of one message sent and not yet pulled by its receiver: at most 1 MiB per message waits in Redis for a subscriber. */
+/**
+ * CHUNKs sent to one relay and not yet pulled by it, all its chunked messages together: at most 1 MiB of them waits
+ * in Redis for that relay's subscriber (besides each message's head, and messages small enough to go whole).
+ */
 export const CLUSTER_CHUNK_WINDOW = 4;
+/** The first CHUNK of a message, sent at once to fix its place in order (outside the window), carries this many bytes. */
+export const CLUSTER_CHUNK_HEAD_BYTES = 1024;
 /** Most CHUNKs of one message a receiver takes. */
 export const CLUSTER_MAX_CHUNKS = 65_536;
 /** Bytes of messages a receiver holds back behind an incomplete chunked message of the same relay. */

@@ -21,7 +21,7 @@ const node: ClusterNode = {
 const bytes = new Uint8Array([1, 2, 3]);
 
 const messages: ClusterMessage[] = [
-  { type: T.Beat, from: 'r', relayId: 'relay-1' },
+  { type: T.Beat, from: 'r', relayId: 'relay-1', sentAt: 1_700_000_000_000 },
   { type: T.Sync, from: 'r', relayId: 'relay-1' },
   { type: T.Snapshot, from: 'r', relayId: 'relay-1', nodes: [node, { ...node, nodeId: 'n2', service: null, queue: null, subject: null }] },
   { type: T.NodeUp, from: 'r', node },
@@ -83,6 +83,19 @@ describe('ClusterCodec', () => {
       expect(codec.decode(codec.encode(outgoing, from))).toEqual(m);
     }
     expect(new Set(messages.map(m => m.type)).size).toBe(Object.values(T).filter(v => typeof v === 'number').length);
+  });
+
+  // Review of issue 13: a relay matched its own beats coming back to send times it kept, and kept some it never sent.
+  it('a BEAT carries its send time as a trailing field: a relay that does not send it reads as 0, a later field is ignored', () => {
+    const V = CLUSTER_PROTOCOL_VERSION;
+    expect(codec.decode(encode([V, T.Beat, 'r', 'relay-1']))).toEqual({ type: T.Beat, from: 'r', relayId: 'relay-1', sentAt: 0 });
+    expect(codec.decode(encode([V, T.Beat, 'r', 'relay-1', 42, 'later']))).toEqual({
+      type: T.Beat,
+      from: 'r',
+      relayId: 'relay-1',
+      sentAt: 42,
+    });
+    expect(encode([V, T.Beat, 'r', 'relay-1', 42])).toEqual(codec.encode({ type: T.Beat, relayId: 'relay-1', sentAt: 42 }, 'r'));
   });
 
   it('refuses what another relay cannot have meant, naming the field', () => {

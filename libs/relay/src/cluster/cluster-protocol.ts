@@ -7,7 +7,7 @@ export const CLUSTER_PROTOCOL_VERSION = 2;
 
 /** Messages relays exchange over the backplane. */
 export enum ClusterMessageType {
-  /** Broadcast every heartbeat: the sender is alive (and, looped back, that the backplane works). */
+  /** Every heartbeat: the sender is alive (looped back: the backplane works), with `sentAt` (trailing; 0 when not sent). */
   Beat = 1,
   /** Broadcast at start and after a backplane outage: "send me your nodes". */
   Sync = 2,
@@ -52,7 +52,7 @@ export interface ClusterNode {
 }
 
 export type ClusterMessage =
-  | { type: ClusterMessageType.Beat; from: string; relayId: string }
+  | { type: ClusterMessageType.Beat; from: string; relayId: string; sentAt: number }
   | { type: ClusterMessageType.Sync; from: string; relayId: string }
   | { type: ClusterMessageType.Snapshot; from: string; relayId: string; nodes: ClusterNode[] }
   | { type: ClusterMessageType.NodeUp; from: string; node: ClusterNode }
@@ -279,8 +279,8 @@ type Shapes = { readonly [T in ClusterMessageType]: WireShape<Msg<T>> };
  */
 const SHAPES: Shapes = {
   [ClusterMessageType.Beat]: {
-    write: m => [m.relayId],
-    read: (r, from) => ({ type: ClusterMessageType.Beat, from, relayId: r.str(0, 'relayId') }),
+    write: m => [m.relayId, m.sentAt],
+    read: (r, from) => ({ type: ClusterMessageType.Beat, from, relayId: r.str(0, 'relayId'), sentAt: r.num0(1, 'sentAt') }),
   },
   [ClusterMessageType.Sync]: {
     write: m => [m.relayId],

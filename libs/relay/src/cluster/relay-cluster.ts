@@ -11,9 +11,10 @@ import {
   type ClusterNode,
 } from './cluster-protocol.js';
 import { DEFAULT_CLUSTER_MAX_MESSAGE_BYTES } from './cluster-limits.js';
+import { ClusterReadiness } from './cluster-readiness.js';
 import { InboundTransfers, OutgoingTransfers, transferLimits } from './cluster-transfers.js';
 import { InMemoryBackplane } from './in-memory.backplane.js';
-import { nodeKey, RemoteNode, RemoteRelay } from './remote.js';
+import { nodeKey, RemoteNode, RemoteRelay, sameNode } from './remote.js';
 
 export type { ClusterListener, ClusterSettings, ClusterStatus } from './cluster-interfaces.js';
 
@@ -46,12 +47,9 @@ export class RelayCluster implements OnModuleInit {
   /** Last time this relay heard its own heartbeat back through the backplane. */
   private lastHeard = 0;
   private healthy = false;
-  /** Since when it waits for the relays it will hear of to send their nodes (undefined: synced, or not healthy). */
-  private syncingSince: number | undefined;
-  /** When each of its own heartbeats still on its way back was published, oldest first (bounded). */
-  private readonly beatsOut: number[] = [];
-  /** When the last of its own heartbeats that came back had been published. */
-  private echoedSentAt = 0;
+  private readonly readiness: ClusterReadiness;
+  /** Its snapshot, encoded once for the relays that ask for it about the same time (until its nodes change). */
+  private encodedSnapshot: { bytes: Uint8Array; at: number } | undefined;
   private stopped = false;
   private readonly complaints = new Set<string>();
   private readonly relayId: string;
@@ -63,6 +61,7 @@ export class RelayCluster implements OnModuleInit {
     this.reservationMs = settings.reservationMs;
     this.heartbeatIntervalMs = settings.heartbeatIntervalMs;
     this.timeoutMs = settings.timeoutMs;
+    this.readiness = new ClusterReadiness(settings.timeoutMs, this.logger);
     const limits = transferLimits(settings.maxMessageBytes ?? DEFAULT_CLUSTER_MAX_MESSAGE_BYTES, settings.timeoutMs, settings.chunkBytes);
     this.chunkBytes = limits.chunkBytes;
     this.codec = new ClusterCodec(limits.maxMessageBytes);
@@ -70,7 +69,10 @@ export class RelayCluster implements OnModuleInit {
     this.inbound = new InboundTransfers(limits, {
       deliver: (relay, m) => this.listener !== undefined && this.dispatch(relay, m, false, this.listener),
       broken: (relay, why) => this.drop(relay, why, true),
-      refused: (relay, why) => this.complain(`from relay ${relay.relayId}: ${why}`),
+      refused: (relay, why) => {
+        if (!relay.synced) relay.syncTrouble = why;
+        this.complain(`from relay ${relay.relayId}: ${why}`);
+      },
       reply: (relay, m) => this.post(relay, this.codec.encode(m, this.instanceId)),
       decode: bytes => this.decode(bytes),
     });
@@ -126,22 +128,15 @@ export class RelayCluster implements OnModuleInit {
         instanceId: r.instanceId,
         nodes: r.nodes.size,
         synced: r.synced,
+        ...(r.syncTrouble === undefined ? {} : { syncTrouble: r.syncTrouble }),
         lastSeenMsAgo: now - r.lastSeen,
       })),
     };
   }
 
-  /** Whether it has finished syncing (see ClusterStatus.synced); once it has, a relay that joins later does not undo it. */
+  /** Whether it has finished syncing (see ClusterStatus.synced and ClusterReadiness). */
   private synced(): boolean {
-    if (!this.healthy) return false;
-    if (this.syncingSince === undefined) return true;
-    // A live relay beats within timeoutMs (past it, it would be taken for gone). The backplane keeps the order of
-    // what it carries, so once a beat of ours published that long after syncing began is back, every live relay's
-    // beat from that span came before it: this relay has heard of each (not merely waited while busy).
-    if (this.echoedSentAt - this.syncingSince < this.timeoutMs) return false;
-    for (const relay of this.relays.values()) if (!relay.synced) return false;
-    this.syncingSince = undefined;
-    return true;
+    return this.healthy && this.readiness.synced(this.relays.values());
   }
 
   /** Another relay's claim to (tenant, node id), if one is known (after a local holder left). */
@@ -156,6 +151,7 @@ export class RelayCluster implements OnModuleInit {
   }
 
   nodeUp(node: ClusterNode): void {
+    this.encodedSnapshot = undefined;
     this.broadcast({ type: ClusterMessageType.NodeUp, node });
   }
 
@@ -165,6 +161,7 @@ export class RelayCluster implements OnModuleInit {
    * reservation time.
    */
   nodeDown(tenant: string, nodeId: string, graceful: boolean, subject: string | null): void {
+    this.encodedSnapshot = undefined;
     this.broadcast({
       type: ClusterMessageType.NodeDown,
       tenant,
@@ -177,18 +174,25 @@ export class RelayCluster implements OnModuleInit {
 
   /** Sends a message to one relay (in chunks when it is large); false when it is gone or the backplane is not usable. */
   send(relay: RemoteRelay, m: ClusterOutgoing): boolean {
-    if (relay.gone || !this.healthy || this.connected !== true || this.stopped) return false;
-    const bytes = this.codec.encode(m, this.instanceId);
-    if (bytes.length > this.chunkBytes) this.outgoing.start(relay, m.type, bytes);
+    return this.reachable(relay) && this.sendBytes(relay, m.type, this.codec.encode(m, this.instanceId));
+  }
+
+  private sendBytes(relay: RemoteRelay, type: ClusterMessageType, bytes: Uint8Array): boolean {
+    if (!this.reachable(relay)) return false;
+    if (bytes.length > this.chunkBytes) this.outgoing.start(relay, type, bytes);
     else this.backplane.send(relay.instanceId, bytes);
     return true;
   }
 
   /** One encoded message no larger than a chunk, to one relay. */
   private post(relay: RemoteRelay, bytes: Uint8Array): boolean {
-    if (relay.gone || !this.healthy || this.connected !== true || this.stopped) return false;
+    if (!this.reachable(relay)) return false;
     this.backplane.send(relay.instanceId, bytes);
     return true;
+  }
+
+  private reachable(relay: RemoteRelay): boolean {
+    return !relay.gone && this.healthy && this.connected === true && !this.stopped;
   }
 
   /** To every relay; a large message goes in chunks to each relay known (the others get it in the snapshot they get on meeting). */
@@ -205,8 +209,8 @@ export class RelayCluster implements OnModuleInit {
    * then broadcasts (see onMessage), not through beats it could not answer.
    */
   private beat(): void {
-    const m: ClusterOutgoing = { type: ClusterMessageType.Beat, relayId: this.relayId };
-    if (this.beatsOut.push(Date.now()) > MAX_BEATS_OUT) this.beatsOut.shift();
+    // It says when it left: coming back, it is matched exactly (a beat not sent leaves nothing behind).
+    const m: ClusterOutgoing = { type: ClusterMessageType.Beat, relayId: this.relayId, sentAt: Date.now() };
     if (this.healthy) this.broadcast(m);
     else if (this.connected === true && !this.stopped) this.backplane.send(this.instanceId, this.codec.encode(m, this.instanceId));
   }
@@ -245,11 +249,15 @@ export class RelayCluster implements OnModuleInit {
     for (const relay of [...this.relays.values()]) {
       if (now - relay.lastSeen > this.timeoutMs) this.drop(relay, `silent for ${now - relay.lastSeen} ms`);
     }
+    if (this.encodedSnapshot !== undefined && now - this.encodedSnapshot.at > this.heartbeatIntervalMs) this.encodedSnapshot = undefined;
+    // Past its wait for other relays it says so now, not at the next status request.
+    this.synced();
   }
 
   private unhealthy(): void {
     this.healthy = false;
-    this.syncingSince = undefined;
+    this.readiness.lost(Date.now());
+    this.encodedSnapshot = undefined;
     this.outgoing.clear();
     this.inbound.clear();
     for (const relay of [...this.relays.values()]) this.drop(relay, undefined);
@@ -292,15 +300,13 @@ export class RelayCluster implements OnModuleInit {
 
   /** Only our own heartbeat, back through the backplane, proves it carries what we publish. */
   private onOwnMessage(m: ClusterMessage): void {
-    if (m.type !== ClusterMessageType.Beat || this.connected !== true) return;
+    if (m.type !== ClusterMessageType.Beat || this.connected !== true || !this.readiness.echo(m.sentAt)) return;
     this.lastHeard = Date.now();
-    // A beat lost on the way leaves an older time at the front: the relay then waits longer, never less.
-    this.echoedSentAt = this.beatsOut.shift() ?? this.echoedSentAt;
     if (!this.healthy) {
       // Usable (again): ask every relay for its nodes. Relays that knew
       // this one take the SYNC as a restart and settle what was in flight with it.
       this.healthy = true;
-      this.syncingSince = Date.now();
+      this.readiness.healthy(Date.now());
       this.broadcast({ type: ClusterMessageType.Sync, relayId: this.relayId });
     }
   }
@@ -308,8 +314,9 @@ export class RelayCluster implements OnModuleInit {
   /** A relay heard from for the first time: first contact either way, each side sends the other its nodes (a SYNC is answered in dispatch). */
   private meet(m: ClusterMessage): RemoteRelay {
     const relay = new RemoteRelay(m.from, 'relayId' in m ? m.relayId : undefined);
+    relay.syncTrouble = this.readiness.trouble(m.from);
     this.relays.set(m.from, relay);
-    if (m.type !== ClusterMessageType.Sync) this.send(relay, this.snapshot());
+    if (m.type !== ClusterMessageType.Sync) this.sendSnapshot(relay);
     // The first chunk of its snapshot: it is already sending us its nodes.
     const snapshot =
       m.type === ClusterMessageType.Snapshot || (m.type === ClusterMessageType.Chunk && m.inner === ClusterMessageType.Snapshot);
@@ -330,12 +337,14 @@ export class RelayCluster implements OnModuleInit {
         // From a relay we already knew: it started over (it dropped us, or
         // restarted its view) and forgot what was in flight with us.
         if (!fresh) l.relayGone(relay);
-        this.send(relay, this.snapshot());
+        this.sendSnapshot(relay);
         return;
       case ClusterMessageType.Snapshot:
         relay.relayId = m.relayId;
         this.replaceNodes(relay, m.nodes);
         relay.synced = true;
+        relay.syncTrouble = undefined;
+        this.readiness.settled(relay.instanceId);
         return;
       case ClusterMessageType.NodeUp:
         this.upsert(relay, m.node);
@@ -373,12 +382,14 @@ export class RelayCluster implements OnModuleInit {
     }
   }
 
-  private snapshot(): ClusterOutgoing {
-    return {
-      type: ClusterMessageType.Snapshot,
-      relayId: this.relayId,
-      nodes: this.listener?.localNodes() ?? [],
-    };
+  /** Every node of this relay, to `relay`: encoded once for the relays that ask within a heartbeat while its nodes stay the same. */
+  private sendSnapshot(relay: RemoteRelay): void {
+    if (!this.reachable(relay)) return;
+    if (this.encodedSnapshot === undefined) {
+      const m: ClusterOutgoing = { type: ClusterMessageType.Snapshot, relayId: this.relayId, nodes: this.listener?.localNodes() ?? [] };
+      this.encodedSnapshot = { bytes: this.codec.encode(m, this.instanceId), at: Date.now() };
+    }
+    this.sendBytes(relay, ClusterMessageType.Snapshot, this.encodedSnapshot.bytes);
   }
 
   private upsert(relay: RemoteRelay, info: ClusterNode): void {
@@ -412,7 +423,7 @@ export class RelayCluster implements OnModuleInit {
   /**
    * Forgets a relay and its nodes; `why` is logged (undefined: quietly, as
    * part of a wider loss). `resync`: it is still there but what it sent was
-   * lost, so this relay is not synced until it is met again (or gone for good).
+   * lost: it is met again when next heard from (before this relay first synced, it waits for that; see ClusterReadiness).
    */
   private drop(relay: RemoteRelay, why: string | undefined, resync = false): void {
     if (this.relays.get(relay.instanceId) !== relay) return;
@@ -420,7 +431,8 @@ export class RelayCluster implements OnModuleInit {
     relay.gone = true;
     this.outgoing.forget(relay);
     this.inbound.forget(relay);
-    if (resync && this.healthy) this.syncingSince = Date.now();
+    if (resync && why !== undefined) this.readiness.broken(relay, why);
+    else this.readiness.settled(relay.instanceId);
     if (why !== undefined)
       this.logger.warn(`Relay ${relay.relayId} left the cluster (${why}); its ${relay.nodes.size} node(s) are offline`);
     // Their relay is gone, not they: their ids stay bound to their subjects while they reconnect.
@@ -429,22 +441,7 @@ export class RelayCluster implements OnModuleInit {
   }
 }
 
-/** Own heartbeats remembered on their way back (a backplane that loses more is long unhealthy). */
-const MAX_BEATS_OUT = 64;
 /** Whether claim `a` to a node id beats claim `b`: the older wins, ties by relay instance id. */
 export function claimBeats(a: { since: number }, aInstance: string, b: { since: number }, bInstance: string): boolean {
   return a.since < b.since || (a.since === b.since && aInstance < bInstance);
-}
-
-function sameNode(a: ClusterNode, b: ClusterNode): boolean {
-  return (
-    a.since === b.since &&
-    a.service === b.service &&
-    a.queue === b.queue &&
-    a.subject === b.subject &&
-    a.patterns.length === b.patterns.length &&
-    a.patterns.every((p, i) => p === b.patterns[i]) &&
-    a.events.length === b.events.length &&
-    a.events.every((e, i) => e === b.events[i])
-  );
 }

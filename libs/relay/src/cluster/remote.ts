@@ -10,6 +10,8 @@ export class RemoteRelay {
   gone = false;
   /** Its snapshot has arrived: this relay has all its nodes. */
   synced = false;
+  /** Why it is not synced, when something went wrong: its snapshot was refused, or a transfer from it stalled (it was met again). */
+  syncTrouble: string | undefined;
 
   constructor(
     /** The relay process's backplane id (a fresh one per start). */
@@ -69,4 +71,18 @@ export class RemoteNode {
 
 export function nodeKey(tenant: string, nodeId: string): string {
   return `${tenant}\u0000${nodeId}`;
+}
+
+/** The same node, announced again unchanged. */
+export function sameNode(a: ClusterNode, b: ClusterNode): boolean {
+  return (
+    a.since === b.since &&
+    a.service === b.service &&
+    a.queue === b.queue &&
+    a.subject === b.subject &&
+    a.patterns.length === b.patterns.length &&
+    a.patterns.every((p, i) => p === b.patterns[i]) &&
+    a.events.length === b.events.length &&
+    a.events.every((e, i) => e === b.events[i])
+  );
 }
