@@ -15,7 +15,8 @@ export const CLUSTER_MAX_SYNC_TIMEOUTS = 10;
  * trouble (it is forgotten and met again) resyncs with that relay in the
  * background, shown per relay in the detail status. And it does not wait
  * for other relays forever: `CLUSTER_MAX_SYNC_TIMEOUTS × timeoutMs` after it
- * became healthy it reports ready, logging the relays it could not sync with.
+ * became healthy (or after the last chunk of a message coming in, while
+ * one is) it reports ready, logging the relays it could not sync with.
  */
 export class ClusterReadiness {
   /** Since when it is healthy (undefined: it is not). */
@@ -75,7 +76,8 @@ export class ClusterReadiness {
     this.troubles.delete(instanceId);
   }
 
-  synced(relays: Iterable<RemoteRelay>): boolean {
+  /** `progressAt`: when a chunk of another relay's message last came in (the wait counts from then, while one is coming). */
+  synced(relays: Iterable<RemoteRelay>, progressAt = 0): boolean {
     if (this.healthySince === undefined) return false;
     if (this.syncedOnce) return true;
     // A live relay beats within timeoutMs (past it, it would be taken for gone). The backplane keeps the order of
@@ -84,7 +86,7 @@ export class ClusterReadiness {
     const waiting = [...relays].filter(r => !r.synced);
     if (this.echoedSentAt - this.syncingSince >= this.timeoutMs && waiting.length === 0) return (this.syncedOnce = true);
     const waited = Date.now() - this.healthySince;
-    if (waited < CLUSTER_MAX_SYNC_TIMEOUTS * this.timeoutMs) return false;
+    if (Date.now() - Math.max(this.healthySince, progressAt) < CLUSTER_MAX_SYNC_TIMEOUTS * this.timeoutMs) return false;
     const names = new Map<string, string>();
     for (const [instanceId, t] of this.troubles) names.set(instanceId, `${t.relayId} (${t.why})`);
     for (const r of waiting) names.set(r.instanceId, r.syncTrouble === undefined ? r.relayId : `${r.relayId} (${r.syncTrouble})`);

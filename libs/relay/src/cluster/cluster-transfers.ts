@@ -130,8 +130,12 @@ export class OutgoingTransfers {
   }
 
   /** Gives up what goes to a relay that stopped pulling. */
-  sweep(now: number): void {
-    for (const [relay, lane] of [...this.lanes]) if (now - lane.touched > this.limits.timeoutMs) this.forget(relay);
+  sweep(now: number, blockedMs = 0): void {
+    for (const [relay, lane] of [...this.lanes]) {
+      // Time this relay could not run does not count as the other's silence.
+      lane.touched += blockedMs;
+      if (now - lane.touched > this.limits.timeoutMs) this.forget(relay);
+    }
   }
 
   forget(relay: RemoteRelay): void {
@@ -217,6 +221,9 @@ export interface InboundSink {
 
 /** The receiving side: chunked messages put together, and what follows them held back until they are. */
 export class InboundTransfers {
+  /** When a chunk last came in from any relay (0: never): a relay taking in a large message is not stuck. */
+  lastProgressAt = 0;
+
   private readonly inboxes = new Map<RemoteRelay, Inbox>();
 
   constructor(
@@ -267,7 +274,7 @@ export class InboundTransfers {
     }
     a.pieces.push(m.piece);
     a.bytes += m.piece.length;
-    inbox.touched = Date.now();
+    inbox.touched = this.lastProgressAt = Date.now();
     if (a.pieces.length < a.count)
       return this.sink.reply(relay, { type: ClusterMessageType.Pull, transfer: a.transfer, received: a.pieces.length });
     this.sink.reply(relay, { type: ClusterMessageType.Pull, transfer: a.transfer, received: a.count });
@@ -279,8 +286,9 @@ export class InboundTransfers {
   }
 
   /** A relay none of whose incomplete chunked messages got a chunk for `timeoutMs` is broken. */
-  sweep(now: number): void {
+  sweep(now: number, blockedMs = 0): void {
     for (const [relay, inbox] of [...this.inboxes]) {
+      inbox.touched += blockedMs;
       if (now - inbox.touched <= this.limits.timeoutMs) continue;
       const stalled = inbox.entries.find((e): e is Assembly => 'pieces' in e && e.message === undefined);
       if (stalled !== undefined)

@@ -154,6 +154,29 @@ describe('RelayCluster readiness', () => {
     }
   });
 
+  it('a relay whose event loop was blocked past timeoutMs (taking in a large snapshot, say) drops neither itself nor the others', async () => {
+    const hub = new InMemoryHub();
+    const timing = { heartbeatIntervalMs: 50, timeoutMs: 300, reservationMs: 0 };
+    const a = new RelayCluster({ relayId: 'A', backplane: new InMemoryBackplane(hub), ...timing });
+    const b = new RelayCluster({ relayId: 'B', backplane: new InMemoryBackplane(hub), ...timing });
+    let gone = 0;
+    try {
+      await a.start(listener(() => [node('on-a')]));
+      await b.start({ ...listener(() => []), relayGone: () => void gone++ });
+      await until(() => b.status().synced && b.status().relays[0]?.nodes === 1, 'B to be synced with A');
+      // The event loop busy for more than three timeouts: no timer and no message runs meanwhile.
+      const busyUntil = Date.now() + 1000;
+      while (Date.now() < busyUntil);
+      const lastSeen = () => b.status().relays.find(r => r.relayId === 'A')?.lastSeenMsAgo ?? Infinity;
+      await until(() => lastSeen() < timing.heartbeatIntervalMs, 'B to hear A again after the block');
+      expect(gone).toBe(0);
+      expect(b.status()).toMatchObject({ healthy: true, synced: true, relays: [{ relayId: 'A', nodes: 1 }] });
+      expect(a.status()).toMatchObject({ healthy: true, relays: [{ relayId: 'B' }] });
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
   it('relays that ask for its snapshot about the same time share one encoding of it', async () => {
     const hub = new InMemoryHub();
     const slow = { heartbeatIntervalMs: 1000, timeoutMs: 3000, reservationMs: 0, chunkBytes: 512 };

@@ -46,6 +46,7 @@ export class RelayCluster implements OnModuleInit {
   private connected: boolean | undefined;
   /** Last time this relay heard its own heartbeat back through the backplane. */
   private lastHeard = 0;
+  private lastTickAt = 0; // when the heartbeat timer last ran
   private healthy = false;
   private readonly readiness: ClusterReadiness;
   /** Its snapshot, encoded once for the relays that ask for it about the same time (until its nodes change). */
@@ -136,7 +137,7 @@ export class RelayCluster implements OnModuleInit {
 
   /** Whether it has finished syncing (see ClusterStatus.synced and ClusterReadiness). */
   private synced(): boolean {
-    return this.healthy && this.readiness.synced(this.relays.values());
+    return this.healthy && this.readiness.synced(this.relays.values(), this.inbound.lastProgressAt);
   }
 
   /** Another relay's claim to (tenant, node id), if one is known (after a local holder left). */
@@ -223,18 +224,20 @@ export class RelayCluster implements OnModuleInit {
       this.logger.log(`Cluster backplane ${this.backplane.description} connected`);
       this.beat();
     } else {
-      if (before !== undefined) {
-        this.logger.warn(
-          `Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`,
-        );
-      }
+      const lost = `Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`;
+      if (before !== undefined) this.logger.warn(lost);
       this.unhealthy();
     }
   }
 
   private tick(): void {
-    this.beat();
     const now = Date.now();
+    // Time this relay could not run (busy taking in a large snapshot, say) is nobody's silence: it would drop them for its own stall.
+    const blocked = this.lastTickAt === 0 ? 0 : Math.max(0, now - this.lastTickAt - this.heartbeatIntervalMs);
+    this.lastTickAt = now;
+    this.lastHeard += blocked;
+    for (const relay of this.relays.values()) relay.lastSeen += blocked;
+    this.beat();
     if (this.healthy && now - this.lastHeard > this.timeoutMs) {
       this.logger.warn(
         `Cluster backplane ${this.backplane.description}: this relay's own heartbeat has not come back for ${now - this.lastHeard} ms; routing among its own connections until it does`,
@@ -244,8 +247,8 @@ export class RelayCluster implements OnModuleInit {
       this.backplane.reset?.();
       return;
     }
-    this.outgoing.sweep(now);
-    this.inbound.sweep(now);
+    this.outgoing.sweep(now, blocked);
+    this.inbound.sweep(now, blocked);
     for (const relay of [...this.relays.values()]) {
       if (now - relay.lastSeen > this.timeoutMs) this.drop(relay, `silent for ${now - relay.lastSeen} ms`);
     }
