@@ -47,6 +47,19 @@ export class FakeSocket {
     return this;
   }
 
+  /** Listeners of one event (`close`, run by `emitClose()`). */
+  private readonly closeListeners: Array<() => void> = [];
+
+  once(event: string, listener: () => void): this {
+    if (event === 'close') this.closeListeners.push(listener);
+    return this;
+  }
+
+  /** The connection is gone: its `close` listeners run. */
+  emitClose(): void {
+    for (const l of this.closeListeners.splice(0)) l();
+  }
+
   /** Every frame written so far, decoded. */
   get frames(): Frame[] {
     return this.sent.map(b => codec.decode(b));

@@ -13,6 +13,13 @@ export interface UnsentWatch {
   backedUp(session: Session, buffered: number): void;
   /** `session` was closed as a slow consumer: what it holds goes with it. */
   released(session: Session): void;
+  /**
+   * How long `session`, just closed as a slow consumer, may keep what it did
+   * not read (so that one that reads again finds its close code): the full
+   * grace while the connections in theirs keep little, 0 (cut at once) when
+   * they already keep much.
+   */
+  graceFor(session: Session, graceMs: number): number;
 }
 
 /** What a session's writes may leave unsent. */
@@ -89,10 +96,12 @@ export class Session {
     if (this.overBudget) return;
     this.overBudget = true;
     this.slowConsumerReason = reason;
+    const graceMs = this.budget.watch?.graceFor(this, SLOW_CONSUMER_GRACE_MS) ?? SLOW_CONSUMER_GRACE_MS;
     this.budget.watch?.released(this);
     this.socket.close(CloseCode.SLOW_CONSUMER, reason);
     // The close frame waits behind what it did not read: if it never reads, cut.
-    setTimeout(() => this.socket.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
+    if (graceMs === 0) this.socket.terminate();
+    else setTimeout(() => this.socket.terminate(), graceMs).unref();
   }
 
   /** Every frame written to it in this tick leaves in one writev, not one syscall each. */

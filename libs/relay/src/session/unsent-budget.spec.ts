@@ -187,4 +187,31 @@ describe('UnsentBudget', () => {
       expect(budget.used).toBe(200);
     });
   });
+
+  describe('closed slow consumers in their grace', () => {
+    it('keep what they did not read for the grace while all of them keep at most half the budget; past that one is cut at once', () => {
+      const [a, b, c] = [session(), session(), session()];
+      for (const [s, bytes] of [
+        [a, 700],
+        [b, 500],
+        [c, 600],
+      ] as const) {
+        s.socket.bufferedAmount = bytes;
+      }
+      a.closeAsSlowConsumer('a');
+      b.closeAsSlowConsumer('b');
+      // 700 + 500 of the 1250 allowed (half of 2500) are kept; c's 600 more would pass it: cut now, no grace.
+      c.closeAsSlowConsumer('c');
+      expect([a.socket.terminated, b.socket.terminated, c.socket.terminated]).toEqual([false, false, true]);
+      expect(c.socket.closed).toMatchObject({ code: CloseCode.SLOW_CONSUMER });
+      // Once a's grace is over (it is gone), its bytes make room again.
+      jest.advanceTimersByTime(5000);
+      expect(a.socket.terminated).toBe(true);
+      a.socket.emitClose();
+      const d = session();
+      d.socket.bufferedAmount = 600;
+      d.closeAsSlowConsumer('d');
+      expect(d.socket.terminated).toBe(false);
+    });
+  });
 });

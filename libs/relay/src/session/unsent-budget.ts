@@ -22,6 +22,8 @@ export class UnsentBudget implements UnsentWatch {
   private swept = new Map<Session, number>();
   /** When the last sweep ran (epoch ms). */
   private lastSweep: number;
+  /** Bytes that connections closed as slow consumers keep during their grace (see graceFor). */
+  private graceBytes = 0;
   /** Stalled sessions, each with since when (epoch ms). */
   private readonly stalled = new Map<Session, number>();
 
@@ -36,6 +38,19 @@ export class UnsentBudget implements UnsentWatch {
     if (!this.stalled.has(session)) this.stalled.set(session, this.now());
     this.count(session, buffered);
     if (this.budget.used > this.budget.limit) this.shed();
+  }
+
+  /**
+   * Connections closed as slow consumers keep what they did not read for a
+   * grace, outside the count; all of them together at most half the budget.
+   * Past that, one is cut at once (its close code does not reach it).
+   */
+  graceFor(session: Session, graceMs: number): number {
+    const bytes = session.socket.bufferedAmount;
+    if (this.graceBytes + bytes > this.budget.limit / 2) return 0;
+    this.graceBytes += bytes;
+    session.socket.once('close', () => (this.graceBytes -= bytes));
+    return graceMs;
   }
 
   released(session: Session): void {
