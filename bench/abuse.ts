@@ -206,6 +206,7 @@ async function main(): Promise<void> {
       await phase(relay, client, '10,000 WAITs of 4 KB patterns, 24-day timeout', 'waits'),
       await phase(relay, client, '20 connections that stop reading', 'stall'),
       await phase(relay, client, '500 sockets that never say HELLO, reopened', 'churn'),
+      await phase(relay, client, '1,500 queue members on x.>, events to new subjects', 'routes'),
     ])),
   );
   const costs = await withRelay({ RELAY_RATE_LIMIT: '1000000000', RELAY_MAX_BAD_FRAMES: '1000000000' }, async relay => ({

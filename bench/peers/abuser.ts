@@ -12,7 +12,7 @@
 import { encodePayload, FrameCodec, FrameType } from '@wsrelay/protocol';
 import WebSocket from 'ws';
 
-export type AbuseKind = 'ping' | 'deep' | 'bomb' | 'waits' | 'stall' | 'churn' | 'cost-ping' | 'cost-deep' | 'cost-request';
+export type AbuseKind = 'ping' | 'deep' | 'bomb' | 'waits' | 'stall' | 'churn' | 'routes' | 'cost-ping' | 'cost-deep' | 'cost-request';
 
 export interface AbuseSpec {
   url: string;
@@ -43,12 +43,12 @@ function request(id: number, pattern: string, payload: Uint8Array, timeoutMs: nu
   return codec.encode({ type: FrameType.Request, id, pattern, payload, timeoutMs, peer: null, ext: null, claims: null });
 }
 
-/** A connection that said HELLO and was welcomed. */
-async function node(url: string, nodeId: string): Promise<WebSocket> {
+/** A connection that said HELLO (`hi`, by default a plain caller's) and was welcomed. */
+async function node(url: string, nodeId: string, hi = hello(nodeId)): Promise<WebSocket> {
   const socket = new WebSocket(url);
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
   const welcomed = new Promise(resolve => socket.once('message', resolve));
-  socket.send(hello(nodeId));
+  socket.send(hi);
   await welcomed;
   return socket;
 }
@@ -110,6 +110,37 @@ function churn(url: string): void {
   };
   for (let n = 0; n < 500; n++) one();
   reportEvery100ms(() => refused);
+}
+
+/**
+ * 1,500 members of one queue group on `x.>`, then events to ever new subjects
+ * `x.<n>` (each a route of its own to cache, as wide as the group) from one
+ * connection, 2,000 per second; counts the events the members got.
+ */
+async function routes(url: string): Promise<void> {
+  let delivered = 0;
+  for (let n = 0; n < 1500; n++) {
+    const member = `member-${process.pid}-${n}`;
+    const hi = codec.encode({
+      type: FrameType.Hello,
+      versions: [1],
+      nodeId: member,
+      service: null,
+      patterns: [],
+      events: ['x.>'],
+      queue: 'q',
+    });
+    (await node(url, member, hi)).on('message', () => delivered++);
+  }
+  const emitter = await node(url, `emitter-${process.pid}`);
+  const payload = encodePayload(1);
+  let subject = 0;
+  const event = () =>
+    codec.encode({ type: FrameType.Event, id: 0, pattern: `x.${++subject}`, payload, peer: null, ext: null, claims: null });
+  setInterval(() => {
+    for (let i = 0; i < 20; i++) emitter.send(event());
+  }, 10);
+  reportEvery100ms(() => delivered);
 }
 
 /** Sends `frames` copies of `frame`, then a PING; resolves once that PING's PONG is back (every frame before it was handled). */
@@ -175,6 +206,8 @@ export async function abuse(spec: AbuseSpec): Promise<void> {
       return stall(spec.url);
     case 'churn':
       return churn(spec.url);
+    case 'routes':
+      return routes(spec.url);
     default:
       return cost(spec);
   }

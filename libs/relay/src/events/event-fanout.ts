@@ -89,7 +89,7 @@ export class EventFanout {
     this.acks.relay(relay, this.worlds.get(m.tenant), m.pattern, m.copies, frame);
   }
 
-  private recipients(emitter: LocalNode, frame: EventFrame): Routable[] {
+  private recipients(emitter: LocalNode, frame: EventFrame): readonly Routable[] {
     const world = emitter.world;
     if (frame.peer === null) return world.subscriptions.recipients(frame.pattern);
     const target = world.nodes.get(frame.peer);

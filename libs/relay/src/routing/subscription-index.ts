@@ -2,17 +2,26 @@ import { compileSubject, type SubjectMatcher } from '@wsrelay/protocol';
 import type { Routable } from './routable.js';
 import { type CacheRegion, type RouteCache, standaloneRouteCache } from './route-cache.js';
 
-interface Subscription<T> {
-  session: T;
-  match: SubjectMatcher;
+/**
+ * The nodes that subscribed with one pattern in one queue group (or none):
+ * the pattern is matched once for all of them, and routes share their list.
+ */
+interface Bucket<T> {
+  readonly match: SubjectMatcher;
+  readonly queue: string | null;
+  /** Replaced, never changed, when a node joins or leaves: a route keeps the list it was built with. */
+  members: readonly T[];
+  readonly set: Set<T>;
 }
 
 /** Who receives one subject: every plain subscriber, and one member of each queue group. */
 export interface EventRoute<T> {
-  plain: T[];
-  groups: Array<{ queue: string; members: T[] }>;
-  /** Every node above, plain or in a group. */
-  all: Set<T>;
+  plain: readonly T[];
+  groups: Array<{ queue: string; members: readonly T[] }>;
+  /** The subscriptions that match it. */
+  buckets: ReadonlyArray<Bucket<T>>;
+  /** Nodes in lists made for this route alone (where subscriptions overlap); lists shared with the index cost it nothing. */
+  owned: number;
 }
 
 /** The relay's event route cache, shared by every tenant's index. */
@@ -20,26 +29,32 @@ export type EventRoutes = RouteCache<EventRoute<Routable>>;
 
 /**
  * What a cached route keeps, estimated: the record, its key and map entry,
- * and per node a slot in its list and in its set (measured by
- * bench/route-cache.ts).
+ * a slot per matching subscription, and per node in a list of its own (a
+ * route shares the member list of a subscription it matches alone) a slot
+ * (measured by bench/route-cache.ts).
  */
 export const ROUTE_OVERHEAD_BYTES = 720;
+export const ROUTE_BUCKET_BYTES = 16;
 export const ROUTE_NODE_BYTES = 40;
 
 /** A route's estimated bytes in the cache. */
 export function routeCost(subject: string, route: EventRoute<unknown>): number {
-  return ROUTE_OVERHEAD_BYTES + 2 * subject.length + ROUTE_NODE_BYTES * route.all.size;
+  return ROUTE_OVERHEAD_BYTES + 2 * subject.length + ROUTE_BUCKET_BYTES * route.buckets.length + ROUTE_NODE_BYTES * route.owned;
 }
 
 /**
- * Event subscriptions with NATS-style wildcards. Matching is done once per
- * subject and cached until the set of subscriptions changes, so routing a
- * frequent subject costs one map lookup. The cache is bounded by what its
- * routes cost (a route to many queue members costs more), in a budget that
- * every tenant's index shares: routes used least recently make room.
+ * Event subscriptions with NATS-style wildcards. Nodes that subscribe with
+ * the same pattern in the same queue group share one subscription (matched
+ * once for all of them, however many), so building a route costs one match
+ * per distinct subscription, and a route to a group of thousands shares the
+ * group's list instead of copying it. Routes are cached until the set of
+ * subscriptions changes, so routing a frequent subject costs one map lookup.
+ * The cache is bounded by what its routes cost, in a budget that every
+ * tenant's index shares: routes used least recently make room.
  */
 export class SubscriptionIndex<T extends Routable = Routable> {
-  private subscriptions: Array<Subscription<T>> = [];
+  /** By pattern and queue group. */
+  private readonly buckets = new Map<string, Bucket<T>>();
   private readonly cache: CacheRegion<EventRoute<T>>;
   /** Round-robin position of each queue group; survives cache rebuilds. */
   private readonly turns = new Map<string, number>();
@@ -51,17 +66,28 @@ export class SubscriptionIndex<T extends Routable = Routable> {
   add(session: T): void {
     if (session.events.length === 0) return;
     for (const pattern of session.events) {
-      this.subscriptions.push({ session, match: compileSubject(pattern) });
+      const key = `${session.queue ?? ''}\n${pattern}`;
+      let bucket = this.buckets.get(key);
+      if (bucket === undefined) {
+        this.buckets.set(key, (bucket = { match: compileSubject(pattern), queue: session.queue, members: [], set: new Set() }));
+      }
+      if (bucket.set.has(session)) continue;
+      bucket.set.add(session);
+      bucket.members = [...bucket.members, session];
     }
     this.cache.clear();
   }
 
   remove(session: T): void {
     if (session.events.length === 0) return;
-    this.subscriptions = this.subscriptions.filter(s => s.session !== session);
+    for (const [key, bucket] of this.buckets) {
+      if (!bucket.set.delete(session)) continue;
+      if (bucket.set.size === 0) this.buckets.delete(key);
+      else bucket.members = bucket.members.filter(m => m !== session);
+    }
     const queue = session.queue;
     // A group's turn lives as long as the group: queue names come from peers, so kept turns would grow without bound.
-    if (queue !== null && !this.subscriptions.some(s => s.session.queue === queue)) this.turns.delete(queue);
+    if (queue !== null && ![...this.buckets.values()].some(b => b.queue === queue)) this.turns.delete(queue);
     this.cache.clear();
   }
 
@@ -71,7 +97,7 @@ export class SubscriptionIndex<T extends Routable = Routable> {
   }
 
   /** The nodes one event on `subject` goes to; in a queue group, the next member in turn that is not backed up. */
-  recipients(subject: string): T[] {
+  recipients(subject: string): readonly T[] {
     const route = this.route(subject);
     if (route.groups.length === 0) return route.plain;
     const out = route.plain.slice();
@@ -95,32 +121,35 @@ export class SubscriptionIndex<T extends Routable = Routable> {
 
   /** Whether `session` subscribes to `subject` (queue groups aside). */
   subscribes(session: T, subject: string): boolean {
-    return this.route(subject).all.has(session);
+    return this.route(subject).buckets.some(b => b.set.has(session));
   }
 
   private route(subject: string): EventRoute<T> {
-    let route = this.cache.get(subject);
-    if (route !== undefined) return route;
-    route = { plain: [], groups: [], all: new Set() };
-    const groups = new Map<string, T[]>();
-    for (const { session, match } of this.subscriptions) {
-      if (route.all.has(session) || !match(subject)) continue;
-      route.all.add(session);
-      if (session.queue === null) {
-        route.plain.push(session);
-      } else {
-        let members = groups.get(session.queue);
-        if (members === undefined) groups.set(session.queue, (members = []));
-        members.push(session);
-      }
+    const cached = this.cache.get(subject);
+    if (cached !== undefined) return cached;
+    const buckets: Array<Bucket<T>> = [];
+    for (const bucket of this.buckets.values()) if (bucket.match(subject)) buckets.push(bucket);
+    const byQueue = new Map<string | null, Array<Bucket<T>>>();
+    for (const b of buckets) {
+      const same = byQueue.get(b.queue);
+      if (same === undefined) byQueue.set(b.queue, [b]);
+      else same.push(b);
     }
-    for (const [queue, members] of groups) route.groups.push({ queue, members });
+    const route: EventRoute<T> = { plain: [], groups: [], buckets, owned: 0 };
+    for (const [queue, same] of byQueue) {
+      const members = same.length === 1 ? same[0].members : [...new Set(same.flatMap(b => b.members))];
+      if (same.length > 1) route.owned += members.length;
+      if (queue === null) route.plain = members;
+      else route.groups.push({ queue, members });
+    }
     this.cache.set(subject, route, routeCost(subject, route));
     return route;
   }
 
   /** Subscriptions, and queue groups with a turn kept (for diagnostics). */
   get counts(): { subscriptions: number; queueGroups: number } {
-    return { subscriptions: this.subscriptions.length, queueGroups: this.turns.size };
+    let subscriptions = 0;
+    for (const b of this.buckets.values()) subscriptions += b.set.size;
+    return { subscriptions, queueGroups: this.turns.size };
   }
 }
