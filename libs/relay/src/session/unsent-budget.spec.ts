@@ -189,6 +189,15 @@ describe('UnsentBudget', () => {
   });
 
   describe('closed slow consumers in their grace', () => {
+    it('the first gets its grace however much it keeps; the next, past half the budget, is cut', () => {
+      const [big, next] = [session(), session()];
+      big.socket.bufferedAmount = 2000;
+      next.socket.bufferedAmount = 10;
+      big.closeAsSlowConsumer('big');
+      next.closeAsSlowConsumer('next');
+      expect([big.socket.terminated, next.socket.terminated]).toEqual([false, true]);
+    });
+
     it('keep what they did not read for the grace while all of them keep at most half the budget; past that one is cut at once', () => {
       const [a, b, c] = [session(), session(), session()];
       for (const [s, bytes] of [

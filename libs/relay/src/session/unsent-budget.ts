@@ -42,12 +42,13 @@ export class UnsentBudget implements UnsentWatch {
 
   /**
    * Connections closed as slow consumers keep what they did not read for a
-   * grace, outside the count; all of them together at most half the budget.
-   * Past that, one is cut at once (its close code does not reach it).
+   * grace, outside the count; all of them together at most half the budget
+   * (or the one connection in its grace, however much it keeps). Past that,
+   * one is cut at once (its close code does not reach it).
    */
   graceFor(session: Session, graceMs: number): number {
     const bytes = session.socket.bufferedAmount;
-    if (this.graceBytes + bytes > this.budget.limit / 2) return 0;
+    if (this.graceBytes > 0 && this.graceBytes + bytes > this.budget.limit / 2) return 0;
     this.graceBytes += bytes;
     session.socket.once('close', () => (this.graceBytes -= bytes));
     return graceMs;
