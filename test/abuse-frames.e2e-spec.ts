@@ -10,8 +10,9 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { CloseCode, encodePayload, type ErrorFrame, type Frame, FrameType, RelayErrorCode, ResponseFlag } from '@wsrelay/protocol';
+import { RelayCore } from '@wsrelay/relay';
 import type { IncomingMessage } from 'node:http';
-import { startClient, startProvider, startRelay, useCleanup } from './support/harness.js';
+import { startClient, startProvider, startRelay, until, useCleanup } from './support/harness.js';
 import { load } from './support/load.js';
 import { heapAfterGc } from './support/process-watch.js';
 import { RawNode } from './support/raw-node.js';
@@ -74,6 +75,22 @@ describe('abuse by frames (a steady caller alongside)', () => {
     expect(pongs).toBeGreaterThan(0);
     expect(flooder.frames.filter(isError)).toEqual([]);
     expect(flooder.closeCode).toBeUndefined();
+    await steady.stop();
+    expect(steady.failed()).toEqual([]);
+  });
+
+  it("a server's answers nobody asked for take rate tokens: a flood of forged RESPONSEs is read at the rate; real answers pass", async () => {
+    const { relay, steady } = await withSteadyCaller({ rateLimit: { perSecond: RATE, burst: RATE } });
+    const core = relay.app.get(RelayCore);
+    const forger = track(await RawNode.hello(relay.url, 'forger', { patterns: ['forger.serves'] }));
+    const before = core.diagnostics().droppedFrames;
+    const startedAt = Date.now();
+    for (let id = 1; id <= 5000; id++) forger.send({ type: FrameType.Response, id, flags: ResponseFlag.DONE, payload: encodePayload('x') });
+    await until(() => core.diagnostics().droppedFrames - before >= RATE, 5000, 'forged answers to be read');
+    // The provider's real answers (owed: one per request it was given) take no token: the caller keeps its pace.
+    await steady.succeeded(20);
+    const seconds = (Date.now() - startedAt) / 1000;
+    expect(core.diagnostics().droppedFrames - before).toBeLessThanOrEqual(RATE + Math.ceil(RATE * seconds));
     await steady.stop();
     expect(steady.failed()).toEqual([]);
   });

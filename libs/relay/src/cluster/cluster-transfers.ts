@@ -133,7 +133,7 @@ export class OutgoingTransfers {
   sweep(now: number, blockedMs = 0): void {
     for (const [relay, lane] of [...this.lanes]) {
       // Time this relay could not run does not count as the other's silence.
-      lane.touched += blockedMs;
+      lane.touched = Math.min(now, lane.touched + blockedMs);
       if (now - lane.touched > this.limits.timeoutMs) this.forget(relay);
     }
   }
@@ -221,7 +221,7 @@ export interface InboundSink {
 
 /** The receiving side: chunked messages put together, and what follows them held back until they are. */
 export class InboundTransfers {
-  /** When a chunk last came in from any relay (0: never): a relay taking in a large message is not stuck. */
+  /** When a chunk of a snapshot last came in (0: never): a relay taking in another's nodes is not stuck. */
   lastProgressAt = 0;
 
   private readonly inboxes = new Map<RemoteRelay, Inbox>();
@@ -274,7 +274,8 @@ export class InboundTransfers {
     }
     a.pieces.push(m.piece);
     a.bytes += m.piece.length;
-    inbox.touched = this.lastProgressAt = Date.now();
+    inbox.touched = Date.now();
+    if (m.inner === ClusterMessageType.Snapshot) this.lastProgressAt = inbox.touched;
     if (a.pieces.length < a.count)
       return this.sink.reply(relay, { type: ClusterMessageType.Pull, transfer: a.transfer, received: a.pieces.length });
     this.sink.reply(relay, { type: ClusterMessageType.Pull, transfer: a.transfer, received: a.count });
@@ -288,7 +289,7 @@ export class InboundTransfers {
   /** A relay none of whose incomplete chunked messages got a chunk for `timeoutMs` is broken. */
   sweep(now: number, blockedMs = 0): void {
     for (const [relay, inbox] of [...this.inboxes]) {
-      inbox.touched += blockedMs;
+      inbox.touched = Math.min(now, inbox.touched + blockedMs);
       if (now - inbox.touched <= this.limits.timeoutMs) continue;
       const stalled = inbox.entries.find((e): e is Assembly => 'pieces' in e && e.message === undefined);
       if (stalled !== undefined)

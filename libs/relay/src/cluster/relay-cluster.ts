@@ -14,7 +14,7 @@ import { DEFAULT_CLUSTER_MAX_MESSAGE_BYTES } from './cluster-limits.js';
 import { ClusterReadiness } from './cluster-readiness.js';
 import { InboundTransfers, OutgoingTransfers, transferLimits } from './cluster-transfers.js';
 import { InMemoryBackplane } from './in-memory.backplane.js';
-import { nodeKey, RemoteNode, RemoteRelay, sameNode } from './remote.js';
+import { claimBeats, nodeKey, RemoteNode, RemoteRelay, sameNode } from './remote.js';
 
 export type { ClusterListener, ClusterSettings, ClusterStatus } from './cluster-interfaces.js';
 
@@ -232,11 +232,12 @@ export class RelayCluster implements OnModuleInit {
 
   private tick(): void {
     const now = Date.now();
-    // Time this relay could not run (busy taking in a large snapshot, say) is nobody's silence: it would drop them for its own stall.
-    const blocked = this.lastTickAt === 0 ? 0 : Math.max(0, now - this.lastTickAt - this.heartbeatIntervalMs);
+    // A stall of this relay (busy taking in a large snapshot, say; not a tick a little late) is nobody's silence.
+    const late = this.lastTickAt === 0 ? 0 : now - this.lastTickAt - this.heartbeatIntervalMs;
+    const blocked = late > this.heartbeatIntervalMs ? late : 0;
     this.lastTickAt = now;
-    this.lastHeard += blocked;
-    for (const relay of this.relays.values()) relay.lastSeen += blocked;
+    this.lastHeard = Math.min(now, this.lastHeard + blocked);
+    for (const relay of this.relays.values()) relay.lastSeen = Math.min(now, relay.lastSeen + blocked);
     this.beat();
     if (this.healthy && now - this.lastHeard > this.timeoutMs) {
       this.logger.warn(
@@ -442,9 +443,4 @@ export class RelayCluster implements OnModuleInit {
     for (const node of [...relay.nodes.values()]) this.remove(relay, node, false, this.reservationMs);
     this.listener?.relayGone(relay);
   }
-}
-
-/** Whether claim `a` to a node id beats claim `b`: the older wins, ties by relay instance id. */
-export function claimBeats(a: { since: number }, aInstance: string, b: { since: number }, bInstance: string): boolean {
-  return a.since < b.since || (a.since === b.since && aInstance < bInstance);
 }

@@ -86,3 +86,8 @@ export function sameNode(a: ClusterNode, b: ClusterNode): boolean {
     a.events.every((e, i) => e === b.events[i])
   );
 }
+
+/** Whether claim `a` to a node id beats claim `b`: the older wins, ties by relay instance id. */
+export function claimBeats(a: { since: number }, aInstance: string, b: { since: number }, bInstance: string): boolean {
+  return a.since < b.since || (a.since === b.since && aInstance < bInstance);
+}

@@ -266,7 +266,7 @@ export class EventAcks {
     clearTimeout(d.timer);
     d.timer = setTimeout(() => this.moveOn(d, RelayErrorCode.TIMEOUT), this.settings.attemptTimeoutMs);
     if (!send) return;
-    if (target instanceof LocalNode) target.send(this.codec.encode(this.copy(d)));
+    if (target instanceof LocalNode) target.ask(this.codec.encode(this.copy(d)));
     else this.sendRemote(target.relay, d.event, [d]);
   }
 

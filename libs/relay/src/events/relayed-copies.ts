@@ -63,7 +63,7 @@ export class RelayedCopies {
       let mine = this.byNode.get(node);
       if (mine === undefined) this.byNode.set(node, (mine = new Set()));
       mine.add(id);
-      node.send(bytesFor(id, attempt));
+      node.ask(bytesFor(id, attempt));
     }
   }
 

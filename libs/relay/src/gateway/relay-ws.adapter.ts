@@ -69,13 +69,20 @@ const INBOUND: Readonly<Partial<Record<FrameType, { readonly startsWork: boolean
 const MAX_HELD_FRAMES = 16_384;
 
 /** Frame types that answer work the relay gave a node. */
-const ANSWERS = new Set<number>([FrameType.Response, FrameType.Handled, FrameType.Pong]);
+const ANSWERS = new Set<number>([FrameType.Response, FrameType.Handled]);
 
 /** Whether a message is an answer, from its first bytes (a MessagePack array of up to 15 fields, or more, then the type). */
 function isAnswer(data: Buffer): boolean {
   const head = data[0];
   const type = head >= 0x91 && head <= 0x9f ? data[1] : head === 0xdc ? data[3] : undefined;
   return type !== undefined && ANSWERS.has(type);
+}
+
+/** Whether `data` is an answer `session` owes the relay (one of them is then paid). */
+function owedAnswer(session: Session, data: Buffer): boolean {
+  if (session.owed === 0 || !session.identity.isServer || !isAnswer(data)) return false;
+  session.owed--;
+  return true;
 }
 
 /** Closes a connection far past its rate: the close frame goes out, it reads again to finish closing, and it is cut after a second. */
@@ -213,8 +220,8 @@ export class RelayWsAdapter extends WsAdapter {
             client,
             rate,
             read,
-            // A server's answers (its callers' buckets limit how many it is asked for) take no token; a passive client's do.
-            { ...this.gateLimits, exempt: data => (session as Session).identity.isServer && isAnswer(data) },
+            // Answers the relay is owed take no token (its callers' buckets limit how many it asks for); any other frame does.
+            { ...this.gateLimits, exempt: data => owedAnswer(session as Session, data) },
             (frames, bytes) => giveUp(client, `over the rate limit: ${frames} frames (${bytes} bytes) unread`),
           );
     client.on('message', gate === undefined ? read : (data: Buffer, isBinary: boolean) => gate.receive(data, isBinary));

@@ -226,7 +226,8 @@ export interface RelayModuleOptions {
   upgradeTimeoutMs?: number;
   /**
    * Frames per second per connection, every frame type, except a server
-   * connection's answers (RESPONSE, HANDLED, PONG), which its callers' own
+   * connection's answers it owes (one RESPONSE or HANDLED per REQUEST or
+   * handler-acked EVENT it was given), which its callers' own
    * limits bound. Over it the relay stops reading the connection until tokens
    * come back: frames are delayed, in order, never refused for the rate and
    * never decoded ahead of their turn (far past it: closed with 4429).

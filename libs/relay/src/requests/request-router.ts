@@ -233,7 +233,7 @@ export class RequestRouter {
   /** The REQUEST to a provider on this relay, under the relay's id for it. */
   private sendRequest(pending: PendingRequest, r: Carried, peer: string | null, claims: Uint8Array | null): void {
     const { pattern, payload, timeoutMs, ext } = r;
-    (pending.provider as LocalNode).send(
+    (pending.provider as LocalNode).ask(
       this.codec.encode({ type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims }),
     );
   }

@@ -60,6 +60,12 @@ export class LocalNode implements Routable {
     this.session.send(bytes);
   }
 
+  /** Work it is to answer (a REQUEST, a handler-acked EVENT copy): its answer may come in without a rate token. */
+  ask(bytes: Uint8Array): void {
+    this.session.owed++;
+    this.session.send(bytes);
+  }
+
   /** What it may serve and subscribe to now (a token refresh withdrew some); take it out of routing tables first. */
   narrow(patterns: readonly string[], events: readonly string[]): void {
     this.patterns = patterns;

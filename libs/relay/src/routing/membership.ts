@@ -1,7 +1,8 @@
 import { CloseCode, type NodeInfo, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
 import type { Permissions } from '../auth/permissions.js';
 import type { ClusterNode } from '../cluster/cluster-protocol.js';
-import { claimBeats, type RelayCluster } from '../cluster/relay-cluster.js';
+import type { RelayCluster } from '../cluster/relay-cluster.js';
+import { claimBeats } from '../cluster/remote.js';
 import { RemoteNode } from '../cluster/remote.js';
 import { closeReason } from '../internal/utf8.js';
 import type { Replies } from '../session/replies.js';

@@ -93,4 +93,16 @@ describe('SubscriptionIndex', () => {
     const merged = { plain: [both, other], groups: [], buckets: [], owned: 2 };
     expect(routeCost('x.a', merged)).toBe(ROUTE_OVERHEAD_BYTES + 2 * 3 + 2 * ROUTE_NODE_BYTES);
   });
+
+  it('keeps subscriptions apart whatever their queue names and patterns hold (no two share a bucket by accident)', () => {
+    const index = new SubscriptionIndex();
+    const tricky = node(['y\norders.>'], 'x');
+    const victim = node(['orders.>'], 'x\ny');
+    const plain = node(['orders.>']);
+    const emptyQueue = node(['orders.>'], '');
+    [tricky, victim, plain, emptyQueue].forEach(n => index.add(n));
+    expect(index.recipients('orders.new')).toEqual([plain, victim, emptyQueue]);
+    expect(index.subscribes(tricky, 'orders.new')).toBe(false);
+    expect(index.groupMembers('orders.new', 'x\ny')).toEqual([victim]);
+  });
 });

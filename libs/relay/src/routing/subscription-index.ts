@@ -66,7 +66,8 @@ export class SubscriptionIndex<T extends Routable = Routable> {
   add(session: T): void {
     if (session.events.length === 0) return;
     for (const pattern of session.events) {
-      const key = `${session.queue ?? ''}\n${pattern}`;
+      // Unambiguous whatever a queue name or pattern holds: the queue is length-prefixed, and no queue differs from ''.
+      const key = session.queue === null ? `-${pattern}` : `+${session.queue.length}:${session.queue}${pattern}`;
       let bucket = this.buckets.get(key);
       if (bucket === undefined) {
         this.buckets.set(key, (bucket = { match: compileSubject(pattern), queue: session.queue, members: [], set: new Set() }));

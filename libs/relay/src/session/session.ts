@@ -44,6 +44,12 @@ export class Session {
   readonly sessionId = randomUUID();
   /** Sent a frame, ping or pong since the last heartbeat beat. */
   heard = true;
+  /**
+   * Answers the relay is owed (REQUESTs and handler-acked EVENT copies given
+   * to it): each lets one RESPONSE or HANDLED in without a rate token; past
+   * them (streamed results, or answers nobody asked for) answers take tokens.
+   */
+  owed = 0;
   /** Heartbeat beats (half intervals) in a row without hearing from the node. */
   silentBeats = 0;
   /** Closed for going over its byte budget (or the relay's): nothing more is written to it. */
