@@ -46,7 +46,7 @@ export interface RelayDiagnostics {
   /** RESPONSE, CANCEL and HANDLED frames that named nothing routed to their sender. */
   droppedFrames: number;
   budgets: RelayBudgetsStatus;
-  /** Connections backed up now: past a sixteenth of maxBufferedBytes unsent, or unsent bytes not going down since the last heartbeat beat. */
+  /** Connections backed up now: past a sixteenth of maxBufferedBytes unsent, or holding unsent bytes and taking none since the last heartbeat beat. */
   stalled: number;
 }
 

@@ -115,7 +115,7 @@ export interface RelayBudgetOptions {
   /**
    * Bytes written to connections and not yet sent, all connections together.
    * Over it, connections that stopped reading (more than a sixteenth of
-   * `maxBufferedBytes` unsent, or unsent bytes that did not go down from one
+   * `maxBufferedBytes` unsent, or unsent bytes of which it took none from one
    * heartbeat beat to the next) are closed with 4507 SLOW_CONSUMER, the one
    * stalled longest first, until it is under again.
    * @default 134217728 (128 MiB)

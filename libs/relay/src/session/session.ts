@@ -50,6 +50,8 @@ export class Session {
    * them (streamed results, or answers nobody asked for) answers take tokens.
    */
   owed = 0;
+  /** Bytes handed to its socket so far: with what is still unsent, how much it has taken (see UnsentBudget). */
+  written = 0;
   /** Heartbeat beats (half intervals) in a row without hearing from the node. */
   silentBeats = 0;
   /** Closed for going over its byte budget (or the relay's): nothing more is written to it. */
@@ -91,6 +93,7 @@ export class Session {
     if (this.socket.readyState !== WebSocket.OPEN || this.overBudget) return;
     if (!this.corked) this.cork();
     this.socket.send(bytes);
+    this.written += bytes.length;
     const buffered = this.socket.bufferedAmount;
     if (buffered <= this.budget.slowBytes) return;
     if (buffered > this.budget.budgetBytes) this.closeAsSlowConsumer(RelayErrorMessages.slowConsumer(buffered, this.budget.budgetBytes));

@@ -128,6 +128,22 @@ describe('UnsentBudget', () => {
       unsent.sweep(unsentBytes.map(([s]) => s));
     }
 
+    it('one that reads, however slowly, is not stalled though its backlog does not shrink; one that takes nothing is', () => {
+      const [reader, stuck] = [session(), session()];
+      sweepAt(1000, [
+        [reader, 90],
+        [stuck, 90],
+      ]);
+      // Both still hold 90 unsent, but 500 more bytes were written to the reader, and it took them.
+      reader.written += 500;
+      sweepAt(2000, [
+        [reader, 90],
+        [stuck, 90],
+      ]);
+      expect(unsent.stalledSince(reader)).toBeUndefined();
+      expect(unsent.stalledSince(stuck)).toBe(1000);
+    });
+
     it('stall once their unsent bytes made no progress since the last sweep, and over the budget go oldest-stalled first, then the largest', () => {
       const [early, big, small, mover, idle] = [session(), session(), session(), session(), session()];
       sweepAt(1000, [

@@ -18,7 +18,7 @@ import type { Session, UnsentWatch } from './session.js';
 export class UnsentBudget implements UnsentWatch {
   /** Each session's unsent bytes as last seen (sessions with none are not kept). */
   private readonly counted = new Map<Session, number>();
-  /** Each session's unsent bytes at the last sweep (sessions with none are not kept). */
+  /** What each session had taken at the last sweep (sessions with nothing unsent then are not kept). */
   private swept = new Map<Session, number>();
   /** When the last sweep ran (epoch ms). */
   private lastSweep: number;
@@ -76,9 +76,11 @@ export class UnsentBudget implements UnsentWatch {
   }
 
   /**
-   * Re-reads every session: the exact count; sessions backed up, or whose
-   * unsent bytes did not decrease since the last sweep, are stalled (since
-   * then), the others no longer; and the budget is enforced.
+   * Re-reads every session: the exact count; sessions backed up, or that
+   * held unsent bytes at the last sweep and took none of them since (how
+   * much a session has taken is what was written to it less what is still
+   * unsent), are stalled (since then), the others no longer; and the budget
+   * is enforced. A connection that reads, however slowly, is not stalled.
    */
   sweep(sessions: Iterable<Session>): void {
     const now = this.now();
@@ -87,9 +89,10 @@ export class UnsentBudget implements UnsentWatch {
       if (session.overBudget) continue;
       const bytes = session.socket.bufferedAmount;
       this.count(session, bytes);
-      if (bytes > 0) swept.set(session, bytes);
-      const before = this.swept.get(session) ?? 0;
-      const stuck = before > 0 && bytes >= before;
+      const taken = session.written - bytes;
+      if (bytes > 0) swept.set(session, taken);
+      const before = this.swept.get(session);
+      const stuck = before !== undefined && bytes > 0 && taken <= before;
       if (!stuck && !session.slow) this.stalled.delete(session);
       else if (!this.stalled.has(session)) this.stalled.set(session, stuck ? this.lastSweep : now);
     }
