@@ -6,39 +6,14 @@ import { Logger } from '@nestjs/common';
 import type { BackplaneListener } from './backplane.js';
 import { ClusterCodec, ClusterMessageType, type ClusterNode } from './cluster-protocol.js';
 import { InMemoryBackplane, InMemoryHub } from './in-memory.backplane.js';
-import { type ClusterListener, RelayCluster } from './relay-cluster.js';
+import { clusterListener, untilTrue } from '../../spec-support/cluster-setup.js';
+import { RelayCluster } from './relay-cluster.js';
 
 const codec = new ClusterCodec();
 
 function node(nodeId: string, patterns = 1): ClusterNode {
   const p = Array.from({ length: patterns }, (_, i) => `pattern.${'x'.repeat(40)}.${i}`);
   return { tenant: '', nodeId, service: null, patterns: p, events: [], queue: null, subject: null, since: 1 };
-}
-
-function listener(own: () => ClusterNode[], seen: string[] = []): ClusterListener {
-  const none = () => undefined;
-  return {
-    localNodes: own,
-    remoteNodeUp: n => void seen.push(n.nodeId),
-    remoteNodeDown: none,
-    remoteNodeChanged: none,
-    relayGone: none,
-    remoteRequest: none,
-    remoteResponse: none,
-    remoteCancel: none,
-    remoteError: none,
-    remoteEvent: none,
-    remoteEventCopies: none,
-    remoteHandled: none,
-  };
-}
-
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise(resolve => setImmediate(resolve));
-  }
 }
 
 /** An in-memory backplane that can lose its connection (dropping what is published meanwhile) and drop chunks past a head. */
@@ -77,7 +52,7 @@ describe('RelayCluster readiness', () => {
     const backplane = new FlakyBackplane();
     const a = new RelayCluster({ relayId: 'A', backplane, heartbeatIntervalMs: 100, timeoutMs: 1000, reservationMs: 0 });
     try {
-      await a.start(listener(() => []));
+      await a.start(clusterListener(() => []));
       await jest.advanceTimersByTimeAsync(1500);
       expect(a.status()).toMatchObject({ healthy: true, synced: true });
       // Fifty heartbeats while cut off: none is sent, so none may be waited for.
@@ -103,11 +78,11 @@ describe('RelayCluster readiness', () => {
     const b = new RelayCluster({ relayId: 'B', backplane: new InMemoryBackplane(hub), ...settings, maxMessageBytes: 2048 });
     const many = Array.from({ length: 20 }, (_, i) => node(`on-a-${i}`, 2));
     try {
-      await a.start(listener(() => many));
-      await until(() => a.status().synced, 'A alone to be synced');
-      await b.start(listener(() => []));
-      await until(() => b.status().relays.length === 1, 'B to meet A');
-      await until(() => b.status().synced, 'B to be ready anyway');
+      await a.start(clusterListener(() => many));
+      await untilTrue(() => a.status().synced, 'A alone to be synced');
+      await b.start(clusterListener(() => []));
+      await untilTrue(() => b.status().relays.length === 1, 'B to meet A');
+      await untilTrue(() => b.status().synced, 'B to be ready anyway');
       expect(b.status().relays).toMatchObject([{ relayId: 'A', nodes: 0, synced: false }]);
       expect(b.status().relays[0]?.syncTrouble).toMatch(/^a message of \d+ bytes, over 2048$/);
       expect(warn.mock.calls.map(c => String(c[0]))).toContainEqual(
@@ -127,9 +102,9 @@ describe('RelayCluster readiness', () => {
     const nodesOfA = [node('on-a')];
     const seenB: string[] = [];
     try {
-      await a.start(listener(() => nodesOfA));
-      await b.start(listener(() => [], seenB));
-      await until(() => b.status().synced && seenB.includes('on-a'), 'B to be synced with A');
+      await a.start(clusterListener(() => nodesOfA));
+      await b.start(clusterListener(() => [], seenB));
+      await untilTrue(() => b.status().synced && seenB.includes('on-a'), 'B to be synced with A');
       const readiness: boolean[] = [];
       const watch = (what: () => boolean) => () => (readiness.push(b.status().synced), what());
       // A announces a node too large for one message; only its head reaches B.
@@ -137,12 +112,12 @@ describe('RelayCluster readiness', () => {
       nodesOfA.push(node('large', 40));
       a.nodeUp(nodesOfA[1]);
       const trouble = () => b.status().relays.find(r => r.relayId === 'A')?.syncTrouble ?? '';
-      await until(
+      await untilTrue(
         watch(() => /^a chunked message stalled at 1 of \d+ chunks$/.test(trouble())),
         'B to give up the transfer',
       );
       bpA.dropChunks = false;
-      await until(
+      await untilTrue(
         watch(() => seenB.includes('large') && b.status().relays[0]?.synced === true),
         'B to resync with A',
       );
@@ -161,14 +136,14 @@ describe('RelayCluster readiness', () => {
     const b = new RelayCluster({ relayId: 'B', backplane: new InMemoryBackplane(hub), ...timing });
     let gone = 0;
     try {
-      await a.start(listener(() => [node('on-a')]));
-      await b.start({ ...listener(() => []), relayGone: () => void gone++ });
-      await until(() => b.status().synced && b.status().relays[0]?.nodes === 1, 'B to be synced with A');
+      await a.start(clusterListener(() => [node('on-a')]));
+      await b.start({ ...clusterListener(() => []), relayGone: () => void gone++ });
+      await untilTrue(() => b.status().synced && b.status().relays[0]?.nodes === 1, 'B to be synced with A');
       // The event loop busy for more than three timeouts: no timer and no message runs meanwhile.
       const busyUntil = Date.now() + 1000;
       while (Date.now() < busyUntil);
       const lastSeen = () => b.status().relays.find(r => r.relayId === 'A')?.lastSeenMsAgo ?? Infinity;
-      await until(() => lastSeen() < timing.heartbeatIntervalMs, 'B to hear A again after the block');
+      await untilTrue(() => lastSeen() < timing.heartbeatIntervalMs, 'B to hear A again after the block');
       expect(gone).toBe(0);
       expect(b.status()).toMatchObject({ healthy: true, synced: true, relays: [{ relayId: 'A', nodes: 1 }] });
       expect(a.status()).toMatchObject({ healthy: true, relays: [{ relayId: 'B' }] });
@@ -186,10 +161,10 @@ describe('RelayCluster readiness', () => {
     let encodings = 0;
     const [seenB, seenC]: string[][] = [[], []];
     try {
-      await a.start(listener(() => (encodings++, many)));
-      await until(() => a.status().healthy, 'A to be healthy');
-      await Promise.all([b.start(listener(() => [], seenB)), c.start(listener(() => [], seenC))]);
-      await until(() => seenB.length === many.length && seenC.length === many.length, 'B and C to have the nodes of A');
+      await a.start(clusterListener(() => (encodings++, many)));
+      await untilTrue(() => a.status().healthy, 'A to be healthy');
+      await Promise.all([b.start(clusterListener(() => [], seenB)), c.start(clusterListener(() => [], seenC))]);
+      await untilTrue(() => seenB.length === many.length && seenC.length === many.length, 'B and C to have the nodes of A');
       expect(encodings).toBe(1);
     } finally {
       await Promise.all([a, b, c].map(r => r.stop()));

@@ -1,6 +1,7 @@
 import { ClusterCodec, type ClusterNode, ClusterMessageType } from './cluster-protocol.js';
 import { InMemoryBackplane, InMemoryHub } from './in-memory.backplane.js';
-import { type ClusterListener, RelayCluster } from './relay-cluster.js';
+import { clusterListener, untilTrue } from '../../spec-support/cluster-setup.js';
+import { RelayCluster } from './relay-cluster.js';
 
 const codec = new ClusterCodec();
 
@@ -32,32 +33,6 @@ function node(nodeId: string): ClusterNode {
   return { tenant: '', nodeId, service: null, patterns: ['p'], events: [], queue: null, subject: null, since: 1 };
 }
 
-function listener(own: ClusterNode, seen: string[], gone: string[]): ClusterListener {
-  const none = () => undefined;
-  return {
-    localNodes: () => [own],
-    remoteNodeUp: n => void seen.push(n.nodeId),
-    remoteNodeDown: none,
-    remoteNodeChanged: none,
-    relayGone: r => void gone.push(r.instanceId),
-    remoteRequest: none,
-    remoteResponse: none,
-    remoteCancel: none,
-    remoteError: none,
-    remoteEvent: none,
-    remoteEventCopies: none,
-    remoteHandled: none,
-  };
-}
-
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise(resolve => setImmediate(resolve));
-  }
-}
-
 describe('RelayCluster joining', () => {
   it('a relay that joins exchanges one snapshot each way, and nobody takes the join for a restart', async () => {
     const hub = new InMemoryHub();
@@ -69,14 +44,14 @@ describe('RelayCluster joining', () => {
       seenB: string[] = [],
       goneA: string[] = [],
       goneB: string[] = [];
-    await a.start(listener(node('on-a'), seenA, goneA));
-    await until(() => a.status().healthy, 'A to be healthy');
-    await b.start(listener(node('on-b'), seenB, goneB));
+    await a.start(clusterListener(() => [node('on-a')], seenA, goneA));
+    await untilTrue(() => a.status().healthy, 'A to be healthy');
+    await b.start(clusterListener(() => [node('on-b')], seenB, goneB));
     try {
-      await until(() => seenA.includes('on-b') && seenB.includes('on-a'), 'each relay to know the other’s node');
+      await untilTrue(() => seenA.includes('on-b') && seenB.includes('on-a'), 'each relay to know the other’s node');
       // A few more heartbeats: nothing more comes of the join.
       const beats = bpB.get('pub Beat');
-      await until(() => bpB.get('pub Beat') >= beats + 3, 'three more beats of B');
+      await untilTrue(() => bpB.get('pub Beat') >= beats + 3, 'three more beats of B');
       expect([bpA.get('send Snapshot'), bpB.get('send Snapshot')]).toEqual([1, 1]);
       expect([bpA.get('send Sync'), bpB.get('pub Sync')]).toEqual([0, 1]);
       expect([goneA, goneB]).toEqual([[], []]);
@@ -109,12 +84,12 @@ describe('RelayCluster with a snapshot larger than a chunk', () => {
     const [a, b] = [make('A'), make('B')];
     const many = Array.from({ length: 50 }, (_, i) => ({ ...node(`on-a-${i}`), patterns: [`pattern.${'x'.repeat(40)}.${i}`] }));
     const seenB: string[] = [];
-    await a.start({ ...listener(node('unused'), [], []), localNodes: () => many });
-    await until(() => a.status().synced, 'A alone to be synced');
-    await b.start(listener(node('on-b'), seenB, []));
+    await a.start({ ...clusterListener(() => [node('unused')], [], []), localNodes: () => many });
+    await untilTrue(() => a.status().synced, 'A alone to be synced');
+    await b.start(clusterListener(() => [node('on-b')], seenB, []));
     try {
       const early: Array<{ synced: boolean; seen: number }> = [];
-      await until(() => {
+      await untilTrue(() => {
         const synced = b.status().synced;
         early.push({ synced, seen: seenB.length });
         return synced;
