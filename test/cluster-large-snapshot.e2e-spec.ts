@@ -17,7 +17,7 @@ import { CLUSTER_TIMING } from './support/cluster.js';
 import { answerTo, isRequest, request } from './support/frames.js';
 import { startRelay, untilAsync, useCleanup } from './support/harness.js';
 import { RawNode } from './support/raw-node.js';
-import { startTestRedis, type TestRedis } from './support/redis.js';
+import { useTestRedis } from './support/redis.js';
 
 const SERVERS = 40;
 const PATTERNS = 5000;
@@ -26,15 +26,7 @@ const pattern = (server: number, i: number) => `svc-${server}.${'p'.repeat(160)}
 
 describe('a cluster whose presence snapshot is over 32 MB', () => {
   const { add, track } = useCleanup();
-  let redis: TestRedis;
-
-  beforeAll(async () => {
-    redis = await startTestRedis();
-  });
-
-  afterAll(async () => {
-    await redis?.stop();
-  });
+  const redis = useTestRedis();
 
   it('a relay that joins gets it in chunks, is not ready until it has it, then serves cross-relay calls', async () => {
     const cluster = { redis: redis.url, channelPrefix: `wsrelay-big-${randomBytes(4).toString('hex')}`, ...CLUSTER_TIMING };

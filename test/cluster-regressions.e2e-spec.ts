@@ -37,7 +37,7 @@ import { CLUSTER_AUTH, CLUSTER_TIMING } from './support/cluster.js';
 import { answerTo, isRequest, request } from './support/frames.js';
 import { type RunningRelay, settlesWithin, startRelay, until, untilAsync, useCleanup } from './support/harness.js';
 import { claim as claimNode, RawNode } from './support/raw-node.js';
-import { CutOffProxy, freePort, startTestRedis, type TestRedis, tieSockets } from './support/redis.js';
+import { CutOffProxy, freePort, useTestRedis, tieSockets } from './support/redis.js';
 import { bearer, mint, SERVER } from './support/tokens.js';
 
 /** Room for timers and the event loop on a busy 2-core machine. */
@@ -54,15 +54,7 @@ const answerOf = (f: Frame) => (f.type === FrameType.Error || f.type === FrameTy
 
 describe('cluster regressions', () => {
   const { add, track } = useCleanup();
-  let redis: TestRedis;
-
-  beforeAll(async () => {
-    redis = await startTestRedis();
-  });
-
-  afterAll(async () => {
-    await redis?.stop();
-  });
+  const redis = useTestRedis();
 
   /** A relay closed after the test (its close() runs once, even when the test closed it). */
   async function relay(options: RelayModuleOptions): Promise<RunningRelay> {

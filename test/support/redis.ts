@@ -85,6 +85,23 @@ export async function startTestRedis(): Promise<TestRedis> {
   };
 }
 
+/** A Redis for the whole suite: started before its first test, stopped after its last. */
+export function useTestRedis(): { readonly url: string } {
+  let redis: TestRedis | undefined;
+  beforeAll(async () => {
+    redis = await startTestRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  return {
+    get url(): string {
+      if (redis === undefined) throw new Error('the suite Redis is not started yet (use it inside a test)');
+      return redis.url;
+    },
+  };
+}
+
 /**
  * Ties a proxied connection's two sockets together: both are kept in
  * `sockets` while open, errors are ignored, and each closes with the other.
