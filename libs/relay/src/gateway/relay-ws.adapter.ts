@@ -71,16 +71,11 @@ const MAX_HELD_FRAMES = 16_384;
 /** Frame types that answer work the relay gave a node. */
 const ANSWERS = new Set<number>([FrameType.Response, FrameType.Handled]);
 
-/** Whether a message is an answer, from its first bytes (a MessagePack array of up to 15 fields, or more, then the type). */
-function isAnswer(data: Buffer): boolean {
-  const head = data[0];
-  const type = head >= 0x91 && head <= 0x9f ? data[1] : head === 0xdc ? data[3] : undefined;
-  return type !== undefined && ANSWERS.has(type);
-}
 
 /** Whether `data` is an answer `session` owes the relay (one of them is then paid). */
 function owedAnswer(session: Session, data: Buffer): boolean {
-  if (session.owed === 0 || !session.identity.isServer || !isAnswer(data)) return false;
+  const type = session.owed === 0 || !session.identity.isServer ? undefined : peekFrameHead(data)?.type;
+  if (type === undefined || !ANSWERS.has(type)) return false;
   session.owed--;
   return true;
 }
