@@ -71,7 +71,6 @@ const MAX_HELD_FRAMES = 16_384;
 /** Frame types that answer work the relay gave a node. */
 const ANSWERS = new Set<number>([FrameType.Response, FrameType.Handled]);
 
-
 /** Whether `data` is an answer `session` owes the relay (one of them is then paid). */
 function owedAnswer(session: Session, data: Buffer): boolean {
   const type = session.owed === 0 || !session.identity.isServer ? undefined : peekFrameHead(data)?.type;
