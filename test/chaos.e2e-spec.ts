@@ -160,10 +160,8 @@ describe('chaos (real relay and provider processes, under load)', () => {
     let killedAt = 0;
     try {
       await run.succeeded(100);
-      // Calls are in flight at the victim: started there, not answered yet.
-      await until(() => requestsAt(victim).unanswered.length > 0, 5000, 'a call in flight at p1');
-      killedAt = Date.now();
-      await victim.kill('SIGKILL');
+      // Killed as a call starts there: at least that one is in flight, not answered.
+      killedAt = await victim.killAtNext(/^REQ \d+$/, 'SIGKILL');
       await run.succeeded(150);
     } finally {
       await run.stop();
@@ -202,9 +200,8 @@ describe('chaos (real relay and provider processes, under load)', () => {
     let linesAtDetection = 0;
     try {
       await run.succeeded(100);
-      await until(() => requestsAt(victim).unanswered.length > 0, 5000, 'a call in flight at p1');
-      stoppedAt = Date.now();
-      await victim.kill('SIGSTOP');
+      // Frozen as a call starts there: at least that one is in flight, not answered.
+      stoppedAt = await victim.killAtNext(/^REQ \d+$/, 'SIGSTOP');
       await until(() => r.output.some(l => /Node p1 missed its heartbeat/.test(l)), 5000, 'the relay dropping p1');
       detectedAt = Date.now();
       linesAtDetection = victim.lines.length;

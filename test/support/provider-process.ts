@@ -29,6 +29,13 @@ export interface ProviderProcess {
    * exited; SIGSTOP and SIGCONT at once.
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Sends `signal` the moment a line matching `re` arrives (a new one, not one
+   * printed already), from the reader itself: no turn of the event loop between
+   * seeing the line and signalling. Resolves with when it was sent (`Date.now()`), for
+   * SIGKILL once it exited.
+   */
+  killAtNext(re: RegExp, signal: NodeJS.Signals, timeoutMs?: number): Promise<number>;
   /** SIGTERM (after SIGCONT if stopped), SIGKILL after 10 s; resolves with the exit code. */
   stop(): Promise<number | null>;
 }
@@ -125,6 +132,23 @@ export async function spawnProvider(env: Record<string, string>): Promise<Provid
         await exited;
       }
     },
+    killAtNext: (re, signal, timeoutMs = 5000) =>
+      new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          listeners.delete(listener);
+          reject(new Error(`provider printed no line matching ${re} within ${timeoutMs} ms`));
+        }, timeoutMs).unref();
+        const listener = (l: ProviderLine) => {
+          if (!re.test(l.text)) return;
+          listeners.delete(listener);
+          clearTimeout(timer);
+          child.kill(signal);
+          const at = Date.now();
+          if (signal === 'SIGSTOP') stopped = true;
+          resolve(signal === 'SIGKILL' ? exited.then(() => at) : at);
+        };
+        listeners.add(listener);
+      }),
     stop: async () => {
       if (!gone()) {
         child.kill('SIGTERM');
