@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './frames.js';
 export * from './msgpack-bounds.js';
 export * from './subject.js';
+export type { FrameAllocator } from './hot-write.js';

@@ -13,7 +13,7 @@ import type { World } from '../src/routing/world.js';
 import { Replies } from '../src/session/replies.js';
 import { Session, type SendBudget } from '../src/session/session.js';
 
-export const codec = new FrameCodec();
+export const codec = new FrameCodec({ webSocketHeader: true });
 export const replies = new Replies(codec);
 
 /** A WebSocket that records frames and closes instead of sending them anywhere. */

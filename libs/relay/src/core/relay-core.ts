@@ -88,7 +88,13 @@ export class RelayCore implements OnModuleDestroy {
     private readonly cluster: RelayCluster,
   ) {
     // Inbound frames: HELLO's two lists at their longest and its fields are the most values one may hold.
-    this.codec = new FrameCodec({ maxBinBytes: options.maxPayloadBytes, maxValues: 2 * DEFAULT_MAX_ARRAY_LENGTH + MAX_FRAME_FIELDS });
+    this.codec = new FrameCodec({
+      maxBinBytes: options.maxPayloadBytes,
+      maxValues: 2 * DEFAULT_MAX_ARRAY_LENGTH + MAX_FRAME_FIELDS,
+      allocate: size => Buffer.allocUnsafe(size),
+      // Sessions write a frame to their socket as one piece, header and all (see Session.send).
+      webSocketHeader: true,
+    });
     this.replies = new Replies(this.codec);
     this.pong = this.codec.encode({ type: FrameType.Pong });
     this.reservations = new NodeReservations(options.nodeIdReservationMs);

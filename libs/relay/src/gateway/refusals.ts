@@ -1,4 +1,4 @@
-import { CloseCode, type RelayError, RelayErrorCode } from '@wsrelay/protocol';
+import { CloseCode, frameOf, type RelayError, RelayErrorCode } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
 import { closeReason } from '../internal/utf8.js';
 import type { Replies } from '../session/replies.js';
@@ -33,7 +33,7 @@ export class Refusals {
     if (socket.readyState === 1 && socket.bufferedAmount < ERROR_REPLY_BUDGET) {
       const reply = this.replies.errorFrame(id, err.code, err.message);
       // Through the session, the replies of one tick leave in one write (a flood of refused frames is not a syscall each).
-      if (session === undefined) socket.send(reply);
+      if (session === undefined) socket.send(frameOf(reply));
       else session.send(reply);
     }
     if (session === undefined) return;

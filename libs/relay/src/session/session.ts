@@ -1,4 +1,4 @@
-import { CloseCode, RelayErrorMessages } from '@wsrelay/protocol';
+import { CloseCode, frameOf, RelayErrorMessages } from '@wsrelay/protocol';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { ConnectionIdentity } from '../auth/relay-auth.service.js';
@@ -32,6 +32,13 @@ export interface SendBudget {
   watch?: UnsentWatch;
 }
 
+/** What the session uses of the TCP socket under its WebSocket. */
+interface RawSocket {
+  write(bytes: Uint8Array): boolean;
+  cork(): void;
+  uncork(): void;
+}
+
 const UNBOUNDED: SendBudget = { slowBytes: Infinity, budgetBytes: Infinity };
 
 /**
@@ -60,6 +67,13 @@ export class Session {
   slowConsumerReason: string | undefined;
   /** Its TCP writes are held until the end of this tick (see send()). */
   private corked = false;
+  /**
+   * The TCP socket under the WebSocket, written to directly: with no
+   * extension negotiated, `ws` sends a binary message as its header and its
+   * bytes and nothing else, and the relay's frames come with their header.
+   * Undefined when `ws` must frame them (permessage-deflate).
+   */
+  private readonly raw: RawSocket | undefined;
 
   constructor(
     readonly socket: WebSocket,
@@ -68,7 +82,10 @@ export class Session {
     private readonly budget: SendBudget = UNBOUNDED,
     /** The frame rate limit, when the relay has one. */
     readonly rate?: TokenBucket,
-  ) {}
+  ) {
+    const raw = (socket as WebSocket & { _socket?: RawSocket })._socket;
+    this.raw = socket.extensions === '' && raw !== undefined && typeof raw.write === 'function' ? raw : undefined;
+  }
 
   get tenant(): string {
     return this.identity.tenant;
@@ -84,16 +101,19 @@ export class Session {
   }
 
   /**
-   * Writes an encoded frame if the socket is still open. Past the byte budget
+   * Writes a frame encoded with its WebSocket header (the relay's codec
+   * writes one) if the socket is still open: as one piece to the TCP socket,
+   * or through `ws` when it must frame it. Past the byte budget
    * (a consumer that stopped reading) the connection is closed with
    * SLOW_CONSUMER and written to no more, so it cannot grow the relay's memory;
    * past `slowBytes`, the relay-wide watch hears of it.
    */
-  send(bytes: Uint8Array): void {
+  send(message: Uint8Array): void {
     if (this.socket.readyState !== WebSocket.OPEN || this.overBudget) return;
     if (!this.corked) this.cork();
-    this.socket.send(bytes);
-    this.written += bytes.length;
+    if (this.raw !== undefined) this.raw.write(message);
+    else this.socket.send(frameOf(message));
+    this.written += message.length;
     const buffered = this.socket.bufferedAmount;
     if (buffered <= this.budget.slowBytes) return;
     if (buffered > this.budget.budgetBytes) this.closeAsSlowConsumer(RelayErrorMessages.slowConsumer(buffered, this.budget.budgetBytes));
@@ -115,7 +135,7 @@ export class Session {
 
   /** Every frame written to it in this tick leaves in one writev, not one syscall each. */
   private cork(): void {
-    const raw = (this.socket as WebSocket & { _socket?: { cork(): void; uncork(): void } })._socket;
+    const raw = this.raw ?? (this.socket as WebSocket & { _socket?: RawSocket })._socket;
     if (raw === undefined) return;
     this.corked = true;
     raw.cork();

@@ -41,7 +41,7 @@ export class RelayConnection {
   readonly events = new EventEmitter<RelayConnectionEvents>();
   readonly urlStatus: UrlStatus;
   private readonly logger: Logger;
-  private readonly codec = new FrameCodec();
+  private readonly codec = new FrameCodec({ allocate: size => Buffer.allocUnsafe(size) });
   private readonly machine = new ConnectionStateMachine();
   private readonly tokens: TokenCarrier;
   private readonly heartbeat = new NodeHeartbeat();

@@ -1,0 +1,310 @@
+import { type EventFrame, type Frame, FrameType, type RequestFrame, type ResponseFrame } from './frames.js';
+
+/**
+ * The hot frames written by hand (see hot-read.ts for which, and why): byte
+ * for byte what the general encoder writes, or undefined for the general
+ * encoder to write.
+ */
+
+const MAX_ID = 0xffff_ffff;
+/** Longest string remembered as ASCII. */
+const MAX_KEPT_LENGTH = 64;
+const EMPTY = new Uint8Array(0);
+
+/** Makes the bytes a frame is written into (Node passes `Buffer.allocUnsafe`: pooled, and what sockets take as is). */
+export type FrameAllocator = (size: number) => Uint8Array;
+
+export const allocateZeroed: FrameAllocator = size => new Uint8Array(size);
+
+const utf8 = new TextEncoder();
+
+/** Strings written lately that were ASCII: their length is their size, no need to look at each character again. */
+const asciiSeen = new Set<string>();
+const MAX_ASCII_SEEN = 1024;
+
+/** Bytes of `s` in UTF-8; its length when it is ASCII (the common case, counted without encoding it). */
+function utf8Length(s: string): number {
+  if (asciiSeen.has(s)) return s.length;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return utf8.encode(s).length;
+  if (s.length <= MAX_KEPT_LENGTH) {
+    if (asciiSeen.size >= MAX_ASCII_SEEN) asciiSeen.clear();
+    asciiSeen.add(s);
+  }
+  return s.length;
+}
+
+/** Size of an unsigned integer as MessagePack writes it. */
+function uintSize(v: number): number {
+  return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x1_0000 ? 3 : 5;
+}
+
+function strSize(bytes: number): number {
+  return (bytes < 32 ? 1 : bytes < 0x100 ? 2 : bytes < 0x1_0000 ? 3 : 5) + bytes;
+}
+
+function binSize(bytes: number): number {
+  return (bytes < 0x100 ? 2 : bytes < 0x1_0000 ? 3 : 5) + bytes;
+}
+
+/** Whether `v` is written here: a uint up to 32 bits (anything else goes the general way). */
+function plainUint(v: unknown): v is number {
+  return typeof v === 'number' && v >= 0 && v <= MAX_ID && Number.isInteger(v);
+}
+
+function binOrNull(v: unknown): v is Uint8Array | null | undefined {
+  return v == null || v instanceof Uint8Array;
+}
+
+function strOrNull(v: unknown): v is string | null | undefined {
+  return v == null || typeof v === 'string';
+}
+
+/** Writes a frame of known size field by field. */
+class Writer {
+  out: Uint8Array = EMPTY;
+  at = 0;
+
+  /** Whether frames start with their WebSocket header (see FrameCodecLimits.webSocketHeader). */
+  header = false;
+
+  start(alloc: FrameAllocator, size: number, fields: number): void {
+    const head = this.header ? webSocketHeaderSize(size) : 0;
+    const o = (this.out = alloc(head + size));
+    if (head !== 0) writeWebSocketHeader(o, size);
+    o[head] = 0x90 | fields;
+    this.at = head + 1;
+  }
+
+  uint(v: number): void {
+    const o = this.out;
+    let at = this.at;
+    if (v < 0x80) {
+      o[at++] = v;
+    } else if (v < 0x100) {
+      o[at++] = 0xcc;
+      o[at++] = v;
+    } else if (v < 0x1_0000) {
+      o[at++] = 0xcd;
+      o[at++] = v >>> 8;
+      o[at++] = v & 0xff;
+    } else {
+      o[at++] = 0xce;
+      o[at++] = v >>> 24;
+      o[at++] = (v >>> 16) & 0xff;
+      o[at++] = (v >>> 8) & 0xff;
+      o[at++] = v & 0xff;
+    }
+    this.at = at;
+  }
+
+  /** A string of `bytes` UTF-8 bytes (from utf8Length). */
+  str(s: string, bytes: number): void {
+    this.lengthHead(bytes, 0xa0, 0xd9);
+    const o = this.out;
+    if (bytes === s.length) {
+      let at = this.at;
+      for (let i = 0; i < s.length; i++) o[at++] = s.charCodeAt(i);
+      this.at = at;
+    } else {
+      utf8.encodeInto(s, o.subarray(this.at, this.at + bytes));
+      this.at += bytes;
+    }
+  }
+
+  bin(b: Uint8Array): void {
+    this.lengthHead(b.length, -1, 0xc4);
+    this.out.set(b, this.at);
+    this.at += b.length;
+  }
+
+  nil(): void {
+    this.out[this.at++] = 0xc0;
+  }
+
+  optStr(s: string | null, bytes: number): void {
+    if (s === null) this.nil();
+    else this.str(s, bytes);
+  }
+
+  optBin(b: Uint8Array | null): void {
+    if (b === null) this.nil();
+    else this.bin(b);
+  }
+
+  /** The head of a str (fix: 0xa0) or bin (fix: -1, none): 8, 16 or 32-bit length after `first8` and the next two markers. */
+  private lengthHead(len: number, fix: number, first8: number): void {
+    const o = this.out;
+    let at = this.at;
+    if (fix >= 0 && len < 32) {
+      o[at++] = fix | len;
+    } else if (len < 0x100) {
+      o[at++] = first8;
+      o[at++] = len;
+    } else if (len < 0x1_0000) {
+      o[at++] = first8 + 1;
+      o[at++] = len >>> 8;
+      o[at++] = len & 0xff;
+    } else {
+      o[at++] = first8 + 2;
+      o[at++] = len >>> 24;
+      o[at++] = (len >>> 16) & 0xff;
+      o[at++] = (len >>> 8) & 0xff;
+      o[at++] = len & 0xff;
+    }
+    this.at = at;
+  }
+
+  done(): Uint8Array {
+    const o = this.out;
+    this.out = EMPTY;
+    return o;
+  }
+}
+
+const w = new Writer();
+
+/** Fields written: up to the last one set (the general path leaves trailing nils off too). */
+function lastSet(values: readonly unknown[]): number {
+  let n = values.length;
+  while (n > 1 && values[n - 1] == null) n--;
+  return n;
+}
+
+function writeRequest(f: RequestFrame, alloc: FrameAllocator): Uint8Array | undefined {
+  if (!plainUint(f.id) || !plainUint(f.timeoutMs) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return undefined;
+  if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return undefined;
+  const n = f.claims != null ? 8 : f.ext != null ? 7 : f.peer != null ? 6 : 5;
+  const patternBytes = utf8Length(f.pattern);
+  const peerBytes = f.peer == null ? 0 : utf8Length(f.peer);
+  let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length) + uintSize(f.timeoutMs);
+  if (n > 5) size += f.peer == null ? 1 : strSize(peerBytes);
+  if (n > 6) size += f.ext == null ? 1 : binSize(f.ext.length);
+  if (n > 7) size += binSize(f.claims!.length);
+  w.start(alloc, size, n);
+  w.uint(FrameType.Request);
+  w.uint(f.id);
+  w.str(f.pattern, patternBytes);
+  w.bin(f.payload);
+  w.uint(f.timeoutMs);
+  if (n > 5) w.optStr(f.peer ?? null, peerBytes);
+  if (n > 6) w.optBin(f.ext ?? null);
+  if (n > 7) w.bin(f.claims!);
+  return w.done();
+}
+
+function writeResponse(f: ResponseFrame, alloc: FrameAllocator): Uint8Array | undefined {
+  if (!plainUint(f.id) || !plainUint(f.flags) || !binOrNull(f.payload)) return undefined;
+  const n = f.payload != null ? 4 : 3;
+  w.start(alloc, 2 + uintSize(f.id) + uintSize(f.flags) + (n > 3 ? binSize(f.payload!.length) : 0), n);
+  w.uint(FrameType.Response);
+  w.uint(f.id);
+  w.uint(f.flags);
+  if (n > 3) w.bin(f.payload!);
+  return w.done();
+}
+
+function writeEvent(f: EventFrame, alloc: FrameAllocator): Uint8Array | undefined {
+  const flags = f.flags === 0 ? undefined : f.flags;
+  const tail = [f.peer, f.ext, f.claims, flags, f.timeoutMs, f.attempt];
+  const n = 3 + lastSet([null, ...tail]);
+  if (!plainUint(f.id) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return undefined;
+  if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return undefined;
+  for (let i = 3; i < tail.length; i++) if (tail[i] != null && !plainUint(tail[i])) return undefined;
+  const patternBytes = utf8Length(f.pattern);
+  const peerBytes = f.peer == null ? 0 : utf8Length(f.peer);
+  let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length);
+  if (n > 4) size += f.peer == null ? 1 : strSize(peerBytes);
+  if (n > 5) size += f.ext == null ? 1 : binSize(f.ext.length);
+  if (n > 6) size += f.claims == null ? 1 : binSize(f.claims.length);
+  for (let i = 3; i < n - 4; i++) size += tail[i] == null ? 1 : uintSize(tail[i] as number);
+  w.start(alloc, size, n);
+  w.uint(FrameType.Event);
+  w.uint(f.id);
+  w.str(f.pattern, patternBytes);
+  w.bin(f.payload);
+  if (n > 4) w.optStr(f.peer ?? null, peerBytes);
+  if (n > 5) w.optBin(f.ext ?? null);
+  if (n > 6) w.optBin(f.claims ?? null);
+  for (let i = 3; i < n - 4; i++) {
+    if (tail[i] == null) w.nil();
+    else w.uint(tail[i] as number);
+  }
+  return w.done();
+}
+
+/** A frame of its type and uint fields only (CANCEL, ACK, PING, PONG). */
+function writeUints(alloc: FrameAllocator, values: readonly number[]): Uint8Array | undefined {
+  let size = 1;
+  for (const v of values) {
+    if (!plainUint(v)) return undefined;
+    size += uintSize(v);
+  }
+  w.start(alloc, size, values.length);
+  for (const v of values) w.uint(v);
+  return w.done();
+}
+
+/**
+ * Size of the header of an unmasked binary WebSocket message of `length`
+ * bytes, as a server sends one (RFC 6455, section 5.2): 2 bytes, 4 from 126
+ * bytes on, 10 from 64 KiB on.
+ */
+export function webSocketHeaderSize(length: number): number {
+  return length < 126 ? 2 : length < 0x1_0000 ? 4 : 10;
+}
+
+/** Writes that header at the start of `out` (FIN, binary opcode, no mask, the length); returns its size. */
+export function writeWebSocketHeader(out: Uint8Array, length: number): number {
+  out[0] = 0x82;
+  if (length < 126) {
+    out[1] = length;
+    return 2;
+  }
+  if (length < 0x1_0000) {
+    out[1] = 126;
+    out[2] = length >>> 8;
+    out[3] = length & 0xff;
+    return 4;
+  }
+  out[1] = 127;
+  // Lengths fit in 53 bits: the high word is what is over 2^32.
+  const high = Math.floor(length / 0x1_0000_0000);
+  out[2] = 0;
+  out[3] = 0;
+  out[4] = (high >>> 8) & 0xff;
+  out[5] = high & 0xff;
+  out[6] = length >>> 24;
+  out[7] = (length >>> 16) & 0xff;
+  out[8] = (length >>> 8) & 0xff;
+  out[9] = length & 0xff;
+  return 10;
+}
+
+/**
+ * One of the hot frames written by hand, byte for byte what the general
+ * encoder writes (after its WebSocket header when `header`); undefined for
+ * any other frame, or a value it must write.
+ */
+export function writeHotFrame(frame: Frame, alloc: FrameAllocator, header = false): Uint8Array | undefined {
+  w.header = header;
+  switch (frame.type) {
+    case FrameType.Request:
+      return writeRequest(frame, alloc);
+    case FrameType.Response:
+      return writeResponse(frame, alloc);
+    case FrameType.Event:
+      return writeEvent(frame, alloc);
+    case FrameType.Cancel:
+      return writeUints(alloc, [frame.type, frame.id]);
+    case FrameType.Ack:
+      return writeUints(alloc, [frame.type, frame.id, frame.recipients]);
+    case FrameType.Handled:
+      if (frame.error != null) return undefined;
+      return writeUints(alloc, [frame.type, frame.id]);
+    case FrameType.Ping:
+    case FrameType.Pong:
+      return writeUints(alloc, [frame.type]);
+    default:
+      return undefined;
+  }
+}
