@@ -21,22 +21,31 @@
  * `disturbance`),
  * BENCH_TS_LOADER=1 (run the processes through the TypeScript loader instead
  * of compiling them first, see scripts/compile.ts).
+ *
+ * `--smoke` (`npm run bench -- --smoke`, run in CI): every workload once,
+ * briefly (1 round × 300 ms, W5 with 2 subscribers, W6 with 300
+ * connections; lib/smoke.ts), results in a temporary directory instead of
+ * bench/results; exits non-zero when anything that could run failed. The
+ * variables above still override its defaults.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { type CellSettings, describeCell, disturbance, runCell } from './lib/cells.js';
 import { chart } from './lib/chart.js';
 import { liveChildren, runCompiled } from './lib/child.js';
 import { compileProject } from '../scripts/compile.js';
-import { type Peer, probe, REDIS_HOST, REDIS_PORT, startPeer } from './lib/peers.js';
+import { type Peer, probe, REDIS_HOST, REDIS_PORT, ServerDownError, startPeer } from './lib/peers.js';
 import { markdown, type W7Report } from './lib/report.js';
+import { benchArgs, SMOKE_DEFAULTS, smokeVerdict } from './lib/smoke.js';
 import { median, type PeerSummary, type Raw, summarize, summarizeW7, targets } from './lib/summary.js';
 import {
   type Cell,
   type CellError,
   type PeerId,
+  FANOUT_SUBSCRIBERS,
   PEER_IDS,
   PEER_LABELS,
   type PeerStatus,
@@ -64,17 +73,33 @@ const list = (name: string, all: readonly string[]) => {
   return picked;
 };
 
-const rounds = num('BENCH_ROUNDS', 3);
-const durationMs = num('BENCH_DURATION_MS', 2000);
-const warmupMs = num('BENCH_WARMUP_MS', 1000);
+const { smoke } = benchArgs(process.argv.slice(2));
+const defaults = {
+  rounds: 3,
+  durationMs: 2000,
+  warmupMs: 1000,
+  attempts: 3,
+  fanoutSubscribers: FANOUT_SUBSCRIBERS,
+  w6Connections: 20_000,
+  w6HeartbeatMs: 2000,
+  w6IdleBeats: 5,
+  ...(smoke ? SMOKE_DEFAULTS : {}),
+};
+const rounds = num('BENCH_ROUNDS', defaults.rounds);
+const durationMs = num('BENCH_DURATION_MS', defaults.durationMs);
+const warmupMs = num('BENCH_WARMUP_MS', defaults.warmupMs);
 const window = num('BENCH_EVENT_WINDOW', 1000);
 const maxOtherCores = num('BENCH_MAX_OTHER_CORES', 0.3);
-const attempts = Math.max(1, num('BENCH_ATTEMPTS', 3));
+const attempts = Math.max(1, num('BENCH_ATTEMPTS', defaults.attempts));
 const peerIds = list('BENCH_PEERS', PEER_IDS) as PeerId[];
 const workloadIds = list('BENCH_WORKLOADS', [...WORKLOADS.map(w => w.id), 'W6', 'W7']);
-const w6Connections = num('BENCH_W6_CONNECTIONS', 20_000);
-const w6HeartbeatMs = num('BENCH_W6_HEARTBEAT_MS', 2000);
-const w6IdleMs = num('BENCH_W6_IDLE_MS', 5 * w6HeartbeatMs);
+// Not a variable: the report's titles and targets say 8, so only a smoke run (whose report is not kept) uses fewer.
+const fanoutSubscribers = defaults.fanoutSubscribers;
+const w6Connections = num('BENCH_W6_CONNECTIONS', defaults.w6Connections);
+const w6HeartbeatMs = num('BENCH_W6_HEARTBEAT_MS', defaults.w6HeartbeatMs);
+const w6IdleMs = num('BENCH_W6_IDLE_MS', defaults.w6IdleBeats * w6HeartbeatMs);
+/** Where the processes run from, compiled; a smoke run (CI) has its own, so that it never rewrites a full run's. */
+const compiledDir = `node_modules/.cache/wsrelay-bench${smoke ? `-smoke-${process.pid}` : ''}`;
 // Subjects and channels (W7: the relays' cluster channels too) of this run only, so nothing else on the shared NATS or Redis sees them.
 const prefix = `bench.${Date.now().toString(36)}${randomBytes(3).toString('hex')}.`;
 const log = (line: string) => console.error(line);
@@ -97,7 +122,7 @@ function codeState(): { commit: string; dirty: string[] } {
 function header(started: Date): string {
   const cpus = os.cpus();
   return (
-    `wsrelay bench — ${started.toISOString().slice(0, 10)}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ` +
+    `wsrelay bench${smoke ? ` (smoke run: figures not to be quoted; W5 with ${fanoutSubscribers} subscribers)` : ''} — ${started.toISOString().slice(0, 10)}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ` +
     `Node ${process.version}, ${rounds} rounds × ${durationMs} ms (after ${warmupMs} ms warm-up), peer order alternating; medians (min–max)`
   );
 }
@@ -129,38 +154,66 @@ async function measureW7(settings: CellSettings): Promise<{ report: W7Report; re
   }
 }
 
+/** Starts each selected peer; one that cannot run is skipped, with the reason (`unreachable`: its server did not answer). */
+async function startPeers(): Promise<{ peers: Peer[]; statuses: PeerStatus[]; unreachable: Set<PeerId> }> {
+  const peers: Peer[] = [];
+  const statuses: PeerStatus[] = [];
+  const unreachable = new Set<PeerId>();
+  for (const id of peerIds) {
+    const t0 = performance.now();
+    try {
+      peers.push(await startPeer(id, prefix, fanoutSubscribers));
+      statuses.push({ id, label: PEER_LABELS[id] });
+      log(`bench: ${PEER_LABELS[id]} up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      const reason = (err as Error).message.split('\n')[0];
+      statuses.push({ id, label: PEER_LABELS[id], skipped: reason });
+      if (err instanceof ServerDownError) unreachable.add(id);
+      log(`bench: ${PEER_LABELS[id]} skipped: ${(err as Error).message}`);
+    }
+  }
+  return { peers, statuses, unreachable };
+}
+
+/** W6 on each selected relay (ours, the raw one), or why it did not run. */
+async function measureW6(): Promise<{ w6: Array<W6Result | { relay: string; error: string }>; w6Skipped?: string }> {
+  if (!workloadIds.includes('W6')) return { w6: [], w6Skipped: 'not selected (BENCH_WORKLOADS)' };
+  const relays = (['wsrelay', 'raw-ws'] as const).filter(id => peerIds.includes(id));
+  if (relays.length === 0) return { w6: [], w6Skipped: 'neither wsrelay nor raw-ws is in BENCH_PEERS' };
+  const w6: Array<W6Result | { relay: string; error: string }> = [];
+  for (const relay of relays) {
+    try {
+      const r = await runW6(relay, { prefix, connections: w6Connections, heartbeatMs: w6HeartbeatMs, idleMs: w6IdleMs }, log);
+      w6.push(r);
+      log(
+        `W6 ${relay}: ${r.established} connections, ${r.perConnectionKiB.toFixed(1)} KiB each, relay CPU ${r.relayCpuPct.toFixed(1)}% at ${r.heartbeatMs} ms heartbeat, ${r.dropped} dropped`,
+      );
+    } catch (err) {
+      w6.push({ relay, error: (err as Error).message });
+      log(`W6 ${relay}: FAILED ${(err as Error).message}`);
+    }
+  }
+  return { w6 };
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   const code = codeState();
   const settings: CellSettings = { prefix, durationMs, warmupMs, window };
-  const statuses: PeerStatus[] = [];
-  const peers: Peer[] = [];
   const throughput = WORKLOADS.filter(w => workloadIds.includes(w.id));
   if (process.env.BENCH_TS_LOADER === '1') {
     log('bench: processes run through the TypeScript loader (BENCH_TS_LOADER=1); their RSS includes it');
   } else {
-    runCompiled(await compileProject('node_modules/.cache/wsrelay-bench'));
+    runCompiled(await compileProject(compiledDir));
   }
   log(
     `bench: run ${prefix} — ${peerIds.join(', ')}; ${[...throughput.map(w => w.id), ...workloadIds.filter(id => id === 'W6' || id === 'W7')].join(', ')}`,
   );
 
-  if (throughput.length > 0) {
-    for (const id of peerIds) {
-      const t0 = performance.now();
-      try {
-        peers.push(await startPeer(id, prefix));
-        statuses.push({ id, label: PEER_LABELS[id] });
-        log(`bench: ${PEER_LABELS[id]} up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      } catch (err) {
-        const reason = (err as Error).message.split('\n')[0];
-        statuses.push({ id, label: PEER_LABELS[id], skipped: reason });
-        log(`bench: ${PEER_LABELS[id]} skipped: ${(err as Error).message}`);
-      }
-    }
-  } else {
-    statuses.push(...peerIds.map(id => ({ id, label: PEER_LABELS[id] })));
-  }
+  const { peers, statuses, unreachable } =
+    throughput.length > 0
+      ? await startPeers()
+      : { peers: [], statuses: peerIds.map((id): PeerStatus => ({ id, label: PEER_LABELS[id] })), unreachable: new Set<PeerId>() };
 
   const raw: Raw = {};
   /** Measurements that were disturbed and taken again (kept in the JSON, left out of the statistics). */
@@ -192,7 +245,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  if (makeUp.length > 0) log(`bench: measuring ${makeUp.length} disturbed cell(s) again`);
+  if (makeUp.length > 0 && attempts > 1) log(`bench: measuring ${makeUp.length} disturbed cell(s) again`);
   for (const { round, w, peer } of makeUp) {
     const cells = raw[w.id][peer.id]!;
     for (let attempt = 2; attempt <= attempts; attempt++) {
@@ -207,26 +260,7 @@ async function main(): Promise<void> {
   }
   await Promise.all(peers.flatMap(p => p.children).map(c => c.stop()));
 
-  const w6: Array<W6Result | { relay: string; error: string }> = [];
-  let w6Skipped: string | undefined;
-  if (workloadIds.includes('W6')) {
-    const relays = (['wsrelay', 'raw-ws'] as const).filter(id => peerIds.includes(id));
-    if (relays.length === 0) w6Skipped = 'neither wsrelay nor raw-ws is in BENCH_PEERS';
-    for (const relay of relays) {
-      try {
-        const r = await runW6(relay, { prefix, connections: w6Connections, heartbeatMs: w6HeartbeatMs, idleMs: w6IdleMs }, log);
-        w6.push(r);
-        log(
-          `W6 ${relay}: ${r.established} connections, ${r.perConnectionKiB.toFixed(1)} KiB each, relay CPU ${r.relayCpuPct.toFixed(1)}% at ${r.heartbeatMs} ms heartbeat, ${r.dropped} dropped`,
-        );
-      } catch (err) {
-        w6.push({ relay, error: (err as Error).message });
-        log(`W6 ${relay}: FAILED ${(err as Error).message}`);
-      }
-    }
-  } else {
-    w6Skipped = 'not selected (BENCH_WORKLOADS)';
-  }
+  const { w6, w6Skipped } = await measureW6();
 
   const { report: w7, result: w7Result } = await measureW7(settings);
 
@@ -260,12 +294,14 @@ async function main(): Promise<void> {
     w7,
     targets: goals,
   });
-  console.log(`\n${md}`);
+  if (!smoke) console.log(`\n${md}`);
 
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/latest.md', md);
+  // A smoke run's figures are not to be kept: they go to a temporary directory, never over the committed ones.
+  const out = smoke ? mkdtempSync(join(os.tmpdir(), 'wsrelay-bench-smoke-')) : 'bench/results';
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'latest.md'), md);
   writeFileSync(
-    'bench/results/latest.json',
+    join(out, 'latest.json'),
     `${JSON.stringify(
       {
         date: started.toISOString(),
@@ -303,7 +339,7 @@ async function main(): Promise<void> {
   if (throughput.some(w => w.id !== 'W5') || w7Rows.length > 0) {
     const titles = Object.fromEntries(WORKLOADS.map(w => [w.id, w.title.replace(/, ≤1000 in flight/, '')]));
     writeFileSync(
-      'bench/results/latest.svg',
+      join(out, 'latest.svg'),
       chart(
         summaries,
         titles,
@@ -316,11 +352,22 @@ async function main(): Promise<void> {
       ),
     );
   }
-  log(`bench: done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; bench/results/latest.{md,json,svg}`);
+  const seconds = (Date.now() - started.getTime()) / 1000;
+  log(`bench: done in ${seconds.toFixed(0)} s; ${out}/latest.{md,json,svg}`);
+  if (smoke) {
+    const verdict = smokeVerdict(
+      { statuses, unreachable, throughput, raw, w6Selected: workloadIds.includes('W6'), w6, w6Skipped, w7, w7Result },
+      seconds,
+    );
+    verdict.problems.forEach(p => log(`bench smoke: ${p}`));
+    console.log(verdict.line);
+    if (!verdict.ok) process.exitCode = 1;
+  }
 }
 
 async function stopAll(): Promise<void> {
   await Promise.all([...liveChildren].map(c => c.stop()));
+  if (smoke) rmSync(compiledDir, { recursive: true, force: true });
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

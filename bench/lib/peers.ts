@@ -49,6 +49,11 @@ export interface Peer {
   children: Child[];
 }
 
+/** A peer's server (nats-server, redis-server) does not answer: the peer is skipped, nothing failed. */
+export class ServerDownError extends Error {
+  override readonly name = 'ServerDownError';
+}
+
 /** Resolves with undefined when something accepts TCP connections at host:port, else with the reason. */
 export function probe(host: string, port: number, timeoutMs = 1000): Promise<string | undefined> {
   return new Promise(resolve => {
@@ -84,8 +89,8 @@ function brokerHop(name: string, port: number): Hop {
   return { role: 'broker', name: pid === undefined ? name : commandName(pid), pid, shared: true };
 }
 
-/** Starts one peer; throws (after stopping what it started) when it cannot run. */
-export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
+/** Starts one peer (with `subscribers` fan-out subscribers, where it can fan out); throws (after stopping what it started) when it cannot run. */
+export async function startPeer(id: PeerId, prefix: string, subscribers = FANOUT_SUBSCRIBERS): Promise<Peer> {
   const children: Child[] = [];
   const track = <T extends Child>(c: T) => (children.push(c), c);
   try {
@@ -93,7 +98,7 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
       case 'wsrelay': {
         const relay = track(new Child('relay', RELAY_BIN, { env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' } }));
         const [, url] = await relay.next(/Relay listening on (ws:\/\/\S+)/, 60_000);
-        const { provider, subs } = nestProcesses('wsrelay', { RELAY_URL: url }, prefix, false, FANOUT_SUBSCRIBERS);
+        const { provider, subs } = nestProcesses('wsrelay', { RELAY_URL: url }, prefix, false, subscribers);
         [provider, ...subs].forEach(track);
         await Promise.all([provider, ...subs].map(ready));
         return {
@@ -134,9 +139,9 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
         const nats = id === 'nest-nats';
         const [host, port] = nats ? [NATS_HOST, NATS_PORT] : [REDIS_HOST, REDIS_PORT];
         const down = await probe(host, port);
-        if (down !== undefined) throw new Error(down);
+        if (down !== undefined) throw new ServerDownError(down);
         const env: Record<string, string> = nats ? { NATS_URL: `nats://${host}:${port}` } : { REDIS_HOST: host, REDIS_PORT: String(port) };
-        const { provider, subs } = nestProcesses(nats ? 'nats' : 'redis', env, prefix, nats, FANOUT_SUBSCRIBERS);
+        const { provider, subs } = nestProcesses(nats ? 'nats' : 'redis', env, prefix, nats, subscribers);
         [provider, ...subs].forEach(track);
         const credits = await Promise.all([provider, ...subs].map(ready));
         return {
@@ -159,7 +164,7 @@ export async function startPeer(id: PeerId, prefix: string): Promise<Peer> {
         const [, url] = await relay.next(/Raw relay listening on (ws:\/\/\S+)/, 60_000);
         const env = { RAW_URL: url, BENCH_PREFIX: prefix };
         const provider = track(new Child('raw provider', 'bench/peers/raw-provider.ts', { env: { ...env, ROLE: 'provider' } }));
-        const subs = Array.from({ length: FANOUT_SUBSCRIBERS }, (_, i) =>
+        const subs = Array.from({ length: subscribers }, (_, i) =>
           track(new Child(`raw subscriber ${i + 1}`, 'bench/peers/raw-provider.ts', { env: { ...env, ROLE: 'subscriber' } })),
         );
         await Promise.all([provider, ...subs].map(ready));

@@ -56,7 +56,7 @@ export async function runW7(s: W7Settings, log: (line: string) => void): Promise
         }
       }
     }
-    if (makeUp.length > 0) log(`W7: measuring ${makeUp.length} disturbed cell(s) again`);
+    if (makeUp.length > 0 && s.attempts > 1) log(`W7: measuring ${makeUp.length} disturbed cell(s) again`);
     for (const { round, w, placement } of makeUp) {
       const cells = raw[w.id][placement];
       for (let attempt = 2; attempt <= s.attempts; attempt++) {
