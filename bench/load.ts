@@ -12,6 +12,9 @@
  *
  * Measures for DURATION_MS after WARMUP_MS, printing "MEASURE start" and
  * "MEASURE end" around the window and then one "RESULT {json}" line.
+ *
+ * TRACE=1 (`npm run bench:trace`, rpc only): every TRACE_SAMPLE-th request in
+ * the window carries a trace marker and has its send and resolution stamped.
  */
 import 'reflect-metadata';
 import { type ClientOptions, ClientProxyFactory, type ClientProxy, Transport } from '@nestjs/microservices';
@@ -19,6 +22,7 @@ import { WsRelayClient, type WsRelayEventAck } from '@wsrelay/transport';
 import { connect as tcpConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { firstValueFrom } from 'rxjs';
+import { loadTracer } from './trace/marks.js';
 
 const env = (name: string, fallback?: string): string => {
   const v = process.env[name] ?? fallback;
@@ -68,10 +72,13 @@ async function rpc(client: ClientProxy): Promise<Record<string, number>> {
   let stopped = false;
   let count = 0;
   const latencies: number[] = [];
+  const tracer = process.env.TRACE === '1' ? loadTracer(size) : undefined;
   const worker = async () => {
     while (!stopped) {
+      const traced = measuring ? tracer?.next() : undefined;
       const t0 = process.hrtime.bigint();
-      const reply = await firstValueFrom(client.send<string>(pattern, payload));
+      const reply = await firstValueFrom(client.send<string>(pattern, traced?.payload ?? payload));
+      traced?.resolved(t0);
       if (reply.length !== size) throw new Error('bad echo');
       if (measuring) {
         count++;

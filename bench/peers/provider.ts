@@ -8,6 +8,8 @@
  * never takes RPC traffic. BENCH_PREFIX keeps one run's subjects and channels
  * apart from anyone else's on a shared NATS or Redis. CREDIT=1 serves the
  * event count for publishers that have no ack to wait for (marks.ts).
+ * TRACE=1 (`npm run bench:trace`) stamps the echo handler's start and end for
+ * sampled requests.
  * Prints "READY port=<tcp port or 0> credit=<port or 0>".
  */
 import 'reflect-metadata';
@@ -16,10 +18,12 @@ import { NestFactory } from '@nestjs/core';
 import { EventPattern, MessagePattern, type MicroserviceOptions, Payload, Transport } from '@nestjs/microservices';
 import { WsRelayStrategy } from '@wsrelay/transport';
 import type { AddressInfo, Server } from 'node:net';
+import { traceHandler } from '../trace/marks.js';
 import { answerCounts, type CreditServer, DeliveryLog, startCreditServer } from './marks.js';
 
 const prefix = process.env.BENCH_PREFIX ?? '';
 const role = process.env.ROLE ?? 'provider';
+const traced = process.env.TRACE === '1';
 const delivered = new DeliveryLog();
 let credit: CreditServer | undefined;
 
@@ -32,7 +36,7 @@ function count(): void {
 class EchoController {
   @MessagePattern(`${prefix}echo`)
   echo(@Payload() data: unknown) {
-    return data;
+    return traced ? traceHandler(data, d => d) : data;
   }
 
   @EventPattern(`${prefix}events`)
