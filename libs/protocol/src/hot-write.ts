@@ -16,16 +16,18 @@ export type FrameAllocator = (size: number) => Uint8Array;
 
 export const allocateZeroed: FrameAllocator = size => new Uint8Array(size);
 
-const utf8 = new TextEncoder();
-
 /** Strings written lately that were ASCII: their length is their size, no need to look at each character again. */
 const asciiSeen = new Set<string>();
 const MAX_ASCII_SEEN = 1024;
 
-/** Bytes of `s` in UTF-8; its length when it is ASCII (the common case, counted without encoding it). */
-function utf8Length(s: string): number {
+/**
+ * The length of `s` when it is ASCII (its size in bytes too), else -1: a
+ * string with other characters is left to the general encoder, whose UTF-8
+ * (lone surrogates included) is then what is written.
+ */
+function asciiLength(s: string): number {
   if (asciiSeen.has(s)) return s.length;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return utf8.encode(s).length;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return -1;
   if (s.length <= MAX_KEPT_LENGTH) {
     if (asciiSeen.size >= MAX_ASCII_SEEN) asciiSeen.clear();
     asciiSeen.add(s);
@@ -97,18 +99,13 @@ class Writer {
     this.at = at;
   }
 
-  /** A string of `bytes` UTF-8 bytes (from utf8Length). */
-  str(s: string, bytes: number): void {
-    this.lengthHead(bytes, 0xa0, 0xd9);
+  /** An ASCII string (see asciiLength). */
+  str(s: string): void {
+    this.lengthHead(s.length, 0xa0, 0xd9);
     const o = this.out;
-    if (bytes === s.length) {
-      let at = this.at;
-      for (let i = 0; i < s.length; i++) o[at++] = s.charCodeAt(i);
-      this.at = at;
-    } else {
-      utf8.encodeInto(s, o.subarray(this.at, this.at + bytes));
-      this.at += bytes;
-    }
+    let at = this.at;
+    for (let i = 0; i < s.length; i++) o[at++] = s.charCodeAt(i);
+    this.at = at;
   }
 
   bin(b: Uint8Array): void {
@@ -121,9 +118,9 @@ class Writer {
     this.out[this.at++] = 0xc0;
   }
 
-  optStr(s: string | null, bytes: number): void {
+  optStr(s: string | null): void {
     if (s === null) this.nil();
-    else this.str(s, bytes);
+    else this.str(s);
   }
 
   optBin(b: Uint8Array | null): void {
@@ -174,8 +171,9 @@ function writeRequest(f: RequestFrame, alloc: FrameAllocator): Uint8Array | unde
   if (!plainUint(f.id) || !plainUint(f.timeoutMs) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return undefined;
   if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return undefined;
   const n = f.claims != null ? 8 : f.ext != null ? 7 : f.peer != null ? 6 : 5;
-  const patternBytes = utf8Length(f.pattern);
-  const peerBytes = f.peer == null ? 0 : utf8Length(f.peer);
+  const patternBytes = asciiLength(f.pattern);
+  const peerBytes = f.peer == null ? 0 : asciiLength(f.peer);
+  if (patternBytes < 0 || peerBytes < 0) return undefined;
   let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length) + uintSize(f.timeoutMs);
   if (n > 5) size += f.peer == null ? 1 : strSize(peerBytes);
   if (n > 6) size += f.ext == null ? 1 : binSize(f.ext.length);
@@ -183,10 +181,10 @@ function writeRequest(f: RequestFrame, alloc: FrameAllocator): Uint8Array | unde
   w.start(alloc, size, n);
   w.uint(FrameType.Request);
   w.uint(f.id);
-  w.str(f.pattern, patternBytes);
+  w.str(f.pattern);
   w.bin(f.payload);
   w.uint(f.timeoutMs);
-  if (n > 5) w.optStr(f.peer ?? null, peerBytes);
+  if (n > 5) w.optStr(f.peer ?? null);
   if (n > 6) w.optBin(f.ext ?? null);
   if (n > 7) w.bin(f.claims!);
   return w.done();
@@ -210,8 +208,9 @@ function writeEvent(f: EventFrame, alloc: FrameAllocator): Uint8Array | undefine
   if (!plainUint(f.id) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return undefined;
   if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return undefined;
   for (let i = 3; i < tail.length; i++) if (tail[i] != null && !plainUint(tail[i])) return undefined;
-  const patternBytes = utf8Length(f.pattern);
-  const peerBytes = f.peer == null ? 0 : utf8Length(f.peer);
+  const patternBytes = asciiLength(f.pattern);
+  const peerBytes = f.peer == null ? 0 : asciiLength(f.peer);
+  if (patternBytes < 0 || peerBytes < 0) return undefined;
   let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length);
   if (n > 4) size += f.peer == null ? 1 : strSize(peerBytes);
   if (n > 5) size += f.ext == null ? 1 : binSize(f.ext.length);
@@ -220,9 +219,9 @@ function writeEvent(f: EventFrame, alloc: FrameAllocator): Uint8Array | undefine
   w.start(alloc, size, n);
   w.uint(FrameType.Event);
   w.uint(f.id);
-  w.str(f.pattern, patternBytes);
+  w.str(f.pattern);
   w.bin(f.payload);
-  if (n > 4) w.optStr(f.peer ?? null, peerBytes);
+  if (n > 4) w.optStr(f.peer ?? null);
   if (n > 5) w.optBin(f.ext ?? null);
   if (n > 6) w.optBin(f.claims ?? null);
   for (let i = 3; i < n - 4; i++) {
