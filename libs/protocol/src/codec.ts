@@ -76,6 +76,7 @@ export class FrameCodec {
       maxStringBytes: limits.maxStringBytes ?? DEFAULT_MAX_STRING_BYTES,
       maxBinBytes: limits.maxBinBytes ?? DEFAULT_MAX_BIN_BYTES,
       maxValues: this.bounds.maxElements,
+      maxArrayLength: limits.maxArrayLength ?? DEFAULT_MAX_ARRAY_LENGTH,
     };
     this.allocate = limits.allocate ?? allocateZeroed;
     this.header = limits.webSocketHeader ?? false;

@@ -22,7 +22,7 @@ const general = {
     }
   },
 };
-const limits: HotReadLimits = { maxStringBytes: 4096, maxBinBytes: 1 << 20, maxValues: 1_000_000 };
+const limits: HotReadLimits = { maxStringBytes: 4096, maxBinBytes: 1 << 20, maxValues: 1_000_000, maxArrayLength: 10_000 };
 const alloc = (n: number) => new Uint8Array(n);
 
 const text = fc.oneof(
@@ -31,6 +31,8 @@ const text = fc.oneof(
   // Non-ASCII, lone surrogates included: left to the general path both ways.
   fc.string({ minLength: 1, maxLength: 300, unit: 'grapheme' }),
   fc.string({ minLength: 1, maxLength: 40, unit: 'binary' }),
+  fc.string({ minLength: 1, maxLength: 40, unit: 'binary-ascii' }),
+  fc.string({ minLength: 1, maxLength: 40, unit: fc.constantFrom('\ud800', '\udc00', 'a', '\u00e9', '\u007f', '\u0000') }),
 );
 const bin = fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ minLength: 250, maxLength: 70_000 }));
 const uint = fc.oneof(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 0xffff_ffff }));
@@ -66,7 +68,7 @@ const hotFrame: fc.Arbitrary<Frame> = fc.oneof(
   ),
   fc.record({ type: fc.constant(FrameType.Cancel as const), id }),
   fc.record({ type: fc.constant(FrameType.Ack as const), id, recipients: uint }),
-  fc.record({ type: fc.constant(FrameType.Handled as const), id, error: fc.constant(null) }),
+  fc.record({ type: fc.constant(FrameType.Handled as const), id, error: opt(bin) }),
   fc.constant<Frame>({ type: FrameType.Ping }),
   fc.constant<Frame>({ type: FrameType.Pong }),
 );
@@ -143,7 +145,9 @@ describe('hot frames, read and written by hand', () => {
       [FrameType.Event, 1, 'e', payload, null, null, null, 2],
     ];
     for (const c of cases) expect(readHotFrame(enc(c), limits)).toBeUndefined();
-    const tight: HotReadLimits = { maxStringBytes: 3, maxBinBytes: 4, maxValues: 4 };
+    const tight: HotReadLimits = { maxStringBytes: 3, maxBinBytes: 4, maxValues: 4, maxArrayLength: 10 };
+    expect(readHotFrame(enc([FrameType.Ack, 1, 2]), { ...limits, maxArrayLength: 2 })).toBeUndefined();
+    expect(() => new FrameCodec({ maxArrayLength: 2 }).decode(enc([FrameType.Ack, 1, 2]))).toThrow('maxArrayLength');
     expect(readHotFrame(enc([FrameType.Request, 1, 'long', new Uint8Array(1), 10]), tight)).toBeUndefined();
     expect(readHotFrame(enc([FrameType.Response, 1, 0, new Uint8Array(5)]), tight)).toBeUndefined();
     expect(readHotFrame(enc([FrameType.Response, 1, 0, new Uint8Array(4)]), tight)).toBeUndefined();
@@ -182,11 +186,13 @@ describe('frames encoded with their WebSocket header', () => {
     claims: null,
   });
 
+  const goAway: Frame = { type: FrameType.GoAway, reason: 'bye', drainMs: 5 };
+
   it.each([
     ['a short frame: a 2-byte header', request(10), [0x82, 18]],
     ['from 126 bytes: a 16-bit length', request(200), [0x82, 126, 0, 208]],
     ['from 64 KiB: a 64-bit length', request(70_000), [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x7b]],
-    ['a frame the general encoder writes', { type: FrameType.GoAway, reason: 'bye', drainMs: 5 }, [0x82, 7]],
+    ['a frame the general encoder writes', goAway, [0x82, 7]],
   ])('%s', (_what, frame, header) => {
     const message = framed.encode(frame);
     const bytes = plain.encode(frame);

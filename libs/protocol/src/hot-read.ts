@@ -33,6 +33,8 @@ export interface HotReadLimits {
   maxBinBytes: number;
   /** Values in a whole frame: the array and its fields. */
   maxValues: number;
+  /** Entries of an array (the frame is one). */
+  maxArrayLength: number;
 }
 
 // The frame being read: module state, as every read is synchronous and starts over.
@@ -278,7 +280,7 @@ export function readHotFrame(bytes: Uint8Array, within: HotReadLimits): Frame | 
   limits = within;
   try {
     const n = bytes.length === 0 ? ASIDE : arrayHeader();
-    if (n === ASIDE || n + 1 > within.maxValues) return undefined;
+    if (n === ASIDE || n + 1 > within.maxValues || n > within.maxArrayLength) return undefined;
     const type = buf[pos];
     if (type > 0x7f) return undefined;
     pos += 1;

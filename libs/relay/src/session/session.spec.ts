@@ -1,8 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { CloseCode, FrameType, RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
-import { codec, fakeSession } from '../../spec-support/fakes.js';
+import type WebSocket from 'ws';
+import { codec, FakeSocket, fakeSession } from '../../spec-support/fakes.js';
 import { OPEN_IDENTITY } from '../auth/relay-auth.service.js';
 import { InFlightLimit } from './in-flight-limit.js';
+import { Session } from './session.js';
 import { TokenBucket } from './token-bucket.js';
 
 const PING = codec.encode({ type: FrameType.Ping });
@@ -187,5 +189,54 @@ describe('InFlightLimit', () => {
   it('counts across units: two halves reach the limit together', () => {
     const limit = new InFlightLimit<string>(4).counts(() => 2).counts(() => 2);
     expect(() => limit.check('a')).toThrow(RelayErrorMessages.tooManyInFlight(4));
+  });
+});
+
+describe('Session writing to the TCP socket under its WebSocket', () => {
+  /** A WebSocket with no extension negotiated, whose TCP socket records each writev (what is written between uncorks). */
+  function directSession() {
+    const flushed: Uint8Array[][] = [];
+    let held: Uint8Array[] = [];
+    let corks = 0;
+    const raw = {
+      write: (bytes: Uint8Array) => {
+        held.push(bytes);
+        if (corks === 0) raw.uncork();
+        return true;
+      },
+      cork: () => void corks++,
+      uncork: () => {
+        corks = Math.max(0, corks - 1);
+        if (corks > 0 || held.length === 0) return;
+        flushed.push(held);
+        held = [];
+      },
+    };
+    const socket = Object.assign(new FakeSocket(), { extensions: '', _socket: raw });
+    const session = new Session(socket as unknown as WebSocket, OPEN_IDENTITY);
+    return { session, socket, writes: () => flushed };
+  }
+
+  it('writes each frame as it was encoded, WebSocket header and all, and nothing through ws', async () => {
+    const { session, socket, writes } = directSession();
+    session.send(PING);
+    session.send(PONG);
+    await new Promise(resolve => process.nextTick(resolve));
+    expect(writes()).toEqual([[PING, PONG]]);
+    expect(socket.sent).toEqual([]);
+  });
+
+  it('a tick that writes many frames sends them 16 at a time, in order; the rest at the end of the tick', async () => {
+    const { session, writes } = directSession();
+    const frames = Array.from({ length: 40 }, (_, id) => codec.encode({ type: FrameType.Cancel, id: id + 1 }));
+    for (const f of frames) session.send(f);
+    expect(writes().map(w => w.length)).toEqual([16, 16]);
+    await new Promise(resolve => process.nextTick(resolve));
+    expect(writes().map(w => w.length)).toEqual([16, 16, 8]);
+    expect(writes().flat()).toEqual(frames);
+    // The next tick starts a new count.
+    for (const f of frames.slice(0, 3)) session.send(f);
+    await new Promise(resolve => process.nextTick(resolve));
+    expect(writes().map(w => w.length)).toEqual([16, 16, 8, 3]);
   });
 });

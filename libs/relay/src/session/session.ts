@@ -6,6 +6,12 @@ import type { TokenBucket } from './token-bucket.js';
 
 /** How long a slow consumer closed with SLOW_CONSUMER has to read up to the close frame before it is cut. */
 const SLOW_CONSUMER_GRACE_MS = 5000;
+/**
+ * Frames held for one writev at most: a tick that writes more (a read of many
+ * frames) sends them 16 at a time, so the next process starts on the first
+ * while this one still works on the rest, instead of waiting for all of them.
+ */
+const FLUSH_FRAMES = 16;
 
 /** Hears of sessions that writes leave backed up: the relay-wide unsent budget. */
 export interface UnsentWatch {
@@ -67,6 +73,7 @@ export class Session {
   slowConsumerReason: string | undefined;
   /** Its TCP writes are held until the end of this tick (see send()). */
   private corked = false;
+  private heldFrames = 0;
   /**
    * The TCP socket under the WebSocket, written to directly: with no
    * extension negotiated, `ws` sends a binary message as its header and its
@@ -111,8 +118,14 @@ export class Session {
   send(message: Uint8Array): void {
     if (this.socket.readyState !== WebSocket.OPEN || this.overBudget) return;
     if (!this.corked) this.cork();
-    if (this.raw !== undefined) this.raw.write(message);
-    else this.socket.send(frameOf(message));
+    if (this.raw !== undefined) {
+      this.raw.write(message);
+      if (++this.heldFrames >= FLUSH_FRAMES) {
+        this.heldFrames = 0;
+        this.raw.uncork();
+        this.raw.cork();
+      }
+    } else this.socket.send(frameOf(message));
     this.written += message.length;
     const buffered = this.socket.bufferedAmount;
     if (buffered <= this.budget.slowBytes) return;
@@ -141,6 +154,7 @@ export class Session {
     raw.cork();
     process.nextTick(() => {
       this.corked = false;
+      this.heldFrames = 0;
       raw.uncork();
     });
   }
