@@ -3,7 +3,14 @@ import { FrameError, RelayError, RelayErrorCode } from './errors.js';
 import { fromWire, toWire } from './frame-wire.js';
 import type { ErrorFrame, Frame } from './frames.js';
 import { type HotReadLimits, readHotFrame } from './hot-read.js';
-import { allocateZeroed, type FrameAllocator, webSocketHeaderSize, writeHotFrame, writeWebSocketHeader } from './hot-write.js';
+import {
+  allocateZeroed,
+  type FrameAllocator,
+  webSocketHeaderSize,
+  writeHotFrame,
+  writeHotMessage,
+  writeWebSocketHeader,
+} from './hot-write.js';
 import { checkMsgpackBounds, type MsgpackBounds, peekFrameHead } from './msgpack-bounds.js';
 
 /** Bounds the codec applies to a frame's header (payloads are opaque `bin`). */
@@ -101,6 +108,16 @@ export class FrameCodec {
   }
 
   /**
+   * The frame as the WebSocket message it travels as (for a codec with
+   * `webSocketHeader`): one piece, or, when its payload is large (2 KiB or
+   * more), the pieces to write one after the other: the bytes before the
+   * payload, the payload itself (not copied), the bytes after it.
+   */
+  encodeMessage(frame: Frame): WebSocketMessage {
+    return (this.header ? writeHotMessage(frame, this.allocate, APART_FROM_BYTES) : undefined) ?? this.encode(frame);
+  }
+
+  /**
    * Decodes one frame; throws FrameError (BAD_FRAME) with the reason. Its
    * structure (nesting, number of values and fields) is checked first, so a
    * frame over those bounds costs one pass over its headers, not a decoding.
@@ -119,6 +136,34 @@ export class FrameCodec {
     }
     return fromWire(raw);
   }
+}
+
+/** A frame as a WebSocket message, header included: one piece, or pieces written one after the other (see `encodeMessage`). */
+export type WebSocketMessage = Uint8Array | readonly Uint8Array[];
+
+/** Payloads from this size on are left where they are in `encodeMessage` (a copy would cost more than a piece). */
+const APART_FROM_BYTES = 2048;
+
+/** The message in one piece (pieces are joined: a copy). */
+export function wholeMessage(message: WebSocketMessage): Uint8Array {
+  if (message instanceof Uint8Array) return message;
+  let size = 0;
+  for (const piece of message) size += piece.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const piece of message) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return out;
+}
+
+/** Bytes of a message, in one piece or in pieces. */
+export function messageLength(message: WebSocketMessage): number {
+  if (message instanceof Uint8Array) return message.length;
+  let size = 0;
+  for (const piece of message) size += piece.length;
+  return size;
 }
 
 /** The frame in bytes a codec with `webSocketHeader` encoded: what follows the WebSocket header (a view, not a copy). */

@@ -1,10 +1,10 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import fc from 'fast-check';
-import { FrameCodec, frameOf } from './codec.js';
+import { FrameCodec, frameOf, messageLength, wholeMessage } from './codec.js';
 import { fromWire, toWire } from './frame-wire.js';
 import { type Frame, FrameType } from './frames.js';
 import { type HotReadLimits, readHotFrame } from './hot-read.js';
-import { writeHotFrame } from './hot-write.js';
+import { writeHotFrame, writeHotMessage } from './hot-write.js';
 
 /** The general path, as the codec took it before frames were read and written by hand. */
 const general = {
@@ -200,5 +200,49 @@ describe('frames encoded with their WebSocket header', () => {
     expect(message.length).toBe(header.length + bytes.length);
     expect(frameOf(message)).toEqual(bytes);
     expect(framed.decode(frameOf(message))).toEqual(frame);
+  });
+});
+
+describe('frames as WebSocket messages in pieces', () => {
+  const join = (pieces: readonly Uint8Array[]) => Uint8Array.from(pieces.flatMap(p => [...p]));
+
+  it('a large payload is a piece of its own, not copied; joined, the pieces are the frame with its header', () => {
+    fc.assert(
+      fc.property(hotFrame, frame => {
+        const whole = writeHotFrame(frame, alloc, true);
+        const message = writeHotMessage(frame, alloc, 250);
+        if (whole === undefined) return expect(message).toBeUndefined();
+        const payload = 'payload' in frame ? frame.payload : null;
+        if (!(payload instanceof Uint8Array) || payload.length < 250) return expect(message).toEqual(whole);
+        expect(Array.isArray(message)).toBe(true);
+        const pieces = message as Uint8Array[];
+        expect(pieces[1]).toBe(payload);
+        expect(join(pieces)).toEqual(whole);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('the codec sends a frame in pieces only with webSocketHeader and a payload of 2 KiB or more', () => {
+    const framed = new FrameCodec({ webSocketHeader: true });
+    const response = (size: number): Frame => ({ type: FrameType.Response, id: 1, flags: 1, payload: new Uint8Array(size) });
+    expect(framed.encodeMessage(response(2047))).toBeInstanceOf(Uint8Array);
+    const pieces = framed.encodeMessage(response(2048)) as Uint8Array[];
+    expect(pieces).toHaveLength(2);
+    expect(wholeMessage(pieces)).toEqual(framed.encode(response(2048)));
+    expect(messageLength(pieces)).toBe(framed.encode(response(2048)).length);
+    const request: Frame = {
+      type: FrameType.Request,
+      id: 1,
+      pattern: 'p',
+      payload: new Uint8Array(4096),
+      timeoutMs: 5,
+      peer: 'n',
+      ext: null,
+      claims: null,
+    };
+    const three = framed.encodeMessage(request) as Uint8Array[];
+    expect(three.map(p => p.length)).toEqual([12, 4096, 3]);
+    expect(wholeMessage(three)).toEqual(framed.encode(request));
   });
 });

@@ -69,12 +69,19 @@ class Writer {
   /** Whether frames start with their WebSocket header (see FrameCodecLimits.webSocketHeader). */
   header = false;
 
+  /** A payload written as a piece of its own (see writeHotMessage), not copied; undefined: none. */
+  apart: Uint8Array | undefined = undefined;
+  /** Where the bytes after `apart` start in `out`. */
+  private resume = -1;
+
+  /** Starts a frame of `size` bytes; when `apart` is set, its bytes are not allocated (they stay where they are). */
   start(alloc: FrameAllocator, size: number, fields: number): void {
     const head = this.header ? webSocketHeaderSize(size) : 0;
-    const o = (this.out = alloc(head + size));
+    const o = (this.out = alloc(head + size - (this.apart?.length ?? 0)));
     if (head !== 0) writeWebSocketHeader(o, size);
     o[head] = 0x90 | fields;
     this.at = head + 1;
+    this.resume = -1;
   }
 
   uint(v: number): void {
@@ -110,6 +117,10 @@ class Writer {
 
   bin(b: Uint8Array): void {
     this.lengthHead(b.length, -1, 0xc4);
+    if (b === this.apart && this.resume < 0) {
+      this.resume = this.at;
+      return;
+    }
     this.out.set(b, this.at);
     this.at += b.length;
   }
@@ -156,6 +167,15 @@ class Writer {
     this.out = EMPTY;
     return o;
   }
+
+  /** The frame in pieces: what comes before the payload set apart, the payload itself, what comes after (if anything). */
+  pieces(): Uint8Array[] {
+    const o = this.done();
+    const apart = this.apart!;
+    this.apart = undefined;
+    const before = o.subarray(0, this.resume);
+    return this.resume === this.at ? [before, apart] : [before, apart, o.subarray(this.resume, this.at)];
+  }
 }
 
 const w = new Writer();
@@ -167,13 +187,13 @@ function lastSet(values: readonly unknown[]): number {
   return n;
 }
 
-function writeRequest(f: RequestFrame, alloc: FrameAllocator): Uint8Array | undefined {
-  if (!plainUint(f.id) || !plainUint(f.timeoutMs) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return undefined;
-  if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return undefined;
+function writeRequest(f: RequestFrame, alloc: FrameAllocator): boolean {
+  if (!plainUint(f.id) || !plainUint(f.timeoutMs) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return false;
+  if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return false;
   const n = f.claims != null ? 8 : f.ext != null ? 7 : f.peer != null ? 6 : 5;
   const patternBytes = asciiLength(f.pattern);
   const peerBytes = f.peer == null ? 0 : asciiLength(f.peer);
-  if (patternBytes < 0 || peerBytes < 0) return undefined;
+  if (patternBytes < 0 || peerBytes < 0) return false;
   let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length) + uintSize(f.timeoutMs);
   if (n > 5) size += f.peer == null ? 1 : strSize(peerBytes);
   if (n > 6) size += f.ext == null ? 1 : binSize(f.ext.length);
@@ -187,30 +207,30 @@ function writeRequest(f: RequestFrame, alloc: FrameAllocator): Uint8Array | unde
   if (n > 5) w.optStr(f.peer ?? null);
   if (n > 6) w.optBin(f.ext ?? null);
   if (n > 7) w.bin(f.claims!);
-  return w.done();
+  return true;
 }
 
-function writeResponse(f: ResponseFrame, alloc: FrameAllocator): Uint8Array | undefined {
-  if (!plainUint(f.id) || !plainUint(f.flags) || !binOrNull(f.payload)) return undefined;
+function writeResponse(f: ResponseFrame, alloc: FrameAllocator): boolean {
+  if (!plainUint(f.id) || !plainUint(f.flags) || !binOrNull(f.payload)) return false;
   const n = f.payload != null ? 4 : 3;
   w.start(alloc, 2 + uintSize(f.id) + uintSize(f.flags) + (n > 3 ? binSize(f.payload!.length) : 0), n);
   w.uint(FrameType.Response);
   w.uint(f.id);
   w.uint(f.flags);
   if (n > 3) w.bin(f.payload!);
-  return w.done();
+  return true;
 }
 
-function writeEvent(f: EventFrame, alloc: FrameAllocator): Uint8Array | undefined {
+function writeEvent(f: EventFrame, alloc: FrameAllocator): boolean {
   const flags = f.flags === 0 ? undefined : f.flags;
   const tail = [f.peer, f.ext, f.claims, flags, f.timeoutMs, f.attempt];
   const n = 3 + lastSet([null, ...tail]);
-  if (!plainUint(f.id) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return undefined;
-  if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return undefined;
-  for (let i = 3; i < tail.length; i++) if (tail[i] != null && !plainUint(tail[i])) return undefined;
+  if (!plainUint(f.id) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return false;
+  if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return false;
+  for (let i = 3; i < tail.length; i++) if (tail[i] != null && !plainUint(tail[i])) return false;
   const patternBytes = asciiLength(f.pattern);
   const peerBytes = f.peer == null ? 0 : asciiLength(f.peer);
-  if (patternBytes < 0 || peerBytes < 0) return undefined;
+  if (patternBytes < 0 || peerBytes < 0) return false;
   let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length);
   if (n > 4) size += f.peer == null ? 1 : strSize(peerBytes);
   if (n > 5) size += f.ext == null ? 1 : binSize(f.ext.length);
@@ -228,19 +248,19 @@ function writeEvent(f: EventFrame, alloc: FrameAllocator): Uint8Array | undefine
     if (tail[i] == null) w.nil();
     else w.uint(tail[i] as number);
   }
-  return w.done();
+  return true;
 }
 
 /** A frame of its type and uint fields only (CANCEL, ACK, PING, PONG). */
-function writeUints(alloc: FrameAllocator, values: readonly number[]): Uint8Array | undefined {
+function writeUints(alloc: FrameAllocator, values: readonly number[]): boolean {
   let size = 1;
   for (const v of values) {
-    if (!plainUint(v)) return undefined;
+    if (!plainUint(v)) return false;
     size += uintSize(v);
   }
   w.start(alloc, size, values.length);
   for (const v of values) w.uint(v);
-  return w.done();
+  return true;
 }
 
 /**
@@ -279,13 +299,8 @@ export function writeWebSocketHeader(out: Uint8Array, length: number): number {
   return 10;
 }
 
-/**
- * One of the hot frames written by hand, byte for byte what the general
- * encoder writes (after its WebSocket header when `header`); undefined for
- * any other frame, or a value it must write.
- */
-export function writeHotFrame(frame: Frame, alloc: FrameAllocator, header = false): Uint8Array | undefined {
-  w.header = header;
+/** Writes a hot frame with `w`; false when it is not one, or has a value the general encoder must write. */
+function write(frame: Frame, alloc: FrameAllocator): boolean {
   switch (frame.type) {
     case FrameType.Request:
       return writeRequest(frame, alloc);
@@ -298,12 +313,40 @@ export function writeHotFrame(frame: Frame, alloc: FrameAllocator, header = fals
     case FrameType.Ack:
       return writeUints(alloc, [frame.type, frame.id, frame.recipients]);
     case FrameType.Handled:
-      if (frame.error != null) return undefined;
-      return writeUints(alloc, [frame.type, frame.id]);
+      return frame.error == null && writeUints(alloc, [frame.type, frame.id]);
     case FrameType.Ping:
     case FrameType.Pong:
       return writeUints(alloc, [frame.type]);
     default:
-      return undefined;
+      return false;
   }
+}
+
+/**
+ * One of the hot frames written by hand, byte for byte what the general
+ * encoder writes (after its WebSocket header when `header`); undefined for
+ * any other frame, or a value it must write.
+ */
+export function writeHotFrame(frame: Frame, alloc: FrameAllocator, header = false): Uint8Array | undefined {
+  w.header = header;
+  w.apart = undefined;
+  return write(frame, alloc) ? w.done() : undefined;
+}
+
+/**
+ * A hot frame as the WebSocket message a server sends (header first), with
+ * a payload of `apartFrom` bytes or more left where it is: the message is
+ * then its pieces (the bytes before the payload, the payload, the bytes after
+ * it), to be written one after the other, so that a large payload is
+ * forwarded without being copied. Undefined as for writeHotFrame.
+ */
+export function writeHotMessage(frame: Frame, alloc: FrameAllocator, apartFrom: number): Uint8Array | Uint8Array[] | undefined {
+  w.header = true;
+  const payload = 'payload' in frame ? frame.payload : null;
+  w.apart = payload instanceof Uint8Array && payload.length >= apartFrom ? payload : undefined;
+  if (!write(frame, alloc)) {
+    w.apart = undefined;
+    return undefined;
+  }
+  return w.apart === undefined ? w.done() : w.pieces();
 }

@@ -1,4 +1,12 @@
-import { EventFlag, type EventFrame, type FrameCodec, RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
+import {
+  EventFlag,
+  type EventFrame,
+  type FrameCodec,
+  RelayError,
+  RelayErrorCode,
+  RelayErrorMessages,
+  type WebSocketMessage,
+} from '@wsrelay/protocol';
 import { ClusterMessageType as Cmt, type Msg } from '../cluster/cluster-protocol.js';
 import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
@@ -73,12 +81,12 @@ export class EventFanout {
   remoteEvent(m: Msg<Cmt.Event>): void {
     const world = this.worlds.get(m.tenant);
     if (world === undefined) return;
-    let bytes: Uint8Array | undefined;
+    let bytes: WebSocketMessage | undefined;
     for (const nodeId of m.targets) {
       const node = world.nodes.get(nodeId);
       // The emitter's relay chose by what it knew: the id may have changed hands, or the subscription gone, since.
       if (!(node instanceof LocalNode) || !node.isOpen || !world.subscriptions.subscribes(node, m.pattern)) continue;
-      bytes ??= this.codec.encode(eventFrame(m, m.id, m.emitterNodeId, m.claims));
+      bytes ??= this.codec.encodeMessage(eventFrame(m, m.id, m.emitterNodeId, m.claims));
       node.send(bytes);
     }
   }
@@ -98,7 +106,7 @@ export class EventFanout {
 
   /** A plain event: one encoding for every local recipient, one cluster message per other relay. */
   private deliver(emitter: LocalNode, frame: EventFrame, recipients: readonly Routable[]): number {
-    let bytes: Uint8Array | undefined;
+    let bytes: WebSocketMessage | undefined;
     let remote: Map<RemoteRelay, string[]> | undefined;
     let delivered = 0;
     for (const node of recipients) {
@@ -110,7 +118,7 @@ export class EventFanout {
         else targets.push(node.nodeId);
         continue;
       }
-      bytes ??= this.codec.encode(eventFrame(frame, frame.id, emitter.nodeId, emitter.claims));
+      bytes ??= this.codec.encodeMessage(eventFrame(frame, frame.id, emitter.nodeId, emitter.claims));
       (node as LocalNode).send(bytes);
       delivered++;
     }

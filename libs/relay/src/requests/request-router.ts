@@ -234,7 +234,7 @@ export class RequestRouter {
   private sendRequest(pending: PendingRequest, r: Carried, peer: string | null, claims: Uint8Array | null): void {
     const { pattern, payload, timeoutMs, ext } = r;
     (pending.provider as LocalNode).ask(
-      this.codec.encode({ type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims }),
+      this.codec.encodeMessage({ type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims }),
     );
   }
 
@@ -259,7 +259,7 @@ export class RequestRouter {
   private answer(pending: PendingRequest, flags: number, payload: Uint8Array | null): void {
     if (flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.book.settle(pending);
     const { caller, callerRequestId: id } = pending;
-    if (caller instanceof LocalNode) caller.send(this.codec.encode({ type: FrameType.Response, id, flags, payload }));
+    if (caller instanceof LocalNode) caller.send(this.codec.encodeMessage({ type: FrameType.Response, id, flags, payload }));
     else this.cluster.send(caller, { type: Cmt.Response, fwdId: id, flags, payload });
   }
 

@@ -1,3 +1,4 @@
+import type { WebSocketMessage } from '@wsrelay/protocol';
 import type { Session } from '../session/session.js';
 import type { Routable } from './routable.js';
 import type { World } from './world.js';
@@ -56,12 +57,12 @@ export class LocalNode implements Routable {
     return this.world.routes(this);
   }
 
-  send(bytes: Uint8Array): void {
+  send(bytes: WebSocketMessage): void {
     this.session.send(bytes);
   }
 
   /** Work it is to answer (a REQUEST, a handler-acked EVENT copy): its answer may come in without a rate token. */
-  ask(bytes: Uint8Array): void {
+  ask(bytes: WebSocketMessage): void {
     this.session.owed++;
     this.session.send(bytes);
   }

@@ -226,6 +226,24 @@ describe('Session writing to the TCP socket under its WebSocket', () => {
     expect(socket.sent).toEqual([]);
   });
 
+  it('a message in pieces (a large payload left where it was) is written piece by piece, counted once', async () => {
+    const { session, writes } = directSession();
+    const pieces = codec.encodeMessage({ type: FrameType.Response, id: 1, flags: 1, payload: new Uint8Array(4096) }) as Uint8Array[];
+    expect(pieces).toHaveLength(2);
+    session.send(pieces);
+    session.send(PING);
+    await new Promise(resolve => process.nextTick(resolve));
+    expect(writes()).toEqual([[...pieces, PING]]);
+    expect(session.written).toBe(pieces[0].length + 4096 + PING.length);
+  });
+
+  it('through ws (an extension negotiated), a message in pieces goes as one frame', () => {
+    const session = fakeSession();
+    const pieces = codec.encodeMessage({ type: FrameType.Response, id: 1, flags: 1, payload: new Uint8Array(4096) });
+    session.send(pieces);
+    expect(session.socket.frames).toEqual([{ type: FrameType.Response, id: 1, flags: 1, payload: new Uint8Array(4096) }]);
+  });
+
   it('a tick that writes many frames sends them 16 at a time, in order; the rest at the end of the tick', async () => {
     const { session, writes } = directSession();
     const frames = Array.from({ length: 40 }, (_, id) => codec.encode({ type: FrameType.Cancel, id: id + 1 }));

@@ -1,4 +1,4 @@
-import { CloseCode, frameOf, RelayErrorMessages } from '@wsrelay/protocol';
+import { CloseCode, frameOf, messageLength, RelayErrorMessages, type WebSocketMessage, wholeMessage } from '@wsrelay/protocol';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { ConnectionIdentity } from '../auth/relay-auth.service.js';
@@ -115,18 +115,19 @@ export class Session {
    * SLOW_CONSUMER and written to no more, so it cannot grow the relay's memory;
    * past `slowBytes`, the relay-wide watch hears of it.
    */
-  send(message: Uint8Array): void {
+  send(message: WebSocketMessage): void {
     if (this.socket.readyState !== WebSocket.OPEN || this.overBudget) return;
     if (!this.corked) this.cork();
     if (this.raw !== undefined) {
-      this.raw.write(message);
+      if (message instanceof Uint8Array) this.raw.write(message);
+      else for (const piece of message) this.raw.write(piece);
       if (++this.heldFrames >= FLUSH_FRAMES) {
         this.heldFrames = 0;
         this.raw.uncork();
         this.raw.cork();
       }
-    } else this.socket.send(frameOf(message));
-    this.written += message.length;
+    } else this.socket.send(frameOf(wholeMessage(message)));
+    this.written += messageLength(message);
     const buffered = this.socket.bufferedAmount;
     if (buffered <= this.budget.slowBytes) return;
     if (buffered > this.budget.budgetBytes) this.closeAsSlowConsumer(RelayErrorMessages.slowConsumer(buffered, this.budget.budgetBytes));
