@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { quote, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
 import { type ConnectionIdentity, type RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
@@ -138,9 +139,7 @@ export class Admission {
     if (over !== undefined) return refuse(cb, rateLimited(over));
     this.byAddress.add(ticket.address, ticket);
     this.tickets.set(req, ticket);
-    const socket = req.socket;
-    socket.once('close', () => this.release(ticket));
-    if (socket.destroyed) this.release(ticket);
+    this.releaseOnClose(req.socket, ticket);
     this.upgrading++;
     this.auth.authenticate(req).then(
       identity => {
@@ -161,6 +160,16 @@ export class Admission {
         refuse(cb, { status: 401, code: RelayErrorCode.UNAUTHORIZED, message });
       },
     );
+  }
+
+  /**
+   * Releases the ticket when the TCP connection closes. A method of its own:
+   * a listener made in admit() would share its scope, and so keep the upgrade
+   * request (headers, buffers) alive for as long as the connection lives.
+   */
+  private releaseOnClose(socket: Socket, ticket: Ticket): void {
+    socket.once('close', () => this.release(ticket));
+    if (socket.destroyed) this.release(ticket);
   }
 
   /** Addresses and subjects with connections counted (to see that nothing leaks). */
