@@ -146,12 +146,14 @@ const APART_FROM_BYTES = 2048;
 
 /** The message in one piece (pieces are joined: a copy). */
 export function wholeMessage(message: WebSocketMessage): Uint8Array {
-  if (message instanceof Uint8Array) return message;
-  let size = 0;
-  for (const piece of message) size += piece.length;
-  const out = new Uint8Array(size);
+  return message instanceof Uint8Array ? message : concatBytes(message);
+}
+
+/** The bytes of `pieces` one after the other, in a new array. */
+export function concatBytes(pieces: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(messageLength(pieces));
   let at = 0;
-  for (const piece of message) {
+  for (const piece of pieces) {
     out.set(piece, at);
     at += piece.length;
   }

@@ -134,6 +134,11 @@ class Writer {
     else this.str(s);
   }
 
+  optUint(v: number | undefined): void {
+    if (v == null) this.nil();
+    else this.uint(v);
+  }
+
   optBin(b: Uint8Array | null): void {
     if (b === null) this.nil();
     else this.bin(b);
@@ -180,33 +185,46 @@ class Writer {
 
 const w = new Writer();
 
-/** Fields written: up to the last one set (the general path leaves trailing nils off too). */
-function lastSet(values: readonly unknown[]): number {
-  let n = values.length;
-  while (n > 1 && values[n - 1] == null) n--;
-  return n;
+/** Size of the sender fields (peer, ext, claims) written up to the `count`th, nil for one not set. */
+function senderSize(f: RequestFrame | EventFrame, count: number, peerBytes: number): number {
+  let size = 0;
+  if (count > 0) size += f.peer == null ? 1 : strSize(peerBytes);
+  if (count > 1) size += f.ext == null ? 1 : binSize(f.ext.length);
+  if (count > 2) size += f.claims == null ? 1 : binSize(f.claims.length);
+  return size;
+}
+
+function writeSender(f: RequestFrame | EventFrame, count: number): void {
+  if (count > 0) w.optStr(f.peer ?? null);
+  if (count > 1) w.optBin(f.ext ?? null);
+  if (count > 2) w.optBin(f.claims ?? null);
+}
+
+/** How many sender fields are written: up to the last one set (the general encoder leaves trailing nils off too). */
+function senderFields(f: RequestFrame | EventFrame): number {
+  return f.claims != null ? 3 : f.ext != null ? 2 : f.peer != null ? 1 : 0;
+}
+
+/** The sender fields are written as they are: a string or nil, bins or nil. */
+function plainSender(f: RequestFrame | EventFrame): boolean {
+  return strOrNull(f.peer) && binOrNull(f.ext) && binOrNull(f.claims);
 }
 
 function writeRequest(f: RequestFrame, alloc: FrameAllocator): boolean {
   if (!plainUint(f.id) || !plainUint(f.timeoutMs) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return false;
-  if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return false;
-  const n = f.claims != null ? 8 : f.ext != null ? 7 : f.peer != null ? 6 : 5;
+  if (!plainSender(f)) return false;
+  const sender = senderFields(f);
   const patternBytes = asciiLength(f.pattern);
   const peerBytes = f.peer == null ? 0 : asciiLength(f.peer);
   if (patternBytes < 0 || peerBytes < 0) return false;
-  let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length) + uintSize(f.timeoutMs);
-  if (n > 5) size += f.peer == null ? 1 : strSize(peerBytes);
-  if (n > 6) size += f.ext == null ? 1 : binSize(f.ext.length);
-  if (n > 7) size += binSize(f.claims!.length);
-  w.start(alloc, size, n);
+  const size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length) + uintSize(f.timeoutMs);
+  w.start(alloc, size + senderSize(f, sender, peerBytes), 5 + sender);
   w.uint(FrameType.Request);
   w.uint(f.id);
   w.str(f.pattern);
   w.bin(f.payload);
   w.uint(f.timeoutMs);
-  if (n > 5) w.optStr(f.peer ?? null);
-  if (n > 6) w.optBin(f.ext ?? null);
-  if (n > 7) w.bin(f.claims!);
+  writeSender(f, sender);
   return true;
 }
 
@@ -222,33 +240,37 @@ function writeResponse(f: ResponseFrame, alloc: FrameAllocator): boolean {
 }
 
 function writeEvent(f: EventFrame, alloc: FrameAllocator): boolean {
+  if (!plainUint(f.id) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array) || !plainSender(f)) return false;
+  // The handler-ack fields: a flags field of 0 is left off, as the general encoder leaves it.
   const flags = f.flags === 0 ? undefined : f.flags;
-  const tail = [f.peer, f.ext, f.claims, flags, f.timeoutMs, f.attempt];
-  const n = 3 + lastSet([null, ...tail]);
-  if (!plainUint(f.id) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return false;
-  if (!strOrNull(f.peer) || !binOrNull(f.ext) || !binOrNull(f.claims)) return false;
-  for (let i = 3; i < tail.length; i++) if (tail[i] != null && !plainUint(tail[i])) return false;
+  const { timeoutMs, attempt } = f;
+  if ((flags != null && !plainUint(flags)) || (timeoutMs != null && !plainUint(timeoutMs)) || (attempt != null && !plainUint(attempt))) {
+    return false;
+  }
+  const acks = attempt != null ? 3 : timeoutMs != null ? 2 : flags != null ? 1 : 0;
+  // Every sender field is written (nil where not set) when an ack field follows.
+  const sender = acks > 0 ? 3 : senderFields(f);
   const patternBytes = asciiLength(f.pattern);
   const peerBytes = f.peer == null ? 0 : asciiLength(f.peer);
   if (patternBytes < 0 || peerBytes < 0) return false;
-  let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length);
-  if (n > 4) size += f.peer == null ? 1 : strSize(peerBytes);
-  if (n > 5) size += f.ext == null ? 1 : binSize(f.ext.length);
-  if (n > 6) size += f.claims == null ? 1 : binSize(f.claims.length);
-  for (let i = 3; i < n - 4; i++) size += tail[i] == null ? 1 : uintSize(tail[i] as number);
-  w.start(alloc, size, n);
+  let size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length) + senderSize(f, sender, peerBytes);
+  if (acks > 0) size += optUintSize(flags);
+  if (acks > 1) size += optUintSize(timeoutMs);
+  if (acks > 2) size += optUintSize(attempt);
+  w.start(alloc, size, 4 + sender + acks);
   w.uint(FrameType.Event);
   w.uint(f.id);
   w.str(f.pattern);
   w.bin(f.payload);
-  if (n > 4) w.optStr(f.peer ?? null);
-  if (n > 5) w.optBin(f.ext ?? null);
-  if (n > 6) w.optBin(f.claims ?? null);
-  for (let i = 3; i < n - 4; i++) {
-    if (tail[i] == null) w.nil();
-    else w.uint(tail[i] as number);
-  }
+  writeSender(f, sender);
+  if (acks > 0) w.optUint(flags);
+  if (acks > 1) w.optUint(timeoutMs);
+  if (acks > 2) w.optUint(attempt);
   return true;
+}
+
+function optUintSize(v: number | undefined): number {
+  return v == null ? 1 : uintSize(v);
 }
 
 /** A frame of its type and uint fields only (CANCEL, ACK, PING, PONG). */

@@ -1,3 +1,4 @@
+import { concatBytes } from '@wsrelay/protocol';
 import {
   CLUSTER_CHUNK_BYTES,
   CLUSTER_CHUNK_HEAD_BYTES,
@@ -280,7 +281,7 @@ export class InboundTransfers {
       return this.sink.reply(relay, { type: ClusterMessageType.Pull, transfer: a.transfer, received: a.pieces.length });
     this.sink.reply(relay, { type: ClusterMessageType.Pull, transfer: a.transfer, received: a.count });
     if (a.bytes !== a.size) this.sink.refused(relay, `a chunked message of ${a.bytes} bytes, announced as ${a.size}`);
-    a.message = a.bytes === a.size ? (this.sink.decode(concat(a.pieces, a.size)) ?? null) : null;
+    a.message = a.bytes === a.size ? (this.sink.decode(concatBytes(a.pieces)) ?? null) : null;
     if (a.message === null && a.bytes === a.size) this.sink.refused(relay, 'a chunked message that does not decode');
     a.pieces = [];
     this.release(relay);
@@ -337,14 +338,4 @@ export class InboundTransfers {
       }
     }
   }
-}
-
-function concat(pieces: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
