@@ -27,4 +27,5 @@ EXPOSE 8787
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "/app/node_modules/@wsrelay/relay/dist/bin/wsrelay-relay.js", "healthcheck"]
 # Exec form: the relay is PID 1's only process and gets SIGTERM itself (it drains, then exits 0).
-ENTRYPOINT ["node", "/app/node_modules/@wsrelay/relay/dist/bin/wsrelay-relay.js"]
+# --initial-old-space-size: see "Node flags" in the README.
+ENTRYPOINT ["node", "--initial-old-space-size=128", "/app/node_modules/@wsrelay/relay/dist/bin/wsrelay-relay.js"]

@@ -20,7 +20,9 @@
  * again after the rounds, up to that many attempts in all (see lib/cells.ts
  * `disturbance`),
  * BENCH_TS_LOADER=1 (run the processes through the TypeScript loader instead
- * of compiling them first, see scripts/compile.ts).
+ * of compiling them first, see scripts/compile.ts), BENCH_RELAY_NODE_ARGS
+ * (Node flags added to our relays' own, RELAY_NODE_FLAGS: `--cpu-prof`,
+ * `--trace-gc`).
  *
  * `--smoke` (`npm run bench -- --smoke`, run in CI): every workload once,
  * briefly (1 round × 300 ms, W5 with 2 subscribers, W6 with 300

@@ -8,6 +8,20 @@ export const TS_LOADER = ['--import', '@swc-node/register/esm-register'];
 /** The relay as users run it: the `wsrelay-relay` executable of @wsrelay/relay's build (`npm run build`). */
 export const RELAY_BIN = 'libs/relay/dist/bin/wsrelay-relay.js';
 
+/**
+ * The Node flags the relay runs with, as the Dockerfile's ENTRYPOINT gives
+ * them (docs/deployment.md says why): a larger initial old generation, so
+ * that forwarding large payloads (buffers held outside the JavaScript heap)
+ * does not set off a full garbage collection every few tens of milliseconds
+ * in a heap that is small and barely growing.
+ */
+export const RELAY_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
+
+/** RELAY_NODE_FLAGS, and any a bench run adds (BENCH_RELAY_NODE_ARGS: profiling, tracing). */
+export function relayNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return [...RELAY_NODE_FLAGS, ...(env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+}
+
 export interface Started {
   child: ChildProcess;
   /** Output lines so far (stdout and stderr, the first thousand). */

@@ -4,7 +4,7 @@
  * provider on the second.
  */
 import { connect } from 'node:net';
-import { RELAY_BIN } from '../../scripts/processes.js';
+import { RELAY_BIN, relayNodeArgs } from '../../scripts/processes.js';
 import { Child } from './child.js';
 import { commandName, pidListeningOn } from './proc.js';
 import { FANOUT_SUBSCRIBERS, PEER_LABELS, type PeerId, W7_PLACEMENT_LABELS } from './types.js';
@@ -96,7 +96,9 @@ export async function startPeer(id: PeerId, prefix: string, subscribers = FANOUT
   try {
     switch (id) {
       case 'wsrelay': {
-        const relay = track(new Child('relay', RELAY_BIN, { env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' } }));
+        const relay = track(
+          new Child('relay', RELAY_BIN, { nodeArgs: relayNodeArgs(), env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1' } }),
+        );
         const [, url] = await relay.next(/Relay listening on (ws:\/\/\S+)/, 60_000);
         const { provider, subs } = nestProcesses('wsrelay', { RELAY_URL: url }, prefix, false, subscribers);
         [provider, ...subs].forEach(track);
@@ -256,7 +258,7 @@ export async function startCluster(prefix: string): Promise<Cluster> {
         RELAY_ID: relayId,
         RELAY_STATUS_TOKEN: STATUS_TOKEN,
       };
-      const child = new Child(`relay ${'AB'[i]}`, RELAY_BIN, { env });
+      const child = new Child(`relay ${'AB'[i]}`, RELAY_BIN, { nodeArgs: relayNodeArgs(), env });
       children.push(child);
       return child;
     });

@@ -4,7 +4,7 @@
  * CPU is the relay's over the idle window, which spans several heartbeat
  * intervals.
  */
-import { RELAY_BIN } from '../../scripts/processes.js';
+import { RELAY_BIN, relayNodeArgs } from '../../scripts/processes.js';
 import { Child } from './child.js';
 import { cpuSeconds, memory, openFileCount, openFileLimit } from './proc.js';
 import type { W6Result } from './types.js';
@@ -27,6 +27,7 @@ export async function runW6(relayKind: 'wsrelay' | 'raw-ws', s: W6Settings, log:
   const relay =
     relayKind === 'wsrelay'
       ? new Child('w6 relay', RELAY_BIN, {
+          nodeArgs: relayNodeArgs(),
           env: {
             RELAY_PORT: '0',
             RELAY_HOST: '127.0.0.1',

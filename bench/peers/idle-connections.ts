@@ -2,9 +2,9 @@
  * W6 connection holder: opens COUNT idle WebSockets to URL and keeps them
  * alive the way a node does. PROTOCOL=wsrelay completes our handshake
  * (HELLO with a unique node id, no patterns; WELCOME) and PROTOCOL=raw sends
- * an empty SUB. Each socket answers the relay's pings (ws does) and pings the
- * relay every HEARTBEAT_MS itself, as RelayConnection does, starting at a
- * random offset so the pings spread over the interval.
+ * an empty SUB. Each socket answers the relay's pings (ws does) and, as
+ * RelayConnection does, pings the relay itself only after two HEARTBEAT_MS
+ * intervals in which nothing came from it.
  *
  * Prints "OPEN <established> <failed>" once every attempt has settled;
  * answers "STATUS" on stdin with "STATUS <open> <closed> <unanswered pings>".
@@ -38,6 +38,7 @@ function connect(i: number): void {
   let done = false;
   let wasOpen = false;
   let awaitingPong = false;
+  let heard = false;
   const settle = (ok: boolean) => {
     if (done) return;
     done = true;
@@ -65,21 +66,30 @@ function connect(i: number): void {
         }),
       );
     }
-    setTimeout(() => {
-      if (ws.readyState !== WebSocket.OPEN) return;
-      const timer = setInterval(() => {
-        if (ws.readyState !== WebSocket.OPEN) return;
-        if (awaitingPong) unanswered++;
-        awaitingPong = true;
-        ws.ping();
-      }, heartbeatMs);
-      ws.once('close', () => clearInterval(timer));
-    }, Math.random() * heartbeatMs);
+    // As NodeHeartbeat: a check every half interval; a ping only after two intervals without a word from the relay.
+    let silentHalves = 0;
+    const timer = setInterval(() => {
+      if (heard) {
+        heard = false;
+        silentHalves = 0;
+        return;
+      }
+      if (++silentHalves % 4 !== 0 || ws.readyState !== WebSocket.OPEN) return;
+      if (awaitingPong) unanswered++;
+      awaitingPong = true;
+      ws.ping();
+    }, heartbeatMs / 2);
+    ws.once('close', () => clearInterval(timer));
   });
+  ws.on('ping', () => (heard = true));
   ws.on('message', (data: Buffer) => {
+    heard = true;
     if (!raw && !done) settle(codec.decode(data).type === FrameType.Welcome);
   });
-  ws.on('pong', () => (awaitingPong = false));
+  ws.on('pong', () => {
+    heard = true;
+    awaitingPong = false;
+  });
   ws.on('error', () => settle(false));
   ws.on('close', () => {
     if (wasOpen) closed++;

@@ -21,7 +21,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { startNode, type Started, type StartOptions, stop } from '../../scripts/processes.js';
+import { RELAY_NODE_FLAGS, startNode, type Started, type StartOptions, stop } from '../../scripts/processes.js';
 import { untilAsync } from '../support/harness.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
@@ -126,6 +126,19 @@ describe('the packed tarballs', () => {
   });
 });
 
+describe('the image', () => {
+  it('runs the relay with the Node flags the tests and the bench run it with', () => {
+    const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+      .split('\n')
+      .find(l => l.startsWith('ENTRYPOINT '));
+    expect(JSON.parse(line!.slice('ENTRYPOINT '.length))).toEqual([
+      'node',
+      ...RELAY_NODE_FLAGS,
+      '/app/node_modules/@wsrelay/relay/dist/bin/wsrelay-relay.js',
+    ]);
+  });
+});
+
 describe('publishing', () => {
   it.each(PACKAGES)('npm publish --dry-run of @wsrelay/%s sends its build as the release version', async name => {
     const { stdout } = await run('npm', ['publish', '--dry-run', '--json'], { cwd: join(ROOT, 'libs', name) });
@@ -146,8 +159,10 @@ describe.each([['this machine', process.execPath], ...OTHER_NODES.map(v => [`Nod
 
     beforeAll(async () => {
       node = which.includes('/') ? which : nodeBinary(which);
+      // With the Node flags of the image's entrypoint (each Node version must take them).
       relay = start(join(deployment, 'node_modules/.bin/wsrelay-relay'), {
         node,
+        nodeArgs: [...RELAY_NODE_FLAGS],
         env: { RELAY_PORT: '0', RELAY_HOST: '127.0.0.1', RELAY_DRAIN_TIMEOUT_MS: String(DRAIN_MS), RELAY_STATUS_TOKEN: STATUS_TOKEN },
       });
       port = Number((await relay.line(/Relay listening on ws:\/\/127\.0\.0\.1:(\d+)\/relay/))[1]);

@@ -145,9 +145,10 @@ export interface RelayModuleOptions {
    */
   maxPayloadBytes?: number;
   /**
-   * Heartbeat interval, in ms: nodes ping this often; the relay pings a node
-   * it has not heard from for a whole interval and disconnects one silent for
-   * one and a half (so a dead node is found within two intervals).
+   * Heartbeat interval, in ms: the relay pings a node it has not heard from
+   * for a whole interval and disconnects one silent for one and a half (so a
+   * dead node is found within two intervals); nodes ping only a relay silent
+   * for two.
    * @default 10000
    */
   heartbeatIntervalMs?: number;

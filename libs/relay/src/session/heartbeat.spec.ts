@@ -1,10 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { fakeSession } from '../../spec-support/fakes.js';
-import { Heartbeat } from './heartbeat.js';
+import { BEAT_SLICES, Heartbeat } from './heartbeat.js';
 import { SessionRegistry } from './session-registry.js';
 
-const INTERVAL_MS = 1000;
+// A beat (half of it) divides into whole milliseconds per slice.
+const INTERVAL_MS = 1600;
 
 describe('Heartbeat', () => {
   let sessions: SessionRegistry;
@@ -138,5 +139,25 @@ describe('Heartbeat', () => {
     jest.advanceTimersByTime(INTERVAL_MS * 10);
     expect(also).toHaveBeenCalledTimes(3);
     expect(session.socket.terminated).toBe(false);
+  });
+
+  it('spreads each beat over its slices, each connection in one', () => {
+    const all = Array.from({ length: BEAT_SLICES * 2 }, connected);
+    // Heard when they connected: the first beat only resets them.
+    heartbeat.beat();
+    heartbeat.start();
+    const tick = INTERVAL_MS / 2 / BEAT_SLICES;
+    jest.advanceTimersByTime(tick);
+    const looked = all.filter(s => s.silentBeats === 1);
+    expect(looked).toHaveLength(2);
+    expect(looked.every(s => s.beatSlice === looked[0].beatSlice)).toBe(true);
+    expect(new Set(all.map(s => s.beatSlice)).size).toBe(BEAT_SLICES);
+    jest.advanceTimersByTime(INTERVAL_MS / 2 - tick);
+    expect(all.every(s => s.silentBeats === 1)).toBe(true);
+    // Pinged after a whole interval of silence, a slice at a time.
+    jest.advanceTimersByTime(tick);
+    expect(all.filter(s => s.socket.pings === 1)).toEqual(looked);
+    jest.advanceTimersByTime(INTERVAL_MS / 2 - tick);
+    expect(all.every(s => s.socket.pings === 1)).toBe(true);
   });
 });

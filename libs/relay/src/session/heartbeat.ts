@@ -4,17 +4,30 @@ import type { Session } from './session.js';
 import type { SessionRegistry } from './session-registry.js';
 
 /**
- * Liveness of every connection. Any frame, ping or pong from a node proves
- * it alive, and nodes ping every interval themselves, so the relay pings only
- * a node it has not heard from for a whole interval (one that does not ping:
- * a browser, a raw client) and drops one silent for one and a half. Beats
- * run every half interval: a node that froze right after its last frame is
- * gone within two intervals, and a pinging node costs one ping and one pong
- * per interval.
+ * How many slices a beat is cut into: each connection belongs to one and is
+ * looked at when its slice comes round, so the pings of a beat (and the pongs
+ * they bring back) go out in small batches spread over the beat instead of
+ * all at once.
+ */
+export const BEAT_SLICES = 16;
+
+/**
+ * Liveness of every connection. Any frame, ping or pong from a node proves it
+ * alive. The relay pings a node it has not heard from for a whole interval
+ * and drops one silent for one and a half; nodes answer (ws does) and ping
+ * the relay themselves only when it has been silent for two intervals. So an
+ * idle connection costs the relay one ping and one pong every one and a half
+ * intervals, sent in batches (a slice at a time) rather than each answered on
+ * its own wake-up, and a busy one costs nothing.
+ *
+ * Beats come every half interval, each in BEAT_SLICES slices: a node that
+ * froze right after its last frame is gone within two intervals.
  */
 export class Heartbeat {
   private readonly logger = new Logger(Heartbeat.name);
   private timer: NodeJS.Timeout | undefined;
+  /** The slice the next tick looks at: slice 0 ends each beat. */
+  private slice = 1;
 
   constructor(
     private readonly sessions: SessionRegistry,
@@ -23,13 +36,19 @@ export class Heartbeat {
     private readonly name: (session: Session) => string = s => s.sessionId,
   ) {}
 
-  /** Starts beating; `alsoEachBeat` runs with each beat (sweeps of other units' expired records). */
+  /** Starts beating; `alsoEachBeat` runs once a beat (sweeps of other units' expired records). */
   start(alsoEachBeat: (now: number) => void = () => undefined): void {
     clearInterval(this.timer);
-    this.timer = setInterval(() => {
-      this.beat();
-      alsoEachBeat(Date.now());
-    }, this.intervalMs / 2);
+    this.slice = 1;
+    this.timer = setInterval(
+      () => {
+        const slice = this.slice;
+        this.slice = (slice + 1) % BEAT_SLICES;
+        this.beat(slice);
+        if (slice === 0) alsoEachBeat(Date.now());
+      },
+      Math.max(1, Math.floor(this.intervalMs / 2 / BEAT_SLICES)),
+    );
   }
 
   stop(): void {
@@ -43,8 +62,9 @@ export class Heartbeat {
     if (session !== undefined) session.heard = true;
   };
 
-  beat(): void {
-    for (const session of this.sessions.values()) {
+  /** One beat for the connections of `slice`, or for all of them. */
+  beat(slice?: number): void {
+    for (const session of slice === undefined ? this.sessions.values() : this.sessions.inSlice(slice)) {
       if (session.heard) {
         session.heard = false;
         session.silentBeats = 0;
@@ -54,8 +74,8 @@ export class Heartbeat {
       if (silent >= 3) {
         this.logger.warn(`Node ${this.name(session)} missed its heartbeat; disconnecting it.`);
         session.socket.terminate();
-      } else if (silent === 2 && session.isOpen) {
-        session.socket.ping();
+      } else if (silent === 2) {
+        session.ping();
       }
     }
   }

@@ -258,3 +258,33 @@ describe('Session writing to the TCP socket under its WebSocket', () => {
     expect(writes().map(w => w.length)).toEqual([16, 16, 8, 3]);
   });
 });
+
+describe('Session pinging', () => {
+  it('writes a PING a real client answers, straight to the TCP socket', async () => {
+    const { WebSocket: Client, WebSocketServer } = await import('ws');
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+    await new Promise(resolve => server.once('listening', resolve));
+    const accepted = new Promise<WebSocket>(resolve => server.once('connection', resolve));
+    const client = new Client(`ws://127.0.0.1:${(server.address() as { port: number }).port}`);
+    const relaySide = await accepted;
+    const session = new Session(relaySide, OPEN_IDENTITY);
+    const send = jest.spyOn(relaySide, 'ping');
+    const pinged = new Promise(resolve => client.once('ping', resolve));
+    const ponged = new Promise(resolve => relaySide.once('pong', resolve));
+    session.ping();
+    await Promise.all([pinged, ponged]);
+    expect(send).not.toHaveBeenCalled();
+    client.close();
+    await new Promise(resolve => relaySide.once('close', resolve));
+    // Closed: nothing more is written.
+    session.ping();
+    expect(send).not.toHaveBeenCalled();
+    await new Promise(resolve => server.close(resolve));
+  });
+
+  it('goes through ws when an extension is negotiated', () => {
+    const session = fakeSession();
+    session.ping();
+    expect(session.socket.pings).toBe(1);
+  });
+});

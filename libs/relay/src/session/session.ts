@@ -2,6 +2,7 @@ import { CloseCode, frameOf, messageLength, RelayErrorMessages, type WebSocketMe
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { ConnectionIdentity } from '../auth/relay-auth.service.js';
+import { BEAT_SLICES } from './heartbeat.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /** How long a slow consumer closed with SLOW_CONSUMER has to read up to the close frame before it is cut. */
@@ -45,6 +46,13 @@ interface RawSocket {
   uncork(): void;
 }
 
+/** A WebSocket PING from the server: FIN + opcode 0x9, no mask, no payload. */
+const PING_FRAME = Buffer.from([0x89, 0x00]);
+
+let sessionsMade = 0;
+/** Connections take the heartbeat's slices in turn. */
+const nextBeatSlice = () => sessionsMade++ % BEAT_SLICES;
+
 const UNBOUNDED: SendBudget = { slowBytes: Infinity, budgetBytes: Infinity };
 
 /**
@@ -67,6 +75,8 @@ export class Session {
   written = 0;
   /** Heartbeat beats (half intervals) in a row without hearing from the node. */
   silentBeats = 0;
+  /** Which slice of each heartbeat beat looks at it (see Heartbeat). */
+  readonly beatSlice = nextBeatSlice();
   /** Closed for going over its byte budget (or the relay's): nothing more is written to it. */
   overBudget = false;
   /** Why it was closed as a slow consumer. */
@@ -132,6 +142,17 @@ export class Session {
     if (buffered <= this.budget.slowBytes) return;
     if (buffered > this.budget.budgetBytes) this.closeAsSlowConsumer(RelayErrorMessages.slowConsumer(buffered, this.budget.budgetBytes));
     else this.budget.watch?.backedUp(this, buffered);
+  }
+
+  /**
+   * A heartbeat ping, if the socket is still open: an unmasked PING without
+   * payload (two bytes, the same for every connection) written to the TCP
+   * socket as it is, or through `ws` when it frames.
+   */
+  ping(): void {
+    if (this.socket.readyState !== WebSocket.OPEN || this.overBudget) return;
+    if (this.raw !== undefined) this.raw.write(PING_FRAME);
+    else this.socket.ping();
   }
 
   /** Closes it with SLOW_CONSUMER (`reason`), and writes to it no more. */

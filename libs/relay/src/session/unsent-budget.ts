@@ -88,6 +88,8 @@ export class UnsentBudget implements UnsentWatch {
     for (const session of sessions) {
       if (session.overBudget) continue;
       const bytes = session.socket.bufferedAmount;
+      // Nothing unsent, nothing counted, not stalled (most connections, most of the time): nothing to do.
+      if (bytes === 0 && !this.tracks(session)) continue;
       this.count(session, bytes);
       const taken = session.written - bytes;
       if (bytes > 0) swept.set(session, taken);
@@ -110,6 +112,10 @@ export class UnsentBudget implements UnsentWatch {
       // Forgets it (released): its bytes leave the count, though the socket keeps them until it is cut.
       session.closeAsSlowConsumer(RelayErrorMessages.relayUnsentOver(this.bytesOf(session), this.budget.limit));
     }
+  }
+
+  private tracks(session: Session): boolean {
+    return (this.counted.size > 0 && this.counted.has(session)) || (this.stalled.size > 0 && this.stalled.has(session));
   }
 
   private bytesOf(session: Session): number {

@@ -112,17 +112,43 @@ describe('NodeHeartbeat', () => {
     return s;
   }
 
-  it('pings each interval while the relay answers, and cuts a relay silent for a whole interval', () => {
+  it('sends nothing of its own while the relay keeps pinging it', () => {
+    const s = socket();
+    const heartbeat = new NodeHeartbeat();
+    heartbeat.start(s as unknown as WebSocket, 100, () => undefined);
+    // The relay pings a node it has not heard from for an interval: one ping every one and a half.
+    for (let i = 0; i < 10; i++) {
+      jest.advanceTimersByTime(150);
+      heartbeat.heard();
+    }
+    expect([s.pings, s.terminated]).toEqual([0, false]);
+    heartbeat.stop();
+  });
+
+  it('pings a relay silent for two intervals, and cuts it half an interval later', () => {
     const s = socket();
     const silent: number[] = [];
     const heartbeat = new NodeHeartbeat();
     heartbeat.start(s as unknown as WebSocket, 100, ms => silent.push(ms));
-    jest.advanceTimersByTime(100);
+    jest.advanceTimersByTime(199);
+    expect(s.pings).toBe(0);
+    jest.advanceTimersByTime(1);
+    expect([s.pings, s.terminated]).toEqual([1, false]);
+    jest.advanceTimersByTime(50);
+    expect([s.pings, s.terminated, silent]).toEqual([1, true, [250]]);
+    heartbeat.stop();
+  });
+
+  it('starts counting again when the relay answers its ping', () => {
+    const s = socket();
+    const heartbeat = new NodeHeartbeat();
+    heartbeat.start(s as unknown as WebSocket, 100, () => undefined);
+    jest.advanceTimersByTime(200);
     heartbeat.heard();
-    jest.advanceTimersByTime(100);
+    jest.advanceTimersByTime(250);
     expect([s.pings, s.terminated]).toEqual([2, false]);
-    jest.advanceTimersByTime(100);
-    expect([s.pings, s.terminated, silent]).toEqual([2, true, [100]]);
+    jest.advanceTimersByTime(50);
+    expect([s.pings, s.terminated]).toEqual([2, true]);
     heartbeat.stop();
   });
 

@@ -329,8 +329,8 @@ export class RelayConnection {
     this.urlStatus.set(this.currentUrl, 'connected');
     this.attempt = 0;
     this.lastError = undefined;
-    this.heartbeat.start(socket, Math.min(this.config.heartbeatIntervalMs, welcome.heartbeatIntervalMs), intervalMs => {
-      this.lastError = new Error(`relay silent for ${intervalMs} ms`);
+    this.heartbeat.start(socket, Math.min(this.config.heartbeatIntervalMs, welcome.heartbeatIntervalMs), silentMs => {
+      this.lastError = new Error(`relay silent for ${silentMs} ms`);
     });
     this.offline.release();
     this.events.emit('connected', welcome);

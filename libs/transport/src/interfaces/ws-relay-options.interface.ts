@@ -77,8 +77,10 @@ export interface WsRelayConnectionOptions {
    */
   nodeId?: string;
   /**
-   * Interval of this node's pings to the relay, in ms. The relay is taken for
-   * dead when nothing arrives from it for a whole interval (found within two).
+   * Heartbeat interval, in ms (the relay's, when it is shorter). The relay
+   * pings a node it has not heard from for an interval; the node pings a
+   * relay it has not heard from for two, and takes it for dead when nothing
+   * arrives for half an interval more.
    * @default 10000
    */
   heartbeatIntervalMs?: number;
