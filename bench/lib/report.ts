@@ -120,7 +120,7 @@ function w6Table(input: ReportInput): string[] {
     lines.push(
       '',
       `Heartbeat ${first.heartbeatMs} ms at the relay (RELAY_HEARTBEAT_INTERVAL_MS) and at every node, idle window ${first.idleMs / 1000} s after one interval of settling; the relay's open-file limit was ${first.relayFdLimit}. ` +
-        'The connections are unauthenticated for now (the relay runs with auth off: no RELAY_JWT_* set). Each completes the HELLO/WELCOME handshake (our relay) or sends an empty SUB (raw relay), and answers the relay's pings, pinging it only after two silent intervals, as a node does. ' +
+        "The connections are unauthenticated for now (the relay runs with auth off: no RELAY_JWT_* set). Each completes the HELLO/WELCOME handshake (our relay) or sends an empty SUB (raw relay), and answers the relay's pings, pinging it only after two silent intervals, as a node does. " +
         'The 10 s column scales the measured CPU by interval/10 s, an estimate. Nest TCP, NATS and Redis are not measured here: TCP has no heartbeat and the brokers are shared services.',
     );
   }

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { fakeSession } from '../../spec-support/fakes.js';
-import { BEAT_SLICES, Heartbeat } from './heartbeat.js';
+import { BEAT_SLICES } from './beat-slices.js';
+import { Heartbeat } from './heartbeat.js';
 import { SessionRegistry } from './session-registry.js';
 
 // A beat (half of it) divides into whole milliseconds per slice.

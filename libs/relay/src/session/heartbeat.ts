@@ -1,15 +1,8 @@
 import { Logger } from '@nestjs/common';
 import type WebSocket from 'ws';
+import { BEAT_SLICES } from './beat-slices.js';
 import type { Session } from './session.js';
 import type { SessionRegistry } from './session-registry.js';
-
-/**
- * How many slices a beat is cut into: each connection belongs to one and is
- * looked at when its slice comes round, so the pings of a beat (and the pongs
- * they bring back) go out in small batches spread over the beat instead of
- * all at once.
- */
-export const BEAT_SLICES = 16;
 
 /**
  * Liveness of every connection. Any frame, ping or pong from a node proves it

@@ -1,6 +1,6 @@
 import type WebSocket from 'ws';
 import { type Session } from './session.js';
-import { BEAT_SLICES } from './heartbeat.js';
+import { BEAT_SLICES } from './beat-slices.js';
 
 /** The open connections, and the session of each socket. */
 export class SessionRegistry {

@@ -2,7 +2,7 @@ import { CloseCode, frameOf, messageLength, RelayErrorMessages, type WebSocketMe
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { ConnectionIdentity } from '../auth/relay-auth.service.js';
-import { BEAT_SLICES } from './heartbeat.js';
+import { nextBeatSlice } from './beat-slices.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /** How long a slow consumer closed with SLOW_CONSUMER has to read up to the close frame before it is cut. */
@@ -48,10 +48,6 @@ interface RawSocket {
 
 /** A WebSocket PING from the server: FIN + opcode 0x9, no mask, no payload. */
 const PING_FRAME = Buffer.from([0x89, 0x00]);
-
-let sessionsMade = 0;
-/** Connections take the heartbeat's slices in turn. */
-const nextBeatSlice = () => sessionsMade++ % BEAT_SLICES;
 
 const UNBOUNDED: SendBudget = { slowBytes: Infinity, budgetBytes: Infinity };
 
