@@ -13,5 +13,5 @@ export {
 } from './record-builders/ws-relay.record-builder.js';
 export type { WsRelayUrlStatus } from './connection/url-status.js';
 export { WsRelayRecordSerializer, type WsRelaySerializedPacket } from './serializers/ws-relay-record.serializer.js';
-export { WsRelayStrategy } from './server/ws-relay.strategy.js';
+export { WS_RELAY_TRANSPORT, WsRelayStrategy } from './server/ws-relay.strategy.js';
 export * from './constants.js';

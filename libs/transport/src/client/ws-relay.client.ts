@@ -3,7 +3,6 @@ import { ClientProxy, type MsPattern, type ReadPacket, type WritePacket } from '
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { Observable, Subject, throwError } from 'rxjs';
 import {
-  DEFAULT_MAX_STRING_BYTES,
   decodePayload,
   encodePayloadTransient,
   errorFromFrame,
@@ -19,6 +18,7 @@ import {
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { encodeExt } from '../connection/ext.js';
+import { headerProblem } from './header-limits.js';
 import type { WsRelayUrlStatus } from '../connection/url-status.js';
 import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT } from '../constants.js';
@@ -26,7 +26,8 @@ import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayClientOptions } from '../interfaces/ws-relay-options.interface.js';
 import { validateClientOptions } from '../interfaces/ws-relay-options.validation.js';
 import type { WsRelayEventAckMode } from '../record-builders/ws-relay.record-builder.js';
-import { type WsRelaySerializedPacket, WsRelayRecordSerializer } from '../serializers/ws-relay-record.serializer.js';
+import { serializeOutgoing, type WsRelayOutgoing } from '../serializers/outgoing-packet.js';
+import { WsRelayRecordSerializer } from '../serializers/ws-relay-record.serializer.js';
 
 /** Result of an `emit()`: how many nodes the relay delivered the event to. */
 export interface WsRelayEventAck {
@@ -209,9 +210,17 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       callback({ err: full, isDisposed: true });
       return noop;
     }
-    const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
+    let out: WsRelayOutgoing;
+    try {
+      out = serializeOutgoing(this.serializer, packet);
+    } catch (err) {
+      // As Nest's TCP client: a serializer that throws fails the call.
+      callback({ err, isDisposed: true });
+      return noop;
+    }
+    const { options } = out;
     const pattern = this.normalizePattern(packet.pattern as MsPattern);
-    const problem = headerProblem(pattern, out.options?.nodeId);
+    const problem = headerProblem(pattern, options.nodeId);
     if (problem !== null) {
       callback({ err: problem, isDisposed: true });
       return noop;
@@ -219,15 +228,15 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     let payload: Uint8Array;
     let ext: Uint8Array | null;
     try {
-      ext = encodeExt(out.options?.headers, out.metadata);
+      ext = encodeExt(options.headers, out.metadata);
       // Transient: the REQUEST below is encoded (and the payload copied) before anything else encodes one.
       payload = encodePayloadTransient(out.data);
     } catch (err) {
       callback({ err: this.unencodable(err), isDisposed: true });
       return noop;
     }
-    const timeoutMs = out.options?.timeoutMs ?? this.timeoutMs;
-    const peer = out.options?.nodeId ?? null;
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const peer = options.nodeId ?? null;
     const entry = this.track(
       pattern,
       timeoutMs,
@@ -246,27 +255,35 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   protected dispatchEvent<T = WsRelayEventAck>(packet: ReadPacket): Promise<T> {
     const full = this.overLimits();
     if (full !== null) return Promise.reject(full);
-    const out = this.serializer.serialize(packet) as WsRelaySerializedPacket;
+    let out: WsRelayOutgoing;
+    try {
+      out = serializeOutgoing(this.serializer, packet);
+    } catch (err) {
+      // What the serializer threw, as it is (as send() reports it).
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+      return Promise.reject(err);
+    }
+    const { options } = out;
     const pattern = this.normalizePattern(packet.pattern as MsPattern);
-    const problem = headerProblem(pattern, out.options?.nodeId);
+    const problem = headerProblem(pattern, options.nodeId);
     if (problem !== null) return Promise.reject(problem);
     let payload: Uint8Array;
     let ext: Uint8Array | null;
     try {
-      ext = encodeExt(out.options?.headers, out.metadata);
+      ext = encodeExt(options.headers, out.metadata);
       // Transient: correlate() encodes the EVENT at once.
       payload = encodePayloadTransient(out.data);
     } catch (err) {
       return Promise.reject(this.unencodable(err));
     }
-    const handlers = (out.options?.ack ?? this.eventAck) === 'handlers';
-    const timeoutMs = out.options?.timeoutMs ?? this.timeoutMs;
+    const handlers = (options.ack ?? this.eventAck) === 'handlers';
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     return this.correlate(pattern, timeoutMs, id => ({
       type: FrameType.Event,
       id,
       pattern,
       payload,
-      peer: out.options?.nodeId ?? null,
+      peer: options.nodeId ?? null,
       ext,
       claims: null,
       flags: handlers ? EventFlag.ACK_HANDLERS : 0, // 0 and an undefined timeoutMs stay off the wire
@@ -342,26 +359,34 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
         value = frame.payload === null ? undefined : decodePayload(frame.payload);
       } catch (err) {
         // The provider sent bytes that are not MessagePack: end the call with a typed error.
-        const via = this.pending.get(id)?.via;
-        this.pending.delete(id);
-        if (!done) this.links.send({ type: FrameType.Cancel, id }, via);
-        callback({
-          err: new RelayError(
-            RelayErrorCode.BAD_FRAME,
-            RelayErrorMessages.badFrame(`response payload is not MessagePack (${(err as Error).message})`),
-          ),
-          isDisposed: true,
-        });
+        const message = RelayErrorMessages.badFrame(`response payload is not MessagePack (${(err as Error).message})`);
+        this.abandon(id, done, new RelayError(RelayErrorCode.BAD_FRAME, message), callback);
         return;
       }
       packet = frame.flags & ResponseFlag.ERROR ? { id, err: value, isDisposed: true } : { id, response: value, isDisposed: done };
     } else {
       return;
     }
-    if (packet.isDisposed) this.pending.delete(id);
-    const deserialized = this.deserializer.deserialize(packet) as WritePacket | Promise<WritePacket>;
-    if (deserialized instanceof Promise) deserialized.then(callback, (err: unknown) => callback({ err, isDisposed: true }));
+    const done = packet.isDisposed === true;
+    if (done) this.pending.delete(id);
+    let deserialized: WritePacket | Promise<WritePacket>;
+    try {
+      deserialized = this.deserializer.deserialize(packet) as WritePacket | Promise<WritePacket>;
+    } catch (err) {
+      this.abandon(id, done, err, callback);
+      return;
+    }
+    if (deserialized instanceof Promise) deserialized.then(callback, (err: unknown) => this.abandon(id, done, err, callback));
     else callback(deserialized);
+  }
+
+  /** Ends a call whose answer cannot be read with `err`, and stops a provider still streaming to it. */
+  private abandon(id: number, done: boolean, err: unknown, callback: (packet: WritePacket) => void): void {
+    const via = this.pending.get(id)?.via;
+    // Not pending any more: the caller left, or an earlier item already failed the call.
+    if (!this.pending.delete(id) && !done) return;
+    if (!done) this.links.send({ type: FrameType.Cancel, id }, via);
+    callback({ err, isDisposed: true });
   }
 
   private sweep(): void {
@@ -404,19 +429,3 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
 }
 
 function noop(): void {}
-
-/** Matches the relay's header bound (`maxStringBytes`), so an oversized pattern fails here, typed, at once. */
-function headerProblem(pattern: string, nodeId?: string): RelayError | null {
-  // Checked on every call: no array per call, and the byte count only for a string that might be too long.
-  if (overLimit(pattern)) return tooLong('pattern');
-  if (nodeId !== undefined && overLimit(nodeId)) return tooLong('nodeId');
-  return null;
-}
-
-function overLimit(value: string): boolean {
-  return value.length * 3 > DEFAULT_MAX_STRING_BYTES && Buffer.byteLength(value) > DEFAULT_MAX_STRING_BYTES;
-}
-
-function tooLong(name: string): RelayError {
-  return new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(`${name} is over ${DEFAULT_MAX_STRING_BYTES} bytes`));
-}

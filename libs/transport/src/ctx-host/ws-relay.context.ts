@@ -12,12 +12,34 @@ export type WsRelayContextArgs = [
   attempt: number,
 ];
 
+/** What gives a context its `signal`: the call being handled. */
+export interface WsRelaySignalSource {
+  readonly signal: AbortSignal;
+}
+
 /** The context of a request or event delivered by the relay, for `@Ctx()`. */
 export class WsRelayContext extends BaseRpcContext<WsRelayContextArgs> {
   private claims: Record<string, unknown> | undefined | null = null;
+  private ownSignal?: AbortSignal;
 
-  constructor(args: WsRelayContextArgs) {
+  constructor(
+    args: WsRelayContextArgs,
+    private readonly signalSource?: WsRelaySignalSource,
+  ) {
     super(args);
+  }
+
+  /**
+   * Aborted when the handler's work is no longer wanted: the caller
+   * cancelled (unsubscribed) or its connection closed (reason: a RelayError
+   * with code CLOSED), the call's deadline passed (TIMEOUT), or this
+   * provider's relay connection was lost or it is shutting down
+   * (PROVIDER_DISCONNECTED). Never aborted once the call has completed; pass
+   * it to `fetch()`, database drivers and timers so an abandoned call stops.
+   * For events it is never aborted.
+   */
+  get signal(): AbortSignal {
+    return this.signalSource?.signal ?? (this.ownSignal ??= new AbortController().signal);
   }
 
   /** The pattern (for events, the concrete subject that was published). */

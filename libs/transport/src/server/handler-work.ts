@@ -1,11 +1,5 @@
-import type { Subscription } from 'rxjs';
 import type WebSocket from 'ws';
-
-/** A request being handled; `subscription` is set once the handler's stream runs. */
-export interface InFlight {
-  cancelled: boolean;
-  subscription?: Subscription;
-}
+import { InFlight } from './in-flight.js';
 
 /**
  * What a provider's handlers are doing: requests being handled, per relay
@@ -17,9 +11,9 @@ export class HandlerWork {
   private runningEvents = 0;
   private idleWaiters: Array<() => void> = [];
 
-  /** Books a request as it starts. */
-  start(id: number, via: WebSocket): InFlight {
-    const entry: InFlight = { cancelled: false };
+  /** Books a request for `pattern`, which the caller waits for up to `timeoutMs`, as it starts. */
+  start(id: number, via: WebSocket, pattern: string, timeoutMs: number): InFlight {
+    const entry = new InFlight(pattern, timeoutMs);
     let books = this.requests.get(via);
     if (books === undefined) this.requests.set(via, (books = new Map<number, InFlight>()));
     books.set(id, entry);
@@ -28,25 +22,31 @@ export class HandlerWork {
 
   /** A request is answered (or failed): out of the books. */
   settle(id: number, via: WebSocket): void {
+    const books = this.requests.get(via);
+    const entry = books?.get(id);
+    if (books === undefined || entry === undefined) return;
     // A session's books stay until it is lost (cancelAll): not a new Map per request under sequential load.
-    if (this.requests.get(via)?.delete(id) !== true) return;
+    books.delete(id);
+    entry.settle();
     this.checkIdle();
   }
 
-  /** The caller cancelled: the handler's stream stops. */
+  /** The relay sent CANCEL (the caller left, or its deadline passed): the handler's signal aborts, its stream stops. */
   cancel(id: number, via: WebSocket): void {
     const entry = this.requests.get(via)?.get(id);
     if (entry === undefined) return;
+    entry.callerCancelled();
     this.settle(id, via);
-    entry.cancelled = true;
-    entry.subscription?.unsubscribe();
   }
 
   /** A relay session is gone, and with it every caller on it (or, with no session named, all of them): stop their handlers. */
   cancelAll(via?: WebSocket): void {
     const sessions = via === undefined ? [...this.requests.keys()] : [via];
     for (const session of sessions) {
-      for (const id of [...(this.requests.get(session)?.keys() ?? [])]) this.cancel(id, session);
+      for (const [id, entry] of [...(this.requests.get(session) ?? [])]) {
+        entry.connectionLost();
+        this.settle(id, session);
+      }
       this.requests.delete(session);
     }
   }

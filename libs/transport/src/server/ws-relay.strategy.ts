@@ -4,6 +4,7 @@ import {
   type MessageHandler,
   type ReadPacket,
   Server,
+  type Transport,
   type WritePacket,
 } from '@nestjs/microservices';
 // Nest's own wording for a request or event no handler matches.
@@ -32,6 +33,7 @@ import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../constants.js';
 import { WsRelayContext } from '../ctx-host/ws-relay.context.js';
 import { HandlerWork } from './handler-work.js';
+import { deserializeIncoming } from './incoming-packet.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayStrategyOptions } from '../interfaces/ws-relay-options.interface.js';
 import { validateStrategyOptions } from '../interfaces/ws-relay-options.validation.js';
@@ -39,6 +41,14 @@ import { validateStrategyOptions } from '../interfaces/ws-relay-options.validati
 const MAX_CACHED_SUBJECTS = 10_000;
 const BAD_REQUEST_MESSAGE = 'The request could not be decoded';
 const INTERNAL_ERROR = { status: 'error', message: 'Internal server error' } as const;
+
+/**
+ * wsrelay's transport id, as Nest's `Transport` enum names its own: bind a
+ * handler to the relay alone with `@MessagePattern('x', WS_RELAY_TRANSPORT)`;
+ * processing hooks are given it. A registered symbol, so that two copies of
+ * this package in one app still agree on it.
+ */
+export const WS_RELAY_TRANSPORT: unique symbol = Symbol.for('@wsrelay/transport');
 
 /**
  * A Nest transport strategy whose `@MessagePattern` and `@EventPattern`
@@ -53,6 +63,11 @@ const INTERNAL_ERROR = { status: 'error', message: 'Internal server error' } as 
 export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implements CustomTransportStrategy {
   /** Event handler failures reach the relay (and an emitter asking for handler acks) instead of only Nest's log. */
   override readonly propagatesEventHandlerErrors = true;
+  /**
+   * Nest registers here only the handlers bound to this id or to no transport
+   * (so a handler bound to TCP in a hybrid app is neither announced nor served).
+   */
+  override transportId: Transport | symbol = WS_RELAY_TRANSPORT;
   protected readonly links: RelayLinks;
   /** Requests and event handlers running. */
   private readonly work = new HandlerWork();
@@ -200,7 +215,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
 
   private async handleRequestFrame(frame: RequestFrame, via: WebSocket): Promise<void> {
     const { id, pattern } = frame;
-    const entry = this.work.start(id, via);
+    const entry = this.work.start(id, via, pattern, frame.timeoutMs);
     const respond = (packet: WritePacket) => {
       if (entry.cancelled) return;
       this.respond(id, packet, via);
@@ -214,17 +229,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     let packet: IncomingRequest;
     try {
       const ext = decodeExt(frame.ext);
-      context = new WsRelayContext([
-        pattern,
-        id,
-        frame.peer,
-        ext.headers ?? {},
-        Date.now() + frame.timeoutMs,
-        frame.claims,
-        ext.metadata,
-        1,
-      ]);
-      const incoming = this.deserializer.deserialize({
+      context = new WsRelayContext([pattern, id, frame.peer, ext.headers ?? {}, entry.deadline, frame.claims, ext.metadata, 1], entry);
+      const incoming = deserializeIncoming(this.deserializer, {
         id: String(id),
         pattern,
         data: decodePayload(frame.payload),
@@ -290,10 +296,16 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       return;
     }
     let ext: ReturnType<typeof decodeExt>;
-    let data: unknown;
+    let packet: ReadPacket;
     try {
       ext = decodeExt(frame.ext);
-      data = decodePayload(frame.payload);
+      // The deserializer runs for events as for requests (Nest's transports run it on every incoming packet).
+      const incoming = deserializeIncoming(this.deserializer, {
+        pattern: frame.pattern,
+        data: decodePayload(frame.payload),
+        metadata: ext.metadata,
+      });
+      packet = incoming instanceof Promise ? await incoming : incoming;
     } catch (err) {
       this.logger.warn(`Dropped event "${frame.pattern}": ${(err as Error).message}`);
       if (wantsAck) this.handled(frame.id, { status: 'error', message: BAD_REQUEST_MESSAGE }, via);
@@ -311,7 +323,6 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     ]);
     this.work.eventStarted();
     let failure: unknown;
-    const packet = { pattern: frame.pattern, data, metadata: ext.metadata };
     try {
       if (patterns.length === 1) {
         await this.handleEvent(patterns[0], packet, context);
