@@ -10,7 +10,7 @@ export const RELAY_BIN = 'libs/relay/dist/bin/wsrelay-relay.js';
 
 /**
  * The Node flags the relay runs with, as the Dockerfile's ENTRYPOINT gives
- * them (docs/deployment.md says why): a larger initial old generation, so
+ * them (the README's "Node flags" says why): a larger initial old generation, so
  * that forwarding large payloads (buffers held outside the JavaScript heap)
  * does not set off a full garbage collection every few tens of milliseconds
  * in a heap that is small and barely growing.

@@ -152,6 +152,25 @@ describe('NodeHeartbeat', () => {
     heartbeat.stop();
   });
 
+  it('pings once an interval while the relay sends it messages, so that a relay it only reads from still hears it', () => {
+    const s = socket();
+    const heartbeat = new NodeHeartbeat();
+    heartbeat.start(s as unknown as WebSocket, 100, () => undefined);
+    for (let i = 0; i < 20; i++) {
+      jest.advanceTimersByTime(25);
+      heartbeat.heardMessage();
+    }
+    // 500 ms: a ping every 100.
+    expect([s.pings, s.terminated]).toEqual([5, false]);
+    // The relay's own pings alone (an idle connection) ask for none, past one for the last message.
+    for (let i = 0; i < 10; i++) {
+      jest.advanceTimersByTime(150);
+      heartbeat.heard();
+    }
+    expect([s.pings, s.terminated]).toEqual([6, false]);
+    heartbeat.stop();
+  });
+
   it('stops', () => {
     const s = socket();
     const heartbeat = new NodeHeartbeat();

@@ -7,20 +7,32 @@ const DEAD_AFTER = 5;
 
 /**
  * A node's side of liveness. The relay pings a node it has not heard from for
- * an interval, and ws answers, so an idle node normally sends nothing of its
- * own: it pings only after two intervals in which nothing at all came from
- * the relay (a relay that does not ping, or one that is gone), and takes the
- * relay for dead when half an interval more passes in silence. The interval
- * is the shorter of the node's own and the relay's.
+ * an interval, and ws answers, so an idle node sends nothing of its own. It
+ * pings the relay once an interval while the relay sends it messages (a node
+ * that only reads, such as a subscriber, would otherwise be pinged, and the
+ * relay's ping could wait behind a backlog of frames for longer than the
+ * relay waits for its answer), and after two intervals in which nothing at
+ * all came from the relay (a relay that does not ping, or one that is gone);
+ * it takes the relay for dead when half an interval more passes in silence.
+ * The interval is the shorter of the node's own and the relay's.
  */
 export class NodeHeartbeat {
   private timer: NodeJS.Timeout | undefined;
   private heardSinceCheck = false;
   private silentHalves = 0;
+  /** A message came from the relay since this node last pinged it. */
+  private messages = false;
+  private halvesSincePing = 0;
 
-  /** Something came from the relay. */
+  /** A ping or pong came from the relay. */
   heard(): void {
     this.heardSinceCheck = true;
+  }
+
+  /** A message came from the relay. */
+  heardMessage(): void {
+    this.heardSinceCheck = true;
+    this.messages = true;
   }
 
   start(socket: WebSocket, intervalMs: number, onSilent: (silentMs: number) => void): void {
@@ -28,8 +40,15 @@ export class NodeHeartbeat {
     // Counted from the WELCOME that started the session.
     this.heardSinceCheck = false;
     this.silentHalves = 0;
+    this.messages = false;
+    this.halvesSincePing = 0;
     const halfMs = intervalMs / 2;
     this.timer = setInterval(() => {
+      if (++this.halvesSincePing >= 2 && this.messages) {
+        this.messages = false;
+        this.halvesSincePing = 0;
+        socket.ping();
+      }
       if (this.heardSinceCheck) {
         this.heardSinceCheck = false;
         this.silentHalves = 0;
@@ -40,6 +59,7 @@ export class NodeHeartbeat {
         onSilent(silent * halfMs);
         socket.terminate();
       } else if (silent === PING_AFTER) {
+        this.halvesSincePing = 0;
         socket.ping();
       }
     }, halfMs);

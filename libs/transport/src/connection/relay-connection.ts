@@ -245,7 +245,7 @@ export class RelayConnection {
   private onMessage(socket: WebSocket, data: Buffer, isBinary: boolean): void {
     const current = socket === this.socket;
     if (!current && !this.draining.has(socket)) return;
-    if (current) this.heartbeat.heard();
+    if (current) this.heartbeat.heardMessage();
     if (!isBinary) {
       if (current) this.logger.warn('Ignored a text frame from the relay; the protocol is binary MessagePack.');
       return;

@@ -55,7 +55,7 @@ describe('InFlight: the signal of a request being handled', () => {
   it('a CANCEL well before the deadline is the caller leaving (CLOSED); one near it, the deadline (TIMEOUT)', () => {
     const early = new InFlight('a', 1000);
     const earlySignal = early.signal;
-    jest.advanceTimersByTime(500);
+    jest.advanceTimersByTime(400);
     early.callerCancelled();
     expect(earlySignal.reason).toMatchObject({ code: RelayErrorCode.CLOSED, status: 499 });
     expect(jest.getTimerCount()).toBe(0);

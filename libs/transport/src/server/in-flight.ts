@@ -3,13 +3,14 @@ import type { Subscription } from 'rxjs';
 
 /**
  * The most of a call's time, at its end, in which a CANCEL is taken for the
- * relay's TIMEOUT (a quarter of the call's timeout when that is less). CANCEL
- * does not say why: the relay times a call from before the REQUEST reached
- * this process, so its CANCEL at the deadline can arrive a little before the
- * deadline as this process counts it.
+ * relay's TIMEOUT (half the call's timeout when that is less). CANCEL does
+ * not say why: the relay times a call from before the REQUEST reached this
+ * process, so its CANCEL at the deadline arrives before the deadline as this
+ * process counts it, by as long as the REQUEST waited here (a busy event
+ * loop, a collection): up to a second of that is still taken for a timeout.
  */
-const DEADLINE_SLACK_MS = 100;
-const DEADLINE_SLACK_SHARE = 0.25;
+const DEADLINE_SLACK_MS = 1000;
+const DEADLINE_SLACK_SHARE = 0.5;
 
 /** Why a call's handler is told to stop (an abort reason), worded here and nowhere else. */
 const abortReasons = {

@@ -297,6 +297,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     }
     let ext: ReturnType<typeof decodeExt>;
     let packet: ReadPacket;
+    // Counted from here: a drain must wait for an event still being deserialized too.
+    this.work.eventStarted();
     try {
       ext = decodeExt(frame.ext);
       // The deserializer runs for events as for requests (Nest's transports run it on every incoming packet).
@@ -307,6 +309,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       });
       packet = incoming instanceof Promise ? await incoming : incoming;
     } catch (err) {
+      this.work.eventDone();
       this.logger.warn(`Dropped event "${frame.pattern}": ${(err as Error).message}`);
       if (wantsAck) this.handled(frame.id, { status: 'error', message: BAD_REQUEST_MESSAGE }, via);
       return;
@@ -321,7 +324,6 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       ext.metadata,
       frame.attempt ?? 1,
     ]);
-    this.work.eventStarted();
     let failure: unknown;
     try {
       if (patterns.length === 1) {
