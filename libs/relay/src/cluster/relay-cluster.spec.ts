@@ -36,8 +36,9 @@ function node(nodeId: string): ClusterNode {
 describe('RelayCluster joining', () => {
   it('a relay that joins exchanges one snapshot each way, and nobody takes the join for a restart', async () => {
     const hub = new InMemoryHub();
+    // A timeout far above the beat: a loaded machine stalling a relay for a second must not look like a restart (a second SYNC).
     const make = (relayId: string, backplane: CountingBackplane) =>
-      new RelayCluster({ relayId, backplane, heartbeatIntervalMs: 20, timeoutMs: 1000, reservationMs: 60_000 });
+      new RelayCluster({ relayId, backplane, heartbeatIntervalMs: 20, timeoutMs: 10_000, reservationMs: 60_000 });
     const [bpA, bpB] = [new CountingBackplane(hub), new CountingBackplane(hub)];
     const [a, b] = [make('A', bpA), make('B', bpB)];
     const seenA: string[] = [],
