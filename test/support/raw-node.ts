@@ -1,4 +1,4 @@
-import { type Frame, FrameCodec, FrameType, type HelloFrame, SUPPORTED_PROTOCOL_VERSIONS } from '@wsrelay/protocol';
+import { type Frame, FrameCodec, FrameType, type HelloFrame, SUPPORTED_PROTOCOL_VERSIONS, type WelcomeFrame } from '@wsrelay/protocol';
 import { randomUUID } from 'node:crypto';
 import type { ClientRequestArgs, IncomingMessage } from 'node:http';
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
@@ -16,11 +16,13 @@ export interface HelloOptions {
   queue?: string | null;
   service?: string | null;
   versions?: number[];
+  /** Capabilities offered (none by default, as a node of an earlier build). */
+  caps?: string[];
 }
 
 export function helloFrame(nodeId: string, o: HelloOptions = {}): HelloFrame {
-  const { patterns = [], events = [], queue = null, service = null, versions = [...SUPPORTED_PROTOCOL_VERSIONS] } = o;
-  return { type: FrameType.Hello, versions, nodeId, service, patterns, events, queue };
+  const { patterns = [], events = [], queue = null, service = null, versions = [...SUPPORTED_PROTOCOL_VERSIONS], caps } = o;
+  return { type: FrameType.Hello, versions, nodeId, service, patterns, events, queue, caps };
 }
 
 /** An upgrade the relay refused: HTTP status, body and headers. */
@@ -63,6 +65,8 @@ export class RawNode {
   readonly frames: Frame[] = [];
   closeCode: number | undefined;
   closeReason = '';
+  /** The relay's WELCOME, once `hello()` has had it. */
+  welcome?: WelcomeFrame;
   private waiters: Array<() => void> = [];
 
   private constructor(
@@ -101,10 +105,10 @@ export class RawNode {
 
   /** Opens a socket and completes the handshake (a plain caller unless `options` announce more). */
   static async hello(url: string, nodeId: string = randomUUID(), options: RawOpenOptions & HelloOptions = {}): Promise<RawNode> {
-    const { patterns, events, queue, service, versions, ...open } = options;
+    const { patterns, events, queue, service, versions, caps, ...open } = options;
     const node = await RawNode.open(url, open);
-    node.send(helloFrame(nodeId, { patterns, events, queue, service, versions }));
-    await node.next(f => f.type === FrameType.Welcome);
+    node.send(helloFrame(nodeId, { patterns, events, queue, service, versions, caps }));
+    node.welcome = (await node.next(f => f.type === FrameType.Welcome)) as WelcomeFrame;
     return node;
   }
 

@@ -63,6 +63,19 @@ describe('FrameCodec', () => {
     { type: FrameType.Drain, id: 1 },
     { type: FrameType.Handled, id: 12, error: null },
     { type: FrameType.Handled, id: 12, error: bytes },
+    { type: FrameType.Hello, versions: [1], nodeId: 'n3', service: null, patterns: [], events: [], queue: null, caps: ['credit', 'x'] },
+    {
+      type: FrameType.Welcome,
+      version: 1,
+      relayId: 'r',
+      sessionId: 's',
+      nodeId: 'n',
+      maxPayloadBytes: 1048576,
+      heartbeatIntervalMs: 10000,
+      caps: ['credit'],
+    },
+    { type: FrameType.Request, id: 2, pattern: 'p', payload: bytes, timeoutMs: 30000, peer: null, ext: null, claims: null, window: 64 },
+    { type: FrameType.Credit, id: 2, credit: 32 },
   ];
 
   it.each(frames.map(f => [FrameType[f.type], f] as const))('round-trips %s', (_name, frame) => {
@@ -75,6 +88,30 @@ describe('FrameCodec', () => {
     expect(() => codec.decode(encode([FrameType.Event, 1, 'a', bytes, null, null, null, 4]))).toThrow(/event.flags/);
     expect(() => codec.decode(encode([FrameType.Event, 1, 'a', bytes, null, null, null, 1, 0]))).toThrow(/event.timeoutMs/);
     expect(() => codec.decode(encode([FrameType.Handled, 0]))).toThrow(/id must be greater than 0/);
+  });
+
+  it('reads the capability and flow-control fields, and refuses bad ones naming the field', () => {
+    const hello = [FrameType.Hello, [1], 'n', null, [], [], null];
+    expect(codec.decode(encode(hello))).not.toHaveProperty('caps');
+    expect(() => codec.decode(encode([...hello, Array(33).fill('c')]))).toThrow(/hello.caps must list at most 32 capabilities/);
+    expect(() => codec.decode(encode([...hello, [1]]))).toThrow(/hello.caps must be an array of non-empty strings/);
+    expect(codec.decode(encode([FrameType.Request, 1, 'p', bytes, 5]))).not.toHaveProperty('window');
+    expect(() => codec.decode(encode([FrameType.Request, 1, 'p', bytes, 5, null, null, null, 0]))).toThrow(
+      /request.window must be greater than 0/,
+    );
+    expect(() => codec.decode(encode([FrameType.Credit, 1, 0]))).toThrow(/credit.credit must be greater than 0/);
+    expect(() => codec.decode(encode([FrameType.Credit, 1]))).toThrow(/needs at least 3 fields/);
+    // An empty capability list is left off the wire, as no list.
+    const welcome = {
+      type: FrameType.Welcome,
+      version: 1,
+      relayId: 'r',
+      sessionId: 's',
+      nodeId: 'n',
+      maxPayloadBytes: 1,
+      heartbeatIntervalMs: 1,
+    };
+    expect(codec.encode({ ...welcome, caps: [] } as Frame)).toEqual(codec.encode(welcome as Frame));
   });
 
   it('leaves trailing empty optional fields off the wire', () => {

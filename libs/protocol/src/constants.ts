@@ -5,6 +5,24 @@ export const PROTOCOL_VERSION = 1;
 export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1];
 
 /**
+ * Optional features a node and a relay agree on in HELLO and WELCOME; a
+ * feature is used on a connection only when WELCOME lists it.
+ */
+export const Capability = {
+  /** Flow control of streamed results: REQUEST's `window` and the CREDIT frame. */
+  CREDIT: 'credit',
+} as const;
+
+/** Every capability this build speaks. */
+export const SUPPORTED_CAPABILITIES: readonly string[] = [Capability.CREDIT];
+
+/** The most capabilities a HELLO or WELCOME may list. */
+export const MAX_CAPABILITIES = 32;
+
+/** The largest stream window or credit grant. */
+export const MAX_CREDIT = 0x7fff_ffff;
+
+/**
  * WebSocket close codes used by the relay and the nodes (4000–4999 is the
  * range RFC 6455 leaves to applications). The last three digits echo the
  * HTTP-like status of the matching error code.

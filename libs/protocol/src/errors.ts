@@ -14,6 +14,7 @@ export enum RelayErrorCode {
   CLOSED = 'CLOSED',
   INTERNAL = 'INTERNAL',
   HANDLER_FAILED = 'HANDLER_FAILED',
+  SLOW_CONSUMER = 'SLOW_CONSUMER',
 }
 
 /** The HTTP-like status that goes with each code. */
@@ -32,6 +33,7 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = {
   [RelayErrorCode.CLOSED]: 499,
   [RelayErrorCode.INTERNAL]: 500,
   [RelayErrorCode.HANDLER_FAILED]: 500,
+  [RelayErrorCode.SLOW_CONSUMER]: 507,
 };
 
 /** Longest piece of peer input (a pattern, a node id) an error message quotes, in characters. */
@@ -109,6 +111,12 @@ export const RelayErrorMessages = {
     `Rate limited: one connection may keep at most ${max} bytes at the relay for ${what}, its share (a quarter of budgets.${option}); wait for some of this connection's to complete.`,
   waitCapped: (pattern: string, maxMs: number) =>
     `No microservice for ${quote(pattern)} came online within ${maxMs} ms, the longest the relay lets a WAIT last (maxWaitTimeoutMs).`,
+  streamOverflow: (pattern: string, buffered: number, max: number) =>
+    `The stream of ${quote(pattern)} was stopped: its caller reads slower than the handler's Observable emits, and ${buffered} bytes waited for the caller's credit (over maxStreamBufferedBytes, ${max}). Return an async iterable to have the handler wait for its reader, or raise the limit.`,
+  creditExceeded: (pattern: string) =>
+    `The stream of ${quote(pattern)} was stopped: its provider sent more values than the caller had granted credit for.`,
+  versionNotSpoken: (version: number, supported: readonly number[]) =>
+    `The relay chose protocol version ${version}, which this node does not speak (it speaks ${supported.join(', ')}).`,
   relayUnsentOver: (buffered: number, max: number) => `slow consumer: ${buffered} bytes unsent, the relay's unsent bytes over ${max}`,
 } as const;
 

@@ -1,3 +1,4 @@
+import { MAX_CAPABILITIES, MAX_CREDIT } from './constants.js';
 import { FrameError, quote } from './errors.js';
 import {
   type AckFrame,
@@ -86,6 +87,12 @@ class Reader {
     return this.nil(i) ? this.invalid(name, 'must be an array of non-empty strings') : this.strs(i, name);
   }
 
+  /** Capability names: at most MAX_CAPABILITIES non-empty strings; nil reads as none. */
+  caps(i: number, name: string): string[] {
+    const v = this.strs(i, name);
+    return v.length <= MAX_CAPABILITIES ? v : this.invalid(name, `must list at most ${MAX_CAPABILITIES} capabilities`);
+  }
+
   versions(i: number, name: string): number[] {
     const v = this.a[i];
     return Array.isArray(v) && v.length > 0 && v.every(n => Number.isInteger(n) && (n as number) > 0)
@@ -134,45 +141,62 @@ function trimmed(wire: unknown[]): unknown[] {
 
 const hello: WireShape<HelloFrame> = {
   required: 2,
-  write: f => trimmed([f.type, f.versions, f.nodeId, f.service, f.patterns, f.events, f.queue]),
-  read: r => ({
-    type: FrameType.Hello,
-    versions: r.versions(1, 'hello.versions'),
-    nodeId: r.str(2, 'hello.nodeId'),
-    service: r.optStr(3, 'hello.service'),
-    patterns: r.strs(4, 'hello.patterns'),
-    events: r.strs(5, 'hello.events'),
-    queue: r.optStr(6, 'hello.queue'),
-  }),
+  write: f => trimmed([f.type, f.versions, f.nodeId, f.service, f.patterns, f.events, f.queue, someCaps(f.caps)]),
+  read: r => {
+    const frame: HelloFrame = {
+      type: FrameType.Hello,
+      versions: r.versions(1, 'hello.versions'),
+      nodeId: r.str(2, 'hello.nodeId'),
+      service: r.optStr(3, 'hello.service'),
+      patterns: r.strs(4, 'hello.patterns'),
+      events: r.strs(5, 'hello.events'),
+      queue: r.optStr(6, 'hello.queue'),
+    };
+    if (!r.nil(7)) frame.caps = r.caps(7, 'hello.caps');
+    return frame;
+  },
 };
+
+/** A capability list as written: left off when there is none. */
+function someCaps(caps: string[] | undefined): string[] | undefined {
+  return caps === undefined || caps.length === 0 ? undefined : caps;
+}
 
 const welcome: WireShape<WelcomeFrame> = {
   required: 6,
-  write: f => [f.type, f.version, f.relayId, f.sessionId, f.nodeId, f.maxPayloadBytes, f.heartbeatIntervalMs],
-  read: r => ({
-    type: FrameType.Welcome,
-    version: r.uint(1, 'welcome.version', MAX_ID),
-    relayId: r.str(2, 'welcome.relayId'),
-    sessionId: r.str(3, 'welcome.sessionId'),
-    nodeId: r.str(4, 'welcome.nodeId'),
-    maxPayloadBytes: r.uint(5, 'welcome.maxPayloadBytes', Number.MAX_SAFE_INTEGER),
-    heartbeatIntervalMs: r.uint(6, 'welcome.heartbeatIntervalMs', MAX_TIMEOUT_MS),
-  }),
+  write: f => trimmed([f.type, f.version, f.relayId, f.sessionId, f.nodeId, f.maxPayloadBytes, f.heartbeatIntervalMs, someCaps(f.caps)]),
+  read: r => {
+    const frame: WelcomeFrame = {
+      type: FrameType.Welcome,
+      version: r.uint(1, 'welcome.version', MAX_ID),
+      relayId: r.str(2, 'welcome.relayId'),
+      sessionId: r.str(3, 'welcome.sessionId'),
+      nodeId: r.str(4, 'welcome.nodeId'),
+      maxPayloadBytes: r.uint(5, 'welcome.maxPayloadBytes', Number.MAX_SAFE_INTEGER),
+      heartbeatIntervalMs: r.uint(6, 'welcome.heartbeatIntervalMs', MAX_TIMEOUT_MS),
+    };
+    if (!r.nil(7)) frame.caps = r.caps(7, 'welcome.caps');
+    return frame;
+  },
 };
 
 const request: WireShape<RequestFrame> = {
   required: 4,
-  write: f => trimmed([f.type, f.id, f.pattern, f.payload, f.timeoutMs, f.peer, f.ext, f.claims]),
-  read: r => ({
-    type: FrameType.Request,
-    id: r.frameId,
-    pattern: r.str(2, 'request.pattern'),
-    payload: r.bin(3, 'request.payload'),
-    timeoutMs: r.positive(4, 'request.timeoutMs', MAX_TIMEOUT_MS),
-    peer: r.optStr(5, 'request.peer'),
-    ext: r.optBin(6, 'request.ext'),
-    claims: r.optBin(7, 'request.claims'),
-  }),
+  write: f => trimmed([f.type, f.id, f.pattern, f.payload, f.timeoutMs, f.peer, f.ext, f.claims, f.window]),
+  read: r => {
+    const frame: RequestFrame = {
+      type: FrameType.Request,
+      id: r.frameId,
+      pattern: r.str(2, 'request.pattern'),
+      payload: r.bin(3, 'request.payload'),
+      timeoutMs: r.positive(4, 'request.timeoutMs', MAX_TIMEOUT_MS),
+      peer: r.optStr(5, 'request.peer'),
+      ext: r.optBin(6, 'request.ext'),
+      claims: r.optBin(7, 'request.claims'),
+    };
+    if (!r.nil(8)) frame.window = r.positive(8, 'request.window', MAX_CREDIT);
+    return frame;
+  },
 };
 
 const response: WireShape<ResponseFrame> = {
@@ -293,6 +317,11 @@ const SHAPES: { readonly [T in FrameType]: ShapeOf<T> } = {
     required: 1,
     write: f => trimmed([f.type, f.id, f.error]),
     read: r => ({ type: FrameType.Handled, id: r.frameId, error: r.optBin(2, 'handled.error') }),
+  },
+  [FrameType.Credit]: {
+    required: 2,
+    write: f => [f.type, f.id, f.credit],
+    read: r => ({ type: FrameType.Credit, id: r.frameId, credit: r.positive(2, 'credit.credit', MAX_CREDIT) }),
   },
 };
 

@@ -25,6 +25,7 @@ export enum FrameType {
   GoAway = 17,
   Drain = 18,
   Handled = 19,
+  Credit = 20,
 }
 
 /** Bits of a RESPONSE frame's `flags`. */
@@ -57,6 +58,8 @@ export interface HelloFrame {
   events: string[];
   /** Queue group for event load sharing. */
   queue: string | null;
+  /** Optional features the node speaks (see `Capability`); the relay answers with those both speak. */
+  caps?: string[];
 }
 
 /** The relay's answer to HELLO. */
@@ -68,6 +71,8 @@ export interface WelcomeFrame {
   nodeId: string;
   maxPayloadBytes: number;
   heartbeatIntervalMs: number;
+  /** The capabilities of the node's HELLO that the relay speaks too: only these may be used on this connection. */
+  caps?: string[];
 }
 
 /**
@@ -87,6 +92,11 @@ export interface RequestFrame {
   ext: Uint8Array | null;
   /** The caller's verified claims as MessagePack (relay to provider only). */
   claims: Uint8Array | null;
+  /**
+   * Flow control (capability `credit`): how many RESPONSEs with a value the
+   * provider may send before it is granted more with CREDIT. Left off: none.
+   */
+  window?: number;
 }
 
 /** One value, the completion or the error of an RPC stream. */
@@ -220,6 +230,13 @@ export interface HandledFrame {
   error: Uint8Array | null;
 }
 
+/** More RESPONSEs with a value that a flow-controlled request's provider may send (capability `credit`). */
+export interface CreditFrame {
+  type: FrameType.Credit;
+  id: number;
+  credit: number;
+}
+
 export type Frame =
   | HelloFrame
   | WelcomeFrame
@@ -239,7 +256,8 @@ export type Frame =
   | AuthorizedFrame
   | GoAwayFrame
   | DrainFrame
-  | HandledFrame;
+  | HandledFrame
+  | CreditFrame;
 
 /** Lower-case names of the frame types (the relay gateway's message names). */
 export const FRAME_NAMES: Readonly<Record<FrameType, string>> = {
@@ -262,4 +280,5 @@ export const FRAME_NAMES: Readonly<Record<FrameType, string>> = {
   [FrameType.GoAway]: 'goaway',
   [FrameType.Drain]: 'drain',
   [FrameType.Handled]: 'handled',
+  [FrameType.Credit]: 'credit',
 };

@@ -40,16 +40,20 @@ const id = fc.integer({ min: 1, max: 0xffff_ffff });
 const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null });
 
 const hotFrame: fc.Arbitrary<Frame> = fc.oneof(
-  fc.record({
-    type: fc.constant(FrameType.Request as const),
-    id,
-    pattern: text,
-    payload: bin,
-    timeoutMs: fc.integer({ min: 1, max: 0x7fff_ffff }),
-    peer: opt(text),
-    ext: opt(bin),
-    claims: opt(bin),
-  }),
+  fc.record(
+    {
+      type: fc.constant(FrameType.Request as const),
+      id,
+      pattern: text,
+      payload: bin,
+      timeoutMs: fc.integer({ min: 1, max: 0x7fff_ffff }),
+      peer: opt(text),
+      ext: opt(bin),
+      claims: opt(bin),
+      window: fc.integer({ min: 1, max: 0x7fff_ffff }),
+    },
+    { requiredKeys: ['type', 'id', 'pattern', 'payload', 'timeoutMs', 'peer', 'ext', 'claims'] },
+  ),
   fc.record({ type: fc.constant(FrameType.Response as const), id, flags: fc.integer({ min: 0, max: 3 }), payload: opt(bin) }),
   fc.record(
     {

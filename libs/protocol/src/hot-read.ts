@@ -1,3 +1,4 @@
+import { MAX_CREDIT } from './constants.js';
 import {
   type AckFrame,
   type EventFrame,
@@ -174,7 +175,7 @@ function positive(max: number): number {
 }
 
 function readRequest(n: number): RequestFrame | undefined {
-  if (n < 5 || n > 8) return undefined;
+  if (n < 5 || n > 9) return undefined;
   const id = positive(MAX_ID);
   if (id === ASIDE) return undefined;
   const pattern = str();
@@ -187,7 +188,13 @@ function readRequest(n: number): RequestFrame | undefined {
   const ext = n > 6 ? optBin() : null;
   const claims = n > 7 ? optBin() : null;
   if (peer === undefined || ext === undefined || claims === undefined) return undefined;
-  return { type: FrameType.Request, id, pattern, payload, timeoutMs, peer, ext, claims };
+  const frame: RequestFrame = { type: FrameType.Request, id, pattern, payload, timeoutMs, peer, ext, claims };
+  if (n > 8 && !nil()) {
+    const window = positive(MAX_CREDIT);
+    if (window === ASIDE) return undefined;
+    frame.window = window;
+  }
+  return frame;
 }
 
 function readResponse(n: number): ResponseFrame | undefined {

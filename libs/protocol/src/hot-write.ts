@@ -212,19 +212,23 @@ function plainSender(f: RequestFrame | EventFrame): boolean {
 
 function writeRequest(f: RequestFrame, alloc: FrameAllocator): boolean {
   if (!plainUint(f.id) || !plainUint(f.timeoutMs) || typeof f.pattern !== 'string' || !(f.payload instanceof Uint8Array)) return false;
-  if (!plainSender(f)) return false;
-  const sender = senderFields(f);
+  const window = f.window;
+  if (!plainSender(f) || (window != null && !plainUint(window))) return false;
+  // Every sender field is written (nil where not set) when the window follows.
+  const sender = window != null ? 3 : senderFields(f);
   const patternBytes = asciiLength(f.pattern);
   const peerBytes = f.peer == null ? 0 : asciiLength(f.peer);
   if (patternBytes < 0 || peerBytes < 0) return false;
   const size = 2 + uintSize(f.id) + strSize(patternBytes) + binSize(f.payload.length) + uintSize(f.timeoutMs);
-  w.start(alloc, size + senderSize(f, sender, peerBytes), 5 + sender);
+  const windowSize = window != null ? uintSize(window) : 0;
+  w.start(alloc, size + senderSize(f, sender, peerBytes) + windowSize, 5 + sender + (window != null ? 1 : 0));
   w.uint(FrameType.Request);
   w.uint(f.id);
   w.str(f.pattern);
   w.bin(f.payload);
   w.uint(f.timeoutMs);
   writeSender(f, sender);
+  if (window != null) w.uint(window);
   return true;
 }
 

@@ -13,6 +13,7 @@ export function clusterListener(own: () => ClusterNode[], seen: string[] = [], g
     remoteRequest: none,
     remoteResponse: none,
     remoteCancel: none,
+    remoteCredit: none,
     remoteError: none,
     remoteEvent: none,
     remoteEventCopies: none,

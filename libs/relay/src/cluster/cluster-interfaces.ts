@@ -36,6 +36,7 @@ export interface ClusterListener {
   remoteRequest(relay: RemoteRelay, m: Msg<ClusterMessageType.Request>): void;
   remoteResponse(relay: RemoteRelay, m: Msg<ClusterMessageType.Response>): void;
   remoteCancel(relay: RemoteRelay, m: Msg<ClusterMessageType.Cancel>): void;
+  remoteCredit(relay: RemoteRelay, m: Msg<ClusterMessageType.Credit>): void;
   remoteError(relay: RemoteRelay, m: Msg<ClusterMessageType.Error>): void;
   remoteEventCopies(relay: RemoteRelay, m: Msg<ClusterMessageType.EventCopies>): void;
   remoteEvent(relay: RemoteRelay, m: Msg<ClusterMessageType.Event>): void;

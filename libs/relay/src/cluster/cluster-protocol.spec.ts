@@ -39,9 +39,11 @@ const messages: ClusterMessage[] = [
     callerNodeId: null,
     ext: bytes,
     claims: null,
+    window: 64,
   },
   { type: T.Response, from: 'r', fwdId: 7, flags: 1, payload: null },
   { type: T.Cancel, from: 'r', fwdId: 7 },
+  { type: T.Credit, from: 'r', fwdId: 7, credit: 32 },
   { type: T.Error, from: 'r', fwdId: 7, code: 'TIMEOUT', message: 'late' },
   {
     type: T.Event,

@@ -375,6 +375,8 @@ export class RelayCluster implements OnModuleInit {
         return l.remoteResponse(relay, m);
       case ClusterMessageType.Cancel:
         return l.remoteCancel(relay, m);
+      case ClusterMessageType.Credit:
+        return l.remoteCredit(relay, m);
       case ClusterMessageType.Error:
         return l.remoteError(relay, m);
       case ClusterMessageType.Event:

@@ -53,6 +53,10 @@ export class ClusterBridge implements ClusterListener, MembershipListener {
     this.requests.remoteCancel(relay, m);
   }
 
+  remoteCredit(relay: RemoteRelay, m: Msg<Cmt.Credit>): void {
+    this.requests.remoteCredit(relay, m);
+  }
+
   remoteError(relay: RemoteRelay, m: Msg<Cmt.Error>): void {
     this.requests.remoteError(relay, m);
   }

@@ -7,6 +7,7 @@ import {
   RelayErrorCode,
   RelayErrorMessages,
   subscriptionProblem,
+  SUPPORTED_CAPABILITIES,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@wsrelay/protocol';
 import { closeReason } from '../internal/utf8.js';
@@ -85,7 +86,9 @@ export class Handshake {
     const problems = frame.events.map(subscriptionProblem).filter(p => p !== null);
     if (problems.length > 0) throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(listed(problems)));
     this.forget(session);
-    const node = this.membership.join(session, frame);
+    // The capabilities both speak; only these are used on this connection.
+    const caps = frame.caps?.filter(c => SUPPORTED_CAPABILITIES.includes(c));
+    const node = this.membership.join(session, { ...frame, caps });
     const { relayId, maxPayloadBytes, heartbeatIntervalMs } = this.settings;
     const welcome = {
       type: FrameType.Welcome,
@@ -95,6 +98,7 @@ export class Handshake {
       nodeId: node.nodeId,
       maxPayloadBytes,
       heartbeatIntervalMs,
+      caps,
     } as const;
     session.send(this.replies.codec.encode(welcome));
     this.requests.providersArrived(node.world, node.patterns);

@@ -2,6 +2,7 @@ import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import {
   type AuthFrame,
   type CancelFrame,
+  type CreditFrame,
   CloseCode,
   type DiscoverFrame,
   DEFAULT_MAX_ARRAY_LENGTH,
@@ -11,6 +12,7 @@ import {
   FrameType,
   type HandledFrame,
   type HelloFrame,
+  MAX_CAPABILITIES,
   MAX_FRAME_FIELDS,
   RelayError,
   RelayErrorCode,
@@ -87,10 +89,10 @@ export class RelayCore implements OnModuleDestroy {
     auth: RelayAuthService,
     private readonly cluster: RelayCluster,
   ) {
-    // Inbound frames: HELLO's two lists at their longest and its fields are the most values one may hold.
+    // Inbound frames: HELLO's lists at their longest and its fields are the most values one may hold.
     this.codec = new FrameCodec({
       maxBinBytes: options.maxPayloadBytes,
-      maxValues: 2 * DEFAULT_MAX_ARRAY_LENGTH + MAX_FRAME_FIELDS,
+      maxValues: 2 * DEFAULT_MAX_ARRAY_LENGTH + MAX_CAPABILITIES + MAX_FRAME_FIELDS,
       allocate: size => Buffer.allocUnsafe(size),
       // Sessions write a frame to their socket as one piece, header and all (see Session.send).
       webSocketHeader: true,
@@ -218,6 +220,10 @@ export class RelayCore implements OnModuleDestroy {
 
   cancel(session: Session, frame: CancelFrame): void {
     this.requests.cancel(this.node(session), frame.id);
+  }
+
+  credit(session: Session, frame: CreditFrame): void {
+    this.requests.credit(this.node(session), frame.id, frame.credit);
   }
 
   /**

@@ -59,6 +59,7 @@ const FRAMES: { readonly [T in FrameType]: Extract<Frame, { type: T }> } = {
   [FrameType.GoAway]: { type: FrameType.GoAway, reason: 'x', drainMs: 0 },
   [FrameType.Drain]: { type: FrameType.Drain, id: 1 },
   [FrameType.Handled]: { type: FrameType.Handled, id: 1, error: null },
+  [FrameType.Credit]: { type: FrameType.Credit, id: 1, credit: 8 },
 };
 
 type Outcome = 'ok' | { code: RelayErrorCode; message: string };
@@ -109,6 +110,7 @@ const TABLE: { readonly [T in FrameType]: Readonly<Record<Case, Outcome>> } = {
   [FrameType.GoAway]: { 'not established': OK, passive: OK, 'permission missing': OK, allowed: OK },
   [FrameType.Drain]: { 'not established': HELLO_FIRST, passive: OK, 'permission missing': OK, allowed: OK },
   [FrameType.Handled]: { 'not established': HELLO_FIRST, passive: NOT_SERVER_ANSWER, 'permission missing': OK, allowed: OK },
+  [FrameType.Credit]: { 'not established': HELLO_FIRST, passive: OK, 'permission missing': OK, allowed: OK },
 };
 
 const ALL = OPEN_IDENTITY.permissions;
@@ -156,7 +158,7 @@ describe('FramePolicy', () => {
 
   it('has a row for every frame type', () => {
     expect(Object.keys(TABLE).map(Number).sort()).toEqual([...frameTypes].sort());
-    expect(frameTypes).toHaveLength(19);
+    expect(frameTypes).toHaveLength(20);
   });
 
   const rows = frameTypes.flatMap(type =>

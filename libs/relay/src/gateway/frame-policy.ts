@@ -33,6 +33,7 @@ const RULES: Partial<Record<FrameType, FrameRule>> = {
   [FrameType.Response]: { established: true, server: true },
   [FrameType.Handled]: { established: true, server: true },
   [FrameType.Cancel]: { established: true, server: false },
+  [FrameType.Credit]: { established: true, server: false },
   [FrameType.Event]: { established: true, server: false, permission: 'publish' },
   [FrameType.Wait]: { established: true, server: false, permission: 'call' },
   [FrameType.Discover]: { established: true, server: false },

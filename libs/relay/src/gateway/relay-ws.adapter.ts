@@ -55,6 +55,7 @@ const INBOUND: Readonly<Partial<Record<FrameType, { readonly startsWork: boolean
   [FrameType.Request]: { startsWork: true },
   [FrameType.Response]: { startsWork: false },
   [FrameType.Cancel]: { startsWork: false },
+  [FrameType.Credit]: { startsWork: false },
   [FrameType.Event]: { startsWork: true },
   [FrameType.Ping]: { startsWork: true },
   [FrameType.Pong]: { startsWork: false },

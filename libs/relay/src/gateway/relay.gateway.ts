@@ -9,6 +9,7 @@ import {
 import type {
   AuthFrame,
   CancelFrame,
+  CreditFrame,
   DiscoverFrame,
   DrainFrame,
   EventFrame,
@@ -125,6 +126,11 @@ export class RelayGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   @SubscribeMessage('cancel')
   onCancel(socket: WebSocket, frame: CancelFrame): void {
     this.core.cancel(this.session(socket), frame);
+  }
+
+  @SubscribeMessage('credit')
+  onCredit(socket: WebSocket, frame: CreditFrame): void {
+    this.core.credit(this.session(socket), frame);
   }
 
   @SubscribeMessage('event')

@@ -27,6 +27,12 @@ export interface PendingRequest {
   readonly pattern: string;
   readonly timeoutMs: number;
   timer: NodeJS.Timeout | undefined;
+  /**
+   * A flow-controlled request to a provider of this relay: how many more
+   * RESPONSEs with a value its provider may send (the window, plus what the
+   * caller granted since, less what came). -1: not flow-controlled here.
+   */
+  credit: number;
 }
 
 /** The largest id of a delivery to a provider. */
@@ -81,7 +87,7 @@ export class RequestBook {
   ): PendingRequest {
     const delivered = books(this.byParty, party);
     const rid = this.rids.next(delivered);
-    const pending: PendingRequest = { rid, callerRequestId, caller, provider, party, pattern, timeoutMs, timer: undefined };
+    const pending: PendingRequest = { rid, callerRequestId, caller, provider, party, pattern, timeoutMs, timer: undefined, credit: -1 };
     books(this.byCaller, caller).set(callerRequestId, pending);
     delivered.set(rid, pending);
     this.total++;

@@ -4,6 +4,7 @@ import {
   RelayError,
   RelayErrorCode,
   RelayErrorMessages,
+  MAX_CREDIT,
   type RequestFrame,
   type ResponseFrame,
   type WaitFrame,
@@ -27,7 +28,7 @@ import type { PendingWait, Waits } from './waits.js';
 const FORWARDED_DEADLINE_GRACE_MS = 2000;
 
 /** What a request carries to its provider. */
-type Carried = Pick<RequestFrame, 'pattern' | 'payload' | 'timeoutMs' | 'ext'>;
+type Carried = Pick<RequestFrame, 'pattern' | 'payload' | 'timeoutMs' | 'ext' | 'window'>;
 
 /**
  * RPC through the relay: a REQUEST goes to a provider (round-robin, or the
@@ -93,6 +94,14 @@ export class RequestRouter {
     const pending = this.book.asked(caller, id);
     if (pending !== undefined) this.abort(pending);
     else if (!this.waits.cancel(caller, id)) this.dropped++;
+  }
+
+  /** CREDIT: the caller of a flow-controlled request grants its provider `credit` more values. */
+  credit(caller: LocalNode, id: number, credit: number): void {
+    const pending = this.book.asked(caller, id);
+    // A grant crossing the stream's end names a request that is gone: nothing to do.
+    if (pending === undefined) this.dropped++;
+    else this.grant(pending, credit);
   }
 
   /** Providers of `patterns` came online: held requests for them are routed (if still permitted), WAITs answered. */
@@ -165,7 +174,7 @@ export class RequestRouter {
     // The caller's relay keeps the deadline; this timer only cleans up should it never say.
     const timerMs = Math.min(MAX_TIMER_MS, m.timeoutMs + FORWARDED_DEADLINE_GRACE_MS);
     const pending = this.bookFor(relay, m.fwdId, provider, m.pattern, m.timeoutMs, timerMs);
-    this.sendRequest(pending, m, m.callerNodeId, m.claims);
+    this.sendRequest(pending, m.window === 0 ? { ...m, window: undefined } : m, m.callerNodeId, m.claims);
   }
 
   remoteResponse(relay: RemoteRelay, m: Msg<Cmt.Response>): void {
@@ -177,6 +186,11 @@ export class RequestRouter {
   remoteCancel(relay: RemoteRelay, m: Msg<Cmt.Cancel>): void {
     const pending = this.book.asked(relay, m.fwdId);
     if (pending !== undefined) this.abort(pending);
+  }
+
+  remoteCredit(relay: RemoteRelay, m: Msg<Cmt.Credit>): void {
+    const pending = this.book.asked(relay, m.fwdId);
+    if (pending !== undefined) this.grant(pending, m.credit);
   }
 
   remoteError(relay: RemoteRelay, m: Msg<Cmt.Error>): void {
@@ -230,12 +244,33 @@ export class RequestRouter {
     return this.book.book(caller, id, provider, party, pattern, timeoutMs, timerMs);
   }
 
-  /** The REQUEST to a provider on this relay, under the relay's id for it. */
+  /**
+   * The REQUEST to a provider on this relay, under the relay's id for it. A
+   * caller's stream window goes only to a provider that speaks flow control;
+   * this relay then holds the provider to it.
+   */
   private sendRequest(pending: PendingRequest, r: Carried, peer: string | null, claims: Uint8Array | null): void {
     const { pattern, payload, timeoutMs, ext } = r;
-    (pending.provider as LocalNode).ask(
-      this.codec.encodeMessage({ type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims }),
-    );
+    const provider = pending.provider as LocalNode;
+    const frame: RequestFrame = { type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims };
+    if (r.window !== undefined && provider.credit) {
+      frame.window = r.window;
+      pending.credit = r.window;
+    }
+    provider.ask(this.codec.encodeMessage(frame));
+  }
+
+  /** More credit for a flow-controlled request: passed on to its provider (here, or through its relay). */
+  private grant(pending: PendingRequest, credit: number): void {
+    const provider = pending.provider;
+    if (provider instanceof LocalNode) {
+      // Not flow-controlled here (the provider does not speak it): nobody to tell.
+      if (pending.credit < 0) return;
+      pending.credit = Math.min(pending.credit + credit, MAX_CREDIT);
+      provider.send(this.codec.encode({ type: FrameType.Credit, id: pending.rid, credit }));
+    } else {
+      this.cluster.send(provider.relay, { type: Cmt.Credit, fwdId: pending.rid, credit });
+    }
   }
 
   /** A request for a node on another relay: it goes there over the backplane. */
@@ -251,16 +286,33 @@ export class RequestRouter {
       callerNodeId: caller.nodeId,
       ext: frame.ext,
       claims: caller.claims,
+      window: frame.window ?? 0,
     });
     if (!sent) this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(frame.pattern));
   }
 
   /** A value, completion or error from a request's provider, on to its caller (here or on another relay). */
   private answer(pending: PendingRequest, flags: number, payload: Uint8Array | null): void {
+    if (pending.credit >= 0 && payload !== null && (flags & ResponseFlag.ERROR) === 0 && !this.paid(pending)) return;
     if (flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.book.settle(pending);
     const { caller, callerRequestId: id } = pending;
     if (caller instanceof LocalNode) caller.send(this.codec.encodeMessage({ type: FrameType.Response, id, flags, payload }));
     else this.cluster.send(caller, { type: Cmt.Response, fwdId: id, flags, payload });
+  }
+
+  /**
+   * A value of a flow-controlled stream takes one credit. A provider that
+   * sends one past its credit has its stream stopped: the caller gets
+   * SLOW_CONSUMER, the provider CANCEL; what the relay holds stays bounded.
+   */
+  private paid(pending: PendingRequest): boolean {
+    if (pending.credit > 0) {
+      pending.credit--;
+      return true;
+    }
+    this.fail(pending, RelayErrorCode.SLOW_CONSUMER, RelayErrorMessages.creditExceeded(pending.pattern));
+    this.cancelAtProvider(pending);
+    return false;
   }
 
   private expire(pending: PendingRequest): void {

@@ -1,4 +1,4 @@
-import type { WebSocketMessage } from '@wsrelay/protocol';
+import { Capability, type WebSocketMessage } from '@wsrelay/protocol';
 import type { Session } from '../session/session.js';
 import type { Routable } from './routable.js';
 import type { World } from './world.js';
@@ -10,6 +10,8 @@ export interface Announcement {
   patterns: readonly string[];
   events: readonly string[];
   queue: string | null;
+  /** The capabilities both the node and the relay speak (WELCOME lists them). */
+  caps?: readonly string[];
 }
 
 /**
@@ -24,6 +26,8 @@ export class LocalNode implements Routable {
   patterns: readonly string[];
   serves: ReadonlySet<string>;
   events: readonly string[];
+  /** It speaks flow control of streamed results (capability `credit`): REQUEST's window, CREDIT. */
+  readonly credit: boolean;
 
   constructor(
     readonly session: Session,
@@ -38,6 +42,7 @@ export class LocalNode implements Routable {
     this.patterns = [...new Set(announced.patterns)];
     this.serves = new Set(this.patterns);
     this.events = [...new Set(announced.events)];
+    this.credit = announced.caps?.includes(Capability.CREDIT) ?? false;
   }
 
   get isOpen(): boolean {

@@ -3,6 +3,7 @@ import { ClientProxy, type MsPattern, type ReadPacket, type WritePacket } from '
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { Observable, Subject, throwError } from 'rxjs';
 import {
+  Capability,
   decodePayload,
   encodePayloadTransient,
   errorFromFrame,
@@ -18,10 +19,12 @@ import {
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { encodeExt } from '../connection/ext.js';
+import { noop, unavailable, unencodable } from './call-errors.js';
 import { headerProblem } from './header-limits.js';
 import type { WsRelayUrlStatus } from '../connection/url-status.js';
 import { RelayLinks } from '../connection/relay-links.js';
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT } from '../constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT, DEFAULT_STREAM_WINDOW } from '../constants.js';
+import { speaks } from '../connection/handshake.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayClientOptions } from '../interfaces/ws-relay-options.interface.js';
 import { validateClientOptions } from '../interfaces/ws-relay-options.validation.js';
@@ -45,6 +48,8 @@ interface Pending {
   timeoutMs: number;
   /** The session it went out on: its CANCEL goes there, and it fails when that session ends. */
   via: WebSocket | undefined;
+  /** Values of its stream handed to the subscriber since the last credit granted. */
+  taken: number;
 }
 
 const MAX_ID = 0xffff_ffff;
@@ -64,6 +69,9 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   private readonly eventAck: WsRelayEventAckMode;
   private readonly maxInFlight: number;
   private readonly maxBufferedBytes: number;
+  /** A call's stream window (0: no flow control), and how many taken values earn a grant of credit. */
+  private readonly streamWindow: number;
+  private readonly creditBatch: number;
   private readonly pending = new Map<number, Pending>();
   private lastId = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -75,6 +83,8 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     this.eventAck = options.eventAck ?? 'relay';
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.streamWindow = options.streamWindow ?? DEFAULT_STREAM_WINDOW;
+    this.creditBatch = Math.max(1, Math.floor(this.streamWindow / 2));
     this.links = new RelayLinks(
       resolveConnectionConfig(options, () => ({ service: null, patterns: [], events: [], queue: null })),
       options.mode ?? 'failover',
@@ -232,17 +242,19 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       // Transient: the REQUEST below is encoded (and the payload copied) before anything else encodes one.
       payload = encodePayloadTransient(out.data);
     } catch (err) {
-      callback({ err: this.unencodable(err), isDisposed: true });
+      callback({ err: unencodable(err), isDisposed: true });
       return noop;
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const peer = options.nodeId ?? null;
+    // A relay that does not speak flow control ignores the window (a trailing field).
+    const window = this.streamWindow > 0 ? this.streamWindow : undefined;
     const entry = this.track(
       pattern,
       timeoutMs,
       frame => this.onResponse(frame.id, frame, callback),
       err => callback({ err, isDisposed: true }),
-      id => ({ type: FrameType.Request, id, pattern, payload, timeoutMs, peer, ext, claims: null }),
+      id => ({ type: FrameType.Request, id, pattern, payload, timeoutMs, peer, ext, claims: null, window }),
     );
     if (entry === undefined) return noop;
     const { id } = entry;
@@ -274,7 +286,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       // Transient: correlate() encodes the EVENT at once.
       payload = encodePayloadTransient(out.data);
     } catch (err) {
-      return Promise.reject(this.unencodable(err));
+      return Promise.reject(unencodable(err));
     }
     const handlers = (options.ack ?? this.eventAck) === 'handlers';
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
@@ -316,12 +328,12 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   ): (Pending & { id: number }) | undefined {
     const id = this.nextId();
     const giveUpAt = Date.now() + timeoutMs + DEADLINE_GRACE_MS;
-    const entry: Pending & { id: number } = { id, onFrame, onError, giveUpAt, pattern, timeoutMs, via: undefined };
+    const entry: Pending & { id: number } = { id, onFrame, onError, giveUpAt, pattern, timeoutMs, via: undefined, taken: 0 };
     this.pending.set(id, entry);
     entry.via = this.links.send(build(id));
     if (entry.via !== undefined) return entry;
     this.pending.delete(id);
-    onError(this.unavailable());
+    onError(unavailable());
     return undefined;
   }
 
@@ -376,8 +388,25 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       this.abandon(id, done, err, callback);
       return;
     }
-    if (deserialized instanceof Promise) deserialized.then(callback, (err: unknown) => this.abandon(id, done, err, callback));
-    else callback(deserialized);
+    if (deserialized instanceof Promise) {
+      deserialized.then(
+        p => this.handOver(id, done, p, callback),
+        (err: unknown) => this.abandon(id, done, err, callback),
+      );
+    } else this.handOver(id, done, deserialized, callback);
+  }
+
+  /**
+   * A packet to the caller's subscriber. Once it has taken half a window of a
+   * flow-controlled stream's values, the provider is granted as many more.
+   */
+  private handOver(id: number, done: boolean, packet: WritePacket, callback: (packet: WritePacket) => void): void {
+    callback(packet);
+    if (done || this.streamWindow === 0) return;
+    const p = this.pending.get(id);
+    if (p === undefined || ++p.taken < this.creditBatch) return;
+    if (speaks(p.via, Capability.CREDIT)) this.links.send({ type: FrameType.Credit, id, credit: p.taken }, p.via);
+    p.taken = 0;
   }
 
   /** Ends a call whose answer cannot be read with `err`, and stops a provider still streaming to it. */
@@ -414,18 +443,4 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     this.lastId = this.lastId >= MAX_ID ? 1 : this.lastId + 1;
     return this.lastId;
   }
-
-  private unavailable(): RelayError {
-    return new RelayError(RelayErrorCode.RELAY_UNAVAILABLE, RelayErrorMessages.relayUnavailable());
-  }
-
-  private unencodable(err: unknown): RelayError {
-    return new RelayError(
-      RelayErrorCode.BAD_FRAME,
-      RelayErrorMessages.badFrame(`data cannot be encoded as MessagePack (${(err as Error).message})`),
-      { cause: err },
-    );
-  }
 }
-
-function noop(): void {}

@@ -8,7 +8,6 @@ import {
   RelayError,
   RelayErrorCode,
   RelayErrorMessages,
-  SUPPORTED_PROTOCOL_VERSIONS,
   type WelcomeFrame,
 } from '@wsrelay/protocol';
 import { EventEmitter } from 'node:events';
@@ -20,6 +19,7 @@ import type { RelayConnectionEvents, RelayConnectionListener } from './connectio
 import { ConnectionStateMachine, type ConnectionState } from './connection-state.js';
 import { NodeDrain } from './node-drain.js';
 import { NodeHeartbeat } from './node-heartbeat.js';
+import { agreeOn, helloFrame } from './handshake.js';
 import { OfflineQueue } from './offline-queue.js';
 import { corkForTick } from './tick-cork.js';
 import { TokenCarrier } from './token-carrier.js';
@@ -232,9 +232,7 @@ export class RelayConnection {
       socket.terminate();
       return;
     }
-    const { service, patterns, events, queue } = this.config.announce();
-    const versions = [...SUPPORTED_PROTOCOL_VERSIONS];
-    socket.send(this.codec.encode({ type: FrameType.Hello, versions, nodeId: this.config.nodeId, service, patterns, events, queue }));
+    socket.send(this.codec.encode(helloFrame(this.config.nodeId, this.config.announce())));
     this.handshakeTimer = setTimeout(() => {
       this.lastError = new Error(`relay did not answer HELLO within ${this.config.handshakeTimeoutMs} ms`);
       socket.terminate();
@@ -320,7 +318,12 @@ export class RelayConnection {
       socket.close(CloseCode.NORMAL, 'node closing');
       return;
     }
-    this.onWelcome(socket, frame);
+    const refused = agreeOn(socket, frame);
+    if (refused === undefined) this.onWelcome(socket, frame);
+    else {
+      this.fatal = this.lastError = refused;
+      socket.close(CloseCode.PROTOCOL_MISMATCH, 'protocol version not spoken');
+    }
   }
 
   private onWelcome(socket: WebSocket, welcome: WelcomeFrame): void {

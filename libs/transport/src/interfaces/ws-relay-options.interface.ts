@@ -136,6 +136,15 @@ export interface WsRelayStrategyOptions extends WsRelayConnectionOptions {
    * @default 10000
    */
   drainTimeoutMs?: number;
+  /**
+   * Flow control of streamed results: bytes of a handler's Observable's
+   * values that may wait here for their caller's credit (an Observable cannot
+   * be paused). Past it the stream stops and its caller gets a
+   * SLOW_CONSUMER error; other calls are not affected. A handler that returns
+   * an async iterable is pulled only as the caller reads, and never fills it.
+   * @default 67108864 (64 MiB)
+   */
+  maxStreamBufferedBytes?: number;
 }
 
 /** Options of `WsRelayClient` (a caller). */
@@ -165,4 +174,14 @@ export interface WsRelayClientOptions extends WsRelayConnectionOptions {
    * @default 16777216 (16 MiB)
    */
   maxBufferedBytes?: number;
+  /**
+   * Flow control of streamed results: how many values a provider may send
+   * ahead of this client's reading, per call. The client grants more as its
+   * subscriber takes them (half a window at a time), so a slow reader slows
+   * its own stream, not its connection. 0 turns flow control off (the
+   * provider sends as fast as it produces). Used with relays and providers
+   * that speak it (they agree on it at the handshake); others stream as before.
+   * @default 64
+   */
+  streamWindow?: number;
 }

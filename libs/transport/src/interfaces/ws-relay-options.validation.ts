@@ -17,6 +17,7 @@ import {
   type ValidationError,
   type ValidationOptions,
 } from 'class-validator';
+import { MAX_CREDIT } from '@wsrelay/protocol';
 import type { WsRelayClientOptions, WsRelayStrategyOptions } from './ws-relay-options.interface.js';
 
 const MAX_TIMER_MS = 0x7fff_ffff;
@@ -78,6 +79,7 @@ class StrategyOptionsSchema extends ConnectionOptionsSchema {
   @IsOptional() @IsString() @IsNotEmpty() @MaxLength(256) service?: string;
   @IsOptional() @IsString() @IsNotEmpty() @MaxLength(256) queue?: string;
   @IsOptional() @IsInt() @Min(0) @Max(MAX_TIMER_MS) drainTimeoutMs?: number;
+  @IsOptional() @IsInt() @Min(1) maxStreamBufferedBytes?: number;
 }
 
 class ClientOptionsSchema extends ConnectionOptionsSchema {
@@ -85,6 +87,7 @@ class ClientOptionsSchema extends ConnectionOptionsSchema {
   @IsOptional() @IsIn(['relay', 'handlers']) eventAck?: string;
   @IsOptional() @IsInt() @Min(1) maxInFlight?: number;
   @IsOptional() @IsInt() @Min(1) maxBufferedBytes?: number;
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_CREDIT) streamWindow?: number;
 }
 
 function messages(errors: ValidationError[], prefix = ''): string[] {

@@ -39,6 +39,11 @@ export class HandlerWork {
     this.settle(id, via);
   }
 
+  /** CREDIT: the caller of a flow-controlled stream grants it more values. */
+  credit(id: number, via: WebSocket, credit: number): void {
+    this.requests.get(via)?.get(id)?.subscription?.grant(credit);
+  }
+
   /** A relay session is gone, and with it every caller on it (or, with no session named, all of them): stop their handlers. */
   cancelAll(via?: WebSocket): void {
     const sessions = via === undefined ? [...this.requests.keys()] : [via];

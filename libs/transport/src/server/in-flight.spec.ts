@@ -80,7 +80,8 @@ describe('InFlight: the signal of a request being handled', () => {
   it('aborts before it unsubscribes the stream (a teardown sees the signal aborted), and only once', () => {
     const call = new InFlight('a', 1000);
     const seen: boolean[] = [];
-    call.subscription = new Subscription(() => seen.push(call.signal.aborted));
+    const teardown = new Subscription(() => seen.push(call.signal.aborted));
+    call.subscription = { unsubscribe: () => teardown.unsubscribe(), grant: () => undefined };
     call.connectionLost();
     call.callerCancelled();
     expect(seen).toEqual([true]);

@@ -1,5 +1,5 @@
 import { quote, RelayError, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
-import type { Subscription } from 'rxjs';
+import type { ResponseStream } from './response-stream.js';
 
 /**
  * The most of a call's time, at its end, in which a CANCEL is taken for the
@@ -28,7 +28,8 @@ const abortReasons = {
  */
 export class InFlight {
   cancelled = false;
-  subscription?: Subscription;
+  /** Its answer's RESPONSEs (set as it starts). */
+  subscription?: Pick<ResponseStream, 'unsubscribe' | 'grant'>;
   /** When the caller stops waiting, in this process's `Date.now()` clock. */
   readonly deadline: number;
   private controller?: AbortController;

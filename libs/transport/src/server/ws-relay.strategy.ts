@@ -30,9 +30,10 @@ import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { decodeExt } from '../connection/ext.js';
 import type { WsRelayUrlStatus } from '../connection/url-status.js';
 import { RelayLinks } from '../connection/relay-links.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS } from '../constants.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_STREAM_BUFFERED_BYTES } from '../constants.js';
 import { WsRelayContext } from '../ctx-host/ws-relay.context.js';
 import { HandlerWork } from './handler-work.js';
+import { type PreparedResponse, type ResponseSink, ResponseStream } from './response-stream.js';
 import { deserializeIncoming } from './incoming-packet.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayStrategyOptions } from '../interfaces/ws-relay-options.interface.js';
@@ -78,11 +79,13 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   /** Nest's pass-through serializer is in use: responses need no serializing copy. */
   private readonly identitySerializer: boolean;
   private readonly drainTimeoutMs: number;
+  private readonly maxStreamBufferedBytes: number;
 
   constructor(protected readonly options: WsRelayStrategyOptions) {
     super();
     validateStrategyOptions(options);
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    this.maxStreamBufferedBytes = options.maxStreamBufferedBytes ?? DEFAULT_MAX_STREAM_BUFFERED_BYTES;
     this.links = new RelayLinks(
       resolveConnectionConfig(options, () => this.announcement()),
       options.mode ?? 'failover',
@@ -204,6 +207,9 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       case FrameType.Cancel:
         this.work.cancel(frame.id, via);
         return;
+      case FrameType.Credit:
+        this.work.credit(frame.id, via, frame.credit);
+        return;
       case FrameType.Event:
         void this.handleEventFrame(frame, via);
         return;
@@ -216,9 +222,15 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   private async handleRequestFrame(frame: RequestFrame, via: WebSocket): Promise<void> {
     const { id, pattern } = frame;
     const entry = this.work.start(id, via, pattern, frame.timeoutMs);
+    const sink: ResponseSink = {
+      prepare: (packet, keep) => this.prepare(id, packet, keep),
+      write: response => this.write(id, response, via),
+    };
+    // Made first: a CREDIT or CANCEL may come while the handler runs.
+    const stream = new ResponseStream(sink, pattern, frame.window, this.maxStreamBufferedBytes);
+    entry.subscription = stream;
     const respond = (packet: WritePacket) => {
-      if (entry.cancelled) return;
-      this.respond(id, packet, via);
+      if (!entry.cancelled) sink.write(sink.prepare(packet, false));
     };
     const handler = this.getHandlerByPattern(pattern);
     if (!handler) {
@@ -243,6 +255,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       respond({ err: { status: 'error', message: BAD_REQUEST_MESSAGE }, isDisposed: true });
       return;
     }
+    let started = false;
     try {
       await this.processed(context, async runEndHook => {
         const result: unknown = await handler(packet.data, context);
@@ -250,37 +263,37 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
           runEndHook?.();
           return;
         }
-        const stream = this.transformToObservable(result);
-        entry.subscription = this.send(runEndHook === undefined ? stream : stream.pipe(finalize(runEndHook)), respond);
+        const results = this.transformToObservable(result);
+        started = true;
+        stream.start(runEndHook === undefined ? results : results.pipe(finalize(runEndHook)));
       });
     } catch (err) {
       // Nest's handler proxy turns handler errors into error streams; this is
       // what escapes it (a rejecting processing hook or exception filter).
       this.logger.error(err);
-      if (entry.subscription === undefined) {
-        respond({ err: INTERNAL_ERROR, isDisposed: true });
-      }
+      if (!started) respond({ err: INTERNAL_ERROR, isDisposed: true });
     }
   }
 
-  private respond(id: number, packet: WritePacket, via: WebSocket): void {
+  /** A packet of request `id`'s answer, serialized and encoded (`keep`: in a buffer of its own, to be sent later). */
+  private prepare(id: number, packet: WritePacket, keep: boolean): PreparedResponse {
     const out = this.identitySerializer ? packet : (this.serializer.serialize({ ...packet, id: String(id) }) as WritePacket);
     const isError = out.err !== undefined && out.err !== null;
-    if (isError || out.isDisposed) this.work.settle(id, via);
-    let payload: Uint8Array | null = null;
+    const encode = keep ? encodePayload : encodePayloadTransient;
     try {
-      // Transient: the RESPONSE is encoded right below.
-      if (isError) payload = encodePayloadTransient(out.err);
-      else if (out.response !== undefined) payload = encodePayloadTransient(out.response);
+      // Transient unless kept: the RESPONSE is encoded right after.
+      const payload = isError ? encode(out.err) : out.response !== undefined ? encode(out.response) : null;
+      return { flags: isError ? ResponseFlag.ERROR | ResponseFlag.DONE : out.isDisposed ? ResponseFlag.DONE : 0, payload };
     } catch (err) {
       this.logger.error(`Response to request ${id} cannot be encoded as MessagePack: ${(err as Error).message}`);
-      payload = encodePayload(INTERNAL_ERROR);
-      this.work.settle(id, via);
-      this.links.send({ type: FrameType.Response, id, flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload }, via);
-      return;
+      return { flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload: encodePayload(INTERNAL_ERROR) };
     }
-    const flags = isError ? ResponseFlag.ERROR | ResponseFlag.DONE : out.isDisposed ? ResponseFlag.DONE : 0;
-    this.links.send({ type: FrameType.Response, id, flags, payload }, via);
+  }
+
+  private write(id: number, response: PreparedResponse, via: WebSocket): void {
+    // The last RESPONSE settles the request (before it goes out: the caller may answer at once).
+    if ((response.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) !== 0) this.work.settle(id, via);
+    this.links.send({ type: FrameType.Response, id, flags: response.flags, payload: response.payload }, via);
   }
 
   /**
