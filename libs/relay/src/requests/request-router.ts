@@ -252,12 +252,11 @@ export class RequestRouter {
   private sendRequest(pending: PendingRequest, r: Carried, peer: string | null, claims: Uint8Array | null): void {
     const { pattern, payload, timeoutMs, ext } = r;
     const provider = pending.provider as LocalNode;
-    const frame: RequestFrame = { type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims };
-    if (r.window !== undefined && provider.credit) {
-      frame.window = r.window;
-      pending.credit = r.window;
-    }
-    provider.ask(this.codec.encodeMessage(frame));
+    const window = provider.credit ? r.window : undefined;
+    if (window !== undefined) pending.credit = window;
+    provider.ask(
+      this.codec.encodeMessage({ type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims, window }),
+    );
   }
 
   /** More credit for a flow-controlled request: passed on to its provider (here, or through its relay). */
