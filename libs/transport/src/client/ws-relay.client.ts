@@ -247,8 +247,8 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const peer = options.nodeId ?? null;
-    // A relay that does not speak flow control ignores the window (a trailing field).
-    const window = this.streamWindow > 0 ? this.streamWindow : undefined;
+    // Only to a relay that agreed on flow control (another would read the frame the slow way, and ignore it).
+    const window = this.streamWindow > 0 && speaks(this.links.webSocket, Capability.CREDIT) ? this.streamWindow : undefined;
     const entry = this.track(
       pattern,
       timeoutMs,

@@ -1,5 +1,5 @@
 import type { WritePacket } from '@nestjs/microservices';
-import { RelayErrorCode, RelayErrorMessages, ResponseFlag } from '@wsrelay/protocol';
+import { MAX_CREDIT, RelayErrorCode, RelayErrorMessages, ResponseFlag } from '@wsrelay/protocol';
 import type { Observable, Subscription } from 'rxjs';
 
 /** A RESPONSE as it goes out: its flags and its encoded payload. */
@@ -67,7 +67,7 @@ export class ResponseStream {
   /** CREDIT: the caller took values and grants as many more. */
   grant(credit: number): void {
     if (this.credit === Infinity || this.stopped) return;
-    this.credit += credit;
+    this.credit = Math.min(this.credit + credit, MAX_CREDIT);
     if (this.blocked) this.drain();
     this.wakePull();
   }
