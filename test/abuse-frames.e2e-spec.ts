@@ -139,7 +139,7 @@ describe('abuse by frames (a steady caller alongside)', () => {
     node.sendRaw(pingWith(wide));
     const tooMany = (await node.next(isError)) as ErrorFrame;
     expect(tooMany.code).toBe(RelayErrorCode.BAD_FRAME);
-    expect(tooMany.message).toMatch(/more than 20032 values/);
+    expect(tooMany.message).toMatch(/more than 20064 values/);
     node.sendRaw(new Uint8Array([0xdc, 0, 40, FrameType.Ping, ...new Uint8Array(39)]));
     const tooLong = (await node.next(isError)) as ErrorFrame;
     expect(tooLong.code).toBe(RelayErrorCode.BAD_FRAME);

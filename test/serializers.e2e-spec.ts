@@ -232,4 +232,22 @@ describe('custom serializers and deserializers through the relay', () => {
       await other.close();
     }
   });
+
+  it('fails a call at once, with an error, when the provider serializer returns something other than a packet', async () => {
+    const r = await startRelay();
+    const whole = { serialize: (p: unknown) => JSON.stringify(p) };
+    const p = await startProvider([TracedController], { urls: [r.url], serializer: whole }, [{ provide: LABEL, useValue: 'p' }]);
+    const caller = await startClient({ urls: [r.url], timeoutMs: 60_000 });
+    try {
+      // Nest TCP sends such a serializer's output as the whole message; here it would leave the caller waiting out its deadline.
+      expect(await rejection(firstValueFrom(caller.send('echo', { value: 1, trail: [] })))).toEqual({
+        status: 'error',
+        message: 'Internal server error',
+      });
+    } finally {
+      await caller.close();
+      await p.close();
+      await r.close();
+    }
+  });
 });

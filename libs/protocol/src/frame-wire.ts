@@ -73,6 +73,12 @@ class Reader {
     return this.a[i] == null ? null : this.bin(i, name);
   }
 
+  /** A payload: a bin holding one MessagePack value, so never empty (no value is nil, 0xc0). */
+  payload(i: number, name: string): Uint8Array {
+    const v = this.bin(i, name);
+    return v.length > 0 ? v : this.invalid(name, 'must not be empty: it holds one MessagePack value (nil, 0xc0, for no value)');
+  }
+
   /** Non-empty strings; nil reads as none. */
   strs(i: number, name: string): string[] {
     const v = this.a[i];
@@ -188,7 +194,7 @@ const request: WireShape<RequestFrame> = {
       type: FrameType.Request,
       id: r.frameId,
       pattern: r.str(2, 'request.pattern'),
-      payload: r.bin(3, 'request.payload'),
+      payload: r.payload(3, 'request.payload'),
       timeoutMs: r.positive(4, 'request.timeoutMs', MAX_TIMEOUT_MS),
       peer: r.optStr(5, 'request.peer'),
       ext: r.optBin(6, 'request.ext'),
@@ -202,7 +208,12 @@ const request: WireShape<RequestFrame> = {
 const response: WireShape<ResponseFrame> = {
   required: 2,
   write: f => trimmed([f.type, f.id, f.flags, f.payload]),
-  read: r => ({ type: FrameType.Response, id: r.frameId, flags: r.uint(2, 'response.flags', 3), payload: r.optBin(3, 'response.payload') }),
+  read: r => ({
+    type: FrameType.Response,
+    id: r.frameId,
+    flags: r.uint(2, 'response.flags', 3),
+    payload: r.nil(3) ? null : r.payload(3, 'response.payload'),
+  }),
 };
 
 const event: WireShape<EventFrame> = {
@@ -215,7 +226,7 @@ const event: WireShape<EventFrame> = {
       type: FrameType.Event,
       id: r.uint(1, 'event.id', MAX_ID),
       pattern: r.str(2, 'event.pattern'),
-      payload: r.bin(3, 'event.payload'),
+      payload: r.payload(3, 'event.payload'),
       peer: r.optStr(4, 'event.peer'),
       ext: r.optBin(5, 'event.ext'),
       claims: r.optBin(6, 'event.claims'),

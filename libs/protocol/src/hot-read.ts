@@ -146,6 +146,12 @@ function bin(): Uint8Array | undefined {
   return buf.subarray(at, end);
 }
 
+/** A payload: a bin that is not empty (an empty one is the general path's to refuse). */
+function payloadBin(): Uint8Array | undefined {
+  const v = bin();
+  return v === undefined || v.length === 0 ? undefined : v;
+}
+
 function nil(): boolean {
   if (buf[pos] !== 0xc0) return false;
   pos += 1;
@@ -180,7 +186,7 @@ function readRequest(n: number): RequestFrame | undefined {
   if (id === ASIDE) return undefined;
   const pattern = str();
   if (pattern === undefined) return undefined;
-  const payload = bin();
+  const payload = payloadBin();
   if (payload === undefined) return undefined;
   const timeoutMs = positive(MAX_TIMEOUT_MS);
   if (timeoutMs === ASIDE) return undefined;
@@ -202,7 +208,7 @@ function readResponse(n: number): ResponseFrame | undefined {
   const id = positive(MAX_ID);
   const flags = uint();
   if (id === ASIDE || flags === ASIDE || flags > 3) return undefined;
-  const payload = n > 3 ? optBin() : null;
+  const payload = n > 3 ? (nil() ? null : payloadBin()) : null;
   if (payload === undefined) return undefined;
   return { type: FrameType.Response, id, flags, payload };
 }
@@ -212,7 +218,7 @@ function readEvent(n: number): EventFrame | undefined {
   const id = uint();
   if (id === ASIDE) return undefined;
   const pattern = str();
-  const payload = pattern === undefined ? undefined : bin();
+  const payload = pattern === undefined ? undefined : payloadBin();
   if (payload === undefined) return undefined;
   const peer = n > 4 ? optStr() : null;
   const ext = n > 5 ? optBin() : null;

@@ -241,7 +241,6 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     let packet: IncomingRequest;
     try {
       const ext = decodeExt(frame.ext);
-      context = new WsRelayContext([pattern, id, frame.peer, ext.headers ?? {}, entry.deadline, frame.claims, ext.metadata, 1], entry);
       const incoming = deserializeIncoming(this.deserializer, {
         id: String(id),
         pattern,
@@ -250,6 +249,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       });
       // Nest's own deserializer answers synchronously: no await (and microtask) for it.
       packet = (incoming instanceof Promise ? await incoming : incoming) as IncomingRequest;
+      // The metadata as the deserializer left it, as Nest's TCP server takes it.
+      context = new WsRelayContext([pattern, id, frame.peer, ext.headers ?? {}, entry.deadline, frame.claims, packet.metadata, 1], entry);
     } catch (err) {
       this.logger.warn(`Refused request ${id} for "${pattern}": ${(err as Error).message}`);
       respond({ err: { status: 'error', message: BAD_REQUEST_MESSAGE }, isDisposed: true });
@@ -278,6 +279,13 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   /** A packet of request `id`'s answer, serialized and encoded (`keep`: in a buffer of its own, to be sent later). */
   private prepare(id: number, packet: WritePacket, keep: boolean): PreparedResponse {
     const out = this.identitySerializer ? packet : (this.serializer.serialize({ ...packet, id: String(id) }) as WritePacket);
+    if (typeof out !== 'object' || out === null) {
+      // Sent as it is by Nest's TCP server; here a packet's fields make the frame, so the call fails at once.
+      this.logger.error(
+        `The serializer returned ${out === null ? 'null' : typeof out} for request ${id}, not a packet ({ response, err, isDisposed })`,
+      );
+      return { flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload: encodePayload(INTERNAL_ERROR) };
+    }
     const isError = out.err !== undefined && out.err !== null;
     const encode = keep ? encodePayload : encodePayloadTransient;
     try {
@@ -334,7 +342,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       ext.headers ?? {},
       undefined,
       frame.claims,
-      ext.metadata,
+      packet.metadata,
       frame.attempt ?? 1,
     ]);
     let failure: unknown;
