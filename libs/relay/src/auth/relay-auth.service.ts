@@ -181,7 +181,10 @@ function algorithmsFor(key: KeyObject): string[] {
     case 'rsa':
       return ['RS256', 'RS384', 'RS512'];
     case 'rsa-pss':
-      return ['PS256', 'PS384', 'PS512'];
+      // jose cannot verify with such a key: every token would be refused.
+      throw new TypeError(
+        "RelayModule: auth.publicKey is an RSA-PSS key, which cannot verify tokens; give the signer's RSA public key with auth.algorithms: ['PS256'] (or PS384, PS512)",
+      );
     case 'ec': {
       const curve = key.asymmetricKeyDetails?.namedCurve;
       return [curve === 'secp384r1' ? 'ES384' : curve === 'secp521r1' ? 'ES512' : 'ES256'];
