@@ -16,6 +16,12 @@ describe('resolveRelayOptions', () => {
     expect(resolveRelayOptions({ cluster: { redis: 'redis://r', heartbeatIntervalMs: 2000 } }).cluster).toMatchObject({ timeoutMs: 6000 });
   });
 
+  it('takes rateLimit false as no limit, and a perSecond alone as its own burst', () => {
+    expect(resolveRelayOptions().rateLimit).toEqual({ perSecond: 100_000, burst: 100_000 });
+    expect(resolveRelayOptions({ rateLimit: false }).rateLimit).toBe(false);
+    expect(resolveRelayOptions({ rateLimit: { perSecond: 50 } }).rateLimit).toEqual({ perSecond: 50, burst: 50 });
+  });
+
   it('applies the relay-wide budgets and the WAIT cap, each default alone', () => {
     expect(resolveRelayOptions()).toMatchObject({
       maxWaitTimeoutMs: 300_000,
