@@ -82,7 +82,7 @@ describe('capability negotiation and credit on the wire', () => {
       () => provider.close(),
       () => caller.close(),
     );
-    return { provider, caller };
+    return { provider, caller, relay };
   }
 
   it('WELCOME lists the capabilities both speak (unknown ones left out), and none for a node that offered none', async () => {
@@ -121,6 +121,17 @@ describe('capability negotiation and credit on the wire', () => {
       'The stream of "s" was stopped: its provider sent more values than the caller had granted credit for.',
     );
     expect(await provider.next(f => f.type === FrameType.Cancel)).toEqual({ type: FrameType.Cancel, id: delivered.id });
+  });
+
+  it('a window from a caller that did not agree on flow control is not passed on (it would never send CREDIT)', async () => {
+    const { provider, relay } = await pair([Capability.CREDIT]);
+    const old = await RawNode.hello(relay.url, 'old-caller');
+    add(() => old.close());
+    old.send({ ...request(1, 's'), window: 1 });
+    const delivered = (await provider.next(isRequest)) as RequestFrame;
+    expect(delivered.window).toBeUndefined();
+    for (let i = 0; i < 3; i++) provider.send(value(delivered.id, i, i === 2 ? ResponseFlag.DONE : 0));
+    for (let i = 0; i < 3; i++) expect(await old.next(answerTo(1))).toMatchObject({ type: FrameType.Response });
   });
 
   it('a provider that does not speak flow control gets no window and no CREDIT, and is not held to one', async () => {

@@ -132,7 +132,8 @@ export class FrameCodec {
     try {
       raw = this.decoder.decode(bytes);
     } catch (err) {
-      throw new FrameError(`malformed or over-limit MessagePack (${(err as Error).message})`);
+      // Correlated when its first bytes name an id, as for the bounds above (a map or ext inside, a string too long).
+      throw new FrameError(`malformed or over-limit MessagePack (${(err as Error).message})`, peekFrameHead(bytes)?.id ?? 0);
     }
     return fromWire(raw);
   }

@@ -59,6 +59,8 @@ export class RequestRouter {
 
   request(caller: LocalNode, frame: RequestFrame): void {
     this.admit(caller, frame.id);
+    // A window means flow control only from a caller that agreed on it (else it never sends CREDIT).
+    if (frame.window !== undefined && !caller.credit) frame.window = undefined;
     this.route(caller, frame, 0);
   }
 
