@@ -116,7 +116,7 @@ const relayDecoder = new Decoder({
  */
 function relaySees(h: Hostile): { id: number | undefined; frame: Frame | undefined } {
   if (!h.binary || typeof h.data === 'string') return { id: undefined, frame: undefined };
-  // A frame the relay refuses before decoding it (too big, or over its structural bounds) is answered with the id its first bytes give.
+  // A frame the relay refuses before decoding it (too big, or over its structural bounds), or that does not decode, is answered with the id its first bytes give.
   const head = peekFrameHead(h.data);
   const peeked = head !== undefined && head.id > 0 ? head.id : undefined;
   if (h.data.length > LIMIT || checkMsgpackBounds(h.data, RELAY_BOUNDS) !== undefined) return { id: peeked, frame: undefined };
@@ -124,7 +124,8 @@ function relaySees(h: Hostile): { id: number | undefined; frame: Frame | undefin
   try {
     raw = relayDecoder.decode(h.data);
   } catch {
-    return { id: undefined, frame: undefined };
+    // Refused by the MessagePack decoder (a map or ext inside, a string too long): correlated the same way.
+    return { id: peeked, frame: undefined };
   }
   if (!Array.isArray(raw)) return { id: undefined, frame: undefined };
   const id = Number.isInteger(raw[1]) && (raw[1] as number) > 0 ? (raw[1] as number) : undefined;

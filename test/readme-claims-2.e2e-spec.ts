@@ -158,10 +158,12 @@ describe('README claims: relay options and auth', () => {
   });
 
   it('an RSA-PSS public key is refused at startup, naming what to give instead (it could verify no token)', async () => {
-    const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' });
-    const err = await rejection(startRelay({ auth: { publicKey: pss, issuer: ISSUER } }));
-    expect(err).toBeInstanceOf(TypeError);
-    expect((err as Error).message).toMatch(/RSA-PSS key.*RSA public key with auth.algorithms: \['PS256'\]/);
+    const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    for (const algorithms of [undefined, ['PS256']]) {
+      const err = await rejection(startRelay({ auth: { publicKey: pss, issuer: ISSUER, algorithms } }));
+      expect(err).toBeInstanceOf(TypeError);
+      expect((err as Error).message).toMatch(/RSA-PSS key.*RSA public key with auth.algorithms: \['PS256'\]/);
+    }
   });
 
   it('L486: auth.algorithms lists the accepted alg values', async () => {

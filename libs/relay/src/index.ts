@@ -24,7 +24,42 @@ export type {
   RelayRateLimit,
   ResolvedRelayOptions,
 } from './interfaces/relay-options.interface.js';
-export { createRelayApp, DEFAULT_STATUS_DETAIL_PATH, DEFAULT_STATUS_PATH, type RelayAppOptions } from './relay.bootstrap.js';
+export {
+  createRelayApp,
+  DEFAULT_LIVEZ_PATH,
+  DEFAULT_METRICS_PATH,
+  DEFAULT_READYZ_PATH,
+  DEFAULT_STATUS_DETAIL_PATH,
+  DEFAULT_STATUS_PATH,
+  type RelayAppOptions,
+  type RelayEndpointOptions,
+} from './relay.bootstrap.js';
+export { DEFAULT_LOG_LINES_PER_SECOND, RelayLog } from './logs/relay-log.js';
+export { createRelayLogger, type RelayLogFormat, type RelayLoggerOptions, type RelayLogLevel } from './logs/relay-logger.js';
+export { RELAY_METRICS_PREFIX, RelayMetrics } from './metrics/relay-metrics.js';
+export { REQUEST_DURATION_BUCKETS } from './observe/latency-buckets.js';
+export {
+  type AcceptedConnection,
+  type AnnouncedNode,
+  type BackplaneChange,
+  type ClusterMember,
+  type ConnectionRole,
+  type DrainEnd,
+  type DrainStart,
+  EventDrop,
+  type FrameSender,
+  type GoneNode,
+  type LostMember,
+  REFUSAL_REASONS,
+  RefusalReason,
+  type RefusedConnection,
+  type RelayLifecycleListener,
+  type RelayObserver,
+  RequestOutcome,
+  REQUEST_OUTCOMES,
+  type SlowConsumer,
+} from './observe/relay-observer.js';
+export { RelayTally } from './observe/relay-tally.js';
 export {
   ALL_PERMISSIONS,
   CONNECTION_IDENTITY,

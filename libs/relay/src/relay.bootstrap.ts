@@ -1,50 +1,44 @@
 import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { RelayModuleOptions } from './interfaces/relay-options.interface.js';
-import { RelayModule } from './relay.module.js';
 import { RelayCore } from './core/relay-core.js';
+import { endpointPaths, type EndpointServer, type RelayEndpointOptions, serveEndpoints } from './endpoints/relay-endpoints.js';
 import { RelayWsAdapter } from './gateway/relay-ws.adapter.js';
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RelayModuleOptions } from './interfaces/relay-options.interface.js';
+import { RelayMetrics } from './metrics/relay-metrics.js';
+import { RelayModule } from './relay.module.js';
 
-export const DEFAULT_STATUS_PATH = '/status';
-export const DEFAULT_STATUS_DETAIL_PATH = '/status/detail';
+export {
+  DEFAULT_LIVEZ_PATH,
+  DEFAULT_METRICS_PATH,
+  DEFAULT_READYZ_PATH,
+  DEFAULT_STATUS_DETAIL_PATH,
+  DEFAULT_STATUS_PATH,
+  type RelayEndpointOptions,
+} from './endpoints/relay-endpoints.js';
 
-/** Options of the relay's Nest app itself (not of the routing). */
-export interface RelayAppOptions {
+/** Options of the relay's Nest app itself (not of the routing): its logger, TLS, and its HTTP endpoints. */
+export interface RelayAppOptions extends RelayEndpointOptions {
+  /** The app's logger (`createRelayLogger()` for JSON lines), log levels, or false for none. */
   logger?: LoggerService | LogLevel[] | false;
   /**
-   * HTTP path of the public readiness endpoint, for load balancers and
-   * health checks: 200 `{"status":"ok","ready":true}`, or 503 with
-   * `ready: false` and a short reason while the relay drains or, in a
-   * cluster, while its backplane is down or it has not yet synced with the
-   * other relays. It discloses nothing else. `false` for none.
-   * @default '/status'
+   * Node's default process metrics (CPU, memory, event loop, GC) in the
+   * relay's registry, beside its own. Set false when you merge
+   * `app.get(RelayMetrics).registry` into a registry that has them already.
+   * @default true
    */
-  statusPath?: string | false;
-  /**
-   * HTTP path of the detailed status (JSON: connection counts, memory,
-   * budgets, cluster membership and instance ids), served only with
-   * `Authorization: Bearer <statusToken>` (401 otherwise); not served at all
-   * without a `statusToken` (404). `false` for none.
-   * @default '/status/detail'
-   */
-  statusDetailPath?: string | false;
-  /**
-   * The bearer token that `statusDetailPath` asks for (environment:
-   * RELAY_STATUS_TOKEN). Without one the detail is not served.
-   */
-  statusToken?: string;
+  processMetrics?: boolean;
   /** Serve `wss://` with this PEM key and certificate (and optional CA chain). */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer | Array<string | Buffer> };
 }
 
 /**
  * Creates a relay app (not yet listening) with the relay adapter in place:
- * `const app = await createRelayApp(options); await app.listen(8787)`.
+ * `const app = await createRelayApp(options); await app.listen(8787)`. It
+ * serves GET /livez, /readyz, /status, /status/detail (with a status token)
+ * and /metrics beside the relay's WebSocket path.
  */
 export async function createRelayApp(options: RelayModuleOptions = {}, appOptions: RelayAppOptions = {}): Promise<INestApplication> {
-  const paths = statusPaths(appOptions);
+  const paths = endpointPaths(appOptions);
   const app = await NestFactory.create(RelayModule.forRoot(options), {
     logger: appOptions.logger,
     abortOnError: false,
@@ -52,58 +46,12 @@ export async function createRelayApp(options: RelayModuleOptions = {}, appOption
   });
   app.useWebSocketAdapter(new RelayWsAdapter(app));
   const core = app.get(RelayCore);
-  const http = app.getHttpAdapter();
-  if (paths.ready !== false) {
-    http.get(paths.ready, (_req: unknown, res: ServerResponse) => {
-      const { ready, reason } = core.readiness();
-      answer(res, ready ? 200 : 503, ready ? { status: 'ok', ready } : { status: 'unavailable', ready, reason });
-    });
-  }
-  const token = appOptions.statusToken;
-  if (paths.detail !== false && token !== undefined) {
-    const expected = digest(token);
-    http.get(paths.detail, (req: IncomingMessage, res: ServerResponse) => {
-      const given = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')?.[1];
-      // Compared as digests of equal length, in constant time: the answer says nothing about how close a guess was.
-      if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-        res.setHeader('www-authenticate', 'Bearer realm="relay status"');
-        answer(res, 401, { error: 'the detailed status needs the status token (Authorization: Bearer <token>)' });
-        return;
-      }
-      answer(res, 200, core.status());
-    });
-  }
+  const metrics = app.get(RelayMetrics);
+  if (appOptions.processMetrics !== false) metrics.withProcessMetrics();
+  serveEndpoints(app.getHttpAdapter() as EndpointServer, paths, appOptions, {
+    readiness: () => core.readiness(),
+    status: () => core.status(),
+    metrics,
+  });
   return app;
-}
-
-/** The two paths, checked once: a bad combination is a TypeError naming the options. */
-function statusPaths(o: RelayAppOptions): { ready: string | false; detail: string | false } {
-  const ready = o.statusPath ?? DEFAULT_STATUS_PATH;
-  const detail = o.statusDetailPath ?? DEFAULT_STATUS_DETAIL_PATH;
-  for (const [name, path] of [
-    ['statusPath', ready],
-    ['statusDetailPath', detail],
-  ] as const) {
-    if (path !== false && (typeof path !== 'string' || !path.startsWith('/'))) {
-      throw new TypeError(`createRelayApp: ${name} must be a path starting with "/" or false, got ${JSON.stringify(path)}`);
-    }
-  }
-  if (ready !== false && ready === detail) throw new TypeError(`createRelayApp: statusPath and statusDetailPath are both "${ready}"`);
-  if (o.statusToken !== undefined && (typeof o.statusToken !== 'string' || !/^\S+$/.test(o.statusToken))) {
-    throw new TypeError(
-      'createRelayApp: statusToken must be a non-empty string without spaces (it is sent as `Authorization: Bearer <statusToken>`)',
-    );
-  }
-  return { ready, detail };
-}
-
-function digest(token: string): Buffer {
-  return createHash('sha256').update(token).digest();
-}
-
-function answer(res: ServerResponse, status: number, body: unknown): void {
-  res.statusCode = status;
-  res.setHeader('content-type', 'application/json');
-  res.setHeader('cache-control', 'no-store');
-  res.end(JSON.stringify(body));
 }

@@ -168,7 +168,9 @@ function buildVerifier(auth: RelayAuthOptions): Verify {
   }
   if (auth.publicKey !== undefined) {
     const key = createPublicKey(auth.publicKey);
-    const options = { ...base, algorithms: auth.algorithms ?? algorithmsFor(key) };
+    // Checked whatever auth.algorithms says: jose can verify no token with an RSA-PSS key.
+    const keyAlgorithms = algorithmsFor(key);
+    const options = { ...base, algorithms: auth.algorithms ?? keyAlgorithms };
     return async token => (await jwtVerify(token, key, options)).payload;
   }
   const options = { ...base, algorithms: auth.algorithms ?? ASYMMETRIC };

@@ -1,3 +1,4 @@
+import type { ClusterObserver } from '../observe/relay-observer.js';
 import type { Backplane } from './backplane.js';
 import type { ClusterMessageType, ClusterNode, Msg } from './cluster-protocol.js';
 import type { RemoteNode, RemoteRelay } from './remote.js';
@@ -17,6 +18,8 @@ export interface ClusterSettings {
   maxMessageBytes?: number;
   /** Messages larger than this go in chunks (smaller in tests). @default CLUSTER_CHUNK_BYTES */
   chunkBytes?: number;
+  /** Hears of relays joining and leaving, and of the backplane going down and up (metrics, logs). */
+  observer?: ClusterObserver;
 }
 
 /** What the cluster needs from the router: its nodes, and where remote events go. */

@@ -121,6 +121,10 @@ describe('ClusterCodec', () => {
     expect(refusal(wire(V + 1, T.Sync, 'r'))).toMatch(/cluster protocol version/);
     expect(refusal(wire(V, T.Sync, 5))).toBe('bad from');
     expect(refusal(new Uint8Array([0xc1]))).toMatch(/never-used byte/);
+    const request = (window: unknown) => wire(V, T.Request, 'r', 7, '', 'n', 'p', bytes, 100, null, null, null, window);
+    expect(codec.decode(request(null))).toMatchObject({ window: 0 });
+    for (const bad of [-1, 1.5, 0x8000_0000, 'x']) expect(refusal(request(bad))).toBe('bad request.window');
+    for (const bad of [0, -3, 2.5, 0x8000_0000]) expect(refusal(wire(V, T.Credit, 'r', 7, bad))).toBe('bad credit.credit');
   });
 
   // Pins issue 13 point 9: the cluster decoder had no bounds, so one message could nest a million arrays deep.

@@ -1,5 +1,5 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { checkMsgpackBounds } from '@wsrelay/protocol';
+import { checkMsgpackBounds, MAX_CREDIT } from '@wsrelay/protocol';
 import { CLUSTER_MESSAGE_BOUNDS, DEFAULT_CLUSTER_MAX_MESSAGE_BYTES } from './cluster-limits.js';
 import { type ClusterMessage, ClusterMessageType, type ClusterNode, type ClusterOutgoing, type Msg } from './cluster-messages.js';
 
@@ -91,6 +91,12 @@ class Reader {
   }
 
   /** A number that reads as 0 when missing. */
+  /** An integer from `min` to `max` (a count, a window); nil reads as 0 when `min` is 0. */
+  count(i: number, key: string, min: number, max: number): number {
+    const v = min === 0 && this.at(i) == null ? 0 : this.at(i);
+    return Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? (v as number) : this.bad(key);
+  }
+
   num0(i: number, key: string): number {
     return this.at(i) == null ? 0 : this.num(i, key);
   }
@@ -192,7 +198,7 @@ const SHAPES: Shapes = {
       ext: r.optBin(7, 'ext'),
       claims: r.optBin(8, 'claims'),
       // Trailing: a relay of an earlier build leaves it off.
-      window: r.num0(9, 'window'),
+      window: r.count(9, 'window', 0, MAX_CREDIT),
     }),
   },
   [ClusterMessageType.Response]: {
@@ -211,7 +217,7 @@ const SHAPES: Shapes = {
   },
   [ClusterMessageType.Credit]: {
     write: m => [m.fwdId, m.credit],
-    read: (r, from) => ({ type: ClusterMessageType.Credit, from, fwdId: r.num(0, 'fwdId'), credit: r.num(1, 'credit') }),
+    read: (r, from) => ({ type: ClusterMessageType.Credit, from, fwdId: r.num(0, 'fwdId'), credit: r.count(1, 'credit', 1, MAX_CREDIT) }),
   },
   [ClusterMessageType.Error]: {
     write: m => [m.fwdId, m.code, m.message],

@@ -55,11 +55,13 @@ export class RelayCluster implements OnModuleInit {
   private readonly complaints = new Set<string>();
   private readonly relayId: string;
   private readonly reservationMs: number;
+  private readonly observer: ClusterSettings['observer'];
 
   constructor(settings: ClusterSettings) {
     this.relayId = settings.relayId;
     this.backplane = settings.backplane;
     this.reservationMs = settings.reservationMs;
+    this.observer = settings.observer;
     this.heartbeatIntervalMs = settings.heartbeatIntervalMs;
     this.timeoutMs = settings.timeoutMs;
     this.readiness = new ClusterReadiness(settings.timeoutMs, this.logger);
@@ -218,16 +220,9 @@ export class RelayCluster implements OnModuleInit {
 
   private onConnection(up: boolean): void {
     if (up === this.connected || this.stopped) return;
-    const before = this.connected;
     this.connected = up;
-    if (up) {
-      this.logger.log(`Cluster backplane ${this.backplane.description} connected`);
-      this.beat();
-    } else {
-      const lost = `Cluster backplane ${this.backplane.description} lost: routing among this relay's own connections until it is back`;
-      if (before !== undefined) this.logger.warn(lost);
-      this.unhealthy();
-    }
+    if (up) this.beat();
+    else this.unhealthy('its connection was lost');
   }
 
   private tick(): void {
@@ -240,10 +235,7 @@ export class RelayCluster implements OnModuleInit {
     for (const relay of this.relays.values()) relay.lastSeen = Math.min(now, relay.lastSeen + blocked);
     this.beat();
     if (this.healthy && now - this.lastHeard > this.timeoutMs) {
-      this.logger.warn(
-        `Cluster backplane ${this.backplane.description}: this relay's own heartbeat has not come back for ${now - this.lastHeard} ms; routing among its own connections until it does`,
-      );
-      this.unhealthy();
+      this.unhealthy(`this relay's own heartbeat has not come back for ${now - this.lastHeard} ms`);
       // Throw away whatever the stalled connections still hold, so nothing stale is delivered when they recover.
       this.backplane.reset?.();
       return;
@@ -258,7 +250,9 @@ export class RelayCluster implements OnModuleInit {
     this.synced();
   }
 
-  private unhealthy(): void {
+  /** The backplane does not carry what this relay publishes (`why`): it routes among its own connections until it does. */
+  private unhealthy(why: string): void {
+    if (this.healthy) this.observer?.backplaneDown({ backplane: this.backplane.description, why });
     this.healthy = false;
     this.readiness.lost(Date.now());
     this.encodedSnapshot = undefined;
@@ -311,6 +305,7 @@ export class RelayCluster implements OnModuleInit {
       // this one take the SYNC as a restart and settle what was in flight with it.
       this.healthy = true;
       this.readiness.healthy(Date.now());
+      this.observer?.backplaneUp({ backplane: this.backplane.description });
       this.broadcast({ type: ClusterMessageType.Sync, relayId: this.relayId });
     }
   }
@@ -327,7 +322,7 @@ export class RelayCluster implements OnModuleInit {
     if (!snapshot && m.type !== ClusterMessageType.Sync) {
       this.send(relay, { type: ClusterMessageType.Sync, relayId: this.relayId });
     }
-    this.logger.log(`Relay ${relay.relayId} joined the cluster`);
+    this.observer?.clusterMemberJoined({ relayId: relay.relayId });
     return relay;
   }
 
@@ -439,8 +434,7 @@ export class RelayCluster implements OnModuleInit {
     this.inbound.forget(relay);
     if (resync && why !== undefined) this.readiness.broken(relay, why);
     else this.readiness.settled(relay.instanceId);
-    if (why !== undefined)
-      this.logger.warn(`Relay ${relay.relayId} left the cluster (${why}); its ${relay.nodes.size} node(s) are offline`);
+    this.observer?.clusterMemberLost({ relayId: relay.relayId, why, nodes: relay.nodes.size });
     // Their relay is gone, not they: their ids stay bound to their subjects while they reconnect.
     for (const node of [...relay.nodes.values()]) this.remove(relay, node, false, this.reservationMs);
     this.listener?.relayGone(relay);

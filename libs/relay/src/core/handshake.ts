@@ -12,6 +12,8 @@ import {
 } from '@wsrelay/protocol';
 import { closeReason } from '../internal/utf8.js';
 import type { RelayLifecycle } from '../lifecycle/relay-lifecycle.js';
+import { refusalReasonOf } from '../observe/codes.js';
+import type { RelayObserver } from '../observe/relay-observer.js';
 import type { RequestRouter } from '../requests/request-router.js';
 import type { Membership } from '../routing/membership.js';
 import type { Replies } from '../session/replies.js';
@@ -43,6 +45,7 @@ export class Handshake {
     private readonly expiry: TokenExpiry,
     private readonly replies: Replies,
     private readonly settings: HandshakeSettings,
+    private readonly observer?: Pick<RelayObserver, 'nodeAnnounced' | 'frameRefused'>,
   ) {}
 
   /** A new connection: it is closed unless HELLO is accepted in time. */
@@ -87,7 +90,7 @@ export class Handshake {
     if (problems.length > 0) throw new RelayError(RelayErrorCode.BAD_FRAME, RelayErrorMessages.badFrame(listed(problems)));
     this.forget(session);
     // The capabilities both speak; only these are used on this connection.
-    const caps = frame.caps?.filter(c => SUPPORTED_CAPABILITIES.includes(c));
+    const caps = frame.caps === undefined ? undefined : [...new Set(frame.caps.filter(c => SUPPORTED_CAPABILITIES.includes(c)))];
     const node = this.membership.join(session, { ...frame, caps });
     const { relayId, maxPayloadBytes, heartbeatIntervalMs } = this.settings;
     const welcome = {
@@ -101,12 +104,21 @@ export class Handshake {
       caps,
     } as const;
     session.send(this.replies.codec.encode(welcome));
+    this.observer?.nodeAnnounced({
+      nodeId: node.nodeId,
+      tenant: node.world.tenant,
+      role: session.identity.isServer ? 'server' : 'client',
+      patterns: node.patterns.length,
+      subscriptions: node.events.length,
+      queue: node.queue,
+    });
     this.requests.providersArrived(node.world, node.patterns);
     this.expiry.schedule(session, true);
   }
 
   /** The HELLO cannot be accepted: the node is told why, and the connection closes. */
   private refuse(session: Session, code: RelayErrorCode, message: string, close: number, reason = message): void {
+    this.observer?.frameRefused(refusalReasonOf(code), code, message, session);
     this.replies.error(session, 0, code, message);
     session.socket.close(close, closeReason(reason));
   }

@@ -28,6 +28,8 @@ import { EventAcks } from '../events/event-acks.js';
 import { EventFanout } from '../events/event-fanout.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
 import { RelayLifecycle } from '../lifecycle/relay-lifecycle.js';
+import type { RelayObserver } from '../observe/relay-observer.js';
+import { RelayTally } from '../observe/relay-tally.js';
 import { RequestBook } from '../requests/request-book.js';
 import { RequestRouter } from '../requests/request-router.js';
 import { Waits } from '../requests/waits.js';
@@ -48,6 +50,18 @@ import { Handshake } from './handshake.js';
 import type { NodeDiagnostics, RelayDiagnostics, RelayReadiness, RelayStatus } from './relay-status.js';
 import { ShutdownDrain } from './shutdown-drain.js';
 import { TokenRefresh } from './token-refresh.js';
+
+/** The relay's codec: inbound frames bounded by its options, outbound ones encoded with their WebSocket header. */
+function relayCodec(options: ResolvedRelayOptions): FrameCodec {
+  // Inbound frames: HELLO's lists at their longest and its fields are the most values one may hold.
+  return new FrameCodec({
+    maxBinBytes: options.maxPayloadBytes,
+    maxValues: 2 * DEFAULT_MAX_ARRAY_LENGTH + MAX_CAPABILITIES + MAX_FRAME_FIELDS,
+    allocate: size => Buffer.allocUnsafe(size),
+    // Sessions write a frame to their socket as one piece, header and all (see Session.send).
+    webSocketHeader: true,
+  });
+}
 
 /**
  * The relay: its parts put together, and the one door the gateway goes
@@ -88,15 +102,10 @@ export class RelayCore implements OnModuleDestroy {
     private readonly options: ResolvedRelayOptions,
     auth: RelayAuthService,
     private readonly cluster: RelayCluster,
+    /** Where what the relay does is counted and told (metrics, logs). */
+    private readonly observer: RelayObserver = new RelayTally(),
   ) {
-    // Inbound frames: HELLO's lists at their longest and its fields are the most values one may hold.
-    this.codec = new FrameCodec({
-      maxBinBytes: options.maxPayloadBytes,
-      maxValues: 2 * DEFAULT_MAX_ARRAY_LENGTH + MAX_CAPABILITIES + MAX_FRAME_FIELDS,
-      allocate: size => Buffer.allocUnsafe(size),
-      // Sessions write a frame to their socket as one piece, header and all (see Session.send).
-      webSocketHeader: true,
-    });
+    this.codec = relayCodec(options);
     this.replies = new Replies(this.codec);
     this.pong = this.codec.encode({ type: FrameType.Pong });
     this.reservations = new NodeReservations(options.nodeIdReservationMs);
@@ -106,30 +115,41 @@ export class RelayCore implements OnModuleDestroy {
     const settled = () => this.drain.settled();
     this.book = new RequestBook(settled);
     const { waitBytes, heldBytes, retainedBytes } = this.budgets;
-    this.waits = new Waits(this.replies, options.maxBufferedBytes, { waitBytes, heldBytes, maxWaitTimeoutMs: options.maxWaitTimeoutMs });
+    const waitLimits = { waitBytes, heldBytes, maxWaitTimeoutMs: options.maxWaitTimeoutMs };
+    this.waits = new Waits(this.replies, options.maxBufferedBytes, waitLimits, observer);
     this.acks = new EventAcks(this.codec, cluster, {
       attemptTimeoutMs: options.eventAckTimeoutMs,
       maxAttempts: options.maxEventAttempts,
       maxRetainedBytes: options.maxBufferedBytes,
       retainedBytes,
       onSettled: settled,
+      observer,
     });
     const limit = (this.limit = new InFlightLimit<LocalNode>(options.maxInFlightPerConnection))
       .counts(node => this.book.askedCount(node))
       .counts(node => this.waits.count(node))
       .counts(node => this.acks.pending(node));
-    this.requests = new RequestRouter(this.book, this.waits, this.worlds, this.membership, cluster, this.lifecycle, this.replies, limit);
+    this.requests = new RequestRouter(
+      this.book,
+      this.waits,
+      this.worlds,
+      this.membership,
+      cluster,
+      this.lifecycle,
+      this.replies,
+      limit,
+      observer,
+    );
     const ackTimeoutMs = options.eventAckTimeoutMs * options.maxEventAttempts;
-    this.fanout = new EventFanout(this.acks, this.worlds, cluster, this.replies, limit, ackTimeoutMs);
+    this.fanout = new EventFanout(this.acks, this.worlds, cluster, this.replies, limit, ackTimeoutMs, observer);
     this.bridge = new ClusterBridge(this.membership, this.requests, this.fanout, this.acks);
     this.membership.listener = this.bridge;
     this.expiry = new TokenExpiry(this.codec, auth.expiryWarningMs);
     this.heartbeat = new Heartbeat(this.sessions, options.heartbeatIntervalMs, s => this.membership.nodeOf(s)?.nodeId ?? s.sessionId);
-    this.handshake = new Handshake(this.membership, this.lifecycle, this.requests, this.expiry, this.replies, options);
-    this.refresh = new TokenRefresh(auth, this.sessions, this.membership, this.expiry, this.replies);
-    this.drain = new ShutdownDrain(this.lifecycle, this.sessions, this.membership, this.waits, this.replies, options.drainTimeoutMs, () =>
-      this.inFlight(),
-    );
+    this.handshake = new Handshake(this.membership, this.lifecycle, this.requests, this.expiry, this.replies, options, observer);
+    this.refresh = new TokenRefresh(auth, this.sessions, this.membership, this.expiry, this.replies, observer);
+    const drainSettings = { drainTimeoutMs: options.drainTimeoutMs, inFlight: () => this.inFlight(), observer };
+    this.drain = new ShutdownDrain(this.lifecycle, this.sessions, this.membership, this.waits, this.replies, drainSettings);
     const heartbeat = this.heartbeat;
     this.markHeard = function (this: WebSocket) {
       heartbeat.heard(this);
@@ -178,8 +198,14 @@ export class RelayCore implements OnModuleDestroy {
     const o = this.options;
     const rate = o.rateLimit === false ? undefined : new TokenBucket(o.rateLimit.perSecond, o.rateLimit.burst);
     const budget = { slowBytes: o.maxBufferedBytes / 16, budgetBytes: o.maxBufferedBytes, watch: this.budgets.unsent };
-    const session = new Session(socket, identity, budget, rate);
+    const session = new Session(socket, identity, budget, rate, this.observer);
     this.sessions.add(session);
+    this.observer.connectionAccepted({
+      role: identity.isServer ? 'server' : 'client',
+      session: session.sessionId,
+      subject: identity.subject,
+      address: (socket as WebSocket & { _socket?: { remoteAddress?: string } })._socket?.remoteAddress,
+    });
     // The TOKEN_EXPIRING warning waits for HELLO; the close at expiry does not.
     this.expiry.schedule(session, false);
     socket.on('pong', this.markHeard);
@@ -366,13 +392,15 @@ export class RelayCore implements OnModuleDestroy {
   private forget(session: Session, notify: boolean): void {
     this.sessions.delete(session);
     this.budgets.unsent.forget(session);
+    const node = this.membership.nodeOf(session);
+    this.observer.connectionClosed(session.connectedAsServer ? 'server' : 'client');
     if (session.overBudget) {
-      this.logger.warn(`Closed ${this.membership.nodeOf(session)?.nodeId ?? session.sessionId} as a ${session.slowConsumerReason}`);
+      this.observer.slowConsumerClosed({ name: node?.nodeId ?? session.sessionId, reason: session.slowConsumerReason ?? 'slow consumer' });
     }
     this.handshake.forget(session);
     this.expiry.clear(session);
-    const node = this.membership.nodeOf(session);
     if (node === undefined) return;
+    this.observer.nodeGone({ nodeId: node.nodeId, tenant: node.world.tenant, why: notify ? 'disconnected' : 'shutdown' });
     this.membership.closed(node);
     this.requests.nodeGone(node, notify);
     this.waits.forget(node);

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { type AuthFrame, CloseCode, FrameType, RelayErrorCode, RelayErrorMessages } from '@wsrelay/protocol';
 import { type RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
 import { closeReason } from '../internal/utf8.js';
+import { RefusalReason, type RelayObserver } from '../observe/relay-observer.js';
 import type { Membership } from '../routing/membership.js';
 import type { Replies } from '../session/replies.js';
 import type { Session } from '../session/session.js';
@@ -27,6 +28,7 @@ export class TokenRefresh {
     private readonly membership: Membership,
     private readonly expiry: TokenExpiry,
     private readonly replies: Replies,
+    private readonly observer?: Pick<RelayObserver, 'frameRefused'>,
   ) {}
 
   async reauth(session: Session, frame: AuthFrame): Promise<void> {
@@ -59,6 +61,7 @@ export class TokenRefresh {
 
   /** Answers a refused refresh; the last one allowed also closes the connection. */
   private refused(session: Session, message: string): void {
+    this.observer?.frameRefused(RefusalReason.Auth, RelayErrorCode.UNAUTHORIZED, message, session);
     this.replies.error(session, 0, RelayErrorCode.UNAUTHORIZED, message);
     const failures = (this.failures.get(session) ?? 0) + 1;
     this.failures.set(session, failures);

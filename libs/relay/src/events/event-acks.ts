@@ -15,6 +15,7 @@ import type { Routable } from '../routing/routable.js';
 import type { World } from '../routing/world.js';
 import { type Budget, budgetRefusalMessage } from '../internal/budget.js';
 import { IdSequence } from '../internal/id-sequence.js';
+import { EventDrop, type RelayObserver } from '../observe/relay-observer.js';
 import { eventFrame, HANDLER_ERROR } from './event-frame.js';
 import { RelayedCopies } from './relayed-copies.js';
 
@@ -67,6 +68,8 @@ export interface EventAckSettings {
   retainedBytes?: Budget;
   /** Called whenever a delivery settles (the relay's shutdown drain waits for none to be left). */
   onSettled?: () => void;
+  /** Counts copies that move to another member, and those that cannot be given. */
+  observer?: Pick<RelayObserver, 'eventRedelivered' | 'eventDropped'>;
 }
 
 /** Failed deliveries an emitter is told about in full; past it, only how many more. */
@@ -106,7 +109,7 @@ export class EventAcks {
     private readonly settings: EventAckSettings,
   ) {
     this.onSettled = settings.onSettled ?? (() => undefined);
-    this.relayed = new RelayedCopies(cluster, () => this.nextDid(), this.onSettled);
+    this.relayed = new RelayedCopies(cluster, () => this.nextDid(), this.onSettled, settings.observer);
   }
 
   /** Deliveries and relayed deliveries in flight. */
@@ -133,6 +136,7 @@ export class EventAcks {
    */
   start(emitter: LocalNode, frame: EventFrame, recipients: readonly Routable[], timeoutMs: number): number {
     const open = recipients.filter(r => r.isOpen) as Target[];
+    if (open.length < recipients.length) this.settings.observer?.eventDropped(EventDrop.Unreachable, recipients.length - open.length);
     if (open.length === 0) return 0;
     const targeted = frame.peer !== null;
     // The payload is kept only where a copy may have to move to another member.
@@ -316,6 +320,7 @@ export class EventAcks {
     d.target = next;
     d.attempt++;
     d.tried.add(next.nodeId);
+    this.settings.observer?.eventRedelivered();
     this.hand(d, true);
   }
 

@@ -10,6 +10,7 @@ import {
 import { ClusterMessageType as Cmt, type Msg } from '../cluster/cluster-protocol.js';
 import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
+import { EventDrop, type RelayObserver } from '../observe/relay-observer.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { Routable } from '../routing/routable.js';
 import type { Worlds } from '../routing/world.js';
@@ -34,6 +35,8 @@ export class EventFanout {
     private readonly limit: InFlightLimit<LocalNode>,
     /** How long an emitter waits for handler acks when its event does not say. */
     private readonly defaultAckTimeoutMs: number,
+    /** Counts events published here, and those that reach nobody. */
+    private readonly observer?: Pick<RelayObserver, 'eventPublished' | 'eventDropped'>,
   ) {}
 
   private get codec(): FrameCodec {
@@ -55,7 +58,11 @@ export class EventFanout {
       this.limit.check(emitter);
     }
     const recipients = this.recipients(emitter, frame);
-    if (recipients.length === 0) return 0;
+    this.observer?.eventPublished();
+    if (recipients.length === 0) {
+      this.observer?.eventDropped(EventDrop.NoSubscriber, 1);
+      return 0;
+    }
     if (handlers) {
       const copies = this.acks.start(emitter, frame, recipients, frame.timeoutMs ?? this.defaultAckTimeoutMs);
       return copies === 0 ? 0 : undefined;
@@ -82,13 +89,18 @@ export class EventFanout {
     const world = this.worlds.get(m.tenant);
     if (world === undefined) return;
     let bytes: WebSocketMessage | undefined;
+    let unreachable = 0;
     for (const nodeId of m.targets) {
       const node = world.nodes.get(nodeId);
       // The emitter's relay chose by what it knew: the id may have changed hands, or the subscription gone, since.
-      if (!(node instanceof LocalNode) || !node.isOpen || !world.subscriptions.subscribes(node, m.pattern)) continue;
+      if (!(node instanceof LocalNode) || !node.isOpen || !world.subscriptions.subscribes(node, m.pattern)) {
+        unreachable++;
+        continue;
+      }
       bytes ??= this.codec.encodeMessage(eventFrame(m, m.id, m.emitterNodeId, m.claims));
       node.send(bytes);
     }
+    if (unreachable > 0) this.observer?.eventDropped(EventDrop.Unreachable, unreachable);
   }
 
   /** Handler-acked copies another relay asks this one to hand to its nodes. */
@@ -122,7 +134,15 @@ export class EventFanout {
       (node as LocalNode).send(bytes);
       delivered++;
     }
-    if (remote === undefined) return delivered;
+    if (remote !== undefined) delivered += this.forward(emitter, frame, remote);
+    // Every other recipient was closed, or on a relay the backplane could not reach.
+    if (delivered < recipients.length) this.observer?.eventDropped(EventDrop.Unreachable, recipients.length - delivered);
+    return delivered;
+  }
+
+  /** A plain event's copies for nodes of other relays: one cluster message per relay; returns how many copies went. */
+  private forward(emitter: LocalNode, frame: EventFrame, remote: Map<RemoteRelay, string[]>): number {
+    let delivered = 0;
     for (const [relay, targets] of remote) {
       const sent = this.cluster.send(relay, {
         type: Cmt.Event,

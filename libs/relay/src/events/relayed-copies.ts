@@ -2,6 +2,7 @@ import { RelayErrorCode } from '@wsrelay/protocol';
 import { ClusterMessageType } from '../cluster/cluster-protocol.js';
 import type { RelayCluster } from '../cluster/relay-cluster.js';
 import type { RemoteRelay } from '../cluster/remote.js';
+import { EventDrop, type RelayObserver } from '../observe/relay-observer.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { World } from '../routing/world.js';
 import { HANDLER_ERROR } from './event-frame.js';
@@ -31,6 +32,7 @@ export class RelayedCopies {
     /** A fresh delivery id, shared with the copies this relay drives. */
     private readonly nextId: () => number,
     private readonly onSettled: () => void,
+    private readonly observer?: Pick<RelayObserver, 'eventDropped'>,
   ) {}
 
   get size(): number {
@@ -52,6 +54,7 @@ export class RelayedCopies {
     for (const [nodeId, did, attempt] of copies) {
       const node = world?.nodes.get(nodeId);
       if (!(node instanceof LocalNode) || !node.isOpen || !world!.subscriptions.subscribes(node, pattern)) {
+        this.observer?.eventDropped(EventDrop.Unreachable, 1);
         this.answer(relay, did, RelayErrorCode.PROVIDER_DISCONNECTED, null);
         continue;
       }

@@ -6,6 +6,8 @@ import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
 import { type ConnectionIdentity, type RelayAuthService, TokenRefusal } from '../auth/relay-auth.service.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
+import { refusalReasonOf } from '../observe/codes.js';
+import type { RelayObserver } from '../observe/relay-observer.js';
 import { CONNECTION_IDENTITY } from '../relay.constants.js';
 import type { Session } from '../session/session.js';
 
@@ -116,6 +118,8 @@ export class Admission {
     private readonly options: ResolvedRelayOptions,
     private readonly auth: RelayAuthService,
     private readonly core: AdmissionCore,
+    /** Hears of every refused upgrade. */
+    private readonly observer?: Pick<RelayObserver, 'connectionRefused'>,
   ) {
     const o = options;
     this.byAddress = new SourceQuota(o.maxConnectionsPerIp, o.maxHandshakesPerIp, a => `address ${a}`, this.settled);
@@ -131,12 +135,17 @@ export class Admission {
   }
 
   admit(info: UpgradeInfo, cb: VerifyCallback): void {
-    const refused = this.gate(info);
-    if (refused !== undefined) return refuse(cb, refused);
     const req = info.req;
-    const ticket = new Ticket(clientAddress(req, this.options.trustProxy));
+    const address = clientAddress(req, this.options.trustProxy);
+    const refuse = (r: Refused): void => {
+      this.observer?.connectionRefused({ reason: refusalReasonOf(r.code), status: r.status, code: r.code, message: r.message, address });
+      cb(false, r.status, r.message, { 'X-WsRelay-Error': r.code });
+    };
+    const refused = this.gate(info);
+    if (refused !== undefined) return refuse(refused);
+    const ticket = new Ticket(address);
     const over = this.byAddress.problem(ticket.address);
-    if (over !== undefined) return refuse(cb, rateLimited(over));
+    if (over !== undefined) return refuse(rateLimited(over));
     this.byAddress.add(ticket.address, ticket);
     this.tickets.set(req, ticket);
     this.releaseOnClose(req.socket, ticket);
@@ -147,7 +156,7 @@ export class Admission {
         const problem = this.identify(ticket, identity);
         if (problem !== undefined) {
           this.release(ticket);
-          return refuse(cb, rateLimited(problem));
+          return refuse(rateLimited(problem));
         }
         (req as IncomingMessage & Record<symbol, unknown>)[CONNECTION_IDENTITY] = identity;
         cb(true);
@@ -157,7 +166,7 @@ export class Admission {
         this.release(ticket);
         if (!(err instanceof TokenRefusal)) this.log.error(err);
         const message = err instanceof TokenRefusal ? err.message : RelayErrorMessages.unauthorized('token could not be verified');
-        refuse(cb, { status: 401, code: RelayErrorCode.UNAUTHORIZED, message });
+        refuse({ status: 401, code: RelayErrorCode.UNAUTHORIZED, message });
       },
     );
   }
@@ -234,10 +243,6 @@ export class Admission {
 
 function rateLimited(message: string): Refused {
   return { status: 429, code: RelayErrorCode.RATE_LIMITED, message };
-}
-
-function refuse(cb: VerifyCallback, r: Refused): void {
-  cb(false, r.status, r.message, { 'X-WsRelay-Error': r.code });
 }
 
 /**

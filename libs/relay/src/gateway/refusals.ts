@@ -1,6 +1,8 @@
 import { CloseCode, frameOf, type RelayError, RelayErrorCode } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
 import { closeReason } from '../internal/utf8.js';
+import { refusalReasonOf } from '../observe/codes.js';
+import type { FrameSender, RelayObserver } from '../observe/relay-observer.js';
 import type { Replies } from '../session/replies.js';
 import type { Session } from '../session/session.js';
 
@@ -13,6 +15,9 @@ const ERROR_REPLY_BUDGET = 1024 * 1024;
  * now, such as MICROSERVICE_OFFLINE or RATE_LIMITED, are not the sender's fault.)
  */
 const COUNTED: ReadonlySet<string> = new Set([RelayErrorCode.BAD_FRAME, RelayErrorCode.PAYLOAD_TOO_LARGE, RelayErrorCode.FORBIDDEN]);
+
+/** The sender of a frame refused on a socket the relay holds no session for. */
+const NO_SESSION: FrameSender = { sessionId: 'none' };
 
 /**
  * Answers a frame the relay refused (with an ERROR correlated to its id) and
@@ -27,9 +32,12 @@ export class Refusals {
     private readonly maxBadFrames: number,
     /** Whether the session said HELLO (a refusal before is of its HELLO). */
     private readonly established: (session: Session) => boolean,
+    /** Counts each refusal by reason. */
+    private readonly observer?: Pick<RelayObserver, 'frameRefused'>,
   ) {}
 
   refuse(session: Session | undefined, socket: WebSocket, id: number, err: RelayError): void {
+    this.observer?.frameRefused(refusalReasonOf(err.code), err.code, err.message, session ?? NO_SESSION);
     if (socket.readyState === 1 && socket.bufferedAmount < ERROR_REPLY_BUDGET) {
       const reply = this.replies.errorFrame(id, err.code, err.message);
       // Through the session, the replies of one tick leave in one write (a flood of refused frames is not a syscall each).

@@ -23,6 +23,8 @@ import { RelayAuthService } from '../auth/relay-auth.service.js';
 import { selectProtocol } from '../auth/token.js';
 import { RelayCore } from '../core/relay-core.js';
 import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface.js';
+import { RefusalReason, type RelayObserver } from '../observe/relay-observer.js';
+import { RelayTally } from '../observe/relay-tally.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, RELAY_ADAPTER_MARK, RELAY_OPTIONS } from '../relay.constants.js';
 import type { Session } from '../session/session.js';
 import { Admission, SHUTTING_DOWN, type UpgradeInfo, type VerifyCallback } from './admission.js';
@@ -81,7 +83,8 @@ function owedAnswer(session: Session, data: Buffer): boolean {
 }
 
 /** Closes a connection far past its rate: the close frame goes out, it reads again to finish closing, and it is cut after a second. */
-function giveUp(socket: WebSocket, reason: string): void {
+function giveUp(socket: WebSocket, session: Session, reason: string, observer: RelayObserver): void {
+  observer.frameRefused(RefusalReason.Rate, RelayErrorCode.RATE_LIMITED, reason, session);
   socket.close(CloseCode.RATE_LIMITED, reason);
   socket.resume();
   setTimeout(() => socket.terminate(), 1000).unref();
@@ -95,6 +98,7 @@ interface RelayParts {
   policy: FramePolicy;
   refusals: Refusals;
   gateway: RelayGateway;
+  observer: RelayTally;
 }
 
 type HotHandler = (socket: WebSocket, frame: Frame) => unknown;
@@ -124,6 +128,8 @@ export class RelayWsAdapter extends WsAdapter {
   private codec: FrameCodec | undefined;
   private admission: Admission | undefined;
   private relay: RelayParts | undefined;
+  /** Counts every frame taken in (the relay's; none in an app without the relay module). */
+  private observer: RelayObserver | undefined;
   /** Messages `ws` read before the rate limit paused the socket, held undecoded: past these the connection is closed. */
   private gateLimits = { maxHeldBytes: 0, maxHeldFrames: MAX_HELD_FRAMES };
   /** The gateway handlers the hot path calls, by frame type. */
@@ -139,7 +145,8 @@ export class RelayWsAdapter extends WsAdapter {
     if (relay !== undefined) {
       const o = relay.options;
       this.relay = relay;
-      this.admission = new Admission(o, relay.auth, relay.core);
+      this.observer = relay.observer;
+      this.admission = new Admission(o, relay.auth, relay.core, relay.observer);
       this.maxPayloadBytes = o.maxPayloadBytes;
       this.codec = relay.core.codec;
       // One read of the socket (64 KiB) of the smallest frames, or a whole message up to twice the limit (inflated).
@@ -217,7 +224,8 @@ export class RelayWsAdapter extends WsAdapter {
             read,
             // Answers the relay is owed take no token (its callers' buckets limit how many it asks for); any other frame does.
             { ...this.gateLimits, exempt: data => owedAnswer(session as Session, data) },
-            (frames, bytes) => giveUp(client, `over the rate limit: ${frames} frames (${bytes} bytes) unread`),
+            (frames, bytes) =>
+              giveUp(client, session as Session, `over the rate limit: ${frames} frames (${bytes} bytes) unread`, relay!.observer),
           );
     client.on('message', gate === undefined ? read : (data: Buffer, isBinary: boolean) => gate.receive(data, isBinary));
   }
@@ -272,6 +280,7 @@ export class RelayWsAdapter extends WsAdapter {
         policy: app.get(FramePolicy, { strict: false }),
         refusals: app.get(Refusals, { strict: false }),
         gateway: app.get(RelayGateway, { strict: false }),
+        observer: app.get(RelayTally, { strict: false }),
       };
     } catch {
       return undefined;
@@ -304,6 +313,7 @@ export class RelayWsAdapter extends WsAdapter {
       const e = err instanceof FrameError ? err : new FrameError(String(err));
       return new Refusal(e.frameId, e);
     }
+    this.observer?.frameIn(frame.type);
     const id = 'id' in frame ? frame.id : 0;
     const inbound = INBOUND[frame.type];
     if (inbound === undefined) return new Refusal(id, new FrameError(RelayErrorMessages.notInbound(FRAME_NAMES[frame.type])));

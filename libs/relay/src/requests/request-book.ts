@@ -26,6 +26,8 @@ export interface PendingRequest {
   readonly party: Party;
   readonly pattern: string;
   readonly timeoutMs: number;
+  /** When it was booked, that is routed (`performance.now()`): how long it took is measured from here. */
+  readonly routedAt: number;
   timer: NodeJS.Timeout | undefined;
   /**
    * A flow-controlled request to a provider of this relay: how many more
@@ -87,7 +89,19 @@ export class RequestBook {
   ): PendingRequest {
     const delivered = books(this.byParty, party);
     const rid = this.rids.next(delivered);
-    const pending: PendingRequest = { rid, callerRequestId, caller, provider, party, pattern, timeoutMs, timer: undefined, credit: -1 };
+    const routedAt = performance.now();
+    const pending: PendingRequest = {
+      rid,
+      callerRequestId,
+      caller,
+      provider,
+      party,
+      pattern,
+      timeoutMs,
+      routedAt,
+      timer: undefined,
+      credit: -1,
+    };
     books(this.byCaller, caller).set(callerRequestId, pending);
     delivered.set(rid, pending);
     this.total++;

@@ -15,6 +15,8 @@ import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import type { RelayLifecycle } from '../lifecycle/relay-lifecycle.js';
+import { outcomeOf } from '../observe/codes.js';
+import { type RelayObserver, RequestOutcome } from '../observe/relay-observer.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { Membership } from '../routing/membership.js';
 import { type Routable, target } from '../routing/routable.js';
@@ -49,6 +51,8 @@ export class RequestRouter {
     private readonly lifecycle: RelayLifecycle,
     private readonly replies: Replies,
     private readonly limit: InFlightLimit<LocalNode>,
+    /** Counts requests of this relay's nodes: routed, and how each ended. */
+    private readonly observer?: Pick<RelayObserver, 'requestRouted' | 'requestSettled' | 'requestFailed'>,
   ) {
     book.expireWith(pending => this.expire(pending));
   }
@@ -101,9 +105,8 @@ export class RequestRouter {
   /** CREDIT: the caller of a flow-controlled request grants its provider `credit` more values. */
   credit(caller: LocalNode, id: number, credit: number): void {
     const pending = this.book.asked(caller, id);
-    // A grant crossing the stream's end names a request that is gone: nothing to do.
-    if (pending === undefined) this.dropped++;
-    else this.grant(pending, credit);
+    // A grant crossing the stream's end names a request that is gone: a normal race, nothing to do (not counted as dropped).
+    if (pending !== undefined) this.grant(pending, credit);
   }
 
   /** Providers of `patterns` came online: held requests for them are routed (if still permitted), WAITs answered. */
@@ -115,6 +118,7 @@ export class RequestRouter {
   private routeHeld(wait: PendingWait, pattern: string): void {
     const caller = wait.node;
     if (!caller.session.identity.permissions.allows('call', pattern)) {
+      this.observer?.requestFailed(RequestOutcome.Forbidden);
       this.replies.error(caller, wait.id, RelayErrorCode.FORBIDDEN, RelayErrorMessages.forbidden('call', pattern));
       return;
     }
@@ -131,10 +135,11 @@ export class RequestRouter {
   nodeGone(node: LocalNode, notify: boolean): void {
     for (const pending of this.book.deliveredTo(node)) {
       if (notify) this.fail(pending, RelayErrorCode.PROVIDER_DISCONNECTED, RelayErrorMessages.providerDisconnected(pending.pattern));
-      else this.book.settle(pending);
+      // The relay lets go of every node in its shutdown: callers here are let go of too.
+      else this.settle(pending, RequestOutcome.RelayUnavailable);
     }
     for (const pending of this.book.askedBy(node)) {
-      this.book.settle(pending);
+      this.settle(pending, RequestOutcome.CallerGone);
       if (notify) this.cancelAtProvider(pending);
     }
     this.book.forget(node);
@@ -176,7 +181,7 @@ export class RequestRouter {
     // The caller's relay keeps the deadline; this timer only cleans up should it never say.
     const timerMs = Math.min(MAX_TIMER_MS, m.timeoutMs + FORWARDED_DEADLINE_GRACE_MS);
     const pending = this.bookFor(relay, m.fwdId, provider, m.pattern, m.timeoutMs, timerMs);
-    this.sendRequest(pending, m.window === 0 ? { ...m, window: undefined } : m, m.callerNodeId, m.claims);
+    this.sendRequest(pending, m, m.callerNodeId, m.claims);
   }
 
   remoteResponse(relay: RemoteRelay, m: Msg<Cmt.Response>): void {
@@ -212,14 +217,19 @@ export class RequestRouter {
   private unroutable(caller: LocalNode, frame: RequestFrame, expiresAt: number): void {
     if (!this.lifecycle.accepting) {
       const provider = this.membership.standbyPick(caller.world.tenant, frame.pattern, frame.peer);
-      if (provider !== undefined) this.deliver(caller, frame, provider, expiresAt);
-      else this.replies.error(caller, frame.id, RelayErrorCode.RELAY_UNAVAILABLE, unavailable());
+      if (provider !== undefined) {
+        this.deliver(caller, frame, provider, expiresAt);
+        return;
+      }
+      this.observer?.requestFailed(RequestOutcome.RelayUnavailable);
+      this.replies.error(caller, frame.id, RelayErrorCode.RELAY_UNAVAILABLE, unavailable());
       return;
     }
     if (this.lifecycle.inGrace()) {
       this.waits.hold(caller, frame, expiresAt || Date.now() + frame.timeoutMs, this.lifecycle.graceEndsAt);
       return;
     }
+    this.observer?.requestFailed(RequestOutcome.MicroserviceOffline);
     this.replies.error(
       caller,
       frame.id,
@@ -237,6 +247,7 @@ export class RequestRouter {
     const left = expiresAt === 0 ? frame.timeoutMs : Math.max(1, Math.ceil(expiresAt - Date.now()));
     const pending = this.bookFor(caller, frame.id, provider as Provider, frame.pattern, frame.timeoutMs, left);
     const sent = left === frame.timeoutMs ? frame : { ...frame, timeoutMs: left };
+    this.observer?.requestRouted();
     if (provider instanceof RemoteNode) this.forward(pending, caller, sent, provider);
     else this.sendRequest(pending, sent, caller.nodeId, caller.claims);
   }
@@ -254,7 +265,8 @@ export class RequestRouter {
   private sendRequest(pending: PendingRequest, r: Carried, peer: string | null, claims: Uint8Array | null): void {
     const { pattern, payload, timeoutMs, ext } = r;
     const provider = pending.provider as LocalNode;
-    const window = provider.credit ? r.window : undefined;
+    // 0 (a forwarded request without one) or undefined: no window.
+    const window = provider.credit && r.window ? r.window : undefined;
     if (window !== undefined) pending.credit = window;
     provider.ask(
       this.codec.encodeMessage({ type: FrameType.Request, id: pending.rid, pattern, payload, timeoutMs, peer, ext, claims, window }),
@@ -295,7 +307,8 @@ export class RequestRouter {
   /** A value, completion or error from a request's provider, on to its caller (here or on another relay). */
   private answer(pending: PendingRequest, flags: number, payload: Uint8Array | null): void {
     if (pending.credit >= 0 && payload !== null && (flags & ResponseFlag.ERROR) === 0 && !this.paid(pending)) return;
-    if (flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) this.book.settle(pending);
+    if (flags & (ResponseFlag.DONE | ResponseFlag.ERROR))
+      this.settle(pending, flags & ResponseFlag.ERROR ? RequestOutcome.Error : RequestOutcome.Ok);
     const { caller, callerRequestId: id } = pending;
     if (caller instanceof LocalNode) caller.send(this.codec.encodeMessage({ type: FrameType.Response, id, flags, payload }));
     else this.cluster.send(caller, { type: Cmt.Response, fwdId: id, flags, payload });
@@ -323,7 +336,7 @@ export class RequestRouter {
 
   /** Settles a request and tells its caller why it failed. */
   private fail(pending: PendingRequest, code: RelayErrorCode | string, message: string): void {
-    this.book.settle(pending);
+    this.settle(pending, outcomeOf(code));
     const caller = pending.caller;
     if (caller instanceof LocalNode) this.replies.error(caller, pending.callerRequestId, code, message);
     else this.cluster.send(caller, { type: Cmt.Error, fwdId: pending.callerRequestId, code, message });
@@ -331,8 +344,13 @@ export class RequestRouter {
 
   /** The caller no longer wants it: out of the books, and its provider is told to stop. */
   private abort(pending: PendingRequest): void {
-    this.book.settle(pending);
+    this.settle(pending, RequestOutcome.Cancelled);
     this.cancelAtProvider(pending);
+  }
+
+  /** Out of the books; a request of one of this relay's nodes is counted as it ends (once). */
+  private settle(pending: PendingRequest, outcome: RequestOutcome): void {
+    if (this.book.settle(pending) && pending.caller instanceof LocalNode) this.observer?.requestSettled(outcome, pending.routedAt);
   }
 
   /** Tells a request's provider (here or on its relay) to stop. */

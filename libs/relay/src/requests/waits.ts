@@ -1,6 +1,8 @@
 import { RelayErrorCode, RelayErrorMessages, type RequestFrame } from '@wsrelay/protocol';
 import { Budget, budgetRefusalMessage } from '../internal/budget.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
+import { outcomeOf } from '../observe/codes.js';
+import { type RelayObserver, RequestOutcome } from '../observe/relay-observer.js';
 import type { LocalNode } from '../routing/local-node.js';
 import { target } from '../routing/routable.js';
 import type { World } from '../routing/world.js';
@@ -63,6 +65,8 @@ export class Waits {
       heldBytes: new Budget(Infinity),
       maxWaitTimeoutMs: MAX_TIMER_MS,
     },
+    /** Hears how held requests end (those that fail here, never routed). */
+    private readonly observer?: Pick<RelayObserver, 'requestFailed'>,
   ) {}
 
   has(node: LocalNode, id: number): boolean {
@@ -113,6 +117,7 @@ export class Waits {
     const bytes = frame.payload.byteLength;
     const mine = this.kept.get(node);
     if ((mine?.payload ?? 0) + bytes > this.maxHeldBytes) {
+      this.observer?.requestFailed(RequestOutcome.RateLimited);
       this.replies.error(node, frame.id, RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooMuchHeld(this.maxHeldBytes));
       return;
     }
@@ -121,6 +126,7 @@ export class Waits {
     const refusal = budget.takeFor(mine?.held ?? 0, kept);
     if (refusal !== undefined) {
       const message = budgetRefusalMessage(refusal, budget, 'calls held in its startup grace', 'heldBytes');
+      this.observer?.requestFailed(RequestOutcome.RateLimited);
       this.replies.error(node, frame.id, RelayErrorCode.RATE_LIMITED, message);
       return;
     }
@@ -139,6 +145,7 @@ export class Waits {
     const wait = this.byNode.get(node)?.get(id);
     if (wait === undefined) return false;
     this.remove(wait);
+    this.ended(wait, RequestOutcome.Cancelled);
     return true;
   }
 
@@ -170,6 +177,7 @@ export class Waits {
       for (const wait of [...waits.values()]) {
         if (wait.request === undefined) continue;
         this.remove(wait);
+        this.ended(wait, outcomeOf(code));
         this.replies.error(wait.node, wait.id, code, message);
       }
     }
@@ -177,7 +185,10 @@ export class Waits {
 
   /** A node is gone: its waits go, unanswered. */
   forget(node: LocalNode): void {
-    for (const wait of [...(this.byNode.get(node)?.values() ?? [])]) this.remove(wait);
+    for (const wait of [...(this.byNode.get(node)?.values() ?? [])]) {
+      this.remove(wait);
+      this.ended(wait, RequestOutcome.CallerGone);
+    }
     this.byNode.delete(node);
     this.kept.delete(node);
   }
@@ -202,6 +213,7 @@ export class Waits {
   private add(wait: PendingWait, ms: number, code: RelayErrorCode, message: () => string): void {
     wait.timer = setTimeout(() => {
       this.remove(wait);
+      this.ended(wait, outcomeOf(code));
       this.replies.error(wait.node, wait.id, code, message());
     }, ms);
     let mine = this.byNode.get(wait.node);
@@ -214,6 +226,11 @@ export class Waits {
     let set = patterns.get(wait.pattern);
     if (set === undefined) patterns.set(wait.pattern, (set = new Set()));
     set.add(wait);
+  }
+
+  /** A held request ended here, never routed (a WAIT is not a request). */
+  private ended(wait: PendingWait, outcome: RequestOutcome): void {
+    if (wait.request !== undefined) this.observer?.requestFailed(outcome);
   }
 
   private remove(wait: PendingWait): void {

@@ -2,6 +2,7 @@ import { CloseCode, frameOf, messageLength, RelayErrorMessages, type WebSocketMe
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { ConnectionIdentity } from '../auth/relay-auth.service.js';
+import type { RelayObserver } from '../observe/relay-observer.js';
 import { nextBeatSlice } from './beat-slices.js';
 import type { TokenBucket } from './token-bucket.js';
 
@@ -77,6 +78,8 @@ export class Session {
   overBudget = false;
   /** Why it was closed as a slow consumer. */
   slowConsumerReason: string | undefined;
+  /** It connected as a server (as its first token said; a refresh does not change what it is counted as). */
+  readonly connectedAsServer: boolean;
   /** Its TCP writes are held until the end of this tick (see send()). */
   private corked = false;
   private heldFrames = 0;
@@ -95,7 +98,10 @@ export class Session {
     private readonly budget: SendBudget = UNBOUNDED,
     /** The frame rate limit, when the relay has one. */
     readonly rate?: TokenBucket,
+    /** Hears of every frame written to it. */
+    private readonly observer?: Pick<RelayObserver, 'frameOut'>,
   ) {
+    this.connectedAsServer = identity.isServer;
     const raw = (socket as WebSocket & { _socket?: RawSocket })._socket;
     this.raw = socket.extensions === '' && raw !== undefined && typeof raw.write === 'function' ? raw : undefined;
   }
@@ -133,6 +139,7 @@ export class Session {
         this.raw.cork();
       }
     } else this.socket.send(frameOf(wholeMessage(message)));
+    this.observer?.frameOut(message);
     this.written += messageLength(message);
     const buffered = this.socket.bufferedAmount;
     if (buffered <= this.budget.slowBytes) return;

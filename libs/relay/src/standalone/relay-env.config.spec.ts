@@ -174,3 +174,28 @@ describe('relayConfigFromEnv status and cluster message settings', () => {
     );
   });
 });
+
+describe('relayConfigFromEnv metrics and log settings', () => {
+  it('reads the metrics path (false or off: none) and token, leaving unset ones to their defaults', () => {
+    expect(relayConfigFromEnv({ RELAY_METRICS_PATH: '/internal/metrics', RELAY_METRICS_TOKEN: 'scraper-token' })).toMatchObject({
+      metricsPath: '/internal/metrics',
+      metricsToken: 'scraper-token',
+    });
+    expect(relayConfigFromEnv({ RELAY_METRICS_PATH: 'false' }).metricsPath).toBe(false);
+    expect(relayConfigFromEnv({ RELAY_METRICS_PATH: 'OFF' }).metricsPath).toBe(false);
+    const none = relayConfigFromEnv({ RELAY_METRICS_PATH: '', RELAY_METRICS_TOKEN: '' });
+    expect(none).not.toHaveProperty('metricsPath');
+    expect(none).not.toHaveProperty('metricsToken');
+    expect(() => relayConfigFromEnv({ RELAY_METRICS_PATH: 'metrics' })).toThrow(/RELAY_METRICS_PATH must be a path starting with "\/"/);
+  });
+
+  it('reads the log format and level (any case), and refuses others', () => {
+    expect(relayConfigFromEnv({ RELAY_LOG_FORMAT: 'json', RELAY_LOG_LEVEL: 'DEBUG' }).log).toEqual({ format: 'json', level: 'debug' });
+    expect(relayConfigFromEnv({ RELAY_LOG_LEVEL: 'warn' }).log).toEqual({ level: 'warn' });
+    expect(relayConfigFromEnv({}).log).toBeUndefined();
+    expect(() => relayConfigFromEnv({ RELAY_LOG_FORMAT: 'xml' })).toThrow(/RELAY_LOG_FORMAT must be one of text, json, got "xml"/);
+    expect(() => relayConfigFromEnv({ RELAY_LOG_LEVEL: 'fatal' })).toThrow(
+      /RELAY_LOG_LEVEL must be one of error, warn, log, debug, verbose/,
+    );
+  });
+});

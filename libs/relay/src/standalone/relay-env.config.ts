@@ -4,6 +4,13 @@ import type {
   RelayClusterOptions,
   RelayModuleOptions,
 } from '../interfaces/relay-options.interface.js';
+import {
+  RELAY_LOG_FORMATS,
+  RELAY_LOG_LEVELS,
+  type RelayLogFormat,
+  type RelayLoggerOptions,
+  type RelayLogLevel,
+} from '../logs/relay-logger.js';
 import { readFileSync } from 'node:fs';
 
 /** Where the deployable relay listens and how it routes, read from the environment. */
@@ -15,6 +22,12 @@ export interface RelayAppConfig {
   tls?: { key: Buffer; cert: Buffer };
   /** RELAY_STATUS_TOKEN: the bearer token of GET /status/detail (not served without one). */
   statusToken?: string;
+  /** RELAY_METRICS_PATH: where the Prometheus metrics are served ('false' or 'off': not at all). */
+  metricsPath?: string | false;
+  /** RELAY_METRICS_TOKEN: the bearer token GET /metrics asks for (open without one). */
+  metricsToken?: string;
+  /** RELAY_LOG_FORMAT (text | json) and RELAY_LOG_LEVEL (error | warn | log | debug | verbose). */
+  log?: RelayLoggerOptions;
 }
 
 export const DEFAULT_RELAY_PORT = 8787;
@@ -116,6 +129,38 @@ function budgetsFromEnv(env: NodeJS.ProcessEnv): RelayBudgetOptions | undefined 
   return Object.keys(budgets).length > 0 ? budgets : undefined;
 }
 
+/** One of `allowed` (any case), or undefined when unset or empty. */
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[]): T | undefined {
+  const raw = str(env, name)?.toLowerCase();
+  if (raw === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new TypeError(`${name} must be one of ${allowed.join(', ')}, got "${env[name]}"`);
+  return raw as T;
+}
+
+/**
+ * The app's endpoints and log: RELAY_STATUS_TOKEN, RELAY_METRICS_PATH,
+ * RELAY_METRICS_TOKEN, RELAY_LOG_FORMAT and RELAY_LOG_LEVEL (only the ones set).
+ */
+function appFromEnv(env: NodeJS.ProcessEnv): Partial<RelayAppConfig> {
+  const app: Partial<RelayAppConfig> = {};
+  const statusToken = str(env, 'RELAY_STATUS_TOKEN');
+  if (statusToken !== undefined) app.statusToken = statusToken;
+  const metricsPath = str(env, 'RELAY_METRICS_PATH');
+  if (metricsPath !== undefined && /^(false|off)$/i.test(metricsPath)) app.metricsPath = false;
+  else if (metricsPath !== undefined) {
+    if (!metricsPath.startsWith('/'))
+      throw new TypeError(`RELAY_METRICS_PATH must be a path starting with "/" (or false), got "${metricsPath}"`);
+    app.metricsPath = metricsPath;
+  }
+  const metricsToken = str(env, 'RELAY_METRICS_TOKEN');
+  if (metricsToken !== undefined) app.metricsToken = metricsToken;
+  const format = oneOf<RelayLogFormat>(env, 'RELAY_LOG_FORMAT', RELAY_LOG_FORMATS);
+  const level = oneOf<RelayLogLevel>(env, 'RELAY_LOG_LEVEL', RELAY_LOG_LEVELS);
+  if (format !== undefined || level !== undefined) app.log = { ...(format && { format }), ...(level && { level }) };
+  return app;
+}
+
 /**
  * RELAY_PORT (8787), RELAY_HOST (127.0.0.1), RELAY_PATH (/relay),
  * RELAY_MAX_PAYLOAD_BYTES, RELAY_HEARTBEAT_INTERVAL_MS,
@@ -127,6 +172,7 @@ function budgetsFromEnv(env: NodeJS.ProcessEnv): RelayBudgetOptions | undefined 
  * RELAY_REDIS_URL (join a cluster of relays over that Redis),
  * RELAY_CLUSTER_PREFIX, RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS, RELAY_CLUSTER_TIMEOUT_MS,
  * RELAY_CLUSTER_MAX_MESSAGE_BYTES, RELAY_STATUS_TOKEN (bearer token of GET /status/detail),
+ * RELAY_METRICS_PATH, RELAY_METRICS_TOKEN, RELAY_LOG_FORMAT, RELAY_LOG_LEVEL (see appFromEnv),
  * RELAY_DRAIN_TIMEOUT_MS (0: close at once on shutdown), RELAY_MAX_BUFFERED_BYTES
  * (unsent bytes before a slow consumer is closed), RELAY_EVENT_ACK_TIMEOUT_MS,
  * RELAY_MAX_EVENT_ATTEMPTS (events with handler acks), RELAY_STARTUP_GRACE_MS
@@ -168,8 +214,7 @@ export function relayConfigFromEnv(
   const inFlight = int(env, 'RELAY_MAX_IN_FLIGHT', 1);
   if (inFlight !== undefined) config.relay.maxInFlightPerConnection = inFlight;
   if (key !== undefined && cert !== undefined) config.tls = { key, cert };
-  const statusToken = str(env, 'RELAY_STATUS_TOKEN');
-  if (statusToken !== undefined) config.statusToken = statusToken;
+  Object.assign(config, appFromEnv(env));
   const drain = int(env, 'RELAY_DRAIN_TIMEOUT_MS', 0);
   if (drain !== undefined) config.relay.drainTimeoutMs = drain;
   const buffered = int(env, 'RELAY_MAX_BUFFERED_BYTES', 1024);

@@ -1,6 +1,7 @@
 import { type INestApplication, Logger } from '@nestjs/common';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRelayLogger } from '../logs/relay-logger.js';
 import { createRelayApp } from '../relay.bootstrap.js';
 import { DEFAULT_RELAY_DRAIN_TIMEOUT_MS, DEFAULT_RELAY_PATH } from '../relay.constants.js';
 import { relayConfigFromEnv } from './relay-env.config.js';
@@ -35,16 +36,23 @@ export interface RunningRelay {
 /**
  * Starts the relay the way the `wsrelay-relay` executable does: configured by
  * the environment (RELAY_PORT, RELAY_HOST, RELAY_JWT_SECRET, ...), listening
- * once the promise resolves.
+ * once the promise resolves. It logs as RELAY_LOG_FORMAT and RELAY_LOG_LEVEL
+ * say (text from 'log' up by default, or NEST_LOG_LEVEL's levels when that is set).
  */
 export async function runRelay(options: RunRelayOptions = {}): Promise<RunningRelay> {
   const logger = new Logger('Relay');
-  const config = relayConfigFromEnv(options.env ?? process.env);
-  const app = await createRelayApp(config.relay, { tls: config.tls, statusToken: config.statusToken });
-  await app.listen(config.port, config.host);
-  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
-  const url = `${config.tls ? 'wss' : 'ws'}://${config.host}:${port}${config.relay.path ?? DEFAULT_RELAY_PATH}`;
-  logger.log(`Relay listening on ${url}`);
+  const env = options.env ?? process.env;
+  const config = relayConfigFromEnv(env);
+  const level = config.log?.level ?? (env.NEST_LOG_LEVEL ? undefined : 'log');
+  const { tls, statusToken, metricsPath, metricsToken } = config;
+  const app = await createRelayApp(config.relay, {
+    tls,
+    statusToken,
+    metricsPath,
+    metricsToken,
+    logger: createRelayLogger({ format: config.log?.format, level }),
+  });
+  // Before it listens: a signal that comes as soon as it accepts connections drains it too.
   let closing: Promise<void> | undefined;
   const signals: NodeJS.Signals[] = options.handleSignals === false ? [] : ['SIGTERM', 'SIGINT'];
   const close = () => (closing ??= app.close());
@@ -74,5 +82,9 @@ export async function runRelay(options: RunRelayOptions = {}): Promise<RunningRe
     };
     for (const signal of signals) process.on(signal, onSignal);
   }
+  await app.listen(config.port, config.host);
+  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
+  const url = `${config.tls ? 'wss' : 'ws'}://${config.host}:${port}${config.relay.path ?? DEFAULT_RELAY_PATH}`;
+  logger.log(`Relay listening on ${url}`);
   return { app, url, close };
 }
