@@ -21,6 +21,8 @@ import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { encodeExt } from '../connection/ext.js';
 import { noop, unavailable, unencodable } from './call-errors.js';
 import { headerProblem } from './header-limits.js';
+import type { Pending } from './pending-call.js';
+import { ClientMetrics } from '../metrics/client-metrics.js';
 import type { WsRelayUrlStatus } from '../connection/url-status.js';
 import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT, DEFAULT_STREAM_WINDOW } from '../constants.js';
@@ -35,21 +37,6 @@ import { WsRelayRecordSerializer } from '../serializers/ws-relay-record.serializ
 /** Result of an `emit()`: how many nodes the relay delivered the event to. */
 export interface WsRelayEventAck {
   recipients: number;
-}
-
-/** A correlated frame waiting for its answer (RESPONSE, ACK, NODES or ERROR). */
-interface Pending {
-  /** Each frame the relay answers the call with. */
-  onFrame(frame: Frame & { id: number }): void;
-  onError(err: Error): void;
-  /** Past this (`Date.now()`), the client gives up even if the relay never answers. */
-  giveUpAt: number;
-  pattern: string;
-  timeoutMs: number;
-  /** The session it went out on: its CANCEL goes there, and it fails when that session ends. */
-  via: WebSocket | undefined;
-  /** Values of its stream handed to the subscriber since the last credit granted. */
-  taken: number;
 }
 
 const MAX_ID = 0xffff_ffff;
@@ -75,6 +62,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   private readonly pending = new Map<number, Pending>();
   private lastId = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly metrics: ClientMetrics | undefined;
 
   constructor(protected readonly options: WsRelayClientOptions) {
     super();
@@ -101,6 +89,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     this.links.events.on('error', () => undefined);
     this.initializeSerializer({ serializer: options.serializer ?? new WsRelayRecordSerializer() });
     this.initializeDeserializer(options);
+    this.metrics = options.metrics === undefined ? undefined : new ClientMetrics(options.metrics, this.links);
   }
 
   /** This client's node id as the relay sees it. */
@@ -118,7 +107,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     // The backstop for answers that never come (a relay that cannot read a
     // frame answers with an uncorrelated error); the relay's TIMEOUT normally wins.
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
-    return this.links.ready();
+    return ClientMetrics.afterLoading(this.metrics, () => this.links.ready());
   }
 
   async close(): Promise<void> {
@@ -150,7 +139,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ClientProxy's own signature
   override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     if (pattern == null || data == null) return throwError(() => new InvalidMessageException());
-    return new Observable<TResult>(observer => {
+    const call = new Observable<TResult>(observer => {
       const callback = this.createObserver(observer);
       if (this.links.isConnected) return this.publish(this.createPacket(pattern, data), callback);
       let teardown: (() => void) | undefined;
@@ -166,6 +155,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
         teardown?.();
       };
     });
+    return this.metrics === undefined ? call : this.metrics.call(call);
   }
 
   /**
@@ -180,6 +170,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     const dispatched = this.links.isConnected
       ? this.dispatchEvent<TResult>(this.createPacket(pattern, data))
       : this.connect().then(() => this.dispatchEvent<TResult>(this.createPacket(pattern, data)));
+    if (this.metrics !== undefined) this.metrics.event(dispatched);
     dispatched.then(
       ack => {
         result.next(ack);
@@ -247,14 +238,14 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const peer = options.nodeId ?? null;
-    // Only to a relay that agreed on flow control (another would read the frame the slow way, and ignore it).
-    const window = this.streamWindow > 0 && speaks(this.links.webSocket, Capability.CREDIT) ? this.streamWindow : undefined;
+    // A window only on a session whose relay agreed on flow control (another would read the frame the slow way, and ignore it).
+    const windowFor = (via: WebSocket) => (this.streamWindow > 0 && speaks(via, Capability.CREDIT) ? this.streamWindow : undefined);
     const entry = this.track(
       pattern,
       timeoutMs,
       frame => this.onResponse(frame.id, frame, callback),
       err => callback({ err, isDisposed: true }),
-      id => ({ type: FrameType.Request, id, pattern, payload, timeoutMs, peer, ext, claims: null, window }),
+      (id, via) => ({ type: FrameType.Request, id, pattern, payload, timeoutMs, peer, ext, claims: null, window: windowFor(via) }),
     );
     if (entry === undefined) return noop;
     const { id } = entry;
@@ -324,13 +315,18 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     timeoutMs: number,
     onFrame: (frame: Frame & { id: number }) => void,
     onError: (err: Error) => void,
-    build: (id: number) => Frame,
+    build: (id: number, via: WebSocket) => Frame,
   ): (Pending & { id: number }) | undefined {
     const id = this.nextId();
     const giveUpAt = Date.now() + timeoutMs + DEADLINE_GRACE_MS;
-    const entry: Pending & { id: number } = { id, onFrame, onError, giveUpAt, pattern, timeoutMs, via: undefined, taken: 0 };
+    const entry: Pending & { id: number } = { id, onFrame, onError, giveUpAt, pattern, timeoutMs, via: undefined, taken: -1 };
     this.pending.set(id, entry);
-    entry.via = this.links.send(build(id));
+    entry.via = this.links.send(via => {
+      const frame = build(id, via);
+      // A REQUEST with a window is flow-controlled: its values are counted for credit.
+      if (frame.type === FrameType.Request && frame.window !== undefined) entry.taken = 0;
+      return frame;
+    });
     if (entry.via !== undefined) return entry;
     this.pending.delete(id);
     onError(unavailable());
@@ -388,24 +384,27 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       this.abandon(id, done, err, callback);
       return;
     }
+    // What takes credit at the provider and the relay: a RESPONSE with a value.
+    const counted = !done && frame.type === FrameType.Response && frame.payload !== null;
     if (deserialized instanceof Promise) {
       deserialized.then(
-        p => this.handOver(id, done, p, callback),
+        p => this.handOver(id, counted, p, callback),
         (err: unknown) => this.abandon(id, done, err, callback),
       );
-    } else this.handOver(id, done, deserialized, callback);
+    } else this.handOver(id, counted, deserialized, callback);
   }
 
   /**
    * A packet to the caller's subscriber. Once it has taken half a window of a
    * flow-controlled stream's values, the provider is granted as many more.
    */
-  private handOver(id: number, done: boolean, packet: WritePacket, callback: (packet: WritePacket) => void): void {
+  private handOver(id: number, counted: boolean, packet: WritePacket, callback: (packet: WritePacket) => void): void {
     callback(packet);
-    if (done || this.streamWindow === 0) return;
+    if (!counted) return;
     const p = this.pending.get(id);
-    if (p === undefined || ++p.taken < this.creditBatch) return;
-    if (speaks(p.via, Capability.CREDIT)) this.links.send({ type: FrameType.Credit, id, credit: p.taken }, p.via);
+    // Not flow-controlled (taken < 0), or left by its subscriber meanwhile.
+    if (p === undefined || p.taken < 0 || ++p.taken < this.creditBatch) return;
+    this.links.send({ type: FrameType.Credit, id, credit: p.taken }, p.via);
     p.taken = 0;
   }
 

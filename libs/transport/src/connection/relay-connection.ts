@@ -45,7 +45,7 @@ export class RelayConnection {
   private readonly machine = new ConnectionStateMachine();
   private readonly tokens: TokenCarrier;
   private readonly heartbeat = new NodeHeartbeat();
-  private readonly offline: OfflineQueue;
+  readonly offline: OfflineQueue;
   /** The socket of the current attempt or session. */
   private socket: WebSocket | undefined;
   /** Sessions the relay sent GOAWAY on: still delivering what was in flight, never used for new frames. */

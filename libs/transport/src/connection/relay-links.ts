@@ -97,12 +97,14 @@ export class RelayLinks {
   /**
    * Writes a frame on `via` (a session of one of these connections), or on a
    * connected connection in turn. Returns the socket it went out on, or
-   * undefined when none could take it.
+   * undefined when none could take it. A frame given as a function is made
+   * for the session it goes out on (what that session agreed on may shape it).
    */
-  send(frame: Frame, via?: WebSocket): WebSocket | undefined {
+  send(frame: Frame | ((session: WebSocket) => Frame), via?: WebSocket): WebSocket | undefined {
     if (via !== undefined) {
       // An answer goes back on the session its request came in on (no closure per answer: this runs for each one).
-      for (const c of this.connections) if (c.owns(via)) return c.send(frame, via) ? via : undefined;
+      for (const c of this.connections)
+        if (c.owns(via)) return c.send(typeof frame === 'function' ? frame(via) : frame, via) ? via : undefined;
       return undefined;
     }
     const n = this.connections.length;
@@ -110,8 +112,9 @@ export class RelayLinks {
       for (let i = 0; i < n; i++) {
         const c = this.connections[(this.turn + i) % n];
         // First pass: only connections not backed up; second: any connected one.
-        if (!c.isConnected || (pass === 0 && n > 1 && c.bufferedAmount > this.sendBudget)) continue;
-        if (c.send(frame)) {
+        const session = c.webSocket;
+        if (!c.isConnected || session === undefined || (pass === 0 && n > 1 && c.bufferedAmount > this.sendBudget)) continue;
+        if (c.send(typeof frame === 'function' ? frame(session) : frame)) {
           this.turn = (this.turn + i + 1) % n;
           return c.webSocket;
         }

@@ -51,6 +51,37 @@ export interface WsRelayTlsOptions {
   rejectUnauthorized?: boolean;
 }
 
+/**
+ * The part of a prom-client `Registry` the metrics use (prom-client itself is
+ * an optional peer dependency: its types are not needed to compile an app).
+ */
+export interface WsRelayMetricsRegistry {
+  registerMetric(metric: never): void;
+  getSingleMetric(name: string): unknown;
+}
+
+/**
+ * Prometheus metrics of a client or a strategy, registered in the app's own
+ * prom-client `Registry` (so its `/metrics` serves them). Needs the
+ * `prom-client` package. Clients (or strategies) given the same registry and
+ * prefix share their metrics: the counters add up, the gauges sum over them.
+ */
+export interface WsRelayMetricsOptions {
+  /** The prom-client `Registry` to register the metrics in. */
+  registry: WsRelayMetricsRegistry;
+  /**
+   * Start of every metric's name, followed by `client_` or `server_`
+   * (`wsrelay_client_calls_total`).
+   * @default 'wsrelay_'
+   */
+  prefix?: string;
+  /**
+   * Upper bounds of the duration histograms' buckets, in seconds, increasing.
+   * @default [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+   */
+  buckets?: number[];
+}
+
 /** Options shared by `WsRelayStrategy` and `WsRelayClient`. */
 export interface WsRelayConnectionOptions {
   /** Relay URLs (`ws://` or `wss://`); at least one. On failure the next one is tried. */
@@ -115,6 +146,12 @@ export interface WsRelayConnectionOptions {
   serializer?: Serializer;
   /** Nest deserializer for incoming packets. @default Nest's incoming request / response deserializer */
   deserializer?: Deserializer;
+  /**
+   * Prometheus metrics, in the app's prom-client registry; `listen()` /
+   * `connect()` fail when prom-client cannot be loaded.
+   * @default undefined (no metrics, and prom-client is not loaded)
+   */
+  metrics?: WsRelayMetricsOptions;
 }
 
 /** Options of `WsRelayStrategy` (a provider). */

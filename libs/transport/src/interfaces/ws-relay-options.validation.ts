@@ -19,6 +19,7 @@ import {
 } from 'class-validator';
 import { MAX_CREDIT } from '@wsrelay/protocol';
 import type { WsRelayClientOptions, WsRelayStrategyOptions } from './ws-relay-options.interface.js';
+import { metricsProblems } from '../metrics/metrics-options.js';
 
 const MAX_TIMER_MS = 0x7fff_ffff;
 
@@ -42,6 +43,20 @@ function HasMethod(method: string, options?: ValidationOptions) {
       validator: {
         validate: (v: unknown) => typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[method] === 'function',
         defaultMessage: a => `${a?.property} must be an object with a ${method}() method`,
+      },
+    },
+    options,
+  );
+}
+
+/** The `metrics` option: its own checks, each problem naming its field. */
+function IsMetricsOptions(options?: ValidationOptions) {
+  return ValidateBy(
+    {
+      name: 'isMetricsOptions',
+      validator: {
+        validate: (v: unknown) => metricsProblems(v).length === 0,
+        defaultMessage: a => metricsProblems(a?.value).join('; '),
       },
     },
     options,
@@ -73,6 +88,7 @@ class ConnectionOptionsSchema {
   @IsOptional() @IsIn(['failover', 'all']) mode?: string;
   @IsOptional() @HasMethod('serialize') serializer?: unknown;
   @IsOptional() @HasMethod('deserialize') deserializer?: unknown;
+  @IsOptional() @IsMetricsOptions() metrics?: unknown;
 }
 
 class StrategyOptionsSchema extends ConnectionOptionsSchema {

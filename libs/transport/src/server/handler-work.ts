@@ -1,5 +1,14 @@
+import { ResponseFlag } from '@wsrelay/protocol';
 import type WebSocket from 'ws';
 import { InFlight } from './in-flight.js';
+
+/** Hears each request's start and end, and each event handled (the metrics, when they are on). */
+export interface WorkObserver {
+  requestStarted(entry: InFlight): void;
+  /** `failed`: answered with an error. An entry stopped first (`cancelled`, see `stopCode`) ended otherwise. */
+  requestEnded(entry: InFlight, failed: boolean): void;
+  eventEnded(failed: boolean): void;
+}
 
 /**
  * What a provider's handlers are doing: requests being handled, per relay
@@ -10,6 +19,7 @@ export class HandlerWork {
   private readonly requests = new Map<WebSocket, Map<number, InFlight>>();
   private runningEvents = 0;
   private idleWaiters: Array<() => void> = [];
+  observer: WorkObserver | undefined;
 
   /** Books a request for `pattern`, which the caller waits for up to `timeoutMs`, as it starts. */
   start(id: number, via: WebSocket, pattern: string, timeoutMs: number): InFlight {
@@ -17,17 +27,19 @@ export class HandlerWork {
     let books = this.requests.get(via);
     if (books === undefined) this.requests.set(via, (books = new Map<number, InFlight>()));
     books.set(id, entry);
+    if (this.observer !== undefined) this.observer.requestStarted(entry);
     return entry;
   }
 
-  /** A request is answered (or failed): out of the books. */
-  settle(id: number, via: WebSocket): void {
+  /** A request is answered (`flags`: its last RESPONSE's), or stopped: out of the books. */
+  settle(id: number, via: WebSocket, flags = 0): void {
     const books = this.requests.get(via);
     const entry = books?.get(id);
     if (books === undefined || entry === undefined) return;
     // A session's books stay until it is lost (cancelAll): not a new Map per request under sequential load.
     books.delete(id);
     entry.settle();
+    if (this.observer !== undefined) this.observer.requestEnded(entry, (flags & ResponseFlag.ERROR) !== 0);
     this.checkIdle();
   }
 
@@ -60,8 +72,10 @@ export class HandlerWork {
     this.runningEvents++;
   }
 
-  eventDone(): void {
+  /** `failed`: a handler failed, or the event could not be read. */
+  eventDone(failed = false): void {
     this.runningEvents--;
+    if (this.observer !== undefined) this.observer.eventEnded(failed);
     this.checkIdle();
   }
 

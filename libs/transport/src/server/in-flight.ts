@@ -55,6 +55,11 @@ export class InFlight {
     return this.controller.signal;
   }
 
+  /** Why the handler was told to stop, once it was: CLOSED (its caller cancelled), TIMEOUT or PROVIDER_DISCONNECTED. */
+  get stopCode(): RelayErrorCode | undefined {
+    return this.reason?.code;
+  }
+
   /** The relay sent CANCEL: the caller left, or its time is up. */
   callerCancelled(): void {
     const slack = Math.min(DEADLINE_SLACK_MS, this.timeoutMs * DEADLINE_SLACK_SHARE);

@@ -19,6 +19,7 @@ function recordingSink() {
       const value: unknown = response.payload === null ? undefined : JSON.parse(new TextDecoder().decode(response.payload));
       written.push({ flags: response.flags, value });
     },
+    backedUp: () => false,
   };
   return { sink, written, kept: () => kept };
 }
@@ -130,5 +131,97 @@ describe('ResponseStream', () => {
       { flags: 0, value: 'b' },
       { flags: ResponseFlag.DONE, value: 'c' },
     ]);
+  });
+
+  it('counts a value kept for credit once, however many times the stream waits with it first in line', async () => {
+    const { sink, written } = recordingSink();
+    const source = new Subject<string>();
+    // Each value is 34 bytes encoded, 98 held: two fit in 200, three do not.
+    const stream = new ResponseStream(sink, 'p', 1, 200);
+    stream.start(source);
+    source.next('x'.repeat(32));
+    await settle();
+    for (let round = 0; round < 50; round++) {
+      source.next('x'.repeat(32));
+      await settle();
+      stream.grant(1);
+    }
+    expect(written).toHaveLength(51);
+    expect(written.every(w => w.flags === 0)).toBe(true);
+  });
+
+  it('stops at its last RESPONSE: an error made of a value that cannot be sent ends the stream, and closes a pulled generator', async () => {
+    const written: number[] = [];
+    let returned = false;
+    const sink: ResponseSink = {
+      prepare: packet =>
+        packet.response === 1
+          ? { flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload: new Uint8Array([1]) }
+          : { flags: packet.isDisposed ? ResponseFlag.DONE : 0, payload: new Uint8Array([2]) },
+      write: r => void written.push(r.flags),
+      backedUp: () => false,
+    };
+    async function* numbers() {
+      try {
+        for (let i = 0; ; i++) yield i;
+      } finally {
+        returned = true;
+      }
+    }
+    let ended = 0;
+    new ResponseStream(sink, 'p', 4, 1024).start(of(numbers()), () => ended++);
+    await settle();
+    await settle();
+    expect(written).toEqual([0, ResponseFlag.ERROR | ResponseFlag.DONE]);
+    expect(returned).toBe(true);
+    expect(ended).toBe(1);
+  });
+
+  it('runs its end hook once the stream is over, not when the Observable that carried a generator completed', async () => {
+    const { sink, written } = recordingSink();
+    let release!: () => void;
+    const gate = new Promise<void>(resolve => (release = resolve));
+    async function* slow() {
+      yield 1;
+      await gate;
+      yield 2;
+    }
+    let ended = 0;
+    new ResponseStream(sink, 'p', undefined, 1024).start(of(slow()), () => ended++);
+    await settle();
+    expect(ended).toBe(0);
+    release();
+    await settle();
+    await settle();
+    expect(written.at(-1)).toEqual({ flags: ResponseFlag.DONE, value: 2 });
+    expect(ended).toBe(1);
+  });
+
+  it('survives an async iterable whose iterator method throws, or whose return() is not a promise', async () => {
+    const { sink, written } = recordingSink();
+    const broken = {
+      [Symbol.asyncIterator]: () => {
+        throw new Error('no iterator');
+      },
+    };
+    new ResponseStream(sink, 'p', undefined, 1024).start(of(broken));
+    await settle();
+    expect(written).toEqual([{ flags: ResponseFlag.ERROR | ResponseFlag.DONE, value: {} }]);
+    const odd = { [Symbol.asyncIterator]: () => ({ next: () => new Promise(() => undefined), return: () => ({ done: true }) }) };
+    const stream = new ResponseStream(sink, 'p', undefined, 1024);
+    stream.start(of(odd));
+    await settle();
+    expect(() => stream.unsubscribe()).not.toThrow();
+  });
+
+  it('drops what waits when unsubscribed while out of credit, and sends nothing more', async () => {
+    const { sink, written } = recordingSink();
+    const stream = new ResponseStream(sink, 'p', 1, 1024);
+    stream.start(range(0, 5));
+    await settle();
+    stream.unsubscribe();
+    stream.grant(10);
+    await settle();
+    expect(written).toEqual([{ flags: 0, value: 0 }]);
   });
 });

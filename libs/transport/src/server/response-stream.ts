@@ -10,13 +10,23 @@ export interface PreparedResponse {
 
 /** Where a stream's packets go: serialized and encoded, then written as RESPONSEs. */
 export interface ResponseSink {
-  /** `packet` serialized and encoded; `keep`: its payload is its own (to be sent later), not the encoder's scratch buffer. */
+  /**
+   * `packet` serialized and encoded; `keep`: its payload is its own (to be
+   * sent later), not the encoder's scratch buffer. Never throws: what cannot
+   * be serialized or encoded is an ERROR|DONE response.
+   */
   prepare(packet: WritePacket, keep: boolean): PreparedResponse;
   write(response: PreparedResponse): void;
+  /** The connection has much unsent (no flow control: an async iterable waits for it, not for credit). */
+  backedUp(): boolean;
 }
 
 /** How far a pulled async iterable runs ahead of its sending without flow control. */
 const PULL_AHEAD = 16;
+/** Without flow control, how often a pull held back by a backed-up connection looks again. */
+const BACKED_UP_RECHECK_MS = 5;
+/** What a held value costs besides its payload (the packet and its response), counted against maxHeldBytes. */
+const HELD_OVERHEAD_BYTES = 64;
 
 type Queued = WritePacket & { prepared?: PreparedResponse };
 
@@ -44,6 +54,8 @@ export class ResponseStream {
   private behind?: Array<{ value: unknown } | { ended: WritePacket }>;
   private iterator?: AsyncIterator<unknown>;
   private wake?: () => void;
+  /** Run once the stream is over (its last RESPONSE written, or stopped): Nest's processing-end hook. */
+  private endHook?: () => void;
 
   constructor(
     private readonly sink: ResponseSink,
@@ -54,13 +66,17 @@ export class ResponseStream {
     this.credit = window ?? Infinity;
   }
 
-  /** Subscribes to the handler's result stream. */
-  start(stream: Observable<unknown>): void {
-    if (this.stopped) return;
+  /** Subscribes to the handler's result stream; `onEnd` runs once it is over. */
+  start(stream: Observable<unknown>, onEnd?: () => void): void {
+    if (this.stopped) {
+      onEnd?.();
+      return;
+    }
+    this.endHook = onEnd;
     this.subscription = stream.subscribe({
       next: value => this.onValue(value),
-      error: (err: unknown) => this.onEnd({ err }),
-      complete: () => this.onEnd({ isDisposed: true }),
+      error: (err: unknown) => this.onSourceEnd({ err }),
+      complete: () => this.onSourceEnd({ isDisposed: true }),
     });
   }
 
@@ -72,7 +88,7 @@ export class ResponseStream {
     this.wakePull();
   }
 
-  /** The call is over (cancelled, its caller gone): nothing more is pulled or sent. */
+  /** The call is over (answered, cancelled, its caller gone): nothing more is pulled or sent. */
   unsubscribe(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -80,7 +96,15 @@ export class ResponseStream {
     this.heldBytes = 0;
     this.subscription?.unsubscribe();
     this.wakePull();
-    void this.iterator?.return?.().catch(() => undefined);
+    const iterator = this.iterator;
+    // Closed whatever its return() does (a plain object, a throw): a database cursor behind it must not stay open.
+    if (iterator !== undefined)
+      void Promise.resolve()
+        .then(() => iterator.return?.())
+        .catch(() => undefined);
+    const endHook = this.endHook;
+    this.endHook = undefined;
+    endHook?.();
   }
 
   private onValue(value: unknown): void {
@@ -89,7 +113,7 @@ export class ResponseStream {
     else this.push({ response: value });
   }
 
-  private onEnd(packet: WritePacket): void {
+  private onSourceEnd(packet: WritePacket): void {
     if (this.behind !== undefined) this.behind.push({ ended: packet });
     else this.push(packet);
   }
@@ -97,8 +121,8 @@ export class ResponseStream {
   /** Pulls an async iterable's values, each once there is room for it; then what its Observable emitted meanwhile. */
   private async pull(iterable: AsyncIterable<unknown>): Promise<void> {
     this.behind = [];
-    const iterator = (this.iterator = iterable[Symbol.asyncIterator]());
     try {
+      const iterator = (this.iterator = iterable[Symbol.asyncIterator]());
       for (;;) {
         await this.room();
         if (this.stopped) return;
@@ -107,25 +131,32 @@ export class ResponseStream {
         this.push({ response: step.value });
       }
     } catch (err) {
-      // As a failing Observable: the error ends the stream.
-      this.push({ err });
-      this.subscription?.unsubscribe();
+      // As a failing Observable: the error ends the stream (what the Observable emitted after it is dropped).
       this.behind = undefined;
+      this.push({ err });
       return;
     }
+    if (this.stopped) return;
     const behind = this.behind;
     this.behind = undefined;
     this.iterator = undefined;
     for (const item of behind) {
-      if ('ended' in item) this.onEnd(item.ended);
+      if ('ended' in item) this.onSourceEnd(item.ended);
       else this.onValue(item.value);
     }
   }
 
-  /** Resolves once a pulled value would not wait: fewer queued than the credit left (or PULL_AHEAD without flow control). */
-  private room(): Promise<void> | undefined {
-    if (this.stopped || this.queue.length < Math.min(this.credit, PULL_AHEAD)) return undefined;
-    return new Promise<void>(resolve => (this.wake = resolve));
+  /**
+   * Resolves once a pulled value would not wait: fewer queued than the credit
+   * left (or PULL_AHEAD without flow control, and then only while the
+   * connection is not backed up).
+   */
+  private async room(): Promise<void> {
+    if (this.credit === Infinity) {
+      while (!this.stopped && this.sink.backedUp()) await new Promise(resolve => setTimeout(resolve, BACKED_UP_RECHECK_MS));
+    }
+    if (this.stopped || this.queue.length < Math.min(this.credit, PULL_AHEAD)) return;
+    await new Promise<void>(resolve => (this.wake = resolve));
   }
 
   private wakePull(): void {
@@ -169,26 +200,37 @@ export class ResponseStream {
       }
       if (takesCredit) this.credit--;
       queue.shift();
-      if (head.prepared !== undefined) this.heldBytes -= head.prepared.payload?.length ?? 0;
+      if (head.prepared !== undefined) this.heldBytes -= heldSize(head.prepared);
       this.sink.write(response);
+      // Its last RESPONSE (a completion, an error, or one made of what could not be sent): the stream is over.
+      if ((response.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) !== 0) this.unsubscribe();
     }
     this.wakePull();
   }
 
-  /** Out of credit: what is queued waits, encoded (its values can then be collected), and counts against maxHeldBytes. */
+  /** Out of credit: what is queued waits, encoded, and counts against maxHeldBytes. */
   private block(head: Queued, response: PreparedResponse): void {
     this.blocked = true;
-    head.prepared = { flags: response.flags, payload: response.payload === null ? null : response.payload.slice() };
-    this.heldBytes += head.prepared.payload?.length ?? 0;
+    if (head.prepared === undefined) {
+      // The encoder's scratch buffer: copied to wait.
+      this.keep(head, { flags: response.flags, payload: response.payload === null ? null : response.payload.slice() });
+    }
     for (let i = 1; i < this.queue.length && !this.stopped; i++) this.hold(this.queue[i]);
     this.overflowed();
   }
 
   private hold(packet: Queued): void {
     if (packet.prepared !== undefined) return;
-    packet.prepared = this.sink.prepare(packet, true);
-    this.heldBytes += packet.prepared.payload?.length ?? 0;
+    this.keep(packet, this.sink.prepare(packet, true));
     this.overflowed();
+  }
+
+  /** A packet waits as its encoded RESPONSE only: its value can be collected. */
+  private keep(packet: Queued, prepared: PreparedResponse): void {
+    packet.prepared = prepared;
+    packet.response = undefined;
+    packet.err = undefined;
+    this.heldBytes += heldSize(prepared);
   }
 
   /** Past maxHeldBytes: the stream stops, and its caller is told why. */
@@ -199,6 +241,10 @@ export class ResponseStream {
     const message = RelayErrorMessages.streamOverflow(this.pattern, held, this.maxHeldBytes);
     this.sink.write(this.sink.prepare({ err: { status: 'error', code: RelayErrorCode.SLOW_CONSUMER, message } }, false));
   }
+}
+
+function heldSize(prepared: PreparedResponse): number {
+  return (prepared.payload?.length ?? 0) + HELD_OVERHEAD_BYTES;
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {

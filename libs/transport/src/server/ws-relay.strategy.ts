@@ -13,7 +13,6 @@ import {
   compileSubject,
   decodePayload,
   encodePayload,
-  encodePayloadTransient,
   EventFlag,
   type EventFrame,
   type Frame,
@@ -33,6 +32,9 @@ import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_STREAM_BUFFERED_BYTES } from '../constants.js';
 import { WsRelayContext } from '../ctx-host/ws-relay.context.js';
 import { HandlerWork } from './handler-work.js';
+import { describeError } from './describe-error.js';
+import { StrategyMetrics } from '../metrics/strategy-metrics.js';
+import { INTERNAL_ERROR, prepareResponse } from './prepare-response.js';
 import { type PreparedResponse, type ResponseSink, ResponseStream } from './response-stream.js';
 import { deserializeIncoming } from './incoming-packet.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
@@ -41,7 +43,8 @@ import { validateStrategyOptions } from '../interfaces/ws-relay-options.validati
 
 const MAX_CACHED_SUBJECTS = 10_000;
 const BAD_REQUEST_MESSAGE = 'The request could not be decoded';
-const INTERNAL_ERROR = { status: 'error', message: 'Internal server error' } as const;
+/** Unsent bytes on a session past which, without flow control, an async iterable is pulled no further for now. */
+const BACKED_UP_BYTES = 1024 * 1024;
 
 /**
  * wsrelay's transport id, as Nest's `Transport` enum names its own: bind a
@@ -80,6 +83,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   private readonly identitySerializer: boolean;
   private readonly drainTimeoutMs: number;
   private readonly maxStreamBufferedBytes: number;
+  private readonly metrics: StrategyMetrics | undefined;
 
   constructor(protected readonly options: WsRelayStrategyOptions) {
     super();
@@ -102,6 +106,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     this.initializeSerializer(options);
     this.initializeDeserializer(options);
     this.identitySerializer = this.serializer instanceof IdentitySerializer;
+    this.metrics = options.metrics === undefined ? undefined : new StrategyMetrics(options.metrics, this.links, this.work);
   }
 
   /**
@@ -147,7 +152,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     // A subclass or instrumentation that replaced runWithProcessingHooks gets it called, hooks or not.
 
     if (this.runWithProcessingHooks !== Server.prototype['runWithProcessingHooks']) this.hooked = true;
-    this.links.ready().then(
+    StrategyMetrics.afterLoading(this.metrics, () => this.links.ready()).then(
       () => callback(),
       async err => {
         await this.links.close();
@@ -223,8 +228,9 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     const { id, pattern } = frame;
     const entry = this.work.start(id, via, pattern, frame.timeoutMs);
     const sink: ResponseSink = {
-      prepare: (packet, keep) => this.prepare(id, packet, keep),
+      prepare: (packet, keep) => prepareResponse(this.identitySerializer ? undefined : this.serializer, id, packet, keep, this.logger),
       write: response => this.write(id, response, via),
+      backedUp: () => via.bufferedAmount > BACKED_UP_BYTES,
     };
     // Made first: a CREDIT or CANCEL may come while the handler runs.
     const stream = new ResponseStream(sink, pattern, frame.window, this.maxStreamBufferedBytes);
@@ -266,7 +272,8 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
         }
         const results = this.transformToObservable(result);
         started = true;
-        stream.start(runEndHook === undefined ? results : results.pipe(finalize(runEndHook)));
+        // The end hook runs when the stream is over (its last RESPONSE sent, or stopped), generators pulled included.
+        stream.start(results, runEndHook);
       });
     } catch (err) {
       // Nest's handler proxy turns handler errors into error streams; this is
@@ -276,31 +283,9 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     }
   }
 
-  /** A packet of request `id`'s answer, serialized and encoded (`keep`: in a buffer of its own, to be sent later). */
-  private prepare(id: number, packet: WritePacket, keep: boolean): PreparedResponse {
-    const out = this.identitySerializer ? packet : (this.serializer.serialize({ ...packet, id: String(id) }) as WritePacket);
-    if (typeof out !== 'object' || out === null) {
-      // Sent as it is by Nest's TCP server; here a packet's fields make the frame, so the call fails at once.
-      this.logger.error(
-        `The serializer returned ${out === null ? 'null' : typeof out} for request ${id}, not a packet ({ response, err, isDisposed })`,
-      );
-      return { flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload: encodePayload(INTERNAL_ERROR) };
-    }
-    const isError = out.err !== undefined && out.err !== null;
-    const encode = keep ? encodePayload : encodePayloadTransient;
-    try {
-      // Transient unless kept: the RESPONSE is encoded right after.
-      const payload = isError ? encode(out.err) : out.response !== undefined ? encode(out.response) : null;
-      return { flags: isError ? ResponseFlag.ERROR | ResponseFlag.DONE : out.isDisposed ? ResponseFlag.DONE : 0, payload };
-    } catch (err) {
-      this.logger.error(`Response to request ${id} cannot be encoded as MessagePack: ${(err as Error).message}`);
-      return { flags: ResponseFlag.ERROR | ResponseFlag.DONE, payload: encodePayload(INTERNAL_ERROR) };
-    }
-  }
-
   private write(id: number, response: PreparedResponse, via: WebSocket): void {
     // The last RESPONSE settles the request (before it goes out: the caller may answer at once).
-    if ((response.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) !== 0) this.work.settle(id, via);
+    if ((response.flags & (ResponseFlag.DONE | ResponseFlag.ERROR)) !== 0) this.work.settle(id, via, response.flags);
     this.links.send({ type: FrameType.Response, id, flags: response.flags, payload: response.payload }, via);
   }
 
@@ -330,7 +315,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       });
       packet = incoming instanceof Promise ? await incoming : incoming;
     } catch (err) {
-      this.work.eventDone();
+      this.work.eventDone(true);
       this.logger.warn(`Dropped event "${frame.pattern}": ${(err as Error).message}`);
       if (wantsAck) this.handled(frame.id, { status: 'error', message: BAD_REQUEST_MESSAGE }, via);
       return;
@@ -361,7 +346,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     } catch (err) {
       failure = err;
     } finally {
-      this.work.eventDone();
+      this.work.eventDone(failure !== undefined);
     }
     if (failure !== undefined && !wantsAck) {
       this.logger.error(`Event handler for "${frame.pattern}" failed: ${describeError(failure)}`);
@@ -437,14 +422,5 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       this.subjectCache.set(subject, hit);
     }
     return hit;
-  }
-}
-
-function describeError(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  try {
-    return JSON.stringify(err);
-  } catch {
-    return String(err);
   }
 }

@@ -1,0 +1,6 @@
+export {
+  WsRelayHealthIndicator,
+  type WsRelayHealthResult,
+  type WsRelayHealthSessions,
+  type WsRelayNode,
+} from './ws-relay-health.indicator.js';
