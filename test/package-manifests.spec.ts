@@ -37,11 +37,13 @@ function files(dir: string, suffix: string): string[] {
 /** Package names imported (statically or dynamically) by the files. */
 function importedPackages(paths: string[]): Set<string> {
   const names = new Set<string>();
-  // `import … from 'x'`, `export … from 'x'`, `import 'x'` (statements), and `import('x')` anywhere.
-  const specifier = /^\s*(?:(?:import|export)\b[^'";]*?\bfrom\s*|import\s*)['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
+  // `import … from 'x'`, `export … from 'x'`, `import 'x'` (statements), `import('x')` anywhere, and
+  // `createRequire(import.meta.url)('x')` (an optional peer loaded synchronously).
+  const specifier =
+    /^\s*(?:(?:import|export)\b[^'";]*?\bfrom\s*|import\s*)['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|\bcreateRequire\(import\.meta\.url\)\(\s*['"]([^'"]+)['"]\s*\)/gm;
   for (const path of paths) {
-    for (const [, stat, dynamic] of readFileSync(path, 'utf8').matchAll(specifier)) {
-      const spec = stat ?? dynamic;
+    for (const [, stat, dynamic, required] of readFileSync(path, 'utf8').matchAll(specifier)) {
+      const spec = stat ?? dynamic ?? required;
       if (spec.startsWith('.') || spec.startsWith('node:')) continue;
       names.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
     }

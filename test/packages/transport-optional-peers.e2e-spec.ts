@@ -1,9 +1,10 @@
 /**
  * @wsrelay/transport's optional peer dependencies, as a user installs the
- * packed tarball: prom-client (the `metrics` option) and @nestjs/terminus
- * (the `@wsrelay/transport/health` entry). In an app without them, the main
- * entry loads from CommonJS and from ESM, and the `metrics` option fails at
- * connect() saying what to install; in an app with them, the metrics land in
+ * packed tarball: prom-client (the `metrics` option), @nestjs/terminus
+ * (the `@wsrelay/transport/health` entry) and @opentelemetry/api (the
+ * `tracing` option). In an app without them, the main entry loads from
+ * CommonJS and from ESM, the `metrics` option fails at connect() and the
+ * `tracing` option at construction, each saying what to install; in an app with them, the metrics land in
  * the app's registry and the health entry loads, from CommonJS and from ESM.
  * The apps live outside the workspace, so nothing resolves from the
  * repository's node_modules.
@@ -78,6 +79,7 @@ describe.each(['cjs', 'mjs'] as const)('@wsrelay/transport from %s', kind => {
   it('loads without prom-client and @nestjs/terminus; the metrics option then fails at connect(), saying what to install', async () => {
     expect(existsSync(join(bare, 'node_modules/prom-client'))).toBe(false);
     expect(existsSync(join(bare, 'node_modules/@nestjs/terminus'))).toBe(false);
+    expect(existsSync(join(bare, 'node_modules/@opentelemetry/api'))).toBe(false);
     const out = await script(
       bare,
       `missing.${kind}`,
@@ -93,11 +95,18 @@ try {
 } catch (e) {
   health = e.message;
 }
-console.log(JSON.stringify({ client: typeof WsRelayClient, message: err && err.message, health }));`),
+let tracing;
+try {
+  new WsRelayClient({ urls: [${JSON.stringify(NOWHERE)}], tracing: true });
+} catch (e) {
+  tracing = e.message;
+}
+console.log(JSON.stringify({ client: typeof WsRelayClient, message: err && err.message, health, tracing }));`),
     );
     expect(out).toEqual({
       client: 'function',
       message: 'The "metrics" option needs the "prom-client" package, which is not installed: run "npm install prom-client"',
+      tracing: 'The "tracing" option needs the "@opentelemetry/api" package, which is not installed: run "npm install @opentelemetry/api"',
       // Only the health entry needs terminus, and says so.
       health: expect.stringContaining("'@nestjs/terminus'"),
     });

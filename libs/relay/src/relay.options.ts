@@ -70,6 +70,7 @@ export function resolveRelayOptions(o: RelayModuleOptions = {}): ResolvedRelayOp
     maxInFlightPerConnection: o.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
     allowedOrigins: o.allowedOrigins,
     perMessageDeflate: o.perMessageDeflate ?? false,
+    tracing: o.tracing ?? false,
     nodeIdReservationMs: o.nodeIdReservationMs ?? DEFAULT_NODE_ID_RESERVATION_MS,
     cluster: resolveCluster(o.cluster),
     drainTimeoutMs: o.drainTimeoutMs ?? DEFAULT_RELAY_DRAIN_TIMEOUT_MS,

@@ -73,6 +73,7 @@ class RelayOptionsSchema {
   @IsString({ each: true, message: 'allowedOrigins must be an array of origins like "https://app.example.com"' })
   allowedOrigins?: string[];
   @IsOptional() @IsBoolean() perMessageDeflate?: boolean;
+  @IsOptional() @IsBoolean() tracing?: boolean;
   @IsOptional() @IsInt() @Min(0) nodeIdReservationMs?: number;
   @IsOptional() @IsInt() @Min(0) drainTimeoutMs?: number;
   @IsOptional() @IsInt() @Min(1024) maxBufferedBytes?: number;

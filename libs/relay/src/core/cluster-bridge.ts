@@ -61,8 +61,8 @@ export class ClusterBridge implements ClusterListener, MembershipListener {
     this.requests.remoteError(relay, m);
   }
 
-  remoteEvent(_relay: RemoteRelay, m: Msg<Cmt.Event>): void {
-    this.fanout.remoteEvent(m);
+  remoteEvent(relay: RemoteRelay, m: Msg<Cmt.Event>): void {
+    this.fanout.remoteEvent(m, relay.relayId);
   }
 
   remoteEventCopies(relay: RemoteRelay, m: Msg<Cmt.EventCopies>): void {

@@ -30,6 +30,7 @@ import type { ResolvedRelayOptions } from '../interfaces/relay-options.interface
 import { RelayLifecycle } from '../lifecycle/relay-lifecycle.js';
 import type { RelayObserver } from '../observe/relay-observer.js';
 import { RelayTally } from '../observe/relay-tally.js';
+import { RelayTracing } from '../observe/relay-tracing.js';
 import { RequestBook } from '../requests/request-book.js';
 import { RequestRouter } from '../requests/request-router.js';
 import { Waits } from '../requests/waits.js';
@@ -125,6 +126,7 @@ export class RelayCore implements OnModuleDestroy {
       onSettled: settled,
       observer,
     });
+    const tracing = options.tracing ? new RelayTracing(options.relayId) : undefined;
     const limit = (this.limit = new InFlightLimit<LocalNode>(options.maxInFlightPerConnection))
       .counts(node => this.book.askedCount(node))
       .counts(node => this.waits.count(node))
@@ -139,9 +141,10 @@ export class RelayCore implements OnModuleDestroy {
       this.replies,
       limit,
       observer,
+      tracing,
     );
     const ackTimeoutMs = options.eventAckTimeoutMs * options.maxEventAttempts;
-    this.fanout = new EventFanout(this.acks, this.worlds, cluster, this.replies, limit, ackTimeoutMs, observer);
+    this.fanout = new EventFanout(this.acks, this.worlds, cluster, this.replies, limit, ackTimeoutMs, observer, tracing);
     this.bridge = new ClusterBridge(this.membership, this.requests, this.fanout, this.acks);
     this.membership.listener = this.bridge;
     this.expiry = new TokenExpiry(this.codec, auth.expiryWarningMs);

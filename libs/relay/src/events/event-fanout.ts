@@ -11,6 +11,7 @@ import { ClusterMessageType as Cmt, type Msg } from '../cluster/cluster-protocol
 import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import { EventDrop, type RelayObserver } from '../observe/relay-observer.js';
+import type { RelayTracing } from '../observe/relay-tracing.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { Routable } from '../routing/routable.js';
 import type { Worlds } from '../routing/world.js';
@@ -37,6 +38,8 @@ export class EventFanout {
     private readonly defaultAckTimeoutMs: number,
     /** Counts events published here, and those that reach nobody. */
     private readonly observer?: Pick<RelayObserver, 'eventPublished' | 'eventDropped'>,
+    /** Spans of traced events (with the `tracing` option). */
+    private readonly tracing?: RelayTracing,
   ) {}
 
   private get codec(): FrameCodec {
@@ -59,6 +62,7 @@ export class EventFanout {
     }
     const recipients = this.recipients(emitter, frame);
     this.observer?.eventPublished();
+    this.tracing?.published(frame.pattern, frame.ext, emitter.nodeId, recipients.length);
     if (recipients.length === 0) {
       this.observer?.eventDropped(EventDrop.NoSubscriber, 1);
       return 0;
@@ -85,9 +89,10 @@ export class EventFanout {
   }
 
   /** An event another relay sends to some nodes of this one. */
-  remoteEvent(m: Msg<Cmt.Event>): void {
+  remoteEvent(m: Msg<Cmt.Event>, from?: string): void {
     const world = this.worlds.get(m.tenant);
     if (world === undefined) return;
+    this.tracing?.published(m.pattern, m.ext, m.emitterNodeId, m.targets.length, from);
     let bytes: WebSocketMessage | undefined;
     let unreachable = 0;
     for (const nodeId of m.targets) {

@@ -253,6 +253,15 @@ export interface RelayModuleOptions {
    * @default false
    */
   perMessageDeflate?: boolean;
+  /**
+   * OpenTelemetry spans of the routing (through `@opentelemetry/api`, which
+   * must then be installed, and an SDK the app registers): a span for each
+   * call, from routing to its end, and for each event published, as a child
+   * of the caller's span when the call or event carries a W3C
+   * `traceparent` header (nodes with `tracing: true` send one).
+   * @default false
+   */
+  tracing?: boolean;
   /** How long a node id stays bound to its token subject after its connection drops, in ms. @default 60000 */
   nodeIdReservationMs?: number;
   /** Run as one relay of a cluster (over Redis). @default a cluster of one */
@@ -323,6 +332,7 @@ export interface ResolvedRelayOptions {
   maxInFlightPerConnection: number;
   allowedOrigins: string[] | undefined;
   perMessageDeflate: boolean;
+  tracing: boolean;
   nodeIdReservationMs: number;
   cluster: Omit<RelayClusterOptions, 'heartbeatIntervalMs' | 'timeoutMs'> & { heartbeatIntervalMs: number; timeoutMs: number };
   drainTimeoutMs: number;

@@ -1,3 +1,4 @@
+import { RelayTracing, type RouteSpan } from '../observe/relay-tracing.js';
 import type { RemoteNode, RemoteRelay } from '../cluster/remote.js';
 import { IdSequence } from '../internal/id-sequence.js';
 import type { LocalNode } from '../routing/local-node.js';
@@ -35,6 +36,8 @@ export interface PendingRequest {
    * caller granted since, less what came). -1: not flow-controlled here.
    */
   credit: number;
+  /** Its span at this relay, when traced (see RelayTracing). */
+  span: RouteSpan | undefined;
 }
 
 /** The largest id of a delivery to a provider. */
@@ -101,6 +104,7 @@ export class RequestBook {
       routedAt,
       timer: undefined,
       credit: -1,
+      span: undefined,
     };
     books(this.byCaller, caller).set(callerRequestId, pending);
     delivered.set(rid, pending);
@@ -109,10 +113,11 @@ export class RequestBook {
     return pending;
   }
 
-  /** Removes a request from both ends' books; false when it had settled already. */
-  settle(pending: PendingRequest): boolean {
+  /** Removes a request from both ends' books (its span ends, failed with `failure` if given); false when it had settled already. */
+  settle(pending: PendingRequest, failure?: string): boolean {
     const asked = this.byCaller.get(pending.caller);
     if (asked?.get(pending.callerRequestId) !== pending) return false;
+    if (pending.span !== undefined) RelayTracing.ended(pending.span, failure);
     clearTimeout(pending.timer);
     asked.delete(pending.callerRequestId);
     this.byParty.get(pending.party)?.delete(pending.rid);

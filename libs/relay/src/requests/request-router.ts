@@ -16,7 +16,8 @@ import { RemoteNode, type RemoteRelay } from '../cluster/remote.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import type { RelayLifecycle } from '../lifecycle/relay-lifecycle.js';
 import { outcomeOf } from '../observe/codes.js';
-import { type RelayObserver, RequestOutcome } from '../observe/relay-observer.js';
+import { type RelayObserver, REQUEST_OUTCOMES, RequestOutcome } from '../observe/relay-observer.js';
+import type { RelayTracing } from '../observe/relay-tracing.js';
 import { LocalNode } from '../routing/local-node.js';
 import type { Membership } from '../routing/membership.js';
 import { type Routable, target } from '../routing/routable.js';
@@ -53,6 +54,8 @@ export class RequestRouter {
     private readonly limit: InFlightLimit<LocalNode>,
     /** Counts requests of this relay's nodes: routed, and how each ended. */
     private readonly observer?: Pick<RelayObserver, 'requestRouted' | 'requestSettled' | 'requestFailed'>,
+    /** Spans of traced calls (with the `tracing` option). */
+    private readonly tracing?: RelayTracing,
   ) {
     book.expireWith(pending => this.expire(pending));
   }
@@ -181,6 +184,7 @@ export class RequestRouter {
     // The caller's relay keeps the deadline; this timer only cleans up should it never say.
     const timerMs = Math.min(MAX_TIMER_MS, m.timeoutMs + FORWARDED_DEADLINE_GRACE_MS);
     const pending = this.bookFor(relay, m.fwdId, provider, m.pattern, m.timeoutMs, timerMs);
+    if (this.tracing !== undefined) pending.span = this.tracing.route(m.pattern, m.ext, m.callerNodeId, provider.nodeId, relay.relayId);
     this.sendRequest(pending, m, m.callerNodeId, m.claims);
   }
 
@@ -248,6 +252,7 @@ export class RequestRouter {
     const pending = this.bookFor(caller, frame.id, provider as Provider, frame.pattern, frame.timeoutMs, left);
     const sent = left === frame.timeoutMs ? frame : { ...frame, timeoutMs: left };
     this.observer?.requestRouted();
+    if (this.tracing !== undefined) pending.span = this.tracing.route(frame.pattern, frame.ext, caller.nodeId, provider.nodeId);
     if (provider instanceof RemoteNode) this.forward(pending, caller, sent, provider);
     else this.sendRequest(pending, sent, caller.nodeId, caller.claims);
   }
@@ -350,7 +355,8 @@ export class RequestRouter {
 
   /** Out of the books; a request of one of this relay's nodes is counted as it ends (once). */
   private settle(pending: PendingRequest, outcome: RequestOutcome): void {
-    if (this.book.settle(pending) && pending.caller instanceof LocalNode) this.observer?.requestSettled(outcome, pending.routedAt);
+    const failure = outcome === RequestOutcome.Ok ? undefined : REQUEST_OUTCOMES[outcome];
+    if (this.book.settle(pending, failure) && pending.caller instanceof LocalNode) this.observer?.requestSettled(outcome, pending.routedAt);
   }
 
   /** Tells a request's provider (here or on its relay) to stop. */

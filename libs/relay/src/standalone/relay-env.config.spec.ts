@@ -98,6 +98,12 @@ describe('relayConfigFromEnv', () => {
     expect(() => relayConfigFromEnv({ RELAY_MAX_HANDSHAKES_PER_IP: '0' })).toThrow(/RELAY_MAX_HANDSHAKES_PER_IP/);
   });
 
+  it('reads RELAY_TRACING as a flag, off when unset', () => {
+    expect(relayConfigFromEnv({ RELAY_TRACING: 'true' }).relay.tracing).toBe(true);
+    expect(relayConfigFromEnv({}).relay).not.toHaveProperty('tracing');
+    expect(() => relayConfigFromEnv({ RELAY_TRACING: 'on' })).toThrow(/RELAY_TRACING must be true or false/);
+  });
+
   it('names a bad variable', () => {
     expect(() => relayConfigFromEnv({ RELAY_PORT: 'eighty' })).toThrow(/RELAY_PORT must be an integer/);
     expect(() => relayConfigFromEnv({ RELAY_MAX_PAYLOAD_BYTES: '1.5' })).toThrow(/RELAY_MAX_PAYLOAD_BYTES/);

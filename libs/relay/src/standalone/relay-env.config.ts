@@ -97,8 +97,8 @@ function bool(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
 
 /**
  * Fair admission from RELAY_MAX_CONNECTIONS_PER_SUBJECT, RELAY_MAX_CONNECTIONS_PER_IP,
- * RELAY_MAX_HANDSHAKES_PER_SUBJECT, RELAY_MAX_HANDSHAKES_PER_IP, RELAY_TRUST_PROXY
- * and RELAY_UPGRADE_TIMEOUT_MS: only the ones set.
+ * RELAY_MAX_HANDSHAKES_PER_SUBJECT, RELAY_MAX_HANDSHAKES_PER_IP, RELAY_TRUST_PROXY,
+ * RELAY_UPGRADE_TIMEOUT_MS and RELAY_TRACING: only the ones set.
  */
 function admissionFromEnv(env: NodeJS.ProcessEnv): Partial<RelayModuleOptions> {
   const admission: Partial<RelayModuleOptions> = {
@@ -107,6 +107,7 @@ function admissionFromEnv(env: NodeJS.ProcessEnv): Partial<RelayModuleOptions> {
     maxHandshakesPerSubject: int(env, 'RELAY_MAX_HANDSHAKES_PER_SUBJECT', 1),
     maxHandshakesPerIp: int(env, 'RELAY_MAX_HANDSHAKES_PER_IP', 1),
     trustProxy: bool(env, 'RELAY_TRUST_PROXY'),
+    tracing: bool(env, 'RELAY_TRACING'),
     upgradeTimeoutMs: int(env, 'RELAY_UPGRADE_TIMEOUT_MS', 1),
   };
   return Object.fromEntries(Object.entries(admission).filter(([, v]) => v !== undefined));
@@ -172,7 +173,7 @@ function appFromEnv(env: NodeJS.ProcessEnv): Partial<RelayAppConfig> {
  * RELAY_REDIS_URL (join a cluster of relays over that Redis),
  * RELAY_CLUSTER_PREFIX, RELAY_CLUSTER_HEARTBEAT_INTERVAL_MS, RELAY_CLUSTER_TIMEOUT_MS,
  * RELAY_CLUSTER_MAX_MESSAGE_BYTES, RELAY_STATUS_TOKEN (bearer token of GET /status/detail),
- * RELAY_METRICS_PATH, RELAY_METRICS_TOKEN, RELAY_LOG_FORMAT, RELAY_LOG_LEVEL (see appFromEnv),
+ * RELAY_METRICS_PATH, RELAY_METRICS_TOKEN, RELAY_LOG_FORMAT, RELAY_LOG_LEVEL (see appFromEnv), RELAY_TRACING,
  * RELAY_DRAIN_TIMEOUT_MS (0: close at once on shutdown), RELAY_MAX_BUFFERED_BYTES
  * (unsent bytes before a slow consumer is closed), RELAY_EVENT_ACK_TIMEOUT_MS,
  * RELAY_MAX_EVENT_ATTEMPTS (events with handler acks), RELAY_STARTUP_GRACE_MS

@@ -16,4 +16,11 @@ export function unencodable(err: unknown): RelayError {
   );
 }
 
+/** Why a new call cannot go out now: too many in flight, or more unsent than the relay connection may hold; or null. */
+export function overLimits(inFlight: number, maxInFlight: number, buffered: number, maxBuffered: number): RelayError | null {
+  if (inFlight >= maxInFlight) return new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooManyInFlight(maxInFlight));
+  if (buffered > maxBuffered) return new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.backedUp(buffered, maxBuffered));
+  return null;
+}
+
 export function noop(): void {}

@@ -19,7 +19,7 @@ import {
 import type WebSocket from 'ws';
 import { resolveConnectionConfig } from '../connection/connection-config.js';
 import { encodeExt } from '../connection/ext.js';
-import { noop, unavailable, unencodable } from './call-errors.js';
+import { noop, overLimits, unavailable, unencodable } from './call-errors.js';
 import { headerProblem } from './header-limits.js';
 import type { Pending } from './pending-call.js';
 import { ClientMetrics } from '../metrics/client-metrics.js';
@@ -27,6 +27,7 @@ import type { WsRelayUrlStatus } from '../connection/url-status.js';
 import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_IN_FLIGHT, DEFAULT_STREAM_WINDOW } from '../constants.js';
 import { speaks } from '../connection/handshake.js';
+import { NodeTracing } from '../tracing/node-tracing.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
 import type { WsRelayClientOptions } from '../interfaces/ws-relay-options.interface.js';
 import { validateClientOptions } from '../interfaces/ws-relay-options.validation.js';
@@ -63,6 +64,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
   private lastId = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly metrics: ClientMetrics | undefined;
+  private readonly tracing: NodeTracing | undefined;
 
   constructor(protected readonly options: WsRelayClientOptions) {
     super();
@@ -90,6 +92,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     this.initializeSerializer({ serializer: options.serializer ?? new WsRelayRecordSerializer() });
     this.initializeDeserializer(options);
     this.metrics = options.metrics === undefined ? undefined : new ClientMetrics(options.metrics, this.links);
+    this.tracing = options.tracing === true ? new NodeTracing() : undefined;
   }
 
   /** This client's node id as the relay sees it. */
@@ -228,8 +231,11 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     }
     let payload: Uint8Array;
     let ext: Uint8Array | null;
+    // Traced: the call's span, and its context in the headers.
+    const traced = this.tracing?.outgoing('call', pattern, options.headers);
+    if (traced !== undefined) callback = traced.work.wrap(callback);
     try {
-      ext = encodeExt(options.headers, out.metadata);
+      ext = encodeExt(traced?.headers ?? options.headers, out.metadata);
       // Transient: the REQUEST below is encoded (and the payload copied) before anything else encodes one.
       payload = encodePayloadTransient(out.data);
     } catch (err) {
@@ -250,6 +256,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     if (entry === undefined) return noop;
     const { id } = entry;
     return () => {
+      traced?.work.end();
       // Still pending means the caller left early: tell the provider.
       if (this.pending.delete(id)) this.links.send({ type: FrameType.Cancel, id }, entry.via);
     };
@@ -272,16 +279,18 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
     if (problem !== null) return Promise.reject(problem);
     let payload: Uint8Array;
     let ext: Uint8Array | null;
+    const traced = this.tracing?.outgoing('emit', pattern, options.headers);
     try {
-      ext = encodeExt(options.headers, out.metadata);
+      ext = encodeExt(traced?.headers ?? options.headers, out.metadata);
       // Transient: correlate() encodes the EVENT at once.
       payload = encodePayloadTransient(out.data);
     } catch (err) {
+      traced?.work.end('BAD_FRAME');
       return Promise.reject(unencodable(err));
     }
     const handlers = (options.ack ?? this.eventAck) === 'handlers';
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return this.correlate(pattern, timeoutMs, id => ({
+    const acked = this.correlate(pattern, timeoutMs, id => ({
       type: FrameType.Event,
       id,
       pattern,
@@ -292,6 +301,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
       flags: handlers ? EventFlag.ACK_HANDLERS : 0, // 0 and an undefined timeoutMs stay off the wire
       timeoutMs: handlers ? timeoutMs : undefined,
     })).then(frame => ({ recipients: frame.type === FrameType.Ack ? frame.recipients : 0 }) as T);
+    return traced === undefined ? acked : traced.work.settle(acked);
   }
 
   /** Sends a frame with a fresh id and resolves with the relay's answer to it (the caller checked overLimits()). */
@@ -335,14 +345,7 @@ export class WsRelayClient extends ClientProxy<WsRelayEvents> {
 
   /** Why a new call cannot go out now (too many in flight, or the relay not reading), or null. */
   private overLimits(): RelayError | null {
-    if (this.pending.size >= this.maxInFlight) {
-      return new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.tooManyInFlight(this.maxInFlight));
-    }
-    const buffered = this.links.bufferedAmount;
-    if (buffered > this.maxBufferedBytes) {
-      return new RelayError(RelayErrorCode.RATE_LIMITED, RelayErrorMessages.backedUp(buffered, this.maxBufferedBytes));
-    }
-    return null;
+    return overLimits(this.pending.size, this.maxInFlight, this.links.bufferedAmount, this.maxBufferedBytes);
   }
 
   private onFrame(frame: Frame): void {

@@ -147,6 +147,16 @@ export interface WsRelayConnectionOptions {
   /** Nest deserializer for incoming packets. @default Nest's incoming request / response deserializer */
   deserializer?: Deserializer;
   /**
+   * OpenTelemetry spans (through `@opentelemetry/api`, which must then be
+   * installed; with no SDK registered they cost next to nothing): a client's
+   * span for each call and emit, whose context travels in the W3C
+   * `traceparent` / `tracestate` headers, and a provider's span for each
+   * request and event it handles, a child of the caller's, active while its
+   * handler runs.
+   * @default false
+   */
+  tracing?: boolean;
+  /**
    * Prometheus metrics, in the app's prom-client registry; `listen()` /
    * `connect()` fail when prom-client cannot be loaded.
    * @default undefined (no metrics, and prom-client is not loaded)

@@ -1,6 +1,7 @@
 import {
   ArrayMinSize,
   IsArray,
+  IsBoolean,
   IsIn,
   IsInt,
   IsNotEmpty,
@@ -88,6 +89,7 @@ class ConnectionOptionsSchema {
   @IsOptional() @IsIn(['failover', 'all']) mode?: string;
   @IsOptional() @HasMethod('serialize') serializer?: unknown;
   @IsOptional() @HasMethod('deserialize') deserializer?: unknown;
+  @IsOptional() @IsBoolean() tracing?: boolean;
   @IsOptional() @IsMetricsOptions() metrics?: unknown;
 }
 

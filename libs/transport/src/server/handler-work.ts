@@ -40,6 +40,7 @@ export class HandlerWork {
     books.delete(id);
     entry.settle();
     if (this.observer !== undefined) this.observer.requestEnded(entry, (flags & ResponseFlag.ERROR) !== 0);
+    entry.ended?.((flags & ResponseFlag.ERROR) !== 0);
     this.checkIdle();
   }
 

@@ -28,6 +28,8 @@ const abortReasons = {
  */
 export class InFlight {
   cancelled = false;
+  /** Called once as it settles (`failed`: answered with an error); a traced request's span ends so. */
+  ended?: (failed: boolean) => void;
   /** Its answer's RESPONSEs (set as it starts). */
   subscription?: Pick<ResponseStream, 'unsubscribe' | 'grant'>;
   /** When the caller stops waiting, in this process's `Date.now()` clock. */

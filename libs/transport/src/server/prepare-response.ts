@@ -48,3 +48,13 @@ export function prepareResponse(
     return FAILED();
   }
 }
+
+/** A failed event handler's error as HANDLED carries it: as Nest made it, an Error hidden as INTERNAL_ERROR; null when it did not fail. */
+export function handlerError(failure: unknown): Uint8Array | null {
+  if (failure === undefined) return null;
+  try {
+    return encodePayload(failure instanceof Error ? INTERNAL_ERROR : failure);
+  } catch {
+    return encodePayload(INTERNAL_ERROR);
+  }
+}

@@ -12,7 +12,6 @@ import { NO_EVENT_HANDLER, NO_MESSAGE_HANDLER } from '@nestjs/microservices/cons
 import {
   compileSubject,
   decodePayload,
-  encodePayload,
   EventFlag,
   type EventFrame,
   type Frame,
@@ -32,9 +31,11 @@ import { RelayLinks } from '../connection/relay-links.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_STREAM_BUFFERED_BYTES } from '../constants.js';
 import { WsRelayContext } from '../ctx-host/ws-relay.context.js';
 import { HandlerWork } from './handler-work.js';
+import type { InFlight } from './in-flight.js';
+import { NodeTracing, type TracedWork } from '../tracing/node-tracing.js';
 import { describeError } from './describe-error.js';
 import { StrategyMetrics } from '../metrics/strategy-metrics.js';
-import { INTERNAL_ERROR, prepareResponse } from './prepare-response.js';
+import { handlerError, INTERNAL_ERROR, prepareResponse } from './prepare-response.js';
 import { type PreparedResponse, type ResponseSink, ResponseStream } from './response-stream.js';
 import { deserializeIncoming } from './incoming-packet.js';
 import { type WsRelayEvents, WsRelayStatus } from '../enums.js';
@@ -83,6 +84,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   private readonly identitySerializer: boolean;
   private readonly drainTimeoutMs: number;
   private readonly maxStreamBufferedBytes: number;
+  private readonly tracing: NodeTracing | undefined;
   private readonly metrics: StrategyMetrics | undefined;
 
   constructor(protected readonly options: WsRelayStrategyOptions) {
@@ -90,6 +92,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     validateStrategyOptions(options);
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     this.maxStreamBufferedBytes = options.maxStreamBufferedBytes ?? DEFAULT_MAX_STREAM_BUFFERED_BYTES;
+    this.tracing = options.tracing === true ? new NodeTracing() : undefined;
     this.links = new RelayLinks(
       resolveConnectionConfig(options, () => this.announcement()),
       options.mode ?? 'failover',
@@ -235,9 +238,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
     // Made first: a CREDIT or CANCEL may come while the handler runs.
     const stream = new ResponseStream(sink, pattern, frame.window, this.maxStreamBufferedBytes);
     entry.subscription = stream;
-    const respond = (packet: WritePacket) => {
-      if (!entry.cancelled) sink.write(sink.prepare(packet, false));
-    };
+    const respond = (packet: WritePacket) => void (entry.cancelled || sink.write(sink.prepare(packet, false)));
     const handler = this.getHandlerByPattern(pattern);
     if (!handler) {
       respond({ err: NO_MESSAGE_HANDLER, status: 'error', isDisposed: true });
@@ -263,18 +264,21 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       return;
     }
     let started = false;
+    const traced = this.traceRequest(entry, pattern, context);
     try {
-      await this.processed(context, async runEndHook => {
-        const result: unknown = await handler(packet.data, context);
-        if (entry.cancelled) {
-          runEndHook?.();
-          return;
-        }
-        const results = this.transformToObservable(result);
-        started = true;
-        // The end hook runs when the stream is over (its last RESPONSE sent, or stopped), generators pulled included.
-        stream.start(results, runEndHook);
-      });
+      await this.traced(traced, () =>
+        this.processed(context, async runEndHook => {
+          const result: unknown = await handler(packet.data, context);
+          if (entry.cancelled) {
+            runEndHook?.();
+            return;
+          }
+          const results = this.transformToObservable(result);
+          started = true;
+          // The end hook runs when the stream is over (its last RESPONSE sent, or stopped), generators pulled included.
+          stream.start(results, runEndHook);
+        }),
+      );
     } catch (err) {
       // Nest's handler proxy turns handler errors into error streams; this is
       // what escapes it (a rejecting processing hook or exception filter).
@@ -331,27 +335,39 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
       frame.attempt ?? 1,
     ]);
     let failure: unknown;
+    const traced = this.tracing?.incoming('emit', frame.pattern, ext.headers, frame.peer);
     try {
-      if (patterns.length === 1) {
-        await this.handleEvent(patterns[0], packet, context);
-      } else {
-        await Promise.all(
-          patterns.map(pattern =>
-            this.handleEvent(pattern, packet, context).catch((err: unknown) => {
-              failure ??= err;
-            }),
-          ),
-        );
-      }
+      failure = await this.traced(traced, () => this.runEventHandlers(patterns, packet, context));
     } catch (err) {
       failure = err;
     } finally {
       this.work.eventDone(failure !== undefined);
+      traced?.endWith(failure);
     }
     if (failure !== undefined && !wantsAck) {
       this.logger.error(`Event handler for "${frame.pattern}" failed: ${describeError(failure)}`);
     }
     if (wantsAck) this.handled(frame.id, failure, via);
+  }
+
+  /** Runs the handler of each of `patterns`; resolves with the first failure (undefined: none). */
+  private async runEventHandlers(patterns: string[], packet: ReadPacket, context: WsRelayContext): Promise<unknown> {
+    if (patterns.length === 1) return void (await this.handleEvent(patterns[0], packet, context));
+    let failure: unknown;
+    await Promise.all(patterns.map(p => this.handleEvent(p, packet, context).catch((err: unknown) => void (failure ??= err))));
+    return failure;
+  }
+
+  /** A traced request's span, ended when the request settles (with the code that stopped it, or as failed). */
+  private traceRequest(entry: InFlight, pattern: string, context: WsRelayContext): TracedWork | undefined {
+    const traced = this.tracing?.incoming('call', pattern, context.getHeaders(), context.getCallerId());
+    if (traced !== undefined) entry.ended = failed => traced.end(entry.stopCode ?? (failed ? 'handler error' : undefined));
+    return traced;
+  }
+
+  /** `fn` with the span of `traced` active (as is, untraced). */
+  private traced<T>(traced: TracedWork | undefined, fn: () => T): T {
+    return traced === undefined ? fn() : this.tracing!.run(traced, fn);
   }
 
   /** Nest's handleEvent, awaiting the handler's stream (as Nest's Kafka server does), so a failure is not lost. */
@@ -402,15 +418,7 @@ export class WsRelayStrategy extends Server<WsRelayEvents, WsRelayStatus> implem
   }
 
   private handled(id: number, failure: unknown, via: WebSocket): void {
-    let error: Uint8Array | null = null;
-    if (failure !== undefined) {
-      try {
-        error = encodePayload(failure instanceof Error ? INTERNAL_ERROR : failure);
-      } catch {
-        error = encodePayload(INTERNAL_ERROR);
-      }
-    }
-    this.links.send({ type: FrameType.Handled, id, error }, via);
+    this.links.send({ type: FrameType.Handled, id, error: handlerError(failure) }, via);
   }
 
   /** The registered event patterns a published subject matches, cached per subject. */
