@@ -18,7 +18,7 @@ export interface ConnectionIdentity {
   readonly subject: string | null;
   /** '' without a tenant claim. */
   readonly tenant: string;
-  /** A server connection may serve, subscribe and answer; a passive client may only call and emit. */
+  /** A server connection may serve, subscribe and answer; a passive client may call, emit, and subscribe where its token grants it. */
   readonly isServer: boolean;
   readonly permissions: Permissions;
   /** When the token expires, in ms since the epoch; null when it does not. */
@@ -56,6 +56,8 @@ export class RelayAuthService {
   readonly maxRefreshFailures: number;
   private readonly verifyToken: Verify | undefined;
   private readonly defaultPermissions: Permissions;
+  /** A passive client's without a permissions claim: the defaults without `subscribe` (it subscribes only where its own token grants it). */
+  private readonly passiveDefaultPermissions: Permissions;
   /** Compiled permissions shared by tokens with the same claim (most tokens of a service are alike). */
   private readonly compiled = new Map<string, Permissions>();
 
@@ -65,6 +67,7 @@ export class RelayAuthService {
     this.maxRefreshFailures = (options.auth ? options.auth.maxRefreshFailures : undefined) ?? DEFAULT_MAX_REFRESH_FAILURES;
     this.verifyToken = options.auth ? buildVerifier(options.auth) : undefined;
     this.defaultPermissions = new Permissions(options.defaultPermissions);
+    this.passiveDefaultPermissions = new Permissions({ ...options.defaultPermissions, subscribe: [] });
   }
 
   /** The identity of an upgrade request; throws TokenRefusal when auth is on and the token does not pass. */
@@ -114,7 +117,8 @@ export class RelayAuthService {
   }
 
   private identity(claims: RelayClaims | null, isServer: boolean): ConnectionIdentity {
-    let permissions = this.defaultPermissions;
+    // Secure by default: `defaultPermissions` (everything, unless set) would let every browser token read every event.
+    let permissions = isServer ? this.defaultPermissions : this.passiveDefaultPermissions;
     let tenant = '';
     let subject: string | null = null;
     let expiresAt: number | null = null;

@@ -44,6 +44,8 @@ export interface ClusterNode {
   subject: string | null;
   /** When its relay accepted it (that relay's clock): the older claim of a node id wins. */
   since: number;
+  /** A passive client (it subscribes but never answers); absent: a server. */
+  passive?: boolean;
 }
 
 export type ClusterMessage =

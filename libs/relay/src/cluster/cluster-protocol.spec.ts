@@ -1,4 +1,4 @@
-import { encode } from '@msgpack/msgpack';
+import { decode, encode } from '@msgpack/msgpack';
 import {
   CLUSTER_PROTOCOL_VERSION,
   ClusterCodec,
@@ -98,6 +98,21 @@ describe('ClusterCodec', () => {
       sentAt: 42,
     });
     expect(encode([V, T.Beat, 'r', 'relay-1', 42])).toEqual(codec.encode({ type: T.Beat, relayId: 'relay-1', sentAt: 42 }, 'r'));
+  });
+
+  it("marks a passive client's node with a trailing field; a server's keeps the 8 fields an earlier relay reads", () => {
+    const V = CLUSTER_PROTOCOL_VERSION;
+    const wireNode = (n: ClusterNode) => (decode(codec.encode({ type: T.NodeUp, node: n }, 'r')) as unknown[][])[3];
+    expect(wireNode(node)).toHaveLength(8);
+    expect(wireNode({ ...node, passive: true })).toEqual([...wireNode(node), true]);
+    expect(codec.decode(codec.encode({ type: T.NodeUp, node: { ...node, passive: true } }, 'r'))).toEqual({
+      type: T.NodeUp,
+      from: 'r',
+      node: { ...node, passive: true },
+    });
+    // Fields a later version adds after it are ignored; an unmarked node is a server.
+    expect(codec.decode(encode([V, T.NodeUp, 'r', [...wireNode(node), true, 'later']]))).toMatchObject({ node: { passive: true } });
+    expect(codec.decode(encode([V, T.NodeUp, 'r', wireNode(node)]))).toEqual({ type: T.NodeUp, from: 'r', node });
   });
 
   it('refuses what another relay cannot have meant, naming the field', () => {

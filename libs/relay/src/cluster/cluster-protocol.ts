@@ -304,7 +304,12 @@ function fromWire(raw: readonly unknown[]): ClusterMessage {
   return (SHAPES[type as ClusterMessageType] as WireShape<ClusterMessage>).read(new Reader(raw, 3, type), from);
 }
 
-const nodeToWire = (n: ClusterNode): unknown[] => [n.tenant, n.nodeId, n.service, n.patterns, n.events, n.queue, n.subject, n.since];
+/** A server's node is the 8 fields an earlier version reads; a passive client's adds `true` (which such a version ignores). */
+function nodeToWire(n: ClusterNode): unknown[] {
+  const wire: unknown[] = [n.tenant, n.nodeId, n.service, n.patterns, n.events, n.queue, n.subject, n.since];
+  if (n.passive === true) wire.push(true);
+  return wire;
+}
 
 function fail(what: string): never {
   throw new ClusterMessageError(`bad ${what}`);
@@ -315,7 +320,7 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFin
 /** Fields a node may have on the wire: its 8, and a few a later version may add. */
 const MAX_NODE_FIELDS = 12;
 
-/** A node as presence carries it: [tenant, nodeId, service, patterns, events, queue, subject, since]. */
+/** A node as presence carries it: [tenant, nodeId, service, patterns, events, queue, subject, since, passive?]. */
 function nodeFromWire(v: unknown): ClusterNode {
   if (!Array.isArray(v) || v.length < 8 || v.length > MAX_NODE_FIELDS) fail('node');
   const r = new Reader(v, 0, 'node');
@@ -328,5 +333,6 @@ function nodeFromWire(v: unknown): ClusterNode {
     queue: r.optStr(5, 'queue'),
     subject: r.optStr(6, 'subject'),
     since: r.num(7, 'since'),
+    ...(r.bool(8) ? { passive: true } : {}),
   };
 }

@@ -67,6 +67,10 @@ export class RemoteNode {
   get slow(): boolean {
     return false;
   }
+
+  get passive(): boolean {
+    return this.info.passive === true;
+  }
 }
 
 export function nodeKey(tenant: string, nodeId: string): string {
@@ -80,6 +84,7 @@ export function sameNode(a: ClusterNode, b: ClusterNode): boolean {
     a.service === b.service &&
     a.queue === b.queue &&
     a.subject === b.subject &&
+    (a.passive === true) === (b.passive === true) &&
     a.patterns.length === b.patterns.length &&
     a.patterns.every((p, i) => p === b.patterns[i]) &&
     a.events.length === b.events.length &&

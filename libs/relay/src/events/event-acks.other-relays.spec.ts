@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { encodePayload, EventFlag, FrameType, RelayErrorCode } from '@wsrelay/protocol';
 import { codec, fakeNode } from '../../spec-support/fakes.js';
 import { ackFixture, copies, copiesIn, copy, DEADLINE, failure, frame, PATTERN, remoteNode } from '../../spec-support/event-acks-setup.js';
+import { OPEN_IDENTITY } from '../auth/relay-auth.service.js';
 import { ClusterMessageType as Cmt } from '../cluster/cluster-protocol.js';
 import type { RelayCluster } from '../cluster/relay-cluster.js';
 import { RemoteRelay } from '../cluster/remote.js';
@@ -104,7 +105,7 @@ describe('EventAcks', () => {
   describe('copies other relays drive', () => {
     let r: RemoteRelay;
     let send: jest.SpiedFunction<RelayCluster['send']>;
-    const bytesFor = (id: number, attempt: number) =>
+    const bytesFor = (id: number, attempt?: number) =>
       codec.encode(eventFrame({ pattern: PATTERN, payload: encodePayload('p'), ext: null }, id, 'far', null, attempt));
 
     beforeEach(() => {
@@ -163,6 +164,18 @@ describe('EventAcks', () => {
       );
       expect(t.acks.size).toBe(0);
       expect(other.session.socket.sent).toEqual([]);
+    });
+
+    it('for a passive node (its relay did not know it cannot answer) are handed over plain and answered handled at once', () => {
+      const browser = fakeNode(t.world, { nodeId: 'browser', events: [PATTERN] }, { ...OPEN_IDENTITY, isServer: false });
+      t.world.route(browser);
+      t.acks.relay(r, t.world, PATTERN, [['browser', 43, 1]], bytesFor);
+      const plain = copy(browser);
+      expect(plain).toMatchObject({ id: 0, pattern: PATTERN, peer: 'far' });
+      expect(plain.flags).toBeUndefined();
+      expect(browser.session.owed).toBe(0);
+      expect(send.mock.calls.map(([, m]) => m)).toEqual([{ type: Cmt.Handled, did: 43, code: null, error: null }]);
+      expect(t.acks.size).toBe(0);
     });
 
     it('are answered PROVIDER_DISCONNECTED when their node leaves, and dropped unanswered when their relay is gone', () => {

@@ -209,7 +209,7 @@ export class EventAcks {
     world: World | undefined,
     pattern: string,
     copies: ReadonlyArray<readonly [string, number, number]>,
-    bytesFor: (id: number, attempt: number) => Uint8Array,
+    bytesFor: (id: number, attempt?: number) => Uint8Array,
   ): void {
     this.relayed.relay(relay, world, pattern, copies, bytesFor);
   }

@@ -24,8 +24,10 @@ import {
   MAX_IN_FLIGHT,
   remoteNode,
 } from '../../spec-support/event-fanout-setup.js';
+import { fakeNode } from '../../spec-support/fakes.js';
+import { OPEN_IDENTITY } from '../auth/relay-auth.service.js';
 import { ClusterMessageType as Cmt } from '../cluster/cluster-protocol.js';
-import { RemoteRelay } from '../cluster/remote.js';
+import { RemoteNode, RemoteRelay } from '../cluster/remote.js';
 
 describe('EventFanout', () => {
   /** A fresh fan-out for each test, with fake timers (see fanoutFixture). */
@@ -140,6 +142,79 @@ describe('EventFanout', () => {
       expect(t.fanout.publish(t.emitter, handlersEvent(1, 'x'))).toBeUndefined();
       expect(send).toHaveBeenCalledWith(r, expect.objectContaining({ type: Cmt.EventCopies, pattern: 'x', emitterNodeId: 'emitter' }));
       expect(t.acks.size).toBe(1);
+    });
+  });
+
+  describe('handler acks with passive subscribers (browsers, which cannot answer HANDLED)', () => {
+    /** A passive client of this relay subscribed to `events`, in routing. */
+    const passive = (nodeId: string, events: string[], queue: string | null = null) => {
+      const node = fakeNode(t.world, { nodeId, events, queue }, { ...OPEN_IDENTITY, isServer: false });
+      t.world.route(node);
+      return node;
+    };
+
+    it('give a passive subscriber a plain copy at once, and wait for and count the handlers only', () => {
+      const handler = t.subscriber('handler', ['x']);
+      const browser = passive('browser', ['x']);
+      expect(t.fanout.publish(t.emitter, handlersEvent(5, 'x'))).toBeUndefined();
+      const [plain] = eventsOf(browser);
+      expect(plain).toMatchObject({ type: FrameType.Event, id: 5, pattern: 'x', peer: 'emitter' });
+      expect(plain.flags).toBeUndefined();
+      expect(plain.attempt).toBeUndefined();
+      expect(browser.session.owed).toBe(0);
+      const [copy] = eventsOf(handler);
+      expect(copy).toMatchObject({ flags: EventFlag.ACK_HANDLERS, attempt: 1 });
+      expect(t.acks.size).toBe(1);
+      t.fanout.handled(handler, copy.id, null);
+      expect(t.emitter.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 5, recipients: 1 }]);
+    });
+
+    it('ACK 0 at once when only passive subscribers receive the event, and keep nothing waiting', () => {
+      const browser = passive('browser', ['x']);
+      expect(t.fanout.publish(t.emitter, handlersEvent(6, 'x', { peer: 'browser' }))).toBe(0);
+      expect(eventsOf(browser)).toMatchObject([{ id: 6, pattern: 'x' }]);
+      expect(t.acks.pending(t.emitter)).toBe(0);
+      expect(jest.getTimerCount()).toBe(0);
+    });
+
+    it("keep a passive queue group apart: servers' group gets the copy to answer, and it never moves to a browser", () => {
+      const [s1, s2] = [t.subscriber('s1', ['x'], 'g'), t.subscriber('s2', ['x'], 'g')];
+      const [p1, p2] = [passive('p1', ['x'], 'g'), passive('p2', ['x'], 'g')];
+      t.fanout.publish(t.emitter, handlersEvent(7, 'x'));
+      const [copy] = eventsOf(s1);
+      expect(copy.flags).toBe(EventFlag.ACK_HANDLERS);
+      expect(eventsOf(p1)).toMatchObject([{ id: 7 }]);
+      expect([eventsOf(s2), eventsOf(p2)]).toEqual([[], []]);
+      // s1 leaves without answering: the copy moves to the other server.
+      t.world.unroute(s1);
+      s1.session.socket.close(1000);
+      t.acks.nodeGone(s1);
+      const [moved] = eventsOf(s2);
+      expect(moved).toMatchObject({ flags: EventFlag.ACK_HANDLERS, attempt: 2 });
+      expect([eventsOf(p1), eventsOf(p2)]).toEqual([[], []]);
+      t.fanout.handled(s2, moved.id, null);
+      expect(t.emitter.session.socket.take()).toEqual([{ type: FrameType.Ack, id: 7, recipients: 1 }]);
+    });
+
+    it('send a passive subscriber of another relay a plain event, not a copy to answer', () => {
+      const send = jest.spyOn(t.cluster, 'send').mockReturnValue(true);
+      const r = new RemoteRelay('instance-r', 'R');
+      const far = new RemoteNode(r, {
+        tenant: '',
+        nodeId: 'far',
+        service: null,
+        patterns: [],
+        events: ['x'],
+        queue: null,
+        subject: null,
+        since: 1,
+        passive: true,
+      });
+      t.world.route(far);
+      expect(t.fanout.publish(t.emitter, handlersEvent(8, 'x'))).toBe(0);
+      expect(send).toHaveBeenCalledTimes(1);
+      expect(send).toHaveBeenCalledWith(r, expect.objectContaining({ type: Cmt.Event, id: 8, pattern: 'x', targets: ['far'] }));
+      expect(t.acks.size).toBe(0);
     });
   });
 });

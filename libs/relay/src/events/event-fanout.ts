@@ -25,7 +25,8 @@ import { eventFrame } from './event-frame.js';
  * queue group), on this relay and, through the cluster, on others, or to the
  * one node it names; the emitter is acknowledged with how many it reached.
  * With handler acks, EventAcks takes over and acknowledges once every
- * handler has answered.
+ * handler has answered; passive subscribers, which cannot answer, get a
+ * plain copy and are neither waited for nor counted.
  */
 export class EventFanout {
   constructor(
@@ -67,10 +68,7 @@ export class EventFanout {
       this.observer?.eventDropped(EventDrop.NoSubscriber, 1);
       return 0;
     }
-    if (handlers) {
-      const copies = this.acks.start(emitter, frame, recipients, frame.timeoutMs ?? this.defaultAckTimeoutMs);
-      return copies === 0 ? 0 : undefined;
-    }
+    if (handlers) return this.withHandlers(emitter, frame, recipients);
     return this.deliver(emitter, frame, recipients);
   }
 
@@ -110,7 +108,7 @@ export class EventFanout {
 
   /** Handler-acked copies another relay asks this one to hand to its nodes. */
   remoteEventCopies(relay: RemoteRelay, m: Msg<Cmt.EventCopies>): void {
-    const frame = (id: number, attempt: number) => this.codec.encode(eventFrame(m, id, m.emitterNodeId, m.claims, attempt));
+    const frame = (id: number, attempt?: number) => this.codec.encode(eventFrame(m, id, m.emitterNodeId, m.claims, attempt));
     this.acks.relay(relay, this.worlds.get(m.tenant), m.pattern, m.copies, frame);
   }
 
@@ -119,6 +117,19 @@ export class EventFanout {
     if (frame.peer === null) return world.subscriptions.recipients(frame.pattern);
     const target = world.nodes.get(frame.peer);
     return target !== undefined && world.subscriptions.subscribes(target, frame.pattern) ? [target] : [];
+  }
+
+  /**
+   * An event with handler acks: servers get copies to answer; passive
+   * subscribers (browsers) cannot send HANDLED, so they get a plain copy,
+   * once the event is accepted, and the ACK counts the handlers only.
+   */
+  private withHandlers(emitter: LocalNode, frame: EventFrame, recipients: readonly Routable[]): number | undefined {
+    const listeners = recipients.some(isPassive) ? recipients.filter(isPassive) : [];
+    const answering = listeners.length === 0 ? recipients : recipients.filter(r => !isPassive(r));
+    const copies = answering.length === 0 ? 0 : this.acks.start(emitter, frame, answering, frame.timeoutMs ?? this.defaultAckTimeoutMs);
+    if (listeners.length > 0) this.deliver(emitter, frame, listeners);
+    return copies === 0 ? 0 : undefined;
   }
 
   /** A plain event: one encoding for every local recipient, one cluster message per other relay. */
@@ -165,3 +176,5 @@ export class EventFanout {
     return delivered;
   }
 }
+
+const isPassive = (node: Routable): boolean => node.passive === true;

@@ -43,19 +43,29 @@ export class RelayedCopies {
     return this.byId.has(id);
   }
 
-  /** Copies another relay asks this one to hand to its nodes (`copies`: node id, the other relay's delivery id, attempt). */
+  /**
+   * Copies another relay asks this one to hand to its nodes (`copies`: node
+   * id, the other relay's delivery id, attempt). `bytesFor` without an
+   * attempt makes a plain copy.
+   */
   relay(
     relay: RemoteRelay,
     world: World | undefined,
     pattern: string,
     copies: ReadonlyArray<readonly [string, number, number]>,
-    bytesFor: (id: number, attempt: number) => Uint8Array,
+    bytesFor: (id: number, attempt?: number) => Uint8Array,
   ): void {
     for (const [nodeId, did, attempt] of copies) {
       const node = world?.nodes.get(nodeId);
       if (!(node instanceof LocalNode) || !node.isOpen || !world!.subscriptions.subscribes(node, pattern)) {
         this.observer?.eventDropped(EventDrop.Unreachable, 1);
         this.answer(relay, did, RelayErrorCode.PROVIDER_DISCONNECTED, null);
+        continue;
+      }
+      if (node.passive) {
+        // A relay that does not know it is passive (an earlier version): it cannot answer, so a plain copy, settled at once.
+        node.send(bytesFor(0));
+        this.answer(relay, did, null, null);
         continue;
       }
       const id = this.nextId();

@@ -67,10 +67,7 @@ type Outcome = 'ok' | { code: RelayErrorCode; message: string };
 const OK = 'ok';
 const HELLO_FIRST: Outcome = { code: RelayErrorCode.BAD_FRAME, message: RelayErrorMessages.badFrame(RelayErrorMessages.helloFirst()) };
 const NOT_SERVER_ANSWER: Outcome = { code: RelayErrorCode.FORBIDDEN, message: RelayErrorMessages.notServer('answer requests') };
-const NOT_SERVER_HELLO: Outcome = {
-  code: RelayErrorCode.FORBIDDEN,
-  message: RelayErrorMessages.notServer('serve patterns or subscribe to events'),
-};
+const NOT_SERVER_HELLO: Outcome = { code: RelayErrorCode.FORBIDDEN, message: RelayErrorMessages.notServer('serve patterns') };
 const forbidden = (action: string, subject: string): Outcome => ({
   code: RelayErrorCode.FORBIDDEN,
   message: RelayErrorMessages.forbidden(action, subject),
@@ -184,9 +181,33 @@ describe('FramePolicy', () => {
       expect(outcome(connection(identity(false, NONE), false), hello([], []))).toBe(OK);
     });
 
-    it('refuses a passive connection that only subscribes', () => {
-      expect(outcome(connection(identity(false, ALL), false), hello([], ['x']))).toEqual(NOT_SERVER_HELLO);
+    it('refuses a passive connection that serves, whatever its token grants', () => {
       expect(outcome(connection(identity(false, ALL), false), hello(['x'], []))).toEqual(NOT_SERVER_HELLO);
+      expect(outcome(connection(identity(false, { serve: ['x'], subscribe: ['>'] }), false), hello(['x'], ['y']))).toEqual(
+        NOT_SERVER_HELLO,
+      );
+    });
+
+    it("lets a passive connection subscribe where its token's subscribe permission covers each subscription whole", () => {
+      const session = connection(identity(false, { subscribe: ['orders.>', 'audit.eu.*'] }), false);
+      expect(outcome(session, hello([], ['orders.created', 'orders.>', 'audit.eu.login']))).toBe(OK);
+      expect(outcome(session, hello([], ['orders.>', 'audit.>']))).toEqual(forbidden('subscribing to', 'audit.>'));
+      expect(outcome(session, hello([], ['audit.eu.>']))).toEqual(forbidden('subscribing to', 'audit.eu.>'));
+      const queued: HelloFrame = { ...hello([], ['orders.created']), queue: 'tabs' };
+      expect(outcome(session, queued)).toBe(OK);
+      expect(outcome(session, { ...queued, events: ['billing.paid'] })).toEqual(forbidden('subscribing to', 'billing.paid'));
+    });
+
+    it('refuses a passive connection without a subscribe permission, naming the subject', () => {
+      const session = connection(identity(false, { call: ['>'], publish: ['>'] }), false);
+      expect(outcome(session, hello([], ['x']))).toEqual(forbidden('subscribing to', 'x'));
+    });
+
+    it('still refuses RESPONSE and HANDLED from a passive subscriber', () => {
+      const session = connection(identity(false, { subscribe: ['>'] }), false);
+      membership.join(session, { nodeId: 'sub', service: null, patterns: [], events: ['x'], queue: null });
+      expect(outcome(session, FRAMES[FrameType.Response])).toEqual(NOT_SERVER_ANSWER);
+      expect(outcome(session, FRAMES[FrameType.Handled])).toEqual(NOT_SERVER_ANSWER);
     });
 
     it('names the first pattern the token does not let it serve', () => {

@@ -15,7 +15,11 @@ import type { Session } from '../session/session.js';
 interface FrameRule {
   /** A session established by HELLO. */
   established: boolean;
-  /** A server connection (as `isServerConnection` classified it); for HELLO only when it announces patterns or subscriptions. */
+  /**
+   * A server connection (as `isServerConnection` classified it); for HELLO
+   * only when it announces patterns: a passive client may subscribe to what
+   * its token's `subscribe` grants (it gets plain copies, and answers nothing).
+   */
   server: boolean;
   /** The token permission the frame's pattern (HELLO: its patterns and subscriptions) needs. */
   permission?: PermissionAction | 'announce';
@@ -49,8 +53,9 @@ const ACTION_WORDS: Record<PermissionAction, string> = {
 };
 
 /**
- * The relay's frame policy: HELLO first, server-only frames from server
- * connections only, and each pattern within the token's permissions
+ * The relay's frame policy: HELLO first, server-only frames (RESPONSE,
+ * HANDLED, serving patterns) from server connections only, and each pattern
+ * (a passive client's subscriptions too) within the token's permissions
  * (compiled once per token, so a check is a cached lookup). A frame that
  * fails gets its RelayError (BAD_FRAME or FORBIDDEN) and is not routed.
  */
@@ -67,7 +72,7 @@ export class FramePolicy {
     const identity = session.identity;
     if (rule.server && !identity.isServer) {
       if (frame.type !== FrameType.Hello) throw forbiddenPassive('answer requests');
-      if (frame.patterns.length > 0 || frame.events.length > 0) throw forbiddenPassive('serve patterns or subscribe to events');
+      if (frame.patterns.length > 0) throw forbiddenPassive('serve patterns');
     }
     if (rule.permission === undefined) return;
     const perms = identity.permissions;

@@ -174,13 +174,19 @@ export interface RelayModuleOptions {
   auth?: RelayAuthOptions | false;
   /**
    * Classifies a connection: true for a server (may serve patterns, subscribe
-   * to events and answer requests), false for a passive client (may call and emit).
+   * to events and answer requests), false for a passive client (may call and
+   * emit, and subscribe to the events its token's permissions claim lets it).
    * @default claims.role === 'server' (or 'server' in claims.roles); every connection when auth is off
    */
   isServerConnection?: (claims: RelayClaims | null, request: IncomingMessage) => boolean;
   /** Claim holding a connection's permissions. @default 'perms' */
   permissionsClaim?: string;
-  /** Permissions of a token without a permissions claim (and of every connection when auth is off). @default everything */
+  /**
+   * Permissions of a token without a permissions claim (and of every connection
+   * when auth is off). Its `subscribe` applies to server connections only: a
+   * passive client subscribes only where its own token's claim grants it.
+   * @default everything
+   */
   defaultPermissions?: RelayPermissions;
   /** Claim naming a connection's tenant; tenants never see each other. @default 'tenant' */
   tenantClaim?: string;

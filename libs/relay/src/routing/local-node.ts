@@ -53,6 +53,11 @@ export class LocalNode implements Routable {
     return this.session.slow;
   }
 
+  /** Not a server connection: it listens to its subscriptions and answers nothing. */
+  get passive(): boolean {
+    return !this.session.identity.isServer;
+  }
+
   /** Its verified claims as MessagePack, forwarded with its requests and events (null without auth). */
   get claims(): Uint8Array | null {
     return this.session.identity.encodedClaims;

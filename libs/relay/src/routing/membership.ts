@@ -266,5 +266,6 @@ function clusterNode(node: LocalNode): ClusterNode {
     queue: node.queue,
     subject: node.session.identity.subject,
     since: node.since,
+    ...(node.passive ? { passive: true } : {}),
   };
 }

@@ -15,6 +15,12 @@ export interface Routable {
   readonly isOpen: boolean;
   /** Backed up: it is passed over for new routing while another node can take it. */
   readonly slow: boolean;
+  /**
+   * A passive client (a browser): it may subscribe, but never answers, so it
+   * gets plain copies only, and its queue groups are its own, apart from
+   * servers' of the same name. Absent: a server.
+   */
+  readonly passive?: boolean;
 }
 
 /** The node `nodeId` among `nodes` if it serves `pattern`. */

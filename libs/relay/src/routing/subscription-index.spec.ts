@@ -105,4 +105,26 @@ describe('SubscriptionIndex', () => {
     expect(index.subscribes(tricky, 'orders.new')).toBe(false);
     expect(index.groupMembers('orders.new', 'x\ny')).toEqual([victim]);
   });
+
+  it("keeps passive clients' queue groups apart from servers' of the same name", () => {
+    const index = new SubscriptionIndex();
+    const [s1, s2] = [node(['jobs'], 'g'), node(['jobs'], 'g')];
+    const [p1, p2] = [
+      { ...node(['jobs'], 'g'), passive: true },
+      { ...node(['jobs'], 'g'), passive: true },
+    ];
+    [s1, p1, s2, p2].forEach(n => index.add(n));
+    // One server and one passive client each time: a browser never takes a service's turn.
+    expect([1, 2, 3, 4].map(() => index.recipients('jobs'))).toEqual([
+      [s1, p1],
+      [s2, p2],
+      [s1, p1],
+      [s2, p2],
+    ]);
+    expect(index.groupMembers('jobs', 'g')).toEqual([s1, s2]);
+    expect(index.counts).toEqual({ subscriptions: 4, queueGroups: 2 });
+    [p1, p2].forEach(n => index.remove(n));
+    expect(index.counts).toEqual({ subscriptions: 2, queueGroups: 1 });
+    expect(index.recipients('jobs')).toEqual([s1]);
+  });
 });

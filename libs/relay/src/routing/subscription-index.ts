@@ -8,7 +8,8 @@ import { type CacheRegion, type RouteCache, standaloneRouteCache } from './route
  */
 interface Bucket<T> {
   readonly match: SubjectMatcher;
-  readonly queue: string | null;
+  /** Its queue group's key (groupKey), null for plain subscribers. */
+  readonly group: string | null;
   /** Replaced, never changed, when a node joins or leaves: a route keeps the list it was built with. */
   members: readonly T[];
   readonly set: Set<T>;
@@ -17,7 +18,8 @@ interface Bucket<T> {
 /** Who receives one subject: every plain subscriber, and one member of each queue group. */
 export interface EventRoute<T> {
   plain: readonly T[];
-  groups: Array<{ queue: string; members: readonly T[] }>;
+  /** `group`: the queue group's key (groupKey). */
+  groups: Array<{ group: string; members: readonly T[] }>;
   /** The subscriptions that match it. */
   buckets: ReadonlyArray<Bucket<T>>;
   /** Nodes in lists made for this route alone (where subscriptions overlap); lists shared with the index cost it nothing. */
@@ -43,6 +45,16 @@ export function routeCost(subject: string, route: EventRoute<unknown>): number {
 }
 
 /**
+ * A queue group's key: passive clients' groups are kept apart from servers'
+ * of the same name, so a browser never takes a share of a service's events
+ * (nor a handler-acked copy it cannot answer). The first character tells
+ * them apart whatever the queue name holds.
+ */
+function groupKey(queue: string, passive: boolean): string {
+  return (passive ? 'p' : 's') + queue;
+}
+
+/**
  * Event subscriptions with NATS-style wildcards. Nodes that subscribe with
  * the same pattern in the same queue group share one subscription (matched
  * once for all of them, however many), so building a route costs one match
@@ -56,7 +68,7 @@ export class SubscriptionIndex<T extends Routable = Routable> {
   /** By pattern and queue group. */
   private readonly buckets = new Map<string, Bucket<T>>();
   private readonly cache: CacheRegion<EventRoute<T>>;
-  /** Round-robin position of each queue group; survives cache rebuilds. */
+  /** Round-robin position of each queue group (by groupKey); survives cache rebuilds. */
   private readonly turns = new Map<string, number>();
 
   constructor(routes: RouteCache<EventRoute<T>> = standaloneRouteCache()) {
@@ -65,12 +77,13 @@ export class SubscriptionIndex<T extends Routable = Routable> {
 
   add(session: T): void {
     if (session.events.length === 0) return;
+    const group = groupOf(session);
     for (const pattern of session.events) {
-      // Unambiguous whatever a queue name or pattern holds: the queue is length-prefixed, and no queue differs from ''.
-      const key = session.queue === null ? `-${pattern}` : `+${session.queue.length}:${session.queue}${pattern}`;
+      // Unambiguous whatever a queue name or pattern holds: the group is length-prefixed.
+      const key = group === null ? `-${pattern}` : `+${group.length}:${group}${pattern}`;
       let bucket = this.buckets.get(key);
       if (bucket === undefined) {
-        this.buckets.set(key, (bucket = { match: compileSubject(pattern), queue: session.queue, members: [], set: new Set() }));
+        this.buckets.set(key, (bucket = { match: compileSubject(pattern), group, members: [], set: new Set() }));
       }
       if (bucket.set.has(session)) continue;
       bucket.set.add(session);
@@ -86,9 +99,9 @@ export class SubscriptionIndex<T extends Routable = Routable> {
       if (bucket.set.size === 0) this.buckets.delete(key);
       else bucket.members = bucket.members.filter(m => m !== session);
     }
-    const queue = session.queue;
+    const group = groupOf(session);
     // A group's turn lives as long as the group: queue names come from peers, so kept turns would grow without bound.
-    if (queue !== null && ![...this.buckets.values()].some(b => b.queue === queue)) this.turns.delete(queue);
+    if (group !== null && ![...this.buckets.values()].some(b => b.group === group)) this.turns.delete(group);
     this.cache.clear();
   }
 
@@ -102,22 +115,23 @@ export class SubscriptionIndex<T extends Routable = Routable> {
     const route = this.route(subject);
     if (route.groups.length === 0) return route.plain;
     const out = route.plain.slice();
-    for (const { queue, members } of route.groups) {
+    for (const { group, members } of route.groups) {
       const n = members.length;
-      let turn = this.turns.get(queue) ?? 0;
+      let turn = this.turns.get(group) ?? 0;
       let pick = members[turn % n];
       // Past a member that is backed up, or whose socket closed before it was dropped, to one that can take it.
       for (let i = 0; i < n && (pick.slow || !pick.isOpen); i++) pick = members[++turn % n];
-      if (pick.slow || !pick.isOpen) pick = members[(turn = this.turns.get(queue) ?? 0) % n];
+      if (pick.slow || !pick.isOpen) pick = members[(turn = this.turns.get(group) ?? 0) % n];
       out.push(pick);
-      this.turns.set(queue, (turn + 1) % n);
+      this.turns.set(group, (turn + 1) % n);
     }
     return out;
   }
 
-  /** The members of queue group `queue` that receive `subject`. */
+  /** The members of servers' queue group `queue` that receive `subject` (where a handler-acked copy may move). */
   groupMembers(subject: string, queue: string): readonly T[] {
-    return this.route(subject).groups.find(g => g.queue === queue)?.members ?? [];
+    const group = groupKey(queue, false);
+    return this.route(subject).groups.find(g => g.group === group)?.members ?? [];
   }
 
   /** Whether `session` subscribes to `subject` (queue groups aside). */
@@ -130,18 +144,18 @@ export class SubscriptionIndex<T extends Routable = Routable> {
     if (cached !== undefined) return cached;
     const buckets: Array<Bucket<T>> = [];
     for (const bucket of this.buckets.values()) if (bucket.match(subject)) buckets.push(bucket);
-    const byQueue = new Map<string | null, Array<Bucket<T>>>();
+    const byGroup = new Map<string | null, Array<Bucket<T>>>();
     for (const b of buckets) {
-      const same = byQueue.get(b.queue);
-      if (same === undefined) byQueue.set(b.queue, [b]);
+      const same = byGroup.get(b.group);
+      if (same === undefined) byGroup.set(b.group, [b]);
       else same.push(b);
     }
     const route: EventRoute<T> = { plain: [], groups: [], buckets, owned: 0 };
-    for (const [queue, same] of byQueue) {
+    for (const [group, same] of byGroup) {
       const members = same.length === 1 ? same[0].members : [...new Set(same.flatMap(b => b.members))];
       if (same.length > 1) route.owned += members.length;
-      if (queue === null) route.plain = members;
-      else route.groups.push({ queue, members });
+      if (group === null) route.plain = members;
+      else route.groups.push({ group, members });
     }
     this.cache.set(subject, route, routeCost(subject, route));
     return route;
@@ -153,4 +167,9 @@ export class SubscriptionIndex<T extends Routable = Routable> {
     for (const b of this.buckets.values()) subscriptions += b.set.size;
     return { subscriptions, queueGroups: this.turns.size };
   }
+}
+
+/** The queue group key of a node's subscriptions; null for a plain subscriber. */
+function groupOf(session: Routable): string | null {
+  return session.queue === null ? null : groupKey(session.queue, session.passive === true);
 }
