@@ -5,7 +5,8 @@ import tseslint from 'typescript-eslint';
 import wsrelay from './scripts/eslint/spec-function-lines.mjs';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', 'coverage/**', 'bench/results/**', 'examples/**'] },
+  // The examples are apps of their own, with their own settings; the browser example runs from this repository.
+  { ignores: ['**/node_modules/**', '**/dist/**', 'coverage/**', 'bench/results/**', 'examples/*', '!examples/browser'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -59,6 +60,11 @@ export default tseslint.config(
       '@typescript-eslint/unbound-method': 'off',
       'no-useless-assignment': 'off',
     },
+  },
+  {
+    // The browser example's page runs in a browser (typed by its own tsconfig: DOM, no Node).
+    files: ['examples/browser/page/**/*.ts'],
+    languageOptions: { globals: { ...globals.browser } },
   },
   {
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],

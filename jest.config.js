@@ -13,7 +13,8 @@ export default {
   },
   // The packages are imported by name, as users import them: from their build (libs/*/dist), made current first.
   globalSetup: '<rootDir>/scripts/jest-build.mjs',
-  modulePathIgnorePatterns: ['<rootDir>/examples/'],
+  // The examples are apps of their own (test/packages installs them), except the browser example, which runs from here.
+  modulePathIgnorePatterns: ['<rootDir>/examples/(?!browser/)'],
   testTimeout: 20000,
   reporters: ['default', '<rootDir>/scripts/summary-reporter.cjs'],
 };

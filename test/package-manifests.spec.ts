@@ -20,7 +20,7 @@ interface Manifest {
 }
 
 const ROOT = resolve(import.meta.dirname, '..');
-const PACKAGES = ['protocol', 'transport', 'relay'];
+const PACKAGES = ['protocol', 'transport', 'relay', 'client'];
 
 /** Declared but never imported by name, and why they are declared anyway. */
 const USED_WITHOUT_IMPORT: Record<string, string> = {
@@ -79,13 +79,13 @@ describe.each(PACKAGES)('@wsrelay/%s', name => {
   });
 });
 
-it('the three packages share one version', () => {
+it('the packages share one version', () => {
   const versions = PACKAGES.map(n => (JSON.parse(readFileSync(join(ROOT, 'libs', n, 'package.json'), 'utf8')) as Manifest).version);
   expect(new Set(versions).size).toBe(1);
 });
 
-it('the protocol package runs in browsers: no Node built-in or Node-only package in its build', () => {
-  const dist = join(ROOT, 'libs/protocol/dist');
+it.each(['protocol', 'client'])('the %s package runs in browsers: no Node built-in or Node-only package in its build', name => {
+  const dist = join(ROOT, 'libs', name, 'dist');
   const source = files(dist, '.js')
     .map(p => readFileSync(p, 'utf8'))
     .join('\n');
@@ -104,6 +104,7 @@ it('the release script sets one version on the packages, their sibling requireme
     for (const n of PACKAGES) expect(read(`libs/${n}`).version).toBe('2.3.4-rc.1');
     expect(read('libs/relay').dependencies?.['@wsrelay/protocol']).toBe('2.3.4-rc.1');
     expect(read('libs/transport').dependencies?.['@wsrelay/protocol']).toBe('2.3.4-rc.1');
+    expect(read('libs/client').dependencies?.['@wsrelay/protocol']).toBe('2.3.4-rc.1');
     expect(read('examples/nest-esm-service').dependencies?.['@wsrelay/transport']).toBe('^2.3.4-rc.1');
     // Peer ranges (Nest, rxjs) are not the release's to change.
     const original = JSON.parse(readFileSync(join(ROOT, 'libs/relay/package.json'), 'utf8')) as Manifest;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Packs the three packages (built first: `npm run build:packages`) into OUT
+// Packs the packages (built first: `npm run build:packages`) into OUT
 // with `npm pack`, and writes OUT/relay-deployment.json: the package.json of
 // a relay deployment (the relay and protocol tarballs, their peer
 // dependencies pinned to the versions this repository is tested with, and
@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-const PACKAGES = ['libs/protocol', 'libs/transport', 'libs/relay'];
+const PACKAGES = ['libs/protocol', 'libs/transport', 'libs/relay', 'libs/client'];
 const root = resolve(import.meta.dirname, '../..');
 const out = resolve(process.argv[2] ?? 'packs');
 mkdirSync(out, { recursive: true });

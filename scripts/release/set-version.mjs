@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Sets one version on the three packages: their own "version", the exact
+// Sets one version on the packages: their own "version", the exact
 // version each requires of its siblings, the range the examples install
 // (^VERSION), and the root package. Then refreshes the lockfile (not with
 // --no-lockfile, or when --root names another tree).
@@ -20,7 +20,7 @@ if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version ?? '')) {
   process.exit(2);
 }
 
-const PACKAGES = ['libs/protocol', 'libs/transport', 'libs/relay'];
+const PACKAGES = ['libs/protocol', 'libs/transport', 'libs/relay', 'libs/client'];
 const EXAMPLES = ['examples/nest-cjs-gateway', 'examples/nest-esm-service'];
 
 function update(dir, change) {

@@ -1,5 +1,5 @@
 /**
- * What a user installs, used the way a user uses it. The three packages are
+ * What a user installs, used the way a user uses it. The packages are
  * packed with `npm pack` (scripts/deploy/pack.mjs, as the Dockerfile does);
  * the tarballs must hold their build, README and LICENSE only, and pass
  * publint and Are the Types Wrong. They are installed into fresh copies of
@@ -29,7 +29,7 @@ const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
 const WORK = mkdtempSync(join(tmpdir(), 'wsrelay-packages-'));
 const PACKS = join(WORK, 'packs');
-const PACKAGES = ['protocol', 'transport', 'relay'] as const;
+const PACKAGES = ['protocol', 'transport', 'relay', 'client'] as const;
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'libs/relay/package.json'), 'utf8')) as { version: string }).version;
 const tarball = (name: string) => join(PACKS, `wsrelay-${name}-${VERSION}.tgz`);
 const OTHER_NODES = (process.env.WSRELAY_NODE_VERSIONS ?? '22,24,26').split(',').filter(Boolean);
