@@ -497,6 +497,21 @@ describe('@wsrelay/client against a bare ws server', () => {
     expect(fake.sockets).toHaveLength(1);
   });
 
+  it('backs off further while each session is closed right after its WELCOME (the backoff starts over only after a session lasts)', async () => {
+    const fake = cleanup.track(
+      await fakeRelay((socket, _hello, codec) => {
+        socket.send(welcome(codec));
+        socket.close(CloseCode.NODE_ID_CONFLICT, 'node id conflict');
+      }),
+    );
+    const c = cleanup.track(client({ url: fake.url, reconnect: { initialDelayMs: 1, maxDelayMs: 50, multiplier: 2, jitter: 0 } }));
+    const retries: number[] = [];
+    const fourth = new Promise<void>(resolve => c.on('reconnecting', attempt => void (retries.push(attempt) === 4 && resolve())));
+    await c.connect();
+    await fourth;
+    expect(retries).toEqual([1, 2, 3, 4]);
+  });
+
   it('on GOAWAY opens a new session at once; a call in flight on the old one completes there', async () => {
     let held: { socket: WebSocket; id: number } | undefined;
     const requested = new EventEmitter();

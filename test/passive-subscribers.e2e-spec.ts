@@ -86,6 +86,37 @@ describe('passive subscribers', () => {
       ]);
     });
 
+    it("is not given the emitter's verified claims, which a server subscriber gets", async () => {
+      const tab = await browser('tab', ['orders.>'], browserClaims(['orders.>']));
+      const service = track(await RawNode.hello(relay.url, 'service', { ...(await bearer({ claims: SERVER })), events: ['orders.>'] }));
+      const server = await emitter({ ...SERVER, email: 'ops@example.com' });
+      expect(await firstValueFrom(server.emit('orders.created', 1))).toEqual({ recipients: 2 });
+      await until(() => eventsOf(tab).length === 1 && eventsOf(service).length === 1, 5000, 'both copies');
+      expect(eventsOf(tab)[0].claims).toBeNull();
+      expect(decodePayload(eventsOf(service)[0].claims!)).toMatchObject({ email: 'ops@example.com' });
+    });
+
+    it('is not listed by DISCOVER (it serves nothing)', async () => {
+      track(await browser('tab', ['orders.>'], browserClaims(['orders.>'])));
+      const service = track(await RawNode.hello(relay.url, 'service', { ...(await bearer({ claims: SERVER })), events: ['orders.>'] }));
+      service.send({ type: FrameType.Discover, id: 1 });
+      const nodes = (await service.next(f => f.type === FrameType.Nodes)) as { nodes: Array<{ nodeId: string }> };
+      expect(nodes.nodes.map(n => n.nodeId)).toEqual(['service']);
+    });
+
+    it('may announce at most 32 subscriptions (FORBIDDEN, close 4403)', async () => {
+      const many = Array.from({ length: 33 }, (_, i) => `orders.${i}`);
+      const refused = await refusedHello(browserClaims(['orders.>']), { events: many });
+      expect(refused.error).toMatchObject({
+        code: RelayErrorCode.FORBIDDEN,
+        message: expect.stringMatching(/at most 32 subjects; this HELLO has 33/),
+      });
+      expect(refused.close).toBe(CloseCode.FORBIDDEN);
+      track(
+        await RawNode.hello(relay.url, 'enough', { ...(await bearer({ claims: browserClaims(['orders.>']) })), events: many.slice(1) }),
+      );
+    });
+
     it('refuses a subscription its token does not cover (FORBIDDEN naming the subject, close 4403)', async () => {
       const wider = await refusedHello(browserClaims(['orders.>', 'audit.eu.*']), { events: ['orders.>', 'audit.>'] });
       expect(wider.error).toMatchObject({ code: RelayErrorCode.FORBIDDEN, message: expect.stringMatching(/subscribing to "audit\.>"/) });

@@ -1,9 +1,9 @@
 import { SignJWT } from 'jose';
 
-/** What a signed-in page may do: call three patterns, chat, and listen to orders and chat. */
+/** What a signed-in page may do: call three patterns, chat (not the provider's `chat.notice`), and listen to orders and chat. */
 export const PAGE_PERMISSIONS = {
   call: ['greet', 'count', 'slow'],
-  publish: ['chat.>'],
+  publish: ['chat.message'],
   subscribe: ['orders.>', 'chat.>'],
 };
 

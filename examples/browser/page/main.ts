@@ -112,7 +112,7 @@ async function signIn(name: string): Promise<RelayClient> {
 }
 
 function showEvent(subject: string, data: unknown): void {
-  if (subject === 'chat.notice') confirmCancellation(data as Notice);
+  if (subject === 'chat.notice' && isNotice(data)) confirmCancellation(data);
   const code = document.createElement('code');
   code.textContent = subject;
   const text = document.createElement('span');
@@ -177,6 +177,12 @@ async function startSlow(client: RelayClient): Promise<void> {
     setDisabled('slow-start', false);
     setDisabled('slow-cancel', true);
   }
+}
+
+/** A provider's notice as it sends one (anything else is shown as an event only). */
+function isNotice(data: unknown): data is Notice {
+  const n = data as Partial<Notice> | null;
+  return typeof n === 'object' && n !== null && typeof n.id === 'string' && typeof n.afterMs === 'number' && typeof n.reason === 'string';
 }
 
 function confirmCancellation(notice: Notice): void {

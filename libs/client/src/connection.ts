@@ -54,6 +54,8 @@ export class Connection {
   /** Sessions the relay sent GOAWAY on: still delivering answers to what went out on them. */
   private readonly draining = new Set<Session>();
   private attempt = 0;
+  /** When the last session was welcomed (undefined: none since the last retry). */
+  private welcomedAt: number | undefined;
   private lastError: Error | undefined;
   /** Why the current attempt cannot succeed by retrying, reported when its socket closes. */
   private fatal: RelayError | undefined;
@@ -159,7 +161,9 @@ export class Connection {
       socket = new this.config.WebSocket(this.config.url, subprotocols(jwt));
     } catch (err) {
       // The runtime refuses the URL itself (a browser: ws:// from an https:// page, a blocked host): retrying cannot help.
-      this.stop(clientErrors.refused(RelayErrorCode.RELAY_UNAVAILABLE, `Cannot open ${this.config.url}: ${(err as Error).message}`));
+      // The runtime may quote the offered subprotocols, the token among them: never repeated.
+      const why = (err as Error).message.replace(/access_token\.\S+/g, 'access_token.<redacted>');
+      this.stop(clientErrors.refused(RelayErrorCode.RELAY_UNAVAILABLE, `Cannot open ${this.config.url}: ${why}`));
       return;
     }
     socket.binaryType = 'arraybuffer';
@@ -259,7 +263,8 @@ export class Connection {
     clearTimeout(this.handshakeTimer);
     session.credit = agreesOnCredit(welcome);
     this.machine.fire('welcomed');
-    this.attempt = 0;
+    // The backoff starts over only once this session has lasted (see retryLater): a relay that welcomes and then closes is not hammered.
+    this.welcomedAt = Date.now();
     this.lastError = undefined;
     this.heartbeat.start(
       welcome.heartbeatIntervalMs > 0
@@ -348,6 +353,8 @@ export class Connection {
   }
 
   private retryLater(): void {
+    if (this.welcomedAt !== undefined && Date.now() - this.welcomedAt >= this.config.heartbeatIntervalMs) this.attempt = 0;
+    this.welcomedAt = undefined;
     const delay = backoffDelay(this.attempt++, this.config.reconnect);
     this.events.emit('reconnecting', this.attempt, delay);
     this.retryTimer = setTimeout(() => void this.open(), delay);

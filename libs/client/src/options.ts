@@ -134,7 +134,7 @@ function optionProblems(c: ClientConfig): string[] {
     timeoutProblem('timeoutMs', c.timeoutMs),
     integerIn(c.heartbeatIntervalMs, 10, MAX_TIMEOUT_MS) ? null : `heartbeatIntervalMs must be an integer from 10 to ${MAX_TIMEOUT_MS}`,
     integerIn(c.streamWindow, 0, MAX_CREDIT) ? null : `streamWindow must be an integer from 0 to ${MAX_CREDIT}`,
-    r.initialDelayMs >= 0 ? null : 'reconnect.initialDelayMs must be 0 or more',
+    r.initialDelayMs >= 1 ? null : 'reconnect.initialDelayMs must be 1 or more',
     r.maxDelayMs >= r.initialDelayMs ? null : 'reconnect.maxDelayMs must not be below reconnect.initialDelayMs',
     r.multiplier >= 1 ? null : 'reconnect.multiplier must be 1 or more',
     r.jitter >= 0 && r.jitter <= 1 ? null : 'reconnect.jitter must be from 0 to 1',

@@ -117,6 +117,8 @@ export const RelayErrorMessages = {
     `The stream of ${quote(pattern)} was stopped: its provider sent more values than the caller had granted credit for.`,
   versionNotSpoken: (version: number, supported: readonly number[]) =>
     `The relay chose protocol version ${version}, which this node does not speak (it speaks ${supported.join(', ')}).`,
+  tooManyPassiveSubscriptions: (given: number, max: number) =>
+    `Forbidden: a passive client may subscribe to at most ${max} subjects; this HELLO has ${given}.`,
   relayUnsentOver: (buffered: number, max: number) => `slow consumer: ${buffered} bytes unsent, the relay's unsent bytes over ${max}`,
 } as const;
 

@@ -178,6 +178,16 @@ describe('EventAcks', () => {
       expect(t.acks.size).toBe(0);
     });
 
+    it('for a passive member of a queue group (an earlier relay took it for a server) go back to move to a real member', () => {
+      const browser = fakeNode(t.world, { nodeId: 'tab', events: [PATTERN], queue: 'billing' }, { ...OPEN_IDENTITY, isServer: false });
+      t.world.route(browser);
+      t.acks.relay(r, t.world, PATTERN, [['tab', 44, 1]], bytesFor);
+      expect(browser.session.socket.sent).toEqual([]);
+      expect(send.mock.calls.map(([, m]) => m)).toEqual([
+        { type: Cmt.Handled, did: 44, code: RelayErrorCode.PROVIDER_DISCONNECTED, error: null },
+      ]);
+    });
+
     it('are answered PROVIDER_DISCONNECTED when their node leaves, and dropped unanswered when their relay is gone', () => {
       const [a, b] = [t.node('a'), t.node('b')];
       t.acks.relay(

@@ -92,6 +92,7 @@ export class EventFanout {
     if (world === undefined) return;
     this.tracing?.published(m.pattern, m.ext, m.emitterNodeId, m.targets.length, from);
     let bytes: WebSocketMessage | undefined;
+    let anonymous: WebSocketMessage | undefined;
     let unreachable = 0;
     for (const nodeId of m.targets) {
       const node = world.nodes.get(nodeId);
@@ -100,15 +101,18 @@ export class EventFanout {
         unreachable++;
         continue;
       }
-      bytes ??= this.codec.encodeMessage(eventFrame(m, m.id, m.emitterNodeId, m.claims));
-      node.send(bytes);
+      // A passive subscriber (a browser) is not given the emitter's verified claims.
+      if (node.passive) node.send((anonymous ??= this.codec.encodeMessage(eventFrame(m, m.id, m.emitterNodeId, null))));
+      else node.send((bytes ??= this.codec.encodeMessage(eventFrame(m, m.id, m.emitterNodeId, m.claims))));
     }
     if (unreachable > 0) this.observer?.eventDropped(EventDrop.Unreachable, unreachable);
   }
 
   /** Handler-acked copies another relay asks this one to hand to its nodes. */
   remoteEventCopies(relay: RemoteRelay, m: Msg<Cmt.EventCopies>): void {
-    const frame = (id: number, attempt?: number) => this.codec.encode(eventFrame(m, id, m.emitterNodeId, m.claims, attempt));
+    // A plain copy (no attempt) goes to a passive subscriber only: without the emitter's claims.
+    const frame = (id: number, attempt?: number) =>
+      this.codec.encode(eventFrame(m, id, m.emitterNodeId, attempt === undefined ? null : m.claims, attempt));
     this.acks.relay(relay, this.worlds.get(m.tenant), m.pattern, m.copies, frame);
   }
 
@@ -135,6 +139,7 @@ export class EventFanout {
   /** A plain event: one encoding for every local recipient, one cluster message per other relay. */
   private deliver(emitter: LocalNode, frame: EventFrame, recipients: readonly Routable[]): number {
     let bytes: WebSocketMessage | undefined;
+    let anonymous: WebSocketMessage | undefined;
     let remote: Map<RemoteRelay, string[]> | undefined;
     let delivered = 0;
     for (const node of recipients) {
@@ -146,8 +151,10 @@ export class EventFanout {
         else targets.push(node.nodeId);
         continue;
       }
-      bytes ??= this.codec.encodeMessage(eventFrame(frame, frame.id, emitter.nodeId, emitter.claims));
-      (node as LocalNode).send(bytes);
+      // A passive subscriber (a browser) is not given the emitter's verified claims.
+      if (node.passive === true)
+        (node as LocalNode).send((anonymous ??= this.codec.encodeMessage(eventFrame(frame, frame.id, emitter.nodeId, null))));
+      else (node as LocalNode).send((bytes ??= this.codec.encodeMessage(eventFrame(frame, frame.id, emitter.nodeId, emitter.claims))));
       delivered++;
     }
     if (remote !== undefined) delivered += this.forward(emitter, frame, remote);

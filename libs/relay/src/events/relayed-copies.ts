@@ -63,7 +63,12 @@ export class RelayedCopies {
         continue;
       }
       if (node.passive) {
-        // A relay that does not know it is passive (an earlier version): it cannot answer, so a plain copy, settled at once.
+        // A relay that does not know it is passive (an earlier version) took it for a member of a servers' queue
+        // group: the copy goes back, to move to a real member; a plain subscriber gets a plain copy, settled at once.
+        if (node.queue !== null) {
+          this.answer(relay, did, RelayErrorCode.PROVIDER_DISCONNECTED, null);
+          continue;
+        }
         node.send(bytesFor(0));
         this.answer(relay, did, null, null);
         continue;

@@ -59,6 +59,9 @@ const ACTION_WORDS: Record<PermissionAction, string> = {
  * (compiled once per token, so a check is a cached lookup). A frame that
  * fails gets its RelayError (BAD_FRAME or FORBIDDEN) and is not routed.
  */
+/** The most subscriptions a passive client (a browser) may announce. */
+export const MAX_PASSIVE_SUBSCRIPTIONS = 32;
+
 export class FramePolicy {
   constructor(private readonly membership: Membership) {}
 
@@ -73,6 +76,13 @@ export class FramePolicy {
     if (rule.server && !identity.isServer) {
       if (frame.type !== FrameType.Hello) throw forbiddenPassive('answer requests');
       if (frame.patterns.length > 0) throw forbiddenPassive('serve patterns');
+      // Browsers are many and come and go: each may hold only a few subscriptions (servers are few and stable).
+      if (frame.events.length > MAX_PASSIVE_SUBSCRIPTIONS) {
+        throw refusalError(
+          RelayErrorCode.FORBIDDEN,
+          RelayErrorMessages.tooManyPassiveSubscriptions(frame.events.length, MAX_PASSIVE_SUBSCRIPTIONS),
+        );
+      }
     }
     if (rule.permission === undefined) return;
     const perms = identity.permissions;
