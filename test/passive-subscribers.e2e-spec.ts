@@ -96,12 +96,28 @@ describe('passive subscribers', () => {
       expect(decodePayload(eventsOf(service)[0].claims!)).toMatchObject({ email: 'ops@example.com' });
     });
 
-    it('is not listed by DISCOVER (it serves nothing)', async () => {
-      track(await browser('tab', ['orders.>'], browserClaims(['orders.>'])));
-      const service = track(await RawNode.hello(relay.url, 'service', { ...(await bearer({ claims: SERVER })), events: ['orders.>'] }));
+    it('is listed by DISCOVER without the service label it chose (it cannot pass itself off as a service)', async () => {
+      const tab = track(
+        await RawNode.hello(relay.url, 'labelled-tab', {
+          ...(await bearer({ claims: browserClaims(['orders.>']) })),
+          events: ['orders.>'],
+          service: 'payments',
+        }),
+      );
+      const service = track(
+        await RawNode.hello(relay.url, 'billing-service', {
+          ...(await bearer({ claims: SERVER })),
+          events: ['orders.>'],
+          service: 'billing',
+        }),
+      );
       service.send({ type: FrameType.Discover, id: 1 });
-      const nodes = (await service.next(f => f.type === FrameType.Nodes)) as { nodes: Array<{ nodeId: string }> };
-      expect(nodes.nodes.map(n => n.nodeId)).toEqual(['service']);
+      const nodes = (await service.next(f => f.type === FrameType.Nodes)) as { nodes: Array<{ nodeId: string; service: string | null }> };
+      expect(nodes.nodes.map(n => [n.nodeId, n.service]).sort()).toEqual([
+        ['billing-service', 'billing'],
+        ['labelled-tab', null],
+      ]);
+      expect(tab.closeCode).toBeUndefined();
     });
 
     it('may announce at most 32 subscriptions (FORBIDDEN, close 4403)', async () => {

@@ -203,9 +203,9 @@ export class Membership {
    * The nodes in a tenant's routing as DISCOVER lists them to a connection
    * with `permissions`: only the patterns it may call and the subscriptions
    * it may emit to; a node with neither is left out. A connection that may
-   * call and emit everything (the default) sees every node. Passive
-   * clients (browsers) are not listed: they serve nothing, and their node
-   * ids and labels are their own business.
+   * call and emit everything (the default) sees every node. A passive
+   * client (a browser) is listed without a service label: it chose its own,
+   * and must not pass itself off as a service.
    */
   discover(tenant: string, permissions: Permissions): NodeInfo[] {
     const world = this.worlds.get(tenant);
@@ -213,11 +213,10 @@ export class Membership {
     const all = permissions.callsAndPublishesAll;
     const nodes: NodeInfo[] = [];
     for (const node of world.nodes.values()) {
-      if (node.passive === true) continue;
       const patterns = node.patterns.filter(p => permissions.allows('call', p));
       const events = node.events.filter(e => permissions.mayPublishTo(e));
       if (all || patterns.length + events.length > 0)
-        nodes.push({ nodeId: node.nodeId, service: node.service, patterns, events, queue: node.queue });
+        nodes.push({ nodeId: node.nodeId, service: node.passive === true ? null : node.service, patterns, events, queue: node.queue });
     }
     return nodes;
   }
